@@ -1,0 +1,132 @@
+//! The one error type of Roster's use cases. Every variant has a stable code and an HTTP status, so the API
+//! and the CLI (exit codes) report the same failure the same way.
+
+use roster_directory::DirectoryError;
+use roster_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Wrong password and unknown user alike: the answer must not tell them apart.
+    #[error("the user name or password is wrong")]
+    LogonFailed,
+    #[error("the password is empty; enter your password")]
+    EmptyPassword,
+    #[error("you don't have the privilege to log on; ask your administrator")]
+    LogonNotAllowed,
+    #[error("you are not logged on, or your session has expired; log on again")]
+    Unauthenticated,
+    #[error("only an administrator may {0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{message}")]
+    InvalidSetting { key: String, message: String },
+    #[error(
+        "this user logs on with the directory password, but the configured directory can't check passwords: {0}"
+    )]
+    DirectoryLogonUnavailable(String),
+    #[error(
+        "no directory is configured; set one with `roster directory set --file settings.toml` or PUT /api/v1/directory"
+    )]
+    NoDirectory,
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error("{message} (run #{run_id})")]
+    RunFailed {
+        run_id: i64,
+        code: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the encryption key for stored secrets is unusable: {0}")]
+    SecretKey(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// How a failure should be answered, independent of the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    Conflict,
+    /// A directory or database we depend on failed or can't be reached.
+    Unavailable,
+    Internal,
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::LogonFailed => "AP001-logon-failed",
+            AppError::EmptyPassword => "AP002-empty-password",
+            AppError::LogonNotAllowed => "AP003-logon-not-allowed",
+            AppError::Unauthenticated => "AP004-unauthenticated",
+            AppError::Forbidden(_) => "AP005-forbidden",
+            AppError::NotFound(_) => "AP006-not-found",
+            AppError::Invalid(_) => "AP007-invalid",
+            AppError::InvalidSetting { .. } => "AP008-invalid-setting",
+            AppError::DirectoryLogonUnavailable(_) => "AP009-directory-logon-unavailable",
+            AppError::NoDirectory => "AP010-no-directory",
+            AppError::SecretKey(_) => "AP011-secret-key",
+            AppError::Internal(_) => "AP012-internal",
+            AppError::RunFailed { code, .. } => code,
+            AppError::Directory(e) => e.code(),
+            AppError::Store(e) => e.code(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            AppError::LogonFailed | AppError::Unauthenticated => ErrorKind::Unauthenticated,
+            AppError::EmptyPassword
+            | AppError::Invalid(_)
+            | AppError::InvalidSetting { .. }
+            | AppError::NoDirectory => ErrorKind::BadRequest,
+            AppError::LogonNotAllowed | AppError::Forbidden(_) => ErrorKind::Forbidden,
+            AppError::NotFound(_) => ErrorKind::NotFound,
+            AppError::DirectoryLogonUnavailable(_) | AppError::RunFailed { .. } => {
+                ErrorKind::Unavailable
+            }
+            AppError::Directory(e) => {
+                if matches!(
+                    e,
+                    DirectoryError::InvalidSettings { .. }
+                        | DirectoryError::NotConfigured
+                        | DirectoryError::UnsupportedType
+                ) {
+                    ErrorKind::BadRequest
+                } else {
+                    ErrorKind::Unavailable
+                }
+            }
+            AppError::Store(e) => match e {
+                StoreError::DuplicateUserName(_)
+                | StoreError::DuplicateEmail { .. }
+                | StoreError::RunInProgress { .. }
+                | StoreError::StaleSnapshot => ErrorKind::Conflict,
+                StoreError::NotFound(_) => ErrorKind::NotFound,
+                StoreError::BuiltinAdmin(_) => ErrorKind::Forbidden,
+                StoreError::Locked => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+            AppError::SecretKey(_) | AppError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// The settings key at fault, when there is one, so a form can show the message next to it.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::InvalidSetting { key, .. } => Some(key),
+            AppError::Directory(DirectoryError::InvalidSettings { key, .. }) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, AppError>;

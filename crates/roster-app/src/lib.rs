@@ -1,0 +1,620 @@
+//! Roster's use cases: logon, user management, directory settings, Test Settings (preview) and Synchronize
+//! now. The HTTP API and the CLI are thin front ends over [`Roster`]; neither talks to the store or a
+//! connector directly, so both enforce the same rules and write the same audit lines.
+
+pub mod error;
+pub mod passwords;
+pub mod secrets;
+mod sync;
+
+use roster_core::plan::ReportCounts;
+use roster_core::privileges::DefaultPrivileges;
+use roster_core::user::{AuditEntry, AuthMethod, Folder, User};
+use roster_core::{Clock, EmailAddress, FolderRight, Privilege, Timestamp, UserName};
+use roster_store::{Actor, NewUserRecord, Page, Store, UserPatch};
+use secrets::SecretBox;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub use error::{AppError, ErrorKind, Result};
+pub use sync::{RunReport, SyncPhase, SyncProgress};
+
+/// Who is asking.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Someone logged on through the API.
+    User(Box<User>),
+    /// An administrator at the machine, using the CLI on the data directory (`cli:<os user>`).
+    Local(String),
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        match self {
+            Caller::User(u) => Actor(u.name.to_string()),
+            Caller::Local(who) => Actor(format!("cli:{who}")),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Caller::User(u) => u.builtin_admin,
+            Caller::Local(_) => true,
+        }
+    }
+
+    fn require_admin(&self, what: &'static str) -> Result<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(what))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Session {
+    /// The bearer token; shown once, stored only as a hash.
+    pub token: String,
+    pub expires_at: Timestamp,
+    pub user: User,
+}
+
+/// A user to create by hand.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserInput {
+    pub name: String,
+    #[serde(default)]
+    pub full_name: String,
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub auth: AuthMethod,
+    /// Required for local authentication; never returned.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Defaults to the default privileges.
+    #[serde(default)]
+    pub privileges: Option<BTreeSet<Privilege>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdateInput {
+    pub full_name: Option<String>,
+    pub emails: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct FolderRightsInput {
+    /// Folder name or numeric id.
+    pub folder: String,
+    pub rights: BTreeSet<FolderRight>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrivilegesInput {
+    pub privileges: BTreeSet<Privilege>,
+    /// Folder access to set; folders not named keep their access.
+    #[serde(default)]
+    pub folders: Vec<FolderRightsInput>,
+}
+
+/// How the application is put together; the binary fills it from flags and the environment.
+#[derive(Debug, Clone)]
+pub struct SessionPolicy {
+    pub ttl_seconds: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            ttl_seconds: 12 * 3600,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Roster {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    secrets: SecretBox,
+    sessions: SessionPolicy,
+    directory_cache: tokio::sync::Mutex<Option<(String, Arc<dyn roster_directory::Directory>)>>,
+}
+
+/// What [`Roster::bootstrap`] did on first start.
+#[derive(Debug)]
+pub struct Bootstrap {
+    /// The generated administrator password, to print once. `None` if it was given or already set.
+    pub generated_admin_password: Option<String>,
+    pub admin_created: bool,
+}
+
+impl Roster {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        secrets: SecretBox,
+        sessions: SessionPolicy,
+    ) -> Roster {
+        Roster {
+            store,
+            clock,
+            secrets,
+            sessions,
+            directory_cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Creates the built-in administrator on first start, with `admin_password` or a generated one.
+    pub async fn bootstrap(&self, admin_password: Option<&str>) -> Result<Bootstrap> {
+        if self
+            .store
+            .get_user(&UserName::admin())
+            .await?
+            .is_some_and(|u| u.builtin_admin)
+        {
+            return Ok(Bootstrap {
+                generated_admin_password: None,
+                admin_created: false,
+            });
+        }
+        let (password, generated) = match admin_password.filter(|p| !p.is_empty()) {
+            Some(p) => (p.to_owned(), false),
+            None => (passwords::generate()?, true),
+        };
+        let hash = passwords::hash(password.clone()).await?;
+        let created = self.store.ensure_admin(&hash, self.now()).await?;
+        Ok(Bootstrap {
+            generated_admin_password: (created && generated).then_some(password),
+            admin_created: created,
+        })
+    }
+
+    // ---- logon -------------------------------------------------------------------------------------
+
+    /// Checks a user's password (local or directory) and their `log_on` privilege.
+    pub async fn verify_logon(&self, name: &str, password: &str) -> Result<User> {
+        if password.is_empty() {
+            return Err(AppError::EmptyPassword);
+        }
+        let Ok(name) = UserName::parse(name) else {
+            passwords::verify(password.to_owned(), None).await?;
+            return Err(AppError::LogonFailed);
+        };
+        let Some(creds) = self.store.credentials(&name).await? else {
+            passwords::verify(password.to_owned(), None).await?;
+            return Err(AppError::LogonFailed);
+        };
+        let accepted = match creds.auth {
+            AuthMethod::Local => {
+                passwords::verify(password.to_owned(), creds.password_hash.clone()).await?
+            }
+            AuthMethod::Directory => self.directory_password_ok(&creds, password).await?,
+        };
+        if !accepted {
+            self.store
+                .audit(
+                    &Actor(creds.name.to_string()),
+                    "logon.failed",
+                    creds.name.as_str(),
+                    &format!("{} password rejected", creds.auth.as_str()),
+                    self.now(),
+                )
+                .await?;
+            return Err(AppError::LogonFailed);
+        }
+        if !creds.can_log_on {
+            return Err(AppError::LogonNotAllowed);
+        }
+        self.store
+            .get_user_by_id(creds.user_id)
+            .await?
+            .ok_or(AppError::LogonFailed)
+    }
+
+    async fn directory_password_ok(
+        &self,
+        creds: &roster_store::Credentials,
+        password: &str,
+    ) -> Result<bool> {
+        let Some(settings) = self.load_directory_settings().await? else {
+            return Err(AppError::DirectoryLogonUnavailable(
+                "no directory is configured".into(),
+            ));
+        };
+        let directory = self.directory(&settings).await?;
+        let dn = creds
+            .link
+            .as_ref()
+            .filter(|l| l.source == directory.source())
+            .and_then(|l| l.dn.as_deref());
+        let subject = roster_directory::LogonSubject {
+            name: creds.name.as_str(),
+            dn,
+        };
+        let secret = roster_core::directory::Secret::new(password);
+        match directory.authenticate(&subject, &secret).await {
+            Ok(roster_directory::LogonOutcome::Accepted { .. }) => Ok(true),
+            Ok(roster_directory::LogonOutcome::Rejected(reason)) => {
+                tracing::info!(user = %creds.name, ?reason, "directory logon rejected");
+                Ok(false)
+            }
+            Err(e @ roster_directory::DirectoryError::LogonUnsupported) => {
+                Err(AppError::DirectoryLogonUnavailable(e.to_string()))
+            }
+            Err(e) => Err(AppError::Directory(e)),
+        }
+    }
+
+    /// Logs on and returns a new session token.
+    pub async fn logon(&self, name: &str, password: &str) -> Result<Session> {
+        let user = self.verify_logon(name, password).await?;
+        let token = format!(
+            "rst_{}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                secrets::random_bytes::<32>()?
+            )
+        );
+        let now = self.now();
+        let expires_at = now.plus_seconds(self.sessions.ttl_seconds);
+        self.store
+            .create_session(&token_hash(&token), user.id, now, expires_at)
+            .await?;
+        self.store
+            .audit(
+                &Actor(user.name.to_string()),
+                "logon",
+                user.name.as_str(),
+                "session started",
+                now,
+            )
+            .await?;
+        Ok(Session {
+            token,
+            expires_at,
+            user,
+        })
+    }
+
+    /// The user behind a bearer token; they must still hold `log_on`.
+    pub async fn authenticate_token(&self, token: &str) -> Result<Caller> {
+        let user = self
+            .store
+            .session_user(&token_hash(token), self.now())
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        if !user.privileges.contains(&Privilege::LogOn) {
+            return Err(AppError::Unauthenticated);
+        }
+        Ok(Caller::User(Box::new(user)))
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<()> {
+        Ok(self.store.delete_session(&token_hash(token)).await?)
+    }
+
+    // ---- users ------------------------------------------------------------------------------------
+
+    pub async fn list_users(&self, caller: &Caller, offset: i64, limit: i64) -> Result<Page<User>> {
+        caller.require_admin("list users")?;
+        Ok(self
+            .store
+            .list_users(offset.max(0), limit.clamp(1, 1000))
+            .await?)
+    }
+
+    /// A user by name; a non-administrator may only see themselves.
+    pub async fn get_user(&self, caller: &Caller, name: &str) -> Result<User> {
+        let name = parse_user_name(name)?;
+        if let Caller::User(me) = caller {
+            if !me.builtin_admin && me.name.key() != name.key() {
+                return Err(AppError::Forbidden("see other users"));
+            }
+        }
+        self.store
+            .get_user(&name)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user named {name:?}")))
+    }
+
+    async fn target(&self, name: &str) -> Result<User> {
+        let name = parse_user_name(name)?;
+        self.store
+            .get_user(&name)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no user named {name:?}")))
+    }
+
+    pub async fn create_user(&self, caller: &Caller, input: NewUserInput) -> Result<User> {
+        caller.require_admin("create users")?;
+        let name = parse_user_name(&input.name)?;
+        if name.is_admin() {
+            return Err(AppError::Invalid(
+                "the name admin is reserved for the built-in administrator".into(),
+            ));
+        }
+        let emails = parse_emails(&input.emails)?;
+        let password_hash = match (input.auth, input.password) {
+            (AuthMethod::Local, Some(p)) if !p.is_empty() => Some(passwords::hash(p).await?),
+            (AuthMethod::Local, _) => {
+                return Err(AppError::Invalid(
+                    "a user with local authentication needs a password".into(),
+                ));
+            }
+            (AuthMethod::Directory, Some(p)) if !p.is_empty() => {
+                return Err(AppError::Invalid(
+                    "a user with directory authentication logs on with the directory password; don't give one here".into(),
+                ));
+            }
+            (AuthMethod::Directory, _) => None,
+        };
+        let defaults = self.store.default_privileges().await?;
+        let record = NewUserRecord {
+            name,
+            full_name: input.full_name.trim().to_owned(),
+            emails,
+            auth: input.auth,
+            password_hash,
+            privileges: input.privileges.unwrap_or(defaults.privileges),
+            own_folder_rights: defaults.own_folder,
+        };
+        Ok(self
+            .store
+            .create_user(&record, &caller.actor(), self.now())
+            .await?)
+    }
+
+    pub async fn update_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        input: UserUpdateInput,
+    ) -> Result<User> {
+        caller.require_admin("change users")?;
+        let user = self.target(name).await?;
+        let patch = UserPatch {
+            full_name: input.full_name.map(|f| f.trim().to_owned()),
+            emails: input.emails.as_deref().map(parse_emails).transpose()?,
+        };
+        Ok(self
+            .store
+            .update_user(user.id, &patch, &caller.actor(), self.now())
+            .await?)
+    }
+
+    /// Deletes a user; says whether the archive folder was kept (it holds messages).
+    pub async fn delete_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<roster_store::DeletedUser> {
+        caller.require_admin("delete users")?;
+        let user = self.target(name).await?;
+        Ok(self
+            .store
+            .delete_user(user.id, &caller.actor(), self.now())
+            .await?)
+    }
+
+    pub async fn set_privileges(
+        &self,
+        caller: &Caller,
+        name: &str,
+        input: PrivilegesInput,
+    ) -> Result<User> {
+        caller.require_admin("change privileges")?;
+        let user = self.target(name).await?;
+        let mut folders = Vec::new();
+        if !input.folders.is_empty() {
+            let all = self.store.list_folders().await?;
+            for f in &input.folders {
+                let found = resolve_folder(&all, &f.folder)?;
+                folders.push((found.id, f.rights.clone()));
+            }
+        }
+        let folders = (!folders.is_empty()).then_some(folders.as_slice());
+        Ok(self
+            .store
+            .set_privileges(
+                user.id,
+                &input.privileges,
+                folders,
+                &caller.actor(),
+                self.now(),
+            )
+            .await?)
+    }
+
+    pub async fn set_auth(&self, caller: &Caller, name: &str, auth: AuthMethod) -> Result<User> {
+        caller.require_admin("change how users log on")?;
+        let user = self.target(name).await?;
+        Ok(self
+            .store
+            .set_auth(user.id, auth, &caller.actor(), self.now())
+            .await?)
+    }
+
+    /// An administrator sets a user's local password.
+    pub async fn set_password(&self, caller: &Caller, name: &str, password: &str) -> Result<()> {
+        caller.require_admin("set other users' passwords")?;
+        let user = self.target(name).await?;
+        if password.is_empty() {
+            return Err(AppError::EmptyPassword);
+        }
+        let hash = passwords::hash(password.to_owned()).await?;
+        Ok(self
+            .store
+            .set_password_hash(user.id, &hash, &caller.actor(), self.now())
+            .await?)
+    }
+
+    /// A user changes their own local password (needs `change_password` and the current password).
+    pub async fn change_own_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
+        let Caller::User(me) = caller else {
+            return Err(AppError::Invalid(
+                "use `roster users set-password` from the command line".into(),
+            ));
+        };
+        if !me.builtin_admin && !me.privileges.contains(&Privilege::ChangePassword) {
+            return Err(AppError::Forbidden(
+                "change passwords (you lack the change_password privilege)",
+            ));
+        }
+        if me.auth != AuthMethod::Local {
+            return Err(AppError::Invalid(
+                "you log on with your directory password; change it in the directory".into(),
+            ));
+        }
+        if new.is_empty() {
+            return Err(AppError::EmptyPassword);
+        }
+        self.verify_logon(me.name.as_str(), current).await?;
+        let hash = passwords::hash(new.to_owned()).await?;
+        Ok(self
+            .store
+            .set_password_hash(me.id, &hash, &caller.actor(), self.now())
+            .await?)
+    }
+
+    // ---- folders, defaults, audit --------------------------------------------------------------------
+
+    pub async fn list_folders(&self, caller: &Caller) -> Result<Vec<Folder>> {
+        let all = self.store.list_folders().await?;
+        match caller {
+            Caller::User(me) if !me.builtin_admin => Ok(all
+                .into_iter()
+                .filter(|f| me.folders.iter().any(|a| a.folder_id == f.id))
+                .collect()),
+            _ => Ok(all),
+        }
+    }
+
+    /// There is no mail store yet: the count is set by hand so that the deletion rules can be exercised.
+    pub async fn set_message_count(
+        &self,
+        caller: &Caller,
+        folder: &str,
+        count: i64,
+    ) -> Result<Folder> {
+        caller.require_admin("change folders")?;
+        let all = self.store.list_folders().await?;
+        let f = resolve_folder(&all, folder)?;
+        Ok(self
+            .store
+            .set_message_count(f.id, count, &caller.actor(), self.now())
+            .await?)
+    }
+
+    pub async fn default_privileges(&self, caller: &Caller) -> Result<DefaultPrivileges> {
+        caller.require_admin("see the default privileges")?;
+        Ok(self.store.default_privileges().await?)
+    }
+
+    pub async fn set_default_privileges(
+        &self,
+        caller: &Caller,
+        defaults: DefaultPrivileges,
+    ) -> Result<DefaultPrivileges> {
+        caller.require_admin("change the default privileges")?;
+        let json =
+            serde_json::to_string(&defaults).map_err(|e| AppError::Internal(e.to_string()))?;
+        let details = format!(
+            "default privileges [{}], own folder [{}]",
+            defaults
+                .privileges
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            defaults
+                .own_folder
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.store
+            .put_setting(
+                "default_privileges",
+                &json,
+                &caller.actor(),
+                self.now(),
+                &details,
+            )
+            .await?;
+        Ok(defaults)
+    }
+
+    pub async fn audit_log(
+        &self,
+        caller: &Caller,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<AuditEntry>> {
+        caller.require_admin("read the audit log")?;
+        Ok(self
+            .store
+            .list_audit(offset.max(0), limit.clamp(1, 1000))
+            .await?)
+    }
+}
+
+/// Only the hash of a token is stored: a copy of the database can't be used to take over sessions.
+fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_user_name(raw: &str) -> Result<UserName> {
+    UserName::parse(raw).map_err(|e| AppError::Invalid(e.to_string()))
+}
+
+fn parse_emails(raw: &[String]) -> Result<Vec<EmailAddress>> {
+    let parsed = raw
+        .iter()
+        .map(|e| EmailAddress::parse(e).map_err(|e| AppError::Invalid(e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(roster_core::names::dedup_emails(parsed))
+}
+
+fn resolve_folder<'a>(all: &'a [Folder], key: &str) -> Result<&'a Folder> {
+    if let Ok(id) = key.parse::<i64>() {
+        if let Some(f) = all.iter().find(|f| f.id == id) {
+            return Ok(f);
+        }
+    }
+    let key_n = roster_core::names::name_key(key);
+    let mut owned = all
+        .iter()
+        .filter(|f| roster_core::names::name_key(&f.name) == key_n);
+    match (owned.next(), owned.next()) {
+        (Some(f), None) => Ok(f),
+        (Some(_), Some(_)) => Err(AppError::Invalid(format!(
+            "several folders are named {key:?}; give the folder's id"
+        ))),
+        (None, _) => Err(AppError::NotFound(format!("no folder named {key:?}"))),
+    }
+}
+
+/// Counts as the API shows them.
+pub type Counts = ReportCounts;

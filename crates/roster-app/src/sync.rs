@@ -1,0 +1,429 @@
+//! Directory settings, Test Settings (preview) and Synchronize now.
+//!
+//! A run is: read every entry (a failed or partial read ends the run before anything else happens), take a
+//! snapshot of the users, plan (pure), and for a sync apply the plan in one transaction that checks the
+//! snapshot is still current. The preview stops after planning. Both record the run and its report.
+
+use crate::error::{AppError, Result};
+use crate::{Caller, Roster};
+use roster_core::directory::{DirectorySettings, Secret};
+use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, plan_sync};
+use roster_directory::{Directory, ReadProgress};
+use roster_store::{NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const SETTINGS_KEY: &str = "directory";
+const PASSWORD_KEY: &str = "directory_password";
+const PASSWORD_PURPOSE: &str = "roster:directory:password";
+/// A running run whose heartbeat is older than this is taken to be dead (its process crashed).
+const STALE_AFTER_SECONDS: i64 = 120;
+const HEARTBEAT_SECONDS: u64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncPhase {
+    Reading,
+    Planning,
+    Applying,
+}
+
+/// What a front end wants to hear while a run goes on (the CLI draws a progress bar).
+pub trait SyncProgress: Send + Sync {
+    fn phase(&self, _phase: SyncPhase) {}
+    fn entries_read(&self, _total: u64) {}
+}
+
+impl SyncProgress for () {}
+
+/// The answer of Test Settings and Synchronize now: the same shape for both.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunReport {
+    pub run_id: i64,
+    pub kind: RunKind,
+    /// True for a preview: nothing was committed.
+    pub preview: bool,
+    pub directory_type: String,
+    pub entries_read: u64,
+    pub counts: ReportCounts,
+    /// One line per affected user (unchanged users are only counted).
+    pub lines: Vec<ReportLine>,
+}
+
+struct Counter<'a> {
+    read: &'a AtomicU64,
+    outer: &'a dyn SyncProgress,
+}
+
+impl ReadProgress for Counter<'_> {
+    fn entries_read(&self, total_so_far: u64) {
+        self.read.store(total_so_far, Ordering::Relaxed);
+        self.outer.entries_read(total_so_far);
+    }
+}
+
+impl Roster {
+    /// The stored settings with the password decrypted, or `None` if no directory is configured.
+    pub(crate) async fn load_directory_settings(&self) -> Result<Option<DirectorySettings>> {
+        let Some(raw) = self.store.get_setting(SETTINGS_KEY).await? else {
+            return Ok(None);
+        };
+        let mut settings: DirectorySettings = serde_json::from_str(&raw)
+            .map_err(|e| AppError::Internal(format!("stored directory settings: {e}")))?;
+        if matches!(settings, DirectorySettings::None) {
+            return Ok(None);
+        }
+        if let Some(sealed) = self.store.get_setting(PASSWORD_KEY).await? {
+            if !sealed.is_empty() {
+                let plain = self.secrets.open(PASSWORD_PURPOSE, &sealed)?;
+                settings.set_password(Some(Secret::new(plain)));
+            }
+        }
+        Ok(Some(settings))
+    }
+
+    /// The settings as the API and CLI show them: everything but the password, and whether one is set.
+    pub async fn directory_settings(&self, caller: &Caller) -> Result<serde_json::Value> {
+        caller.require_admin("see the directory settings")?;
+        let settings = self
+            .load_directory_settings()
+            .await?
+            .unwrap_or(DirectorySettings::None);
+        settings_view(&settings)
+    }
+
+    /// Replaces the directory settings. A missing password keeps the stored one (for the same type).
+    pub async fn set_directory_settings(
+        &self,
+        caller: &Caller,
+        mut settings: DirectorySettings,
+    ) -> Result<serde_json::Value> {
+        caller.require_admin("change the directory settings")?;
+        let invalid = |key: &str, message: String| AppError::InvalidSetting {
+            key: key.to_owned(),
+            message,
+        };
+        match &settings {
+            DirectorySettings::Unsupported => {
+                return Err(invalid(
+                    "type",
+                    "this directory type is not available in this version; use none, ldap or ldif (active-directory, icewarp and kerio are planned)".into(),
+                ));
+            }
+            DirectorySettings::Ldap(s) => {
+                s.validate().map_err(|e| invalid(e.key, e.to_string()))?;
+            }
+            DirectorySettings::Ldif(s) => {
+                s.validate().map_err(|e| invalid(e.key, e.to_string()))?;
+            }
+            DirectorySettings::None => {}
+        }
+        let previous = self.load_directory_settings().await?;
+        let password_changed = settings.password().is_some();
+        if let DirectorySettings::Ldap(s) = &mut settings {
+            if s.password.as_ref().is_some_and(Secret::is_empty) {
+                return Err(invalid(
+                    "password",
+                    "the password is empty: Roster never binds anonymously; give the service account's password".into(),
+                ));
+            }
+            if s.password.is_none() {
+                s.password = previous
+                    .as_ref()
+                    .filter(|p| p.type_name() == "ldap")
+                    .and_then(|p| p.password().cloned());
+            }
+            if s.password.is_none() {
+                return Err(invalid(
+                    "password",
+                    "give the password of the service account (bind_dn)".into(),
+                ));
+            }
+        }
+        let json =
+            serde_json::to_string(&settings).map_err(|e| AppError::Internal(e.to_string()))?;
+        let sealed = match settings.password() {
+            Some(p) => self.secrets.seal(PASSWORD_PURPOSE, p.expose())?,
+            None => String::new(),
+        };
+        let now = self.now();
+        let actor = caller.actor();
+        // The password first: a crash in between leaves the old settings with a new password, never
+        // new settings that point at a server with a password meant for another.
+        self.store
+            .put_setting(
+                PASSWORD_KEY,
+                &sealed,
+                &actor,
+                now,
+                if password_changed {
+                    "directory password changed"
+                } else {
+                    "directory password kept"
+                },
+            )
+            .await?;
+        let details = describe(&settings);
+        self.store
+            .put_setting(SETTINGS_KEY, &json, &actor, now, &details)
+            .await?;
+        *self.directory_cache.lock().await = None;
+        settings_view(&settings)
+    }
+
+    /// The connector for these settings, reused while they don't change (so is its service connection).
+    pub(crate) async fn directory(
+        &self,
+        settings: &DirectorySettings,
+    ) -> Result<Arc<dyn Directory>> {
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(settings).map_err(|e| AppError::Internal(e.to_string()))?);
+        hasher.update(settings.password().map(Secret::expose).unwrap_or_default());
+        let fingerprint: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut cache = self.directory_cache.lock().await;
+        if let Some((fp, d)) = cache.as_ref() {
+            if *fp == fingerprint {
+                return Ok(d.clone());
+            }
+        }
+        let d = roster_directory::connector(settings)?;
+        *cache = Some((fingerprint, d.clone()));
+        Ok(d)
+    }
+
+    /// Test Settings (`kind = Preview`) or Synchronize now (`kind = Sync`).
+    pub async fn run_directory(
+        &self,
+        caller: &Caller,
+        kind: RunKind,
+        triggered_by: &str,
+        progress: &dyn SyncProgress,
+    ) -> Result<RunReport> {
+        caller.require_admin("run a directory synchronization")?;
+        let settings = self
+            .load_directory_settings()
+            .await?
+            .ok_or(AppError::NoDirectory)?;
+        let directory = self.directory(&settings).await?;
+        let actor = caller.actor();
+        let now = self.now();
+        let run_id = self
+            .store
+            .begin_run(
+                &NewRun {
+                    kind,
+                    triggered_by: triggered_by.to_owned(),
+                    actor: actor.clone(),
+                    directory_type: settings.type_name().to_owned(),
+                },
+                now,
+                now.plus_seconds(-STALE_AFTER_SECONDS),
+            )
+            .await?;
+        let read = AtomicU64::new(0);
+        let result = {
+            let heartbeat = self.heartbeat(run_id, &read);
+            let work = self.run_steps(
+                run_id,
+                kind,
+                &settings,
+                directory.as_ref(),
+                &read,
+                progress,
+                &actor,
+            );
+            tokio::pin!(heartbeat);
+            tokio::select! {
+                r = work => r,
+                () = &mut heartbeat => Err(AppError::Internal("heartbeat ended".into())),
+            }
+        };
+        let entries_read = read.load(Ordering::Relaxed);
+        let entries_read_i = i64::try_from(entries_read).unwrap_or(i64::MAX);
+        match result {
+            Ok((counts, lines)) => {
+                self.store
+                    .finish_run(
+                        run_id,
+                        &RunOutcome {
+                            status: RunStatus::Succeeded,
+                            entries_read: entries_read_i,
+                            counts: Some(counts),
+                            error: None,
+                            lines: &lines,
+                        },
+                        self.now(),
+                    )
+                    .await?;
+                Ok(RunReport {
+                    run_id,
+                    kind,
+                    preview: kind == RunKind::Preview,
+                    directory_type: settings.type_name().to_owned(),
+                    entries_read,
+                    counts,
+                    lines,
+                })
+            }
+            Err(e) => {
+                let message = match &e {
+                    AppError::Store(StoreError::StaleSnapshot) => "users were changed by someone else while the synchronization was being planned; nothing was applied; run it again".to_owned(),
+                    other => format!("{other}; nothing was changed"),
+                };
+                let code = e.code();
+                self.store
+                    .finish_run(
+                        run_id,
+                        &RunOutcome {
+                            status: RunStatus::Failed,
+                            entries_read: entries_read_i,
+                            counts: None,
+                            error: Some(message.clone()),
+                            lines: &[],
+                        },
+                        self.now(),
+                    )
+                    .await?;
+                Err(AppError::RunFailed {
+                    run_id,
+                    code,
+                    message,
+                })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_steps(
+        &self,
+        run_id: i64,
+        kind: RunKind,
+        settings: &DirectorySettings,
+        directory: &dyn Directory,
+        read: &AtomicU64,
+        progress: &dyn SyncProgress,
+        actor: &roster_store::Actor,
+    ) -> Result<(ReportCounts, Vec<ReportLine>)> {
+        progress.phase(SyncPhase::Reading);
+        let counter = Counter {
+            read,
+            outer: progress,
+        };
+        let fetched = directory.read_entries(&counter).await?;
+        read.store(
+            u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        progress.entries_read(read.load(Ordering::Relaxed));
+        progress.phase(SyncPhase::Planning);
+        // The snapshot is taken after the read, so the window in which someone else's change would make
+        // the plan stale is only the planning itself.
+        let snapshot = self.store.snapshot().await?;
+        let options = PlanOptions {
+            source: directory.source().to_owned(),
+            delete_users: settings.delete_users(),
+        };
+        let plan = plan_sync(&snapshot.users, fetched.entries, &options);
+        drop(snapshot.users);
+        if kind == RunKind::Sync && !plan.changes.is_empty() {
+            progress.phase(SyncPhase::Applying);
+            let defaults = self.store.default_privileges().await?;
+            self.store
+                .apply_plan(
+                    run_id,
+                    snapshot.version,
+                    &plan.changes,
+                    &defaults,
+                    actor,
+                    self.now(),
+                )
+                .await?;
+        }
+        Ok((plan.counts, plan.lines))
+    }
+
+    /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive.
+    async fn heartbeat(&self, run_id: i64, read: &AtomicU64) {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(HEARTBEAT_SECONDS)).await;
+            let n = i64::try_from(read.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+            if let Err(e) = self.store.heartbeat_run(run_id, n, self.now()).await {
+                tracing::warn!(run_id, error = %e, "couldn't record the run's heartbeat");
+            }
+        }
+    }
+
+    pub async fn list_runs(
+        &self,
+        caller: &Caller,
+        offset: i64,
+        limit: i64,
+    ) -> Result<roster_store::Page<RunSummary>> {
+        caller.require_admin("see directory runs")?;
+        Ok(self
+            .store
+            .list_runs(offset.max(0), limit.clamp(1, 1000))
+            .await?)
+    }
+
+    pub async fn get_run(
+        &self,
+        caller: &Caller,
+        id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(RunSummary, roster_store::Page<ReportLine>)> {
+        caller.require_admin("see directory runs")?;
+        let run = self
+            .store
+            .get_run(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+        let lines = self
+            .store
+            .run_lines(id, offset.max(0), limit.clamp(1, 100_000))
+            .await?;
+        Ok((run, lines))
+    }
+}
+
+fn settings_view(settings: &DirectorySettings) -> Result<serde_json::Value> {
+    let mut v = serde_json::to_value(settings).map_err(|e| AppError::Internal(e.to_string()))?;
+    if let (Some(obj), DirectorySettings::Ldap(s)) = (v.as_object_mut(), settings) {
+        obj.insert(
+            "password_set".into(),
+            serde_json::Value::Bool(s.password.is_some()),
+        );
+    }
+    Ok(v)
+}
+
+/// For the audit log: what changed, never the password.
+fn describe(settings: &DirectorySettings) -> String {
+    match settings {
+        DirectorySettings::None => "directory type none (manual users only)".into(),
+        DirectorySettings::Ldap(s) => format!(
+            "directory type ldap: server {}:{} ({:?}), bind DN {}, base DN {}, filter {}, delete users {}",
+            s.server,
+            s.effective_port(),
+            s.encryption,
+            s.bind_dn,
+            s.base_dn,
+            s.filter,
+            s.delete_users
+        ),
+        DirectorySettings::Ldif(s) => format!(
+            "directory type ldif: file {}, filter {}, delete users {}",
+            s.file.display(),
+            s.filter,
+            s.delete_users
+        ),
+        DirectorySettings::Unsupported => "unsupported".into(),
+    }
+}

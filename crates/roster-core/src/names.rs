@@ -1,0 +1,195 @@
+//! User names and email addresses: the two things that must be unique, compared the way people expect.
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the user name is empty")]
+    EmptyUserName,
+    #[error("the user name {0:?} is longer than 256 characters")]
+    UserNameTooLong(String),
+    #[error("the user name {0:?} contains a control character or a line break")]
+    UserNameControlCharacter(String),
+    #[error(
+        "{0:?} is not a valid email address: it needs one '@' with a local part before it and a domain after it, and no spaces"
+    )]
+    InvalidEmail(String),
+}
+
+/// A user name: trimmed, in Unicode NFC, non-empty, without control characters. Equality and uniqueness use
+/// [`UserName::key`] (case-insensitive), while the name keeps the spelling it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(raw: &str) -> Result<UserName, NameError> {
+        let name: String = raw.trim().nfc().collect();
+        if name.is_empty() {
+            return Err(NameError::EmptyUserName);
+        }
+        if name.chars().count() > 256 {
+            return Err(NameError::UserNameTooLong(name));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(NameError::UserNameControlCharacter(name));
+        }
+        Ok(UserName(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The comparison key: `Alice` and `alice` are the same user.
+    pub fn key(&self) -> String {
+        name_key(&self.0)
+    }
+
+    /// The built-in administrator's name.
+    pub fn admin() -> UserName {
+        UserName(ADMIN_NAME.to_owned())
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.key() == ADMIN_NAME
+    }
+}
+
+pub const ADMIN_NAME: &str = "admin";
+
+/// Case-insensitive key of a user name or address: NFC, then lowercase, then NFC again (lowercasing can
+/// produce decomposed sequences).
+pub fn name_key(raw: &str) -> String {
+    let nfc: String = raw.trim().nfc().collect();
+    nfc.to_lowercase().nfc().collect()
+}
+
+impl TryFrom<String> for UserName {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        UserName::parse(&value)
+    }
+}
+
+impl From<UserName> for String {
+    fn from(value: UserName) -> Self {
+        value.0
+    }
+}
+
+impl std::fmt::Display for UserName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address. Validation is deliberately simple (one `@`, non-empty parts, no whitespace or control
+/// characters, a dot-free domain allowed for intranets): directories hold what mail servers accept, and a
+/// stricter check would reject real addresses. Uniqueness uses the lowercase [`EmailAddress::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<EmailAddress, NameError> {
+        let addr: String = raw.trim().nfc().collect();
+        let invalid = || NameError::InvalidEmail(raw.to_owned());
+        let (local, domain) = addr.rsplit_once('@').ok_or_else(invalid)?;
+        if local.is_empty()
+            || domain.is_empty()
+            || domain.contains('@') && !local.starts_with('"')
+            || local.contains('@') && !local.starts_with('"')
+            || addr.chars().any(|c| c.is_whitespace() || c.is_control())
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+            || addr.len() > 320
+        {
+            return Err(invalid());
+        }
+        Ok(EmailAddress(addr))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> String {
+        name_key(&self.0)
+    }
+}
+
+impl TryFrom<String> for EmailAddress {
+    type Error = NameError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        EmailAddress::parse(&value)
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(value: EmailAddress) -> Self {
+        value.0
+    }
+}
+
+impl std::fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Deduplicates addresses case-insensitively, keeping the first spelling and the order.
+pub fn dedup_emails(addresses: impl IntoIterator<Item = EmailAddress>) -> Vec<EmailAddress> {
+    let mut seen = std::collections::BTreeSet::new();
+    addresses
+        .into_iter()
+        .filter(|a| seen.insert(a.key()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_case_insensitively_in_nfc() {
+        let a = UserName::parse("Alice").unwrap();
+        let b = UserName::parse(" alice ").unwrap();
+        assert_eq!(a.key(), b.key());
+        // "é" precomposed vs "e" + combining acute
+        let c = UserName::parse("Ren\u{e9}").unwrap();
+        let d = UserName::parse("rene\u{301}").unwrap();
+        assert_eq!(c.key(), d.key());
+        assert_eq!(d.as_str(), "rene\u{301}".nfc().collect::<String>());
+        assert!(UserName::parse("  ").is_err());
+        assert!(UserName::parse("a\nb").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(EmailAddress::parse("a@example.com").is_ok());
+        assert!(EmailAddress::parse("a@localhost").is_ok());
+        for bad in [
+            "",
+            "a",
+            "@x",
+            "a@",
+            "a b@x.com",
+            "a@@x",
+            "a@x..com",
+            "a@.x",
+            "a@b@c",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+        let d = dedup_emails(
+            ["A@x.com", "a@X.com", "b@x.com"]
+                .iter()
+                .map(|s| EmailAddress::parse(s).unwrap()),
+        );
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].as_str(), "A@x.com");
+    }
+}

@@ -1,0 +1,195 @@
+//! The one error type of the connectors. Every variant has a stable code (for support and for the API)
+//! and a message that says what went wrong and what to do about it.
+//!
+//! No variant carries a password: the service password and user passwords only ever reach ldap3's bind
+//! calls, and ldap3's errors don't echo them. Fields that hold server text (`message`, `detail`) come from
+//! the server's diagnostic message or from ldap3/rustls errors, never from our own request.
+
+use roster_core::directory::SettingsError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    #[error("directory settings, {key}: {message}")]
+    InvalidSettings { key: &'static str, message: String },
+
+    #[error(
+        "no directory is configured; choose an LDAP server or an LDIF file in the directory settings"
+    )]
+    NotConfigured,
+
+    #[error(
+        "this directory type is not available in this version; use \"ldap\" (any LDAP server, Active Directory included, with simple bind) or \"ldif\""
+    )]
+    UnsupportedType,
+
+    #[error(
+        "cannot connect to the LDAP server {server}:{port} ({detail}); check the server name, the port, the encryption setting and any firewall in between"
+    )]
+    Connect {
+        server: String,
+        port: u16,
+        detail: String,
+    },
+
+    #[error(
+        "the certificate of {server}:{port} is not trusted ({detail}); give the CA certificate that issued it in `ca_file` (PEM), or set `ignore_certificate_errors = true` if you accept the risk"
+    )]
+    CertificateUntrusted {
+        server: String,
+        port: u16,
+        detail: String,
+    },
+
+    #[error("TLS with {server}:{port} failed ({detail}); {hint}")]
+    Tls {
+        server: String,
+        port: u16,
+        detail: String,
+        hint: &'static str,
+    },
+
+    #[error("{}", service_bind_message(bind_dn, *rc, message))]
+    ServiceBind {
+        bind_dn: String,
+        rc: u32,
+        message: String,
+    },
+
+    #[error(
+        "the LDAP server did not answer within {seconds} s while {operation}; nothing was changed. Check the server's load, or raise `timeout_seconds`"
+    )]
+    Timeout {
+        operation: &'static str,
+        seconds: u32,
+    },
+
+    #[error(
+        "the server stopped after {entries} entries because of its size limit, so the read was incomplete and nothing was changed; raise the limit for the service account (OpenLDAP: `limits dn.exact=\"<bind_dn>\" size=unlimited` or `size.prtotal=unlimited`; Active Directory: MaxPageSize/MaxResultSetSize), or narrow `base_dn` or `filter`"
+    )]
+    SizeLimit { entries: u64 },
+
+    #[error(
+        "the server stopped the search after its time limit, after {entries} entries, so the read was incomplete and nothing was changed; raise the time limit for the service account or narrow `base_dn` or `filter`"
+    )]
+    TimeLimit { entries: u64 },
+
+    #[error(
+        "the server answered with a referral to {} instead of entries; Roster does not follow referrals: set `server` and `base_dn` to the server that holds the users",
+        if refs.is_empty() { "another server".to_owned() } else { refs.join(", ") }
+    )]
+    Referral { refs: Vec<String> },
+
+    #[error(
+        "the base DN {base_dn:?} does not exist on the server (or the service account may not see it); check `base_dn`"
+    )]
+    NoSuchBase { base_dn: String },
+
+    #[error("the LDAP search failed with result code {rc} ({}); {}", if message.is_empty() { "no message from the server" } else { message.as_str() }, search_hint(*rc))]
+    Search { rc: u32, message: String },
+
+    #[error(
+        "the connection to the LDAP server was lost while {operation} ({detail}){}; nothing was changed. Try again; if it keeps happening, check the server's logs",
+        if *entries > 0 { format!("; the read was incomplete after {entries} entries") } else { String::new() }
+    )]
+    Disconnected {
+        operation: &'static str,
+        entries: u64,
+        detail: String,
+    },
+
+    #[error(
+        "the LDAP server sent a response Roster cannot decode ({message}); nothing was changed. Check that `server` and `port` point to an LDAP server"
+    )]
+    Protocol { message: String },
+
+    #[error(
+        "users from an LDIF file can't log on with a directory password; set them to local authentication, or configure an LDAP server as the directory"
+    )]
+    LogonUnsupported,
+
+    #[error(
+        "cannot read the LDIF file {file}: {message}; nothing was changed. Fix the file and try again"
+    )]
+    Ldif { file: String, message: String },
+
+    #[error("internal error in the directory connector ({message}); please report it")]
+    Internal { message: String },
+}
+
+impl DirectoryError {
+    /// A stable code per variant: shown with the message and searchable in the documentation.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DirectoryError::InvalidSettings { .. } => "DI001-invalid-settings",
+            DirectoryError::NotConfigured => "DI002-not-configured",
+            DirectoryError::UnsupportedType => "DI003-unsupported-type",
+            DirectoryError::Connect { .. } => "DI004-connect",
+            DirectoryError::CertificateUntrusted { .. } => "DI005-certificate-untrusted",
+            DirectoryError::Tls { .. } => "DI006-tls",
+            DirectoryError::ServiceBind { .. } => "DI007-service-bind",
+            DirectoryError::Timeout { .. } => "DI008-timeout",
+            DirectoryError::SizeLimit { .. } => "DI009-size-limit",
+            DirectoryError::TimeLimit { .. } => "DI010-time-limit",
+            DirectoryError::Referral { .. } => "DI011-referral",
+            DirectoryError::NoSuchBase { .. } => "DI012-no-such-base",
+            DirectoryError::Search { .. } => "DI013-search",
+            DirectoryError::Disconnected { .. } => "DI014-disconnected",
+            DirectoryError::Protocol { .. } => "DI015-protocol",
+            DirectoryError::LogonUnsupported => "DI016-logon-unsupported",
+            DirectoryError::Ldif { .. } => "DI017-ldif",
+            DirectoryError::Internal { .. } => "DI018-internal",
+        }
+    }
+
+    pub(crate) fn settings(key: &'static str, message: impl Into<String>) -> DirectoryError {
+        DirectoryError::InvalidSettings {
+            key,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<SettingsError> for DirectoryError {
+    fn from(e: SettingsError) -> Self {
+        DirectoryError::InvalidSettings {
+            key: e.key,
+            message: e.message,
+        }
+    }
+}
+
+fn service_bind_message(bind_dn: &str, rc: u32, message: &str) -> String {
+    let server = if message.is_empty() {
+        String::new()
+    } else {
+        format!(" (server: {message})")
+    };
+    match rc {
+        49 => format!(
+            "the directory refused the service account's DN or password (bind_dn {bind_dn:?}){server}; check `bind_dn` and `password`"
+        ),
+        13 => format!(
+            "the directory requires an encrypted connection before the service account (bind_dn {bind_dn:?}) may bind{server}; set `encryption` to \"starttls\" or \"ssl\""
+        ),
+        _ => format!(
+            "the directory refused the service account's bind (bind_dn {bind_dn:?}, result code {rc}){server}; check that the account exists, is enabled and may bind"
+        ),
+    }
+}
+
+fn search_hint(rc: u32) -> &'static str {
+    match rc {
+        1 | 2 => "the server rejected the request; check `filter` and `base_dn`",
+        11 => {
+            "an administrative limit was exceeded; the server may cap the page size: lower `page_size`"
+        }
+        12 => {
+            "the server does not support the paged-results control (RFC 2696), which Roster needs to read large directories"
+        }
+        16 | 17 => "check the attribute names in the settings",
+        50 => "the service account may not search here; grant it read access to the users",
+        51 | 52 => "the server is busy or unavailable; try again later",
+        _ => "nothing was changed; check the server's logs",
+    }
+}

@@ -1,0 +1,133 @@
+//! Users from an LDIF file: read, filtered and mapped like an LDAP read, without a server.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use roster_core::directory::LdifSettings;
+use roster_core::filter::LdapFilter;
+use roster_core::ldif::LdifReader;
+
+use crate::error::DirectoryError;
+use crate::mapping::AttributeMap;
+use crate::{DirectoryRead, ReadProgress, dn};
+
+#[derive(Debug)]
+pub(crate) struct LdifDirectory {
+    config: Arc<LdifConfig>,
+}
+
+#[derive(Debug)]
+struct LdifConfig {
+    file: PathBuf,
+    base_dn: String,
+    filter: LdapFilter,
+    attributes: AttributeMap,
+}
+
+impl LdifDirectory {
+    pub(crate) fn new(settings: &LdifSettings) -> Result<LdifDirectory, DirectoryError> {
+        let filter = settings.validate()?;
+        // Extensible matches need the server's matching rules; `matches` refuses them whatever the
+        // entry, so trying an empty entry finds them now rather than in the middle of a read.
+        if let Err(e) = filter.matches(|_| Vec::new()) {
+            return Err(DirectoryError::settings("filter", e.to_string()));
+        }
+        let email_attributes = roster_core::directory::parse_attribute_list(
+            "email_attributes",
+            settings.email_attributes.as_deref(),
+        )?;
+        Ok(LdifDirectory {
+            config: Arc::new(LdifConfig {
+                file: settings.file.clone(),
+                base_dn: settings.base_dn.trim().to_owned(),
+                filter,
+                attributes: AttributeMap::new(
+                    &settings.username_attribute,
+                    settings.full_name_attribute.as_deref(),
+                    email_attributes,
+                ),
+            }),
+        })
+    }
+
+    pub(crate) async fn read_entries(
+        &self,
+        progress: &dyn ReadProgress,
+    ) -> Result<DirectoryRead, DirectoryError> {
+        // The file may hold 100k entries: parse it on a blocking thread and pass the counts back, since
+        // `progress` is borrowed and can't go to that thread itself.
+        let config = self.config.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        let task = tokio::task::spawn_blocking(move || config.read(&tx));
+        while let Some(count) = rx.recv().await {
+            progress.entries_read(count);
+        }
+        task.await.map_err(|e| DirectoryError::Internal {
+            message: format!("the LDIF reader stopped unexpectedly: {e}"),
+        })?
+    }
+
+    pub(crate) async fn check_connection(&self) -> Result<(), DirectoryError> {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || config.open().map(drop))
+            .await
+            .map_err(|e| DirectoryError::Internal {
+                message: format!("checking the LDIF file stopped unexpectedly: {e}"),
+            })?
+    }
+}
+
+impl LdifConfig {
+    fn ldif_error(&self, message: String) -> DirectoryError {
+        DirectoryError::Ldif {
+            file: self.file.display().to_string(),
+            message,
+        }
+    }
+
+    fn open(&self) -> Result<File, DirectoryError> {
+        File::open(&self.file).map_err(|e| self.ldif_error(format!("cannot open it ({e})")))
+    }
+
+    fn read(
+        &self,
+        progress: &tokio::sync::mpsc::UnboundedSender<u64>,
+    ) -> Result<DirectoryRead, DirectoryError> {
+        let reader = LdifReader::new(BufReader::new(self.open()?));
+        let mut read = DirectoryRead {
+            entries: Vec::new(),
+            pages: 1,
+            without_stable_id: 0,
+            references_skipped: 0,
+        };
+        let mut seen: u64 = 0;
+        for record in reader {
+            // Any error fails the whole read: a half-read file would look like deleted users.
+            let entry = record.map_err(|e| self.ldif_error(e.to_string()))?;
+            seen += 1;
+            if seen % 1000 == 0 {
+                // The receiver only goes away if the read was cancelled; nothing to do then.
+                let _ = progress.send(read.entries.len() as u64);
+            }
+            if !dn::is_at_or_below(&entry.dn, &self.base_dn) {
+                continue;
+            }
+            let keep = self
+                .filter
+                .matches(|attr| entry.values(attr))
+                .map_err(|e| DirectoryError::settings("filter", e.to_string()))?;
+            if !keep {
+                continue;
+            }
+            let (mapped, stable) = self.attributes.map(&entry.dn, |attr| entry.values(attr));
+            if !stable {
+                read.without_stable_id += 1;
+            }
+            read.entries.push(mapped);
+        }
+        let _ = progress.send(read.entries.len() as u64);
+        Ok(read)
+    }
+}

@@ -1,0 +1,605 @@
+//! The REST API under `/api/v1` (JSON), with its OpenAPI document at `/api/v1/openapi.json`.
+//!
+//! Handlers only translate HTTP to [`roster_app::Roster`] calls and back: authorization, validation and
+//! auditing live in the app, so the CLI gets exactly the same behaviour.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use roster_app::{AppError, Caller, ErrorKind, Roster};
+use roster_core::directory::DirectorySettings;
+use roster_core::plan::ReportLine;
+use roster_core::privileges::DefaultPrivileges;
+use roster_core::user::{AuditEntry, AuthMethod, Folder, User};
+use roster_store::{RunKind, RunSummary};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+pub type AppState = Arc<Roster>;
+
+/// The whole HTTP application.
+pub fn router(roster: AppState) -> Router {
+    let api = Router::new()
+        .route("/sessions", post(create_session))
+        .route("/sessions/current", axum::routing::delete(delete_session))
+        .route("/me", get(me))
+        .route("/me/password", put(change_own_password))
+        .route("/users", get(list_users).post(create_user))
+        .route(
+            "/users/{name}",
+            get(get_user).patch(update_user).delete(delete_user),
+        )
+        .route("/users/{name}/privileges", put(set_privileges))
+        .route("/users/{name}/auth", put(set_auth))
+        .route("/users/{name}/password", put(set_password))
+        .route("/folders", get(list_folders))
+        .route("/folders/{folder}/message-count", put(set_message_count))
+        .route(
+            "/privileges/defaults",
+            get(get_default_privileges).put(set_default_privileges),
+        )
+        .route("/audit", get(audit_log))
+        .route("/directory", get(get_directory).put(put_directory))
+        .route("/directory/preview", post(preview))
+        .route("/directory/sync", post(sync))
+        .route("/directory/runs", get(list_runs))
+        .route("/directory/runs/{id}", get(get_run))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found);
+    Router::new()
+        .route("/", get(home))
+        .nest("/api/v1", api)
+        .with_state(roster)
+}
+
+// ---- errors ---------------------------------------------------------------------------------------
+
+/// `{"error": {"code": "...", "message": "...", "field": "..."}}`
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and greppable, e.g. `AP001-logon-failed`.
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+pub struct ApiError(AppError);
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self.0.kind() {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(code = self.0.code(), error = %self.0, "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.0.code().to_owned(),
+                message: self.0.to_string(),
+                field: self.0.field().map(str::to_owned),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+fn bad_request(code: &str, message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+                field: None,
+            },
+        }),
+    )
+        .into_response()
+}
+
+/// JSON bodies whose rejection is answered in our error format, not axum's plain text.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => Err(bad_request("HT001-invalid-json", rejection.body_text())),
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: "HT002-no-such-endpoint".into(),
+                message: "no such API endpoint; see /api/v1/openapi.json".into(),
+                field: None,
+            },
+        }),
+    )
+        .into_response()
+}
+
+// ---- authentication -------------------------------------------------------------------------------
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or(ApiError(AppError::Unauthenticated))?;
+        Ok(Authenticated(state.authenticate_token(token).await?))
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+// ---- handlers -------------------------------------------------------------------------------------
+
+async fn home() -> Html<&'static str> {
+    Html(include_str!("home.html"))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LogonRequest {
+    pub name: String,
+    pub password: String,
+}
+
+/// Log on with a user name and password (local or directory); returns a bearer token.
+#[utoipa::path(post, path = "/api/v1/sessions", request_body = LogonRequest,
+    responses((status = 201, body = roster_app::Session), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
+async fn create_session(
+    State(roster): State<AppState>,
+    JsonBody(req): JsonBody<LogonRequest>,
+) -> ApiResult<(StatusCode, Json<roster_app::Session>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(roster.logon(&req.name, &req.password).await?),
+    ))
+}
+
+/// Log off: the token stops working.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", responses((status = 204)))]
+async fn delete_session(
+    State(roster): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = bearer(&headers).ok_or(ApiError(AppError::Unauthenticated))?;
+    roster.logout(token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's own details.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+async fn me(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<User>> {
+    match &caller {
+        Caller::User(u) => Ok(Json(roster.get_user(&caller, u.name.as_str()).await?)),
+        Caller::Local(_) => Err(ApiError(AppError::Unauthenticated)),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change one's own local password (needs `change_password`).
+#[utoipa::path(put, path = "/api/v1/me/password", request_body = ChangePasswordRequest, responses((status = 204), (status = 403, body = ErrorBody)))]
+async fn change_own_password(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(req): JsonBody<ChangePasswordRequest>,
+) -> ApiResult<StatusCode> {
+    roster
+        .change_own_password(&caller, &req.current_password, &req.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub offset: i64,
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PageOf<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// List users, ordered by name (administrators only).
+#[utoipa::path(get, path = "/api/v1/users", params(PageQuery), responses((status = 200, body = PageOf<User>), (status = 403, body = ErrorBody)))]
+async fn list_users(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<PageOf<User>>> {
+    let page = roster.list_users(&caller, q.offset, q.limit).await?;
+    Ok(Json(PageOf {
+        items: page.items,
+        total: page.total,
+        offset: q.offset,
+        limit: q.limit,
+    }))
+}
+
+/// Create a user by hand.
+#[utoipa::path(post, path = "/api/v1/users", request_body = roster_app::NewUserInput, responses((status = 201, body = User), (status = 409, body = ErrorBody)))]
+async fn create_user(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(input): JsonBody<roster_app::NewUserInput>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(roster.create_user(&caller, input).await?),
+    ))
+}
+
+/// One user (administrators, or the user themselves).
+#[utoipa::path(get, path = "/api/v1/users/{name}", responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+async fn get_user(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(roster.get_user(&caller, &name).await?))
+}
+
+/// Change a user's full name or addresses.
+#[utoipa::path(patch, path = "/api/v1/users/{name}", request_body = roster_app::UserUpdateInput, responses((status = 200, body = User)))]
+async fn update_user(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<roster_app::UserUpdateInput>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(roster.update_user(&caller, &name, input).await?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedUserBody {
+    pub name: String,
+    /// The archive folder held messages and was kept.
+    pub folder_kept: bool,
+}
+
+/// Delete a user; a folder that holds messages is kept.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", responses((status = 200, body = DeletedUserBody), (status = 403, body = ErrorBody)))]
+async fn delete_user(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> ApiResult<Json<DeletedUserBody>> {
+    let d = roster.delete_user(&caller, &name).await?;
+    Ok(Json(DeletedUserBody {
+        name: d.name.to_string(),
+        folder_kept: d.folder_kept,
+    }))
+}
+
+/// Set a user's global privileges and folder access.
+#[utoipa::path(put, path = "/api/v1/users/{name}/privileges", request_body = roster_app::PrivilegesInput, responses((status = 200, body = User)))]
+async fn set_privileges(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(input): JsonBody<roster_app::PrivilegesInput>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(roster.set_privileges(&caller, &name, input).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct AuthRequest {
+    pub auth: AuthMethod,
+}
+
+/// Switch a user between a local password and the directory password.
+#[utoipa::path(put, path = "/api/v1/users/{name}/auth", request_body = AuthRequest, responses((status = 200, body = User)))]
+async fn set_auth(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<AuthRequest>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(roster.set_auth(&caller, &name, req.auth).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct PasswordRequest {
+    pub password: String,
+}
+
+/// Set a user's local password (administrators).
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", request_body = PasswordRequest, responses((status = 204)))]
+async fn set_password(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(req): JsonBody<PasswordRequest>,
+) -> ApiResult<StatusCode> {
+    roster.set_password(&caller, &name, &req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Archive folders (a non-administrator sees the folders they have access to).
+#[utoipa::path(get, path = "/api/v1/folders", responses((status = 200, body = Vec<Folder>)))]
+async fn list_folders(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Vec<Folder>>> {
+    Ok(Json(roster.list_folders(&caller).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct MessageCountRequest {
+    pub count: i64,
+}
+
+/// Set a folder's message count (there is no mail store yet; this makes the deletion rules testable).
+#[utoipa::path(put, path = "/api/v1/folders/{folder}/message-count", request_body = MessageCountRequest, responses((status = 200, body = Folder)))]
+async fn set_message_count(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(folder): Path<String>,
+    JsonBody(req): JsonBody<MessageCountRequest>,
+) -> ApiResult<Json<Folder>> {
+    Ok(Json(
+        roster
+            .set_message_count(&caller, &folder, req.count)
+            .await?,
+    ))
+}
+
+/// The privileges given to users created by synchronization.
+#[utoipa::path(get, path = "/api/v1/privileges/defaults", responses((status = 200, body = DefaultPrivileges)))]
+async fn get_default_privileges(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<DefaultPrivileges>> {
+    Ok(Json(roster.default_privileges(&caller).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/privileges/defaults", request_body = DefaultPrivileges, responses((status = 200, body = DefaultPrivileges)))]
+async fn set_default_privileges(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(defaults): JsonBody<DefaultPrivileges>,
+) -> ApiResult<Json<DefaultPrivileges>> {
+    Ok(Json(
+        roster.set_default_privileges(&caller, defaults).await?,
+    ))
+}
+
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", params(PageQuery), responses((status = 200, body = PageOf<AuditEntry>)))]
+async fn audit_log(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<PageOf<AuditEntry>>> {
+    let page = roster.audit_log(&caller, q.offset, q.limit).await?;
+    Ok(Json(PageOf {
+        items: page.items,
+        total: page.total,
+        offset: q.offset,
+        limit: q.limit,
+    }))
+}
+
+/// The directory settings (the password is never shown; `password_set` says whether one is stored).
+#[utoipa::path(get, path = "/api/v1/directory", responses((status = 200, body = serde_json::Value)))]
+async fn get_directory(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(roster.directory_settings(&caller).await?))
+}
+
+/// Replace the directory settings; leave out `password` to keep the stored one.
+#[utoipa::path(put, path = "/api/v1/directory", request_body = DirectorySettings, responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody)))]
+async fn put_directory(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    JsonBody(settings): JsonBody<DirectorySettings>,
+) -> ApiResult<Json<serde_json::Value>> {
+    Ok(Json(
+        roster.set_directory_settings(&caller, settings).await?,
+    ))
+}
+
+/// Test Settings: what Synchronize now would do. Commits nothing.
+#[utoipa::path(post, path = "/api/v1/directory/preview", responses((status = 200, body = roster_app::RunReport), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn preview(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<roster_app::RunReport>> {
+    Ok(Json(
+        roster
+            .run_directory(&caller, RunKind::Preview, "api", &())
+            .await?,
+    ))
+}
+
+/// Synchronize now: applies the plan in one transaction.
+#[utoipa::path(post, path = "/api/v1/directory/sync", responses((status = 200, body = roster_app::RunReport), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn sync(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<roster_app::RunReport>> {
+    Ok(Json(
+        roster
+            .run_directory(&caller, RunKind::Sync, "api", &())
+            .await?,
+    ))
+}
+
+/// Every preview and sync, newest first.
+#[utoipa::path(get, path = "/api/v1/directory/runs", params(PageQuery), responses((status = 200, body = PageOf<RunSummary>)))]
+async fn list_runs(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<PageOf<RunSummary>>> {
+    let page = roster.list_runs(&caller, q.offset, q.limit).await?;
+    Ok(Json(PageOf {
+        items: page.items,
+        total: page.total,
+        offset: q.offset,
+        limit: q.limit,
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    pub run: RunSummary,
+    pub lines: PageOf<ReportLine>,
+}
+
+/// One run with its report lines (paged: `offset`, `limit`).
+#[utoipa::path(get, path = "/api/v1/directory/runs/{id}", params(PageQuery), responses((status = 200, body = RunDetail)))]
+async fn get_run(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Json<RunDetail>> {
+    let limit = if q.limit == default_limit() {
+        10_000
+    } else {
+        q.limit
+    };
+    let (run, lines) = roster.get_run(&caller, id, q.offset, limit).await?;
+    Ok(Json(RunDetail {
+        run,
+        lines: PageOf {
+            items: lines.items,
+            total: lines.total,
+            offset: q.offset,
+            limit,
+        },
+    }))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Roster API",
+        description = "Users, privileges and directory synchronization of the email archive."
+    ),
+    paths(
+        create_session,
+        delete_session,
+        me,
+        change_own_password,
+        list_users,
+        create_user,
+        get_user,
+        update_user,
+        delete_user,
+        set_privileges,
+        set_auth,
+        set_password,
+        list_folders,
+        set_message_count,
+        get_default_privileges,
+        set_default_privileges,
+        audit_log,
+        get_directory,
+        put_directory,
+        preview,
+        sync,
+        list_runs,
+        get_run
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        LogonRequest,
+        User,
+        Folder,
+        AuditEntry,
+        DefaultPrivileges,
+        roster_app::Session,
+        roster_app::NewUserInput,
+        roster_app::UserUpdateInput,
+        roster_app::PrivilegesInput,
+        roster_app::RunReport,
+        RunSummary,
+        ReportLine,
+        DirectorySettings
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,99 @@
+//! Store errors. Each has a stable code (`code()`) that the API and the CLI show, so that a message can be
+//! searched for and scripts can tell failures apart.
+
+use roster_core::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user named {0:?} already exists (user names are compared without regard to case)")]
+    DuplicateUserName(String),
+    #[error("the address {address} already belongs to user {owner}")]
+    DuplicateEmail { address: String, owner: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the built-in administrator can't be {0}")]
+    BuiltinAdmin(&'static str),
+    #[error(
+        "another directory run (#{run_id}, a {kind} started {started_at} by {actor}) is in progress; wait for it to finish and try again"
+    )]
+    RunInProgress {
+        run_id: i64,
+        kind: String,
+        actor: String,
+        started_at: Timestamp,
+    },
+    #[error("the user database changed while the plan was made")]
+    StaleSnapshot,
+    #[error(
+        "the database is locked by another process and stayed locked for too long; try again, and check that no other program holds it open"
+    )]
+    Locked,
+    #[error(
+        "the database file {path} is damaged or is not a Roster database ({detail}); restore it from a backup or move it away to start afresh"
+    )]
+    Corrupt { path: String, detail: String },
+    #[error(
+        "this database was written by a newer version of Roster (it has migration {found}, this version knows up to {known}); run that newer version, or restore a backup made by this one"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error("can't open the database: {0}")]
+    Open(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("invalid value in the database: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// The stable, greppable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::DuplicateUserName(_) => "ST001-duplicate-user-name",
+            StoreError::DuplicateEmail { .. } => "ST002-duplicate-email",
+            StoreError::NotFound(_) => "ST003-not-found",
+            StoreError::BuiltinAdmin(_) => "ST004-builtin-admin",
+            StoreError::RunInProgress { .. } => "ST005-run-in-progress",
+            StoreError::StaleSnapshot => "ST006-stale-snapshot",
+            StoreError::Locked => "ST007-database-locked",
+            StoreError::Corrupt { .. } => "ST008-database-corrupt",
+            StoreError::NewerSchema { .. } => "ST009-database-newer",
+            StoreError::Open(_) => "ST010-database-open",
+            StoreError::Database(_) => "ST011-database",
+            StoreError::Invalid(_) => "ST012-invalid-value",
+        }
+    }
+
+    pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite: 5 BUSY, 6 LOCKED (and extended codes 261, 517, 262); 26 NOTADB, 11 CORRUPT.
+                if matches!(code.as_ref(), "5" | "6" | "261" | "517" | "262") {
+                    return StoreError::Locked;
+                }
+                if matches!(code.as_ref(), "26" | "11") {
+                    return StoreError::Corrupt {
+                        path: String::from("(the SQLite file)"),
+                        detail: db.message().to_owned(),
+                    };
+                }
+                // PostgreSQL: 55P03 lock_not_available, 40P01 deadlock
+                if matches!(code.as_ref(), "55P03" | "40P01" | "40001") {
+                    return StoreError::Locked;
+                }
+                StoreError::Database(db.message().to_owned())
+            }
+            sqlx::Error::PoolTimedOut => StoreError::Locked,
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
+                StoreError::Invalid(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::from_sqlx(e)
+    }
+}

@@ -1,0 +1,59 @@
+//! PostgreSQL, for several Roster instances sharing one user database.
+
+use crate::{Result, StoreError};
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+type Db = sqlx::Postgres;
+type ThisStore = PgStore;
+const BACKEND: &str = "postgres";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: sqlx::PgPool,
+}
+
+impl PgStore {
+    pub async fn open(url: &str) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect(url)
+            .await
+            .map_err(|e| {
+                StoreError::Open(format!(
+                    "can't connect to PostgreSQL: {}",
+                    redact(&e.to_string(), url)
+                ))
+            })?;
+        run_migrations(&MIGRATOR, &pool).await?;
+        Ok(PgStore { pool })
+    }
+}
+
+/// Connection errors may quote the URL, and the URL may hold a password.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, "(the database URL)")
+}
+
+/// Runs the embedded migrations, and turns "the database knows a migration we don't" into advice.
+pub(crate) async fn run_migrations<'a, A>(migrator: &sqlx::migrate::Migrator, pool: A) -> Result<()>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    migrator.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(found) => {
+            StoreError::NewerSchema { found, known }
+        }
+        sqlx::migrate::MigrateError::Execute(inner) => StoreError::from_sqlx(inner),
+        other => StoreError::Open(format!(
+            "can't bring the database schema up to date: {other}"
+        )),
+    })
+}
+
+include!("queries.rs");

@@ -1,0 +1,1145 @@
+// The Store implementation, written once for both backends. `sqlite.rs` and `postgres.rs` each include
+// this file after defining `Db`, `ThisStore` (with a `pool` field) and `BACKEND`. Placeholders are `$1..$n`
+// numbered in order of first appearance, which both SQLite and PostgreSQL read the same way.
+
+use crate::{
+    Actor, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunOutcome, RunStatus,
+    RunSummary, Snapshot, Store, UserPatch,
+};
+use async_trait::async_trait;
+use roster_core::plan::{CurrentUser, PlannedChanges, ReportAction, ReportCounts, ReportLine};
+use roster_core::privileges::DefaultPrivileges;
+use roster_core::user::{AuditEntry, AuthMethod, DirectoryLink, Folder, FolderAccess, User};
+use roster_core::{EmailAddress, FolderRight, Privilege, Timestamp, UserName};
+use sqlx::{QueryBuilder, Row};
+use std::collections::{BTreeSet, HashMap};
+
+type Conn = <Db as sqlx::Database>::Connection;
+
+/// Rows per multi-row statement: well under both SQLite's and PostgreSQL's bound-parameter limits.
+const CHUNK: usize = 1000;
+
+const USER_COLUMNS: &str = "id, name, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at";
+
+fn parse_auth(raw: &str) -> Result<AuthMethod> {
+    AuthMethod::parse(raw).ok_or_else(|| StoreError::Invalid(format!("authentication method {raw:?}")))
+}
+
+fn parse_name(raw: &str) -> Result<UserName> {
+    UserName::parse(raw).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn parse_email(raw: &str) -> Result<EmailAddress> {
+    EmailAddress::parse(raw).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn link_from(source: Option<String>, id: Option<String>, dn: Option<String>) -> Option<DirectoryLink> {
+    match (source, id) {
+        (Some(source), Some(id)) => Some(DirectoryLink { source, id, dn }),
+        _ => None,
+    }
+}
+
+fn user_from_row(row: &<Db as sqlx::Database>::Row) -> Result<User> {
+    let link = link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?);
+    Ok(User {
+        id: row.try_get("id")?,
+        name: parse_name(&row.try_get::<String, _>("name")?)?,
+        full_name: row.try_get("full_name")?,
+        emails: Vec::new(),
+        auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
+        privileges: BTreeSet::new(),
+        folders: Vec::new(),
+        directory_id: link.as_ref().map(|l| l.id.clone()),
+        directory: link,
+        builtin_admin: row.try_get("builtin_admin")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+fn rights_from(read: bool, write: bool, delete: bool) -> BTreeSet<FolderRight> {
+    let mut r = BTreeSet::new();
+    if read {
+        r.insert(FolderRight::Read);
+    }
+    if write {
+        r.insert(FolderRight::Write);
+    }
+    if delete {
+        r.insert(FolderRight::Delete);
+    }
+    r
+}
+
+/// Loads users with their addresses, privileges and folder access, in the order of `ids`.
+async fn load_users(conn: &mut Conn, ids: &[i64]) -> Result<Vec<User>> {
+    let mut by_id: HashMap<i64, User> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let u = user_from_row(&row)?;
+            by_id.insert(u.id, u);
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT user_id, address FROM user_emails WHERE user_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(") ORDER BY user_id, position");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let uid: i64 = row.try_get("user_id")?;
+            if let Some(u) = by_id.get_mut(&uid) {
+                u.emails.push(parse_email(&row.try_get::<String, _>("address")?)?);
+            }
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT user_id, privilege FROM user_privileges WHERE user_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let uid: i64 = row.try_get("user_id")?;
+            let p = Privilege::parse(&row.try_get::<String, _>("privilege")?)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            if let Some(u) = by_id.get_mut(&uid) {
+                u.privileges.insert(p);
+            }
+        }
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT a.user_id, a.folder_id, f.name, a.can_read, a.can_write, a.can_delete \
+             FROM folder_access a JOIN folders f ON f.id = a.folder_id WHERE a.user_id IN (",
+        );
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        q.push(") ORDER BY a.user_id, f.name, a.folder_id");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let uid: i64 = row.try_get("user_id")?;
+            if let Some(u) = by_id.get_mut(&uid) {
+                u.folders.push(FolderAccess {
+                    folder_id: row.try_get("folder_id")?,
+                    folder: row.try_get("name")?,
+                    rights: rights_from(
+                        row.try_get("can_read")?,
+                        row.try_get("can_write")?,
+                        row.try_get("can_delete")?,
+                    ),
+                });
+            }
+        }
+    }
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+}
+
+async fn load_user(conn: &mut Conn, id: i64) -> Result<User> {
+    load_users(conn, &[id])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::NotFound(format!("user #{id}")))
+}
+
+/// Bumps the user database version. Every transaction that changes users starts with it: the write
+/// takes the write lock at once (no SQLite lock upgrade later), and `apply_plan` uses the version to
+/// notice that the users changed since its snapshot.
+async fn bump_version(conn: &mut Conn) -> Result<i64> {
+    Ok(sqlx::query_scalar::<Db, i64>(
+        "UPDATE meta SET value = value + 1 WHERE key = 'user_db_version' RETURNING value",
+    )
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Reserves `n` consecutive ids from a counter in `meta`; returns the first.
+async fn alloc_ids(conn: &mut Conn, counter: &'static str, n: usize) -> Result<i64> {
+    let n = i64::try_from(n).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let next: i64 = sqlx::query_scalar::<Db, i64>(
+        "UPDATE meta SET value = value + $1 WHERE key = $2 RETURNING value",
+    )
+    .bind(n)
+    .bind(counter)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(next - n)
+}
+
+async fn write_audit(
+    conn: &mut Conn,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    details: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query::<Db>(
+        "INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(now.0)
+    .bind(actor.as_str().to_owned())
+    .bind(action.to_owned())
+    .bind(target.to_owned())
+    .bind(details.to_owned())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn user_id_by_name(conn: &mut Conn, name: &UserName) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar::<Db, i64>("SELECT id FROM users WHERE name_key = $1")
+        .bind(name.key())
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Fails with a message naming the owner if another user holds one of the addresses.
+async fn check_addresses_free(conn: &mut Conn, emails: &[EmailAddress], except: i64) -> Result<()> {
+    for chunk in emails.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT e.address, u.name FROM user_emails e JOIN users u ON u.id = e.user_id WHERE e.user_id <> ",
+        );
+        q.push_bind(except);
+        q.push(" AND e.address_key IN (");
+        let mut sep = q.separated(", ");
+        for e in chunk {
+            sep.push_bind(e.key());
+        }
+        q.push(")");
+        if let Some(row) = q.build().fetch_optional(&mut *conn).await? {
+            return Err(StoreError::DuplicateEmail {
+                address: row.try_get("address")?,
+                owner: row.try_get("name")?,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Inserts addresses for many users; `rows` are (user id, addresses).
+async fn insert_emails(conn: &mut Conn, rows: &[(i64, &[EmailAddress])]) -> Result<()> {
+    let flat: Vec<(i64, i64, &EmailAddress)> = rows
+        .iter()
+        .flat_map(|(uid, emails)| {
+            emails
+                .iter()
+                .enumerate()
+                .map(move |(pos, e)| (*uid, i64::try_from(pos).unwrap_or(i64::MAX), e))
+        })
+        .collect();
+    for chunk in flat.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO user_emails (address_key, user_id, address, position) ");
+        q.push_values(chunk, |mut b, (uid, pos, e)| {
+            b.push_bind(e.key())
+                .push_bind(*uid)
+                .push_bind(e.as_str().to_owned())
+                .push_bind(*pos);
+        });
+        q.build().execute(&mut *conn).await.map_err(|e| match StoreError::from_sqlx(e) {
+            StoreError::Database(m) if m.to_lowercase().contains("unique") || m.contains("duplicate key") => {
+                StoreError::DuplicateEmail { address: "(one of the addresses)".into(), owner: "another user".into() }
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
+async fn insert_privileges(conn: &mut Conn, rows: &[(i64, &BTreeSet<Privilege>)]) -> Result<()> {
+    let flat: Vec<(i64, Privilege)> = rows
+        .iter()
+        .flat_map(|(uid, ps)| ps.iter().map(move |p| (*uid, *p)))
+        .collect();
+    for chunk in flat.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO user_privileges (user_id, privilege) ");
+        q.push_values(chunk, |mut b, (uid, p)| {
+            b.push_bind(*uid).push_bind(p.as_str());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Creates own folders and the owner's access to them; `rows` are (user id, folder name).
+async fn insert_own_folders(
+    conn: &mut Conn,
+    rows: &[(i64, String)],
+    rights: &BTreeSet<FolderRight>,
+    now: Timestamp,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let first = alloc_ids(conn, "next_folder_id", rows.len()).await?;
+    let with_ids: Vec<(i64, i64, &String)> = rows
+        .iter()
+        .zip(first..)
+        .map(|((uid, name), fid)| (fid, *uid, name))
+        .collect();
+    for chunk in with_ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO folders (id, name, owner_user_id, message_count, created_at) ");
+        q.push_values(chunk, |mut b, (fid, uid, name)| {
+            b.push_bind(*fid).push_bind((*name).clone()).push_bind(*uid).push_bind(0_i64).push_bind(now.0);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    if !rights.is_empty() {
+        let (r, w, d) = (
+            rights.contains(&FolderRight::Read),
+            rights.contains(&FolderRight::Write),
+            rights.contains(&FolderRight::Delete),
+        );
+        for chunk in with_ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) ");
+            q.push_values(chunk, |mut b, (fid, uid, _)| {
+                b.push_bind(*uid).push_bind(*fid).push_bind(r).push_bind(w).push_bind(d);
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a user: an own folder with messages stays without an owner, an empty one goes.
+async fn delete_user_rows(conn: &mut Conn, id: i64, now: Timestamp) -> Result<bool> {
+    let count: Option<i64> =
+        sqlx::query_scalar::<Db, i64>("SELECT message_count FROM folders WHERE owner_user_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let keep = count.unwrap_or(0) > 0;
+    if keep {
+        sqlx::query::<Db>("UPDATE folders SET owner_user_id = NULL, orphaned_at = $1 WHERE owner_user_id = $2")
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    } else {
+        sqlx::query::<Db>("DELETE FROM folders WHERE owner_user_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query::<Db>("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(keep)
+}
+
+fn folder_from_row(row: &<Db as sqlx::Database>::Row) -> Result<Folder> {
+    Ok(Folder {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        owner: row.try_get("owner")?,
+        message_count: row.try_get("message_count")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        orphaned_at: row.try_get::<Option<i64>, _>("orphaned_at")?.map(Timestamp),
+    })
+}
+
+const FOLDER_SELECT: &str = "SELECT f.id, f.name, u.name AS owner, f.message_count, f.created_at, f.orphaned_at \
+     FROM folders f LEFT JOIN users u ON u.id = f.owner_user_id";
+
+fn run_from_row(row: &<Db as sqlx::Database>::Row) -> Result<RunSummary> {
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "preview" => crate::RunKind::Preview,
+        _ => crate::RunKind::Sync,
+    };
+    let counts: Option<String> = row.try_get("counts")?;
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        kind,
+        triggered_by: row.try_get("triggered_by")?,
+        actor: row.try_get("actor")?,
+        directory_type: row.try_get("directory_type")?,
+        status: RunStatus::parse(&row.try_get::<String, _>("status")?),
+        started_at: Timestamp(row.try_get("started_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+        entries_read: row.try_get("entries_read")?,
+        counts: counts
+            .map(|c| serde_json::from_str::<ReportCounts>(&c))
+            .transpose()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?,
+        error: row.try_get("error")?,
+    })
+}
+
+const RUN_COLUMNS: &str = "id, kind, triggered_by, actor, directory_type, status, started_at, finished_at, entries_read, counts, error";
+
+#[async_trait]
+impl Store for ThisStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn ensure_admin(&self, password_hash: &str, now: Timestamp) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar::<Db, i64>("SELECT id FROM users WHERE builtin_admin = TRUE")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        bump_version(&mut tx).await?;
+        let admin = UserName::admin();
+        if user_id_by_name(&mut tx, &admin).await?.is_some() {
+            return Err(StoreError::DuplicateUserName(admin.to_string()));
+        }
+        let id = alloc_ids(&mut tx, "next_user_id", 1).await?;
+        sqlx::query::<Db>(
+            "INSERT INTO users (id, name, name_key, full_name, auth, password_hash, builtin_admin, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'local', $5, TRUE, $6, $6)",
+        )
+        .bind(id)
+        .bind(admin.as_str().to_owned())
+        .bind(admin.key())
+        .bind("Administrator")
+        .bind(password_hash.to_owned())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        let all: BTreeSet<Privilege> = Privilege::ALL.into_iter().collect();
+        insert_privileges(&mut tx, &[(id, &all)]).await?;
+        let rights: BTreeSet<FolderRight> = FolderRight::ALL.into_iter().collect();
+        insert_own_folders(&mut tx, &[(id, admin.to_string())], &rights, now).await?;
+        write_audit(&mut tx, &Actor("roster".into()), "user.create", admin.as_str(), "built-in administrator created", now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_users(&self, offset: i64, limit: i64) -> Result<Page<User>> {
+        let mut conn = self.pool.acquire().await?;
+        let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *conn)
+            .await?;
+        let ids: Vec<i64> =
+            sqlx::query_scalar::<Db, i64>("SELECT id FROM users ORDER BY name_key LIMIT $1 OFFSET $2")
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *conn)
+                .await?;
+        Ok(Page { items: load_users(&mut conn, &ids).await?, total })
+    }
+
+    async fn get_user(&self, name: &UserName) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await?;
+        match user_id_by_name(&mut conn, name).await? {
+            Some(id) => Ok(load_users(&mut conn, &[id]).await?.into_iter().next()),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_user_by_id(&self, id: i64) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(load_users(&mut conn, &[id]).await?.into_iter().next())
+    }
+
+    async fn credentials(&self, name: &UserName) -> Result<Option<Credentials>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query::<Db>(
+            "SELECT u.id, u.name, u.auth, u.password_hash, u.dir_source, u.dir_id, u.dir_dn, \
+             EXISTS (SELECT 1 FROM user_privileges p WHERE p.user_id = u.id AND p.privilege = 'log_on') AS can_log_on \
+             FROM users u WHERE u.name_key = $1",
+        )
+        .bind(name.key())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Credentials {
+            user_id: row.try_get("id")?,
+            name: parse_name(&row.try_get::<String, _>("name")?)?,
+            auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
+            password_hash: row.try_get("password_hash")?,
+            can_log_on: row.try_get("can_log_on")?,
+            link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
+        }))
+    }
+
+    async fn create_user(&self, user: &NewUserRecord, actor: &Actor, now: Timestamp) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        if user_id_by_name(&mut tx, &user.name).await?.is_some() {
+            return Err(StoreError::DuplicateUserName(user.name.to_string()));
+        }
+        check_addresses_free(&mut tx, &user.emails, -1).await?;
+        let id = alloc_ids(&mut tx, "next_user_id", 1).await?;
+        sqlx::query::<Db>(
+            "INSERT INTO users (id, name, name_key, full_name, auth, password_hash, builtin_admin, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $7)",
+        )
+        .bind(id)
+        .bind(user.name.as_str().to_owned())
+        .bind(user.name.key())
+        .bind(user.full_name.clone())
+        .bind(user.auth.as_str())
+        .bind(user.password_hash.clone())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        insert_emails(&mut tx, &[(id, &user.emails)]).await?;
+        insert_privileges(&mut tx, &[(id, &user.privileges)]).await?;
+        insert_own_folders(&mut tx, &[(id, user.name.to_string())], &user.own_folder_rights, now).await?;
+        let details = format!(
+            "created by hand; authentication {}; privileges [{}]",
+            user.auth.as_str(),
+            user.privileges.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        write_audit(&mut tx, actor, "user.create", user.name.as_str(), &details, now).await?;
+        let created = load_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    async fn update_user(&self, id: i64, patch: &UserPatch, actor: &Actor, now: Timestamp) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        let before = load_user(&mut tx, id).await?;
+        let mut what = Vec::new();
+        if let Some(full_name) = &patch.full_name {
+            sqlx::query::<Db>("UPDATE users SET full_name = $1, updated_at = $2 WHERE id = $3")
+                .bind(full_name.clone())
+                .bind(now.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            what.push(format!("full name {:?} -> {:?}", before.full_name, full_name));
+        }
+        if let Some(emails) = &patch.emails {
+            let emails = roster_core::names::dedup_emails(emails.iter().cloned());
+            check_addresses_free(&mut tx, &emails, id).await?;
+            sqlx::query::<Db>("DELETE FROM user_emails WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            insert_emails(&mut tx, &[(id, &emails)]).await?;
+            sqlx::query::<Db>("UPDATE users SET updated_at = $1 WHERE id = $2")
+                .bind(now.0)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            what.push(format!(
+                "addresses [{}]",
+                emails.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        write_audit(&mut tx, actor, "user.update", before.name.as_str(), &what.join("; "), now).await?;
+        let after = load_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn delete_user(&self, id: i64, actor: &Actor, now: Timestamp) -> Result<DeletedUser> {
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        let user = load_user(&mut tx, id).await?;
+        if user.builtin_admin {
+            return Err(StoreError::BuiltinAdmin("deleted"));
+        }
+        let folder_kept = delete_user_rows(&mut tx, id, now).await?;
+        let details = if folder_kept {
+            "deleted; the archive folder holds messages and is kept"
+        } else {
+            "deleted, with its empty archive folder"
+        };
+        write_audit(&mut tx, actor, "user.delete", user.name.as_str(), details, now).await?;
+        tx.commit().await?;
+        Ok(DeletedUser { name: user.name, folder_kept })
+    }
+
+    async fn set_privileges(
+        &self,
+        id: i64,
+        privileges: &BTreeSet<Privilege>,
+        folders: Option<&[(i64, BTreeSet<FolderRight>)]>,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        let user = load_user(&mut tx, id).await?;
+        if user.builtin_admin {
+            return Err(StoreError::BuiltinAdmin("demoted: it always has every right"));
+        }
+        sqlx::query::<Db>("DELETE FROM user_privileges WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        insert_privileges(&mut tx, &[(id, privileges)]).await?;
+        let mut details = format!(
+            "privileges [{}]",
+            privileges.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        for (folder_id, rights) in folders.unwrap_or_default() {
+            let exists: Option<i64> = sqlx::query_scalar::<Db, i64>("SELECT id FROM folders WHERE id = $1")
+                .bind(*folder_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("folder #{folder_id}")));
+            }
+            sqlx::query::<Db>("DELETE FROM folder_access WHERE user_id = $1 AND folder_id = $2")
+                .bind(id)
+                .bind(*folder_id)
+                .execute(&mut *tx)
+                .await?;
+            if !rights.is_empty() {
+                sqlx::query::<Db>(
+                    "INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(*folder_id)
+                .bind(rights.contains(&FolderRight::Read))
+                .bind(rights.contains(&FolderRight::Write))
+                .bind(rights.contains(&FolderRight::Delete))
+                .execute(&mut *tx)
+                .await?;
+            }
+            details.push_str(&format!(
+                "; folder #{folder_id} [{}]",
+                rights.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        sqlx::query::<Db>("UPDATE users SET updated_at = $1 WHERE id = $2")
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        write_audit(&mut tx, actor, "user.privileges", user.name.as_str(), &details, now).await?;
+        let after = load_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn set_auth(&self, id: i64, auth: AuthMethod, actor: &Actor, now: Timestamp) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        let user = load_user(&mut tx, id).await?;
+        if user.builtin_admin {
+            return Err(StoreError::BuiltinAdmin("switched away from its local password"));
+        }
+        sqlx::query::<Db>("UPDATE users SET auth = $1, updated_at = $2 WHERE id = $3")
+            .bind(auth.as_str())
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        write_audit(&mut tx, actor, "user.auth", user.name.as_str(), &format!("authentication {} -> {}", user.auth.as_str(), auth.as_str()), now).await?;
+        let after = load_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn set_password_hash(&self, id: i64, hash: &str, actor: &Actor, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        let user = load_user(&mut tx, id).await?;
+        sqlx::query::<Db>("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(hash.to_owned())
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        write_audit(&mut tx, actor, "user.password", user.name.as_str(), "local password set", now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_folders(&self) -> Result<Vec<Folder>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("{FOLDER_SELECT} ORDER BY f.name, f.id")))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(folder_from_row).collect()
+    }
+
+    async fn get_folder(&self, id: i64) -> Result<Option<Folder>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("{FOLDER_SELECT} WHERE f.id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(folder_from_row).transpose()
+    }
+
+    async fn set_message_count(&self, id: i64, count: i64, actor: &Actor, now: Timestamp) -> Result<Folder> {
+        if count < 0 {
+            return Err(StoreError::Invalid("a message count can't be negative".into()));
+        }
+        let mut tx = self.pool.begin().await?;
+        bump_version(&mut tx).await?;
+        let done = sqlx::query::<Db>("UPDATE folders SET message_count = $1 WHERE id = $2")
+            .bind(count)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("folder #{id}")));
+        }
+        write_audit(&mut tx, actor, "folder.message_count", &format!("folder #{id}"), &format!("message count {count}"), now).await?;
+        let row = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("{FOLDER_SELECT} WHERE f.id = $1")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let folder = folder_from_row(&row)?;
+        tx.commit().await?;
+        Ok(folder)
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(sqlx::query_scalar::<Db, String>("SELECT value FROM settings WHERE key = $1")
+            .bind(key.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?)
+    }
+
+    async fn put_setting(&self, key: &str, value: &str, actor: &Actor, now: Timestamp, details: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query::<Db>(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key.to_owned())
+        .bind(value.to_owned())
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        write_audit(&mut tx, actor, "setting.update", key, details, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn default_privileges(&self) -> Result<DefaultPrivileges> {
+        match self.get_setting("default_privileges").await? {
+            Some(raw) => serde_json::from_str(&raw).map_err(|e| StoreError::Invalid(e.to_string())),
+            None => Ok(DefaultPrivileges::default()),
+        }
+    }
+
+    async fn audit(&self, actor: &Actor, action: &str, target: &str, details: &str, now: Timestamp) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        write_audit(&mut conn, actor, action, target, details, now).await
+    }
+
+    async fn list_audit(&self, offset: i64, limit: i64) -> Result<Page<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = sqlx::query::<Db>(
+            "SELECT id, at, actor, action, target, details FROM audit_log ORDER BY id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get("id")?,
+                    at: Timestamp(r.try_get("at")?),
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    target: r.try_get("target")?,
+                    details: r.try_get("details")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, total })
+    }
+
+    async fn create_session(&self, token_hash: &str, user_id: i64, now: Timestamp, expires_at: Timestamp) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query::<Db>("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query::<Db>("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(token_hash.to_owned())
+            .bind(user_id)
+            .bind(now.0)
+            .bind(expires_at.0)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, token_hash: &str, now: Timestamp) -> Result<Option<User>> {
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<(i64, i64)> = sqlx::query_as::<Db, (i64, i64)>(
+            "SELECT user_id, expires_at FROM sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some((uid, expires)) if expires > now.0 => Ok(load_users(&mut conn, &[uid]).await?.into_iter().next()),
+            Some(_) => {
+                sqlx::query::<Db>("DELETE FROM sessions WHERE token_hash = $1")
+                    .bind(token_hash.to_owned())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query::<Db>("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash.to_owned())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot> {
+        // One read transaction, so the users, addresses and version belong together.
+        let mut tx = self.pool.begin().await?;
+        let version: i64 = sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query::<Db>(
+            "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
+             COALESCE(f.message_count, 0) AS messages \
+             FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id ORDER BY u.id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        let mut index: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            index.insert(id, users.len());
+            users.push(CurrentUser {
+                id,
+                name: parse_name(&row.try_get::<String, _>("name")?)?,
+                full_name: row.try_get("full_name")?,
+                emails: Vec::new(),
+                auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
+                link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
+                builtin_admin: row.try_get("builtin_admin")?,
+                folder_messages: row.try_get("messages")?,
+            });
+        }
+        drop(rows);
+        let emails = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &emails {
+            let uid: i64 = row.try_get("user_id")?;
+            if let Some(u) = index.get(&uid).and_then(|&i| users.get_mut(i)) {
+                u.emails.push(parse_email(&row.try_get::<String, _>("address")?)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(Snapshot { version, users })
+    }
+
+    async fn begin_run(&self, run: &NewRun, now: Timestamp, stale_before: Timestamp) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query::<Db>(
+            "UPDATE sync_runs SET status = 'abandoned', finished_at = $1, \
+             error = 'the process running it stopped before it finished; nothing it had not committed was applied' \
+             WHERE status = 'running' AND heartbeat_at < $2",
+        )
+        .bind(now.0)
+        .bind(stale_before.0)
+        .execute(&mut *tx)
+        .await?;
+        let id: Option<i64> = sqlx::query_scalar::<Db, i64>(
+            "INSERT INTO sync_runs (kind, triggered_by, actor, directory_type, status, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $5) ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(run.kind.as_str())
+        .bind(run.triggered_by.clone())
+        .bind(run.actor.as_str().to_owned())
+        .bind(run.directory_type.clone())
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match id {
+            Some(id) => {
+                tx.commit().await?;
+                Ok(id)
+            }
+            None => {
+                let row = sqlx::query::<Db>(
+                    "SELECT id, kind, actor, started_at FROM sync_runs WHERE status = 'running'",
+                )
+                .fetch_one(&mut *tx)
+                .await?;
+                Err(StoreError::RunInProgress {
+                    run_id: row.try_get("id")?,
+                    kind: row.try_get("kind")?,
+                    actor: row.try_get("actor")?,
+                    started_at: Timestamp(row.try_get("started_at")?),
+                })
+            }
+        }
+    }
+
+    async fn heartbeat_run(&self, run_id: i64, entries_read: i64, now: Timestamp) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query::<Db>("UPDATE sync_runs SET heartbeat_at = $1, entries_read = $2 WHERE id = $3 AND status = 'running'")
+            .bind(now.0)
+            .bind(entries_read)
+            .bind(run_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn apply_plan(
+        &self,
+        run_id: i64,
+        expected_version: i64,
+        changes: &PlannedChanges,
+        defaults: &DefaultPrivileges,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let version = bump_version(&mut tx).await?;
+        if version != expected_version + 1 {
+            return Err(StoreError::StaleSnapshot);
+        }
+        // Order matters for the unique constraints: free names and addresses before anyone takes them.
+        for d in &changes.delete {
+            delete_user_rows(&mut tx, d.user_id, now).await?;
+        }
+        let new_emails: Vec<i64> = changes.update.iter().filter(|u| u.emails.is_some()).map(|u| u.user_id).collect();
+        for chunk in new_emails.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("DELETE FROM user_emails WHERE user_id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        // Renames go through a temporary key so that swaps (a -> b, b -> a) never collide.
+        for u in changes.update.iter().filter(|u| u.name.is_some()) {
+            sqlx::query::<Db>("UPDATE users SET name_key = $1 WHERE id = $2")
+                .bind(format!("\u{1}renaming:{}", u.user_id))
+                .bind(u.user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for u in &changes.update {
+            let mut q = QueryBuilder::<Db>::new("UPDATE users SET updated_at = ");
+            q.push_bind(now.0);
+            q.push(", dir_source = ").push_bind(u.link.source.clone());
+            q.push(", dir_id = ").push_bind(u.link.id.clone());
+            q.push(", dir_dn = ").push_bind(u.link.dn.clone());
+            if let Some(name) = &u.name {
+                q.push(", name = ").push_bind(name.as_str().to_owned());
+                q.push(", name_key = ").push_bind(name.key());
+                // The own folder is named after the user.
+                sqlx::query::<Db>("UPDATE folders SET name = $1 WHERE owner_user_id = $2 AND name = $3")
+                    .bind(name.as_str().to_owned())
+                    .bind(u.user_id)
+                    .bind(u.old_name.as_str().to_owned())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(full_name) = &u.full_name {
+                q.push(", full_name = ").push_bind(full_name.clone());
+            }
+            q.push(" WHERE id = ").push_bind(u.user_id);
+            q.build().execute(&mut *tx).await?;
+        }
+        if !changes.create.is_empty() {
+            let first = alloc_ids(&mut tx, "next_user_id", changes.create.len()).await?;
+            let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(changes.create.iter()).collect();
+            for chunk in with_ids.chunks(CHUNK) {
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO users (id, name, name_key, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut b, (id, n)| {
+                    b.push_bind(*id)
+                        .push_bind(n.name.as_str().to_owned())
+                        .push_bind(n.name.key())
+                        .push_bind(n.full_name.clone())
+                        .push_bind("directory")
+                        .push_bind(false)
+                        .push_bind(n.link.source.clone())
+                        .push_bind(n.link.id.clone())
+                        .push_bind(n.link.dn.clone())
+                        .push_bind(now.0)
+                        .push_bind(now.0);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            let privileges: Vec<(i64, &BTreeSet<Privilege>)> =
+                with_ids.iter().map(|(id, _)| (*id, &defaults.privileges)).collect();
+            insert_privileges(&mut tx, &privileges).await?;
+            let folders: Vec<(i64, String)> = with_ids.iter().map(|(id, n)| (*id, n.name.to_string())).collect();
+            insert_own_folders(&mut tx, &folders, &defaults.own_folder, now).await?;
+            let emails: Vec<(i64, &[EmailAddress])> = with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())).collect();
+            insert_emails(&mut tx, &emails).await?;
+        }
+        let updated_emails: Vec<(i64, &[EmailAddress])> = changes
+            .update
+            .iter()
+            .filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice())))
+            .collect();
+        insert_emails(&mut tx, &updated_emails).await?;
+        write_audit(
+            &mut tx,
+            actor,
+            "directory.sync",
+            &format!("run #{run_id}"),
+            &format!(
+                "applied: {} created, {} updated, {} deleted; each user's line is in the run's report",
+                changes.create.len(),
+                changes.update.len(),
+                changes.delete.len()
+            ),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run_id: i64, outcome: &RunOutcome<'_>, now: Timestamp) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let counts = outcome
+            .counts
+            .map(|c| serde_json::to_string(&c))
+            .transpose()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        sqlx::query::<Db>(
+            "UPDATE sync_runs SET status = $1, finished_at = $2, heartbeat_at = $2, entries_read = $3, counts = $4, error = $5 WHERE id = $6",
+        )
+        .bind(outcome.status.as_str())
+        .bind(now.0)
+        .bind(outcome.entries_read)
+        .bind(counts)
+        .bind(outcome.error.clone())
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        let numbered: Vec<(i64, &ReportLine)> = (0_i64..).zip(outcome.lines.iter()).collect();
+        for chunk in numbered.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new("INSERT INTO sync_run_lines (run_id, seq, user_name, action, reason, dn) ");
+            q.push_values(chunk, |mut b, (seq, l)| {
+                b.push_bind(run_id)
+                    .push_bind(*seq)
+                    .push_bind(l.user.clone())
+                    .push_bind(l.action.as_str())
+                    .push_bind(l.reason.clone())
+                    .push_bind(l.dn.clone());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_runs(&self, offset: i64, limit: i64) -> Result<Page<RunSummary>> {
+        let mut conn = self.pool.acquire().await?;
+        let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM sync_runs")
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2"
+        )))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Page { items: rows.iter().map(run_from_row).collect::<Result<_>>()?, total })
+    }
+
+    async fn get_run(&self, id: i64) -> Result<Option<RunSummary>> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>> {
+        let mut conn = self.pool.acquire().await?;
+        let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM sync_run_lines WHERE run_id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows = sqlx::query::<Db>(
+            "SELECT user_name, action, reason, dn FROM sync_run_lines WHERE run_id = $1 ORDER BY seq LIMIT $2 OFFSET $3",
+        )
+        .bind(id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&mut *conn)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let action: String = r.try_get("action")?;
+                let action = serde_json::from_value::<ReportAction>(serde_json::Value::String(action))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Ok(ReportLine { user: r.try_get("user_name")?, action, reason: r.try_get("reason")?, dn: r.try_get("dn")? })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page { items, total })
+    }
+
+    async fn check_consistency(&self) -> Result<Vec<String>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut problems = Vec::new();
+        let checks: [(&str, &str); 6] = [
+            ("users without an own archive folder", "SELECT u.name FROM users u WHERE NOT EXISTS (SELECT 1 FROM folders f WHERE f.owner_user_id = u.id)"),
+            ("orphaned folders without messages", "SELECT name FROM folders WHERE owner_user_id IS NULL AND message_count = 0"),
+            ("users whose name key doesn't match", "SELECT name FROM users WHERE name_key LIKE '\u{1}%'"),
+            ("built-in administrators", "SELECT name FROM users WHERE builtin_admin = TRUE GROUP BY name HAVING COUNT(*) > 1"),
+            ("half-linked users", "SELECT name FROM users WHERE (dir_source IS NULL) <> (dir_id IS NULL)"),
+            ("runs still marked running", "SELECT CAST(id AS TEXT) FROM sync_runs WHERE status = 'running'"),
+        ];
+        for (what, sql) in checks {
+            let names: Vec<String> = sqlx::query_scalar::<Db, String>(sql).fetch_all(&mut *conn).await?;
+            if !names.is_empty() {
+                problems.push(format!("{what}: {}", names.join(", ")));
+            }
+        }
+        let keys: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>("SELECT name, name_key FROM users")
+            .fetch_all(&mut *conn)
+            .await?;
+        for (name, key) in keys {
+            if roster_core::names::name_key(&name) != key {
+                problems.push(format!("user {name:?} has the stale name key {key:?}"));
+            }
+        }
+        let admin_privs: i64 = sqlx::query_scalar::<Db, i64>(
+            "SELECT COUNT(*) FROM user_privileges p JOIN users u ON u.id = p.user_id WHERE u.builtin_admin = TRUE",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let admins: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users WHERE builtin_admin = TRUE")
+            .fetch_one(&mut *conn)
+            .await?;
+        if admins != 1 {
+            problems.push(format!("{admins} built-in administrators (expected 1)"));
+        } else if admin_privs != i64::try_from(Privilege::ALL.len()).unwrap_or(0) {
+            problems.push("the built-in administrator lacks some privileges".into());
+        }
+        Ok(problems)
+    }
+}

@@ -1,0 +1,23 @@
+//! Throwaway REAL servers for integration tests and benchmarks: OpenLDAP
+//! `slapd`, PostgreSQL and a test certificate authority, all on 127.0.0.1
+//! with ports picked at run time and state in temporary directories.
+//!
+//! Everything here is synchronous and drives external programs with
+//! `std::process`; call it from test set-up code (inside async tests, before
+//! or via `spawn_blocking`). Servers stop when their handle is dropped; the
+//! shared PostgreSQL cluster stops when the process exits.
+//!
+//! See `README.md` for the list of required Debian packages and for how to
+//! add another server.
+
+pub mod ca;
+pub mod common;
+pub mod ldif;
+pub mod postgres;
+pub mod slapd;
+
+pub use ca::{ServerCert, TestCa, self_signed_server_cert};
+pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
+pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
+pub use postgres::TestPostgres;
+pub use slapd::{Slapd, SlapdConfig, SlapdTls};

@@ -1,0 +1,572 @@
+//! Command-line parsing and dispatch. Every command works on the data directory (or PostgreSQL) directly
+//! through `roster_app::Roster`, as the local administrator; it is safe while `roster serve` runs on the same
+//! data (SQLite WAL, one transaction per change, runs serialized in the database).
+
+use crate::output;
+use anyhow::{Context, Result, anyhow};
+use clap::{Parser, Subcommand};
+use roster_app::{
+    AppError, Caller, ErrorKind, NewUserInput, PrivilegesInput, Roster, SessionPolicy,
+};
+use roster_core::directory::DirectorySettings;
+use roster_core::privileges::{DefaultPrivileges, parse_privilege_list, parse_right_list};
+use roster_core::user::AuthMethod;
+use roster_store::{RunKind, StoreLocation};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "roster",
+    version,
+    about = "Users and privileges of the email archive, in step with your directory."
+)]
+pub struct Args {
+    /// Where the embedded database, the secret key and other state live.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_DATA_DIR",
+        default_value = "./roster-data"
+    )]
+    pub data_dir: PathBuf,
+    /// Use PostgreSQL instead of the embedded SQLite (postgres://user@host/db).
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Log filter, e.g. `info` or `roster=debug`.
+    #[arg(long, global = true, env = "ROSTER_LOG", default_value = "warn")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: the REST API under /api/v1.
+    Serve {
+        #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Default privileges for users created by synchronization.
+    #[command(subcommand)]
+    Privileges(PrivilegesCommand),
+    /// Directory settings.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+    /// Synchronize now (or, with --preview, Test Settings: show what would happen and commit nothing).
+    Sync {
+        #[arg(long)]
+        preview: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The history of previews and synchronizations.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Archive folders.
+    #[command(subcommand)]
+    Folders(FoldersCommand),
+    /// The audit log, newest first.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Test a logon: checks NAME's password (local or directory) and the log_on privilege. The password is
+    /// read from ROSTER_PASSWORD, or from standard input.
+    Logon {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Show one user.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user. A local user's password comes from ROSTER_NEW_PASSWORD or standard input.
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        full_name: String,
+        /// An email address (repeat for more).
+        #[arg(long = "email")]
+        emails: Vec<String>,
+        #[arg(long, value_parser = parse_auth, default_value = "local")]
+        auth: AuthMethod,
+        /// Comma-separated; default: the default privileges.
+        #[arg(long)]
+        privileges: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's full name or addresses.
+    Update {
+        name: String,
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Replaces the addresses (repeat for more; give --email "" to remove all).
+        #[arg(long = "email")]
+        emails: Option<Vec<String>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user (an archive folder that holds messages is kept).
+    Remove { name: String },
+    /// Set global privileges (comma-separated) and folder access (--folder NAME=read,write).
+    SetPrivileges {
+        name: String,
+        #[arg(long)]
+        privileges: String,
+        #[arg(long = "folder")]
+        folders: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set how a user logs on: local (Roster password) or directory.
+    SetAuth {
+        name: String,
+        #[arg(value_parser = parse_auth)]
+        auth: AuthMethod,
+    },
+    /// Set a user's local password (from ROSTER_NEW_PASSWORD or standard input).
+    SetPassword { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivilegesCommand {
+    #[command(subcommand)]
+    Defaults(DefaultsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DefaultsCommand {
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// e.g. `--privileges log_on,archive_email --own-folder read`
+    Set {
+        #[arg(long)]
+        privileges: String,
+        #[arg(long, default_value = "read")]
+        own_folder: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Show the settings (never the password).
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the settings with a TOML file (leave out `password` to keep the stored one).
+    Set {
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FoldersCommand {
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a folder's message count (no mail store yet: this exercises the deletion rules).
+    SetCount { folder: String, count: i64 },
+}
+
+fn parse_auth(raw: &str) -> std::result::Result<AuthMethod, String> {
+    AuthMethod::parse(raw).ok_or_else(|| format!("{raw:?}: use local or directory"))
+}
+
+pub fn init_tracing(args: &Args) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The stable code and the exit code of an error.
+pub fn describe_error(e: &anyhow::Error) -> (String, u8) {
+    if let Some(app) = e.downcast_ref::<AppError>() {
+        let exit = match app.kind() {
+            ErrorKind::BadRequest => 2,
+            ErrorKind::NotFound => 3,
+            ErrorKind::Conflict => 4,
+            ErrorKind::Unavailable => 5,
+            ErrorKind::Unauthenticated | ErrorKind::Forbidden => 6,
+            ErrorKind::Internal => 1,
+        };
+        return (app.code().to_owned(), exit);
+    }
+    ("CL001-failed".to_owned(), 1)
+}
+
+async fn open(args: &Args) -> Result<Arc<Roster>> {
+    let location = match &args.database_url {
+        Some(url) if !url.is_empty() => StoreLocation::Postgres(url.clone()),
+        _ => StoreLocation::Sqlite(args.data_dir.clone()),
+    };
+    let store = roster_store::open(&location)
+        .await
+        .map_err(AppError::from)?;
+    let secret_env = std::env::var("ROSTER_SECRET_KEY").ok();
+    let secrets = roster_app::secrets::SecretBox::load(&args.data_dir, secret_env.as_deref())?;
+    let roster = Roster::new(
+        store,
+        Arc::new(SystemClock),
+        secrets,
+        SessionPolicy::default(),
+    );
+    let admin_password = std::env::var("ROSTER_ADMIN_PASSWORD").ok();
+    let boot = roster.bootstrap(admin_password.as_deref()).await?;
+    if let Some(p) = boot.generated_admin_password {
+        eprintln!(
+            "roster: created the built-in administrator `admin` with the password:\n\n    {p}\n\nIt is shown only this once. Change it with `roster users set-password admin`."
+        );
+    } else if boot.admin_created {
+        eprintln!(
+            "roster: created the built-in administrator `admin` with the password from ROSTER_ADMIN_PASSWORD."
+        );
+    }
+    Ok(Arc::new(roster))
+}
+
+/// The wall clock: the one place that reads it.
+#[derive(Debug)]
+struct SystemClock;
+
+impl roster_core::Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> roster_core::Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        roster_core::Timestamp(ms)
+    }
+}
+
+fn local_caller() -> Caller {
+    let who = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Caller::Local(who)
+}
+
+/// A secret from an environment variable or standard input (never from the command line, where other
+/// users of the machine could read it in the process list).
+fn read_secret(env: &str, prompt: &str) -> Result<String> {
+    if let Ok(v) = std::env::var(env) {
+        return Ok(v);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("{prompt}: ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let roster = open(&args).await?;
+    let me = local_caller();
+    match args.command {
+        Command::Serve { listen } => serve(roster, &listen).await?,
+        Command::Users(cmd) => users(&roster, &me, cmd).await?,
+        Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
+            DefaultsCommand::Show { json } => {
+                let d = roster.default_privileges(&me).await?;
+                output::defaults(&d, json)?;
+            }
+            DefaultsCommand::Set {
+                privileges,
+                own_folder,
+            } => {
+                let defaults = DefaultPrivileges {
+                    privileges: parse_privilege_list(&privileges)
+                        .map_err(|e| AppError::Invalid(e.to_string()))?,
+                    own_folder: parse_right_list(&own_folder)
+                        .map_err(|e| AppError::Invalid(e.to_string()))?,
+                };
+                let d = roster.set_default_privileges(&me, defaults).await?;
+                output::defaults(&d, false)?;
+            }
+        },
+        Command::Directory(cmd) => match cmd {
+            DirectoryCommand::Show { json } => {
+                let v = roster.directory_settings(&me).await?;
+                output::directory(&v, json)?;
+            }
+            DirectoryCommand::Set { file } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))
+                    .map_err(|e| AppError::Invalid(format!("{e:#}")))?;
+                let settings: DirectorySettings = toml::from_str(&text)
+                    .map_err(|e| AppError::Invalid(format!("{}: {e}", file.display())))?;
+                let v = roster.set_directory_settings(&me, settings).await?;
+                eprintln!("roster: directory settings saved.");
+                output::directory(&v, false)?;
+            }
+        },
+        Command::Sync { preview, json } => {
+            let kind = if preview {
+                RunKind::Preview
+            } else {
+                RunKind::Sync
+            };
+            let progress = output::Progress::new();
+            let report = roster.run_directory(&me, kind, "cli", &progress).await;
+            progress.finish();
+            output::report(&report?, json)?;
+        }
+        Command::Runs(cmd) => match cmd {
+            RunsCommand::List { limit, json } => {
+                let page = roster.list_runs(&me, 0, limit).await?;
+                output::runs(&page.items, json)?;
+            }
+            RunsCommand::Show { id, json } => {
+                let (run, lines) = roster.get_run(&me, id, 0, 100_000).await?;
+                output::run(&run, &lines.items, json)?;
+            }
+        },
+        Command::Folders(cmd) => match cmd {
+            FoldersCommand::List { json } => {
+                output::folders(&roster.list_folders(&me).await?, json)?
+            }
+            FoldersCommand::SetCount { folder, count } => {
+                let f = roster.set_message_count(&me, &folder, count).await?;
+                output::folders(&[f], false)?;
+            }
+        },
+        Command::Audit {
+            limit,
+            offset,
+            json,
+        } => {
+            let page = roster.audit_log(&me, offset, limit).await?;
+            output::audit(&page.items, json)?;
+        }
+        Command::Logon { name, json } => {
+            let password = read_secret("ROSTER_PASSWORD", &format!("password for {name}"))?;
+            let user = roster.verify_logon(&name, &password).await?;
+            if json {
+                output::json(&serde_json::json!({"accepted": true, "user": user}))?;
+            } else {
+                println!(
+                    "logon accepted for {} ({} authentication)",
+                    user.name,
+                    user.auth.as_str()
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
+    match cmd {
+        UsersCommand::List {
+            json,
+            offset,
+            limit,
+        } => {
+            let page = roster.list_users(me, offset, limit).await?;
+            output::users(&page.items, json)?;
+        }
+        UsersCommand::Show { name, json } => {
+            output::user(&roster.get_user(me, &name).await?, json)?
+        }
+        UsersCommand::Add {
+            name,
+            full_name,
+            emails,
+            auth,
+            privileges,
+            json,
+        } => {
+            let password = match auth {
+                AuthMethod::Local => Some(read_secret(
+                    "ROSTER_NEW_PASSWORD",
+                    &format!("new password for {name}"),
+                )?),
+                AuthMethod::Directory => None,
+            };
+            let privileges = privileges
+                .map(|p| parse_privilege_list(&p))
+                .transpose()
+                .map_err(|e| AppError::Invalid(e.to_string()))?;
+            let user = roster
+                .create_user(
+                    me,
+                    NewUserInput {
+                        name,
+                        full_name,
+                        emails,
+                        auth,
+                        password,
+                        privileges,
+                    },
+                )
+                .await?;
+            output::user(&user, json)?;
+        }
+        UsersCommand::Update {
+            name,
+            full_name,
+            emails,
+            json,
+        } => {
+            let emails = emails.map(|e| e.into_iter().filter(|a| !a.is_empty()).collect());
+            let user = roster
+                .update_user(me, &name, roster_app::UserUpdateInput { full_name, emails })
+                .await?;
+            output::user(&user, json)?;
+        }
+        UsersCommand::Remove { name } => {
+            let d = roster.delete_user(me, &name).await?;
+            if d.folder_kept {
+                println!(
+                    "deleted user {}; the archive folder holds messages and was kept",
+                    d.name
+                );
+            } else {
+                println!("deleted user {} and the empty archive folder", d.name);
+            }
+        }
+        UsersCommand::SetPrivileges {
+            name,
+            privileges,
+            folders,
+            json,
+        } => {
+            let privileges =
+                parse_privilege_list(&privileges).map_err(|e| AppError::Invalid(e.to_string()))?;
+            let folders = folders
+                .iter()
+                .map(|f| {
+                    let (folder, rights) = f.split_once('=').ok_or_else(|| {
+                        AppError::Invalid(format!("--folder {f:?}: write FOLDER=read,write,delete"))
+                    })?;
+                    Ok(roster_app::FolderRightsInput {
+                        folder: folder.to_owned(),
+                        rights: parse_right_list(rights)
+                            .map_err(|e| AppError::Invalid(e.to_string()))?,
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, AppError>>()?;
+            let user = roster
+                .set_privileges(
+                    me,
+                    &name,
+                    PrivilegesInput {
+                        privileges,
+                        folders,
+                    },
+                )
+                .await?;
+            output::user(&user, json)?;
+        }
+        UsersCommand::SetAuth { name, auth } => {
+            let user = roster.set_auth(me, &name, auth).await?;
+            println!(
+                "{} now logs on with {} authentication",
+                user.name,
+                user.auth.as_str()
+            );
+        }
+        UsersCommand::SetPassword { name } => {
+            let password = read_secret("ROSTER_NEW_PASSWORD", &format!("new password for {name}"))?;
+            roster.set_password(me, &name, &password).await?;
+            println!("password set for {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(roster: Arc<Roster>, listen: &str) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow!("can't listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!("roster: serving on http://{addr} (API under /api/v1)");
+    let app = roster_server::router(roster);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    eprintln!("roster: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

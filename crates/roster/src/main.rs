@@ -1,0 +1,39 @@
+//! `roster`: the server (`roster serve`) and the administrator's command line.
+//!
+//! Exit codes are part of the contract (scripts rely on them):
+//! 0 success · 1 failure (database, internal) · 2 invalid command line or input · 3 not found ·
+//! 4 conflict (duplicate name or address, another run in progress) · 5 a directory or the database is
+//! unavailable (unreachable, refused the service account, a failed or partial read) · 6 logon refused or
+//! not permitted.
+
+mod cli;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // One rustls crypto provider for the whole process: two in one build make rustls panic at the first
+    // handshake, and ldap3 asks for the process default.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args = cli::Args::parse();
+    cli::init_tracing(&args);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roster: can't start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            let (code, exit) = cli::describe_error(&e);
+            eprintln!("roster: error [{code}]: {e:#}");
+            ExitCode::from(exit)
+        }
+    }
+}

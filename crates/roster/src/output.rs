@@ -1,0 +1,268 @@
+//! What the CLI prints: `--json` gives the same objects as the API; otherwise short, aligned text.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use roster_app::{RunReport, SyncPhase, SyncProgress};
+use roster_core::plan::ReportLine;
+use roster_core::privileges::DefaultPrivileges;
+use roster_core::user::{AuditEntry, Folder, User};
+use roster_store::RunSummary;
+use serde::Serialize;
+use std::time::Duration;
+
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn privileges(u: &User) -> String {
+    u.privileges
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn users(users: &[User], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(users);
+    }
+    println!(
+        "{:<24} {:<24} {:<10} {:<30} PRIVILEGES",
+        "NAME", "FULL NAME", "AUTH", "EMAIL"
+    );
+    for u in users {
+        println!(
+            "{:<24} {:<24} {:<10} {:<30} {}",
+            u.name.as_str(),
+            u.full_name,
+            u.auth.as_str(),
+            u.emails.first().map(|e| e.as_str()).unwrap_or(""),
+            privileges(u)
+        );
+    }
+    Ok(())
+}
+
+pub fn user(u: &User, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(u);
+    }
+    println!("name:           {}", u.name);
+    println!("full name:      {}", u.full_name);
+    println!(
+        "emails:         {}",
+        u.emails
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("authentication: {}", u.auth.as_str());
+    println!("privileges:     {}", privileges(u));
+    for f in &u.folders {
+        println!(
+            "folder access:  {} [{}]",
+            f.folder,
+            f.rights
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    if let Some(l) = &u.directory {
+        println!(
+            "directory:      {} id {} ({})",
+            l.source,
+            l.id,
+            l.dn.as_deref().unwrap_or("-")
+        );
+    }
+    if u.builtin_admin {
+        println!("built-in administrator");
+    }
+    Ok(())
+}
+
+pub fn defaults(d: &DefaultPrivileges, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(d);
+    }
+    println!(
+        "privileges: {}",
+        d.privileges
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    println!(
+        "own folder: {}",
+        d.own_folder
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    Ok(())
+}
+
+pub fn directory(v: &serde_json::Value, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(v);
+    }
+    match toml::to_string(v) {
+        Ok(t) => print!("{t}"),
+        Err(_) => json(v)?,
+    }
+    Ok(())
+}
+
+pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(r);
+    }
+    let c = &r.counts;
+    println!(
+        "{} #{} ({}): {} entries read",
+        if r.preview {
+            "Test Settings (preview, nothing committed)"
+        } else {
+            "Synchronization"
+        },
+        r.run_id,
+        r.directory_type,
+        r.entries_read
+    );
+    println!(
+        "created {}, updated {}, renamed {}, linked {}, deleted {}, folders kept {}, unchanged {}, conflicts {}, skipped {}",
+        c.created,
+        c.updated,
+        c.renamed,
+        c.linked,
+        c.deleted,
+        c.folders_kept,
+        c.unchanged,
+        c.conflicts,
+        c.skipped
+    );
+    lines(&r.lines);
+    Ok(())
+}
+
+fn lines(lines: &[ReportLine]) {
+    for l in lines {
+        println!("  {:<9} {:<24} {}", l.action.as_str(), l.user, l.reason);
+    }
+}
+
+pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(runs);
+    }
+    println!(
+        "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} RESULT",
+        "RUN", "KIND", "STATUS", "STARTED", "BY", "ENTRIES"
+    );
+    for r in runs {
+        let result = match (&r.counts, &r.error) {
+            (_, Some(e)) => e.clone(),
+            (Some(c), None) => format!(
+                "created {} updated {} renamed {} linked {} deleted {} conflicts {} skipped {}",
+                c.created, c.updated, c.renamed, c.linked, c.deleted, c.conflicts, c.skipped
+            ),
+            (None, None) => String::new(),
+        };
+        println!(
+            "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} {}",
+            r.id,
+            r.kind.as_str(),
+            r.status.as_str(),
+            r.started_at.to_rfc3339(),
+            r.triggered_by,
+            r.entries_read,
+            result
+        );
+    }
+    Ok(())
+}
+
+pub fn run(r: &RunSummary, l: &[ReportLine], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&serde_json::json!({"run": r, "lines": l}));
+    }
+    runs(std::slice::from_ref(r), false)?;
+    lines(l);
+    Ok(())
+}
+
+pub fn folders(folders: &[Folder], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(folders);
+    }
+    println!("{:<6} {:<24} {:<24} MESSAGES", "ID", "NAME", "OWNER");
+    for f in folders {
+        println!(
+            "{:<6} {:<24} {:<24} {}",
+            f.id,
+            f.name,
+            f.owner.as_deref().unwrap_or("(none: owner deleted)"),
+            f.message_count
+        );
+    }
+    Ok(())
+}
+
+pub fn audit(entries: &[AuditEntry], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(entries);
+    }
+    for e in entries {
+        println!(
+            "{} {:<16} {:<22} {:<20} {}",
+            e.at.to_rfc3339(),
+            e.actor,
+            e.action,
+            e.target,
+            e.details
+        );
+    }
+    Ok(())
+}
+
+/// A spinner with the number of entries read; indicatif hides it when stderr is not a terminal.
+pub struct Progress(ProgressBar);
+
+impl Progress {
+    pub fn new() -> Progress {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar.set_message("connecting");
+        Progress(bar)
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl SyncProgress for Progress {
+    fn phase(&self, phase: SyncPhase) {
+        self.0.set_message(match phase {
+            SyncPhase::Reading => "reading the directory".to_owned(),
+            SyncPhase::Planning => format!("{} entries read; planning", self.0.position()),
+            SyncPhase::Applying => "applying in one transaction".to_owned(),
+        });
+    }
+
+    fn entries_read(&self, total: u64) {
+        self.0.set_position(total);
+        self.0
+            .set_message(format!("reading the directory: {total} entries"));
+    }
+}
