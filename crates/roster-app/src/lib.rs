@@ -321,10 +321,11 @@ impl Roster {
     /// A user by name; a non-administrator may only see themselves.
     pub async fn get_user(&self, caller: &Caller, name: &str) -> Result<User> {
         let name = parse_user_name(name)?;
-        if let Caller::User(me) = caller {
-            if !me.builtin_admin && me.name.key() != name.key() {
-                return Err(AppError::Forbidden("see other users"));
-            }
+        if let Caller::User(me) = caller
+            && !me.builtin_admin
+            && me.name.key() != name.key()
+        {
+            return Err(AppError::Forbidden("see other users"));
         }
         self.store
             .get_user(&name)
@@ -598,10 +599,10 @@ fn parse_emails(raw: &[String]) -> Result<Vec<EmailAddress>> {
 }
 
 fn resolve_folder<'a>(all: &'a [Folder], key: &str) -> Result<&'a Folder> {
-    if let Ok(id) = key.parse::<i64>() {
-        if let Some(f) = all.iter().find(|f| f.id == id) {
-            return Ok(f);
-        }
+    if let Ok(id) = key.parse::<i64>()
+        && let Some(f) = all.iter().find(|f| f.id == id)
+    {
+        return Ok(f);
     }
     let key_n = roster_core::names::name_key(key);
     let mut owned = all

@@ -75,11 +75,11 @@ impl Roster {
         if matches!(settings, DirectorySettings::None) {
             return Ok(None);
         }
-        if let Some(sealed) = self.store.get_setting(PASSWORD_KEY).await? {
-            if !sealed.is_empty() {
-                let plain = self.secrets.open(PASSWORD_PURPOSE, &sealed)?;
-                settings.set_password(Some(Secret::new(plain)));
-            }
+        if let Some(sealed) = self.store.get_setting(PASSWORD_KEY).await?
+            && !sealed.is_empty()
+        {
+            let plain = self.secrets.open(PASSWORD_PURPOSE, &sealed)?;
+            settings.set_password(Some(Secret::new(plain)));
         }
         Ok(Some(settings))
     }
@@ -187,10 +187,10 @@ impl Roster {
             .map(|b| format!("{b:02x}"))
             .collect();
         let mut cache = self.directory_cache.lock().await;
-        if let Some((fp, d)) = cache.as_ref() {
-            if *fp == fingerprint {
-                return Ok(d.clone());
-            }
+        if let Some((fp, d)) = cache.as_ref()
+            && *fp == fingerprint
+        {
+            return Ok(d.clone());
         }
         let d = roster_directory::connector(settings)?;
         *cache = Some((fingerprint, d.clone()));

@@ -271,10 +271,10 @@ impl LdapSettings {
             return Err(settings_error("page_size", "between 1 and 1000"));
         }
         check_attribute_name("username_attribute", self.username_attribute.trim())?;
-        if let Some(a) = &self.full_name_attribute {
-            if !a.trim().is_empty() {
-                check_attribute_name("full_name_attribute", a.trim())?;
-            }
+        if let Some(a) = &self.full_name_attribute
+            && !a.trim().is_empty()
+        {
+            check_attribute_name("full_name_attribute", a.trim())?;
         }
         parse_attribute_list("email_attributes", self.email_attributes.as_deref())?;
         check_filter(&self.filter)
@@ -287,10 +287,10 @@ impl LdifSettings {
             return Err(settings_error("file", "give the path of the LDIF file"));
         }
         check_attribute_name("username_attribute", self.username_attribute.trim())?;
-        if let Some(a) = &self.full_name_attribute {
-            if !a.trim().is_empty() {
-                check_attribute_name("full_name_attribute", a.trim())?;
-            }
+        if let Some(a) = &self.full_name_attribute
+            && !a.trim().is_empty()
+        {
+            check_attribute_name("full_name_attribute", a.trim())?;
         }
         parse_attribute_list("email_attributes", self.email_attributes.as_deref())?;
         check_filter(&self.filter)

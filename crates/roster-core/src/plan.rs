@@ -295,10 +295,10 @@ pub fn plan_sync(
     let mut by_link: HashMap<&str, usize> = HashMap::with_capacity(current.len());
     let mut by_name: HashMap<String, usize> = HashMap::with_capacity(current.len());
     for (i, u) in current.iter().enumerate() {
-        if let Some(link) = &u.link {
-            if link.source == options.source {
-                by_link.insert(link.id.as_str(), i);
-            }
+        if let Some(link) = &u.link
+            && link.source == options.source
+        {
+            by_link.insert(link.id.as_str(), i);
         }
         by_name.insert(u.name.key(), i);
     }
@@ -361,10 +361,10 @@ pub fn plan_sync(
     // Rule 4: targets. `targets[u]` is the planned new state of current user `u`, if it changes.
     let mut targets: Vec<Option<(usize, MatchKind)>> = vec![None; current.len()];
     for (i, fate) in fates.iter().enumerate() {
-        if let Some(EntryFate::Existing { user, kind }) = fate {
-            if let Some(t) = targets.get_mut(*user) {
-                *t = Some((i, *kind));
-            }
+        if let Some(EntryFate::Existing { user, kind }) = fate
+            && let Some(t) = targets.get_mut(*user)
+        {
+            *t = Some((i, *kind));
         }
     }
 
@@ -488,10 +488,10 @@ pub fn plan_sync(
             let Some(fate) = fates.get_mut(i) else {
                 continue;
             };
-            if let Some(EntryFate::Existing { user, .. }) = fate {
-                if let Some(t) = targets.get_mut(*user) {
-                    *t = None;
-                }
+            if let Some(EntryFate::Existing { user, .. }) = fate
+                && let Some(t) = targets.get_mut(*user)
+            {
+                *t = None;
             }
             *fate = Some(EntryFate::Conflict);
             counts.conflicts += 1;

@@ -206,12 +206,30 @@ impl LdapDirectory {
             LdapError::Rustls { source } => tls_error(&source),
             LdapError::Io { source } => {
                 // tokio-rustls reports handshake failures as io::Errors wrapping the rustls error.
-                match source
+                if let Some(e) = source
                     .get_ref()
                     .and_then(|inner| inner.downcast_ref::<rustls::Error>())
                 {
-                    Some(e) => tls_error(e),
-                    None => connect(source.to_string()),
+                    return tls_error(e);
+                }
+                // Once TCP is up, a peer that hangs up or sends garbage during the handshake is most
+                // likely not speaking TLS on this port (ldaps:// to port 389, say).
+                let tls_in_use = self.encryption != Encryption::None;
+                let handshake_failure = matches!(
+                    source.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::InvalidData
+                );
+                if tls_in_use && handshake_failure {
+                    DirectoryError::Tls {
+                        server: self.server.clone(),
+                        port: self.port,
+                        detail: source.to_string(),
+                        hint: "the server closed the connection during the TLS handshake: check that the port and `encryption` match the server (ldaps is usually port 636, StartTLS uses the LDAP port 389)",
+                    }
+                } else {
+                    connect(source.to_string())
                 }
             }
             LdapError::LdapResult { result } => DirectoryError::Tls {
@@ -286,10 +304,10 @@ impl LdapDirectory {
     /// The bound service connection, (re)connecting when there is none or it was closed.
     async fn service(&self) -> Result<Ldap, DirectoryError> {
         let mut slot = self.service.lock().await;
-        if let Some(ldap) = slot.as_mut() {
-            if !ldap.is_closed() {
-                return Ok(ldap.clone());
-            }
+        if let Some(ldap) = slot.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok(ldap.clone());
         }
         *slot = None;
         let ldap = self.open_service().await?;
@@ -429,7 +447,7 @@ impl LdapDirectory {
                 read.without_stable_id += 1;
             }
             read.entries.push(entry);
-            if read.entries.len() % 1000 == 0 {
+            if read.entries.len().is_multiple_of(1000) {
                 progress.entries_read(entries_so_far(read));
             }
         }
@@ -682,6 +700,54 @@ mod tests {
             id,
             payload: PL::C(inner),
         }
+    }
+
+    /// The Active Directory behaviour (skip and count references) is internal until that connector
+    /// exists, so it is tested here rather than through `connector`.
+    #[tokio::test]
+    async fn references_can_be_skipped_and_counted() {
+        use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
+        let slapd = Slapd::start(SlapdConfig::default()).unwrap();
+        let people = slapd.people_dn();
+        let mut ldif = user_ldif(
+            slapd.suffix(),
+            &TestUser {
+                uid: "here",
+                cn: "Here",
+                ..Default::default()
+            },
+        );
+        ldif.push_str(&format!(
+            "\ndn: ou=Elsewhere,{people}\nobjectClass: referral\nobjectClass: extensibleObject\nou: Elsewhere\nref: ldap://other.example.com/ou=Elsewhere,dc=example,dc=com\n"
+        ));
+        slapd.add(&ldif).unwrap();
+        let settings = LdapSettings {
+            server: "127.0.0.1".into(),
+            port: Some(slapd.port()),
+            encryption: Encryption::None,
+            ignore_certificate_errors: false,
+            ca_file: None,
+            bind_dn: slapd.root_dn().into(),
+            password: Some(Secret::new(slapd.root_password())),
+            base_dn: people,
+            filter: "(objectClass=inetOrgPerson)".into(),
+            username_attribute: "uid".into(),
+            full_name_attribute: None,
+            email_attributes: None,
+            delete_users: false,
+            page_size: Some(10),
+            timeout_seconds: Some(10),
+        };
+        let dir = LdapDirectory::new(
+            &settings,
+            ReadOptions {
+                skip_references: true,
+            },
+        )
+        .unwrap();
+        let read = dir.read_entries(&crate::NoProgress).await.unwrap();
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.references_skipped, 1);
     }
 
     #[test]

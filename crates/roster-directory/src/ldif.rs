@@ -107,7 +107,7 @@ impl LdifConfig {
             // Any error fails the whole read: a half-read file would look like deleted users.
             let entry = record.map_err(|e| self.ldif_error(e.to_string()))?;
             seen += 1;
-            if seen % 1000 == 0 {
+            if seen.is_multiple_of(1000) {
                 // The receiver only goes away if the read was cancelled; nothing to do then.
                 let _ = progress.send(read.entries.len() as u64);
             }

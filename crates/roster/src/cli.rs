@@ -353,8 +353,16 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))
                     .map_err(|e| AppError::Invalid(format!("{e:#}")))?;
-                let settings: DirectorySettings = toml::from_str(&text)
+                let mut settings: DirectorySettings = toml::from_str(&text)
                     .map_err(|e| AppError::Invalid(format!("{}: {e}", file.display())))?;
+                // A relative LDIF path is relative to the settings file, not to wherever the server runs.
+                if let DirectorySettings::Ldif(s) = &mut settings
+                    && s.file.is_relative()
+                {
+                    let base = file.parent().unwrap_or(std::path::Path::new("."));
+                    s.file = std::path::absolute(base.join(&s.file))
+                        .unwrap_or_else(|_| base.join(&s.file));
+                }
                 let v = roster.set_directory_settings(&me, settings).await?;
                 eprintln!("roster: directory settings saved.");
                 output::directory(&v, false)?;

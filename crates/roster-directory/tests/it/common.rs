@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use roster_core::directory::{DirectorySettings, Encryption, LdapSettings, Secret};
-use roster_directory::{Directory, DirectoryError, ReadProgress, connector, install_crypto_provider};
+use roster_directory::{
+    Directory, DirectoryError, ReadProgress, connector, install_crypto_provider,
+};
 use roster_testkit::Slapd;
 use roster_testkit::ldif::push_attr;
 

@@ -1,1 +1,27 @@
+//! Roster's integration tests: one test binary (linking one binary is much faster than one per file).
+//! Everything here runs against real servers that the test kit starts: PostgreSQL, slapd.
+//!
+//! - `support`: building a Roster on SQLite or PostgreSQL with a controlled clock; the consistency check
+//!   every test ends with.
+//! - `store`: the user database rules, on both backends.
+//! - `logon`: local logon, tokens, expiry, who may see what.
+//! - `api`: the REST API over real HTTP.
+//! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
+//! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
 
+// Test code: failing loudly is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
+
+mod support;
+
+mod api;
+mod e2e;
+mod ldap_sync;
+mod logon;
+mod store;

@@ -1,0 +1,143 @@
+//! The LDIF connector: same mapping as LDAP, filtered offline, no logons.
+
+use std::path::Path;
+
+use roster_core::directory::{DirectorySettings, LdifSettings, Secret};
+use roster_directory::{DirectoryError, LogonSubject, NoProgress, connector};
+
+const SAMPLE: &str = "\
+version: 1
+
+# A comment between records.
+dn: dc=example,dc=com
+objectClass: dcObject
+dc: example
+
+dn: uid=zoe,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: zoe
+cn:: Wm/DqyDDhW5nc3Ryw7Zt
+entryUUID: 0A1B2C3D-0000-1111-2222-333344445555
+mail: zoe@example.com
+otherMailbox: ZOE@example.com
+otherMailbox: zoe@other.exam
+ ple
+
+dn: cn=Smith\\, John,OU=people,DC=Example,DC=com
+objectClass: inetOrgPerson
+uid: jsmith
+cn: Smith, John
+
+dn: uid=skip,ou=People,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: skip
+cn: Skipped By Filter
+
+dn: uid=other,ou=Other,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: other
+cn: Outside The Base
+";
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn settings(file: std::path::PathBuf) -> LdifSettings {
+    LdifSettings {
+        file,
+        base_dn: "ou=people,dc=example,dc=com".into(),
+        filter: "(&(objectClass=inetOrgPerson)(!(uid=skip)))".into(),
+        username_attribute: "uid".into(),
+        full_name_attribute: Some("cn".into()),
+        email_attributes: Some("mail,otherMailbox".into()),
+        delete_users: false,
+    }
+}
+
+#[tokio::test]
+async fn reads_filters_and_maps_an_ldif_file() {
+    let dir = roster_testkit::common::temp_dir("roster-ldif-").unwrap();
+    let file = write(dir.path(), "users.ldif", SAMPLE);
+    let ldif = connector(&DirectorySettings::Ldif(settings(file.clone()))).unwrap();
+    assert_eq!(ldif.source(), "ldif");
+    ldif.check_connection().await.unwrap();
+    let progress = crate::common::Recorder::default();
+    let read = ldif.read_entries(&progress).await.unwrap();
+    assert_eq!(read.entries.len(), 2, "{:#?}", read.entries);
+    assert_eq!(progress.0.lock().unwrap().last(), Some(&2));
+    let zoe = &read.entries[0];
+    assert_eq!(zoe.name.as_deref(), Some("zoe"));
+    assert_eq!(zoe.full_name.as_deref(), Some("Zoë Ångström"));
+    assert_eq!(zoe.id, "0a1b2c3d-0000-1111-2222-333344445555");
+    assert_eq!(
+        zoe.emails.as_deref().unwrap(),
+        ["zoe@example.com", "zoe@other.example"]
+    );
+    let smith = &read.entries[1];
+    assert_eq!(smith.name.as_deref(), Some("jsmith"));
+    assert_eq!(smith.dn, "cn=Smith\\, John,OU=people,DC=Example,DC=com");
+    assert_eq!(smith.id, "dn:cn=smith\\, john,ou=people,dc=example,dc=com");
+    assert_eq!(read.without_stable_id, 1);
+
+    // An empty base DN keeps everything the filter matches.
+    let mut s = settings(file.clone());
+    s.base_dn = String::new();
+    let all = connector(&DirectorySettings::Ldif(s)).unwrap();
+    assert_eq!(
+        all.read_entries(&NoProgress).await.unwrap().entries.len(),
+        3
+    );
+
+    let err = ldif
+        .authenticate(
+            &LogonSubject {
+                name: "zoe",
+                dn: None,
+            },
+            &Secret::new("pw"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::LogonUnsupported), "{err:?}");
+    assert!(err.to_string().contains("local authentication"), "{err}");
+}
+
+#[tokio::test]
+async fn ldif_errors() {
+    let dir = roster_testkit::common::temp_dir("roster-ldif-").unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.ldif",
+        "dn: uid=a,ou=People,dc=example,dc=com\nuid: a\n\ndn: uid=b,ou=People,dc=example,dc=com\nthis line has no colon\n",
+    );
+    let err = connector(&DirectorySettings::Ldif(settings(bad)))
+        .unwrap()
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::Ldif { .. }), "{err:?}");
+    assert!(err.to_string().contains("line 5"), "{err}");
+
+    let missing = dir.path().join("missing.ldif");
+    let ldif = connector(&DirectorySettings::Ldif(settings(missing))).unwrap();
+    assert_eq!(
+        ldif.check_connection().await.unwrap_err().code(),
+        "DI017-ldif"
+    );
+    assert_eq!(
+        ldif.read_entries(&NoProgress).await.unwrap_err().code(),
+        "DI017-ldif"
+    );
+
+    // Extensible matches need a server: refused with the settings, not in the middle of a read.
+    let mut s = settings(dir.path().join("x.ldif"));
+    s.filter = "(cn:caseExactMatch:=x)".into();
+    let err = connector(&DirectorySettings::Ldif(s)).unwrap_err();
+    assert!(
+        matches!(err, DirectoryError::InvalidSettings { key: "filter", .. }),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,329 @@
+//! The REST API over real HTTP (axum on a loopback port, reqwest as the client).
+
+use crate::support::{ADMIN_PASSWORD, Env};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Api {
+    async fn start(env: &Env) -> Api {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = roster_server::router(env.roster.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Api {
+            base: format!("http://{addr}/api/v1"),
+            http: reqwest::Client::new(),
+            _server: server,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    async fn logon(&self, name: &str, password: &str) -> String {
+        let (s, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/sessions",
+                None,
+                Some(json!({"name": name, "password": password})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+}
+
+use reqwest::Method as M;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logon_users_and_errors_over_http() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/sessions",
+            None,
+            Some(json!({"name": "admin", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["code"], "AP001-logon-failed");
+    let (s2, v2) = api
+        .call(
+            M::POST,
+            "/sessions",
+            None,
+            Some(json!({"name": "ghost", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(
+        (s2, &v2),
+        (s, &v),
+        "unknown user and wrong password answer alike"
+    );
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/sessions",
+            None,
+            Some(json!({"name": "admin", "password": ""})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "AP002-empty-password");
+    let (s, v) = api.call(M::GET, "/users", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+
+    let (s, v) = api
+        .call(M::POST, "/users", Some(&admin), Some(json!({"name": "Pat", "full_name": "Pat Doe", "emails": ["pat@example.com"], "password": "pat-secret"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["name"], "Pat");
+    assert!(!v.to_string().contains("pat-secret"));
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"name": "pat", "password": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "ST001-duplicate-user-name");
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"name": "quinn", "password": "x", "privileges": ["fly"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "HT001-invalid-json");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("fly"),
+        "{v}"
+    );
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"name": "quinn", "password": "x", "emails": ["pat@example.com"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["error"]["code"], "ST002-duplicate-email");
+
+    let (s, v) = api
+        .call(M::GET, "/users?limit=1&offset=1", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["total"], 2);
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"][0]["name"], "Pat");
+
+    // A non-admin sees only themselves.
+    let pat = api.logon("pat", "pat-secret").await;
+    let (s, v) = api.call(M::GET, "/me", Some(&pat), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["name"], "Pat");
+    for (m, path) in [
+        (M::GET, "/users"),
+        (M::GET, "/users/admin"),
+        (M::DELETE, "/users/admin"),
+        (M::GET, "/audit"),
+        (M::GET, "/directory"),
+        (M::POST, "/directory/sync"),
+    ] {
+        let (s, v) = api.call(m.clone(), path, Some(&pat), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{m} {path}: {v}");
+        assert_eq!(v["error"]["code"], "AP005-forbidden");
+    }
+    let (s, _) = api
+        .call(
+            M::PUT,
+            "/users/admin/password",
+            Some(&pat),
+            Some(json!({"password": "mine-now"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, v) = api
+        .call(M::DELETE, "/users/admin", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["error"]["code"], "ST004-builtin-admin");
+    let (s, v) = api
+        .call(
+            M::PUT,
+            "/folders/pat/message-count",
+            Some(&admin),
+            Some(json!({"count": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = api.call(M::DELETE, "/users/pat", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"name": "Pat", "folder_kept": true}));
+    let (s, v) = api.call(M::GET, "/users/pat", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (s, _) = api.call(M::GET, "/me", Some(&pat), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a deleted user's session ends");
+
+    let (s, v) = api.call(M::GET, "/no/such/thing", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "HT002-no-such-endpoint");
+    let (s, v) = api
+        .call(M::DELETE, "/sessions/current", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, _) = api.call(M::GET, "/me", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    env.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directory_settings_never_show_the_password() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    let settings = json!({
+        "type": "ldap", "server": "127.0.0.1", "port": 1, "bind_dn": "cn=svc,dc=example,dc=com",
+        "password": "svc-very-secret", "base_dn": "dc=example,dc=com",
+        "filter": "(&(objectClass=inetOrgPerson)(mail=*)", "username_attribute": "uid"
+    });
+    let (s, v) = api
+        .call(M::PUT, "/directory", Some(&admin), Some(settings.clone()))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], "filter");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("position"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("svc-very-secret"));
+
+    let mut good = settings.clone();
+    good["filter"] = json!("(&(objectClass=inetOrgPerson)(mail=*))");
+    let (s, v) = api
+        .call(M::PUT, "/directory", Some(&admin), Some(good.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["password_set"], true);
+    assert!(v.get("password").is_none());
+    let (_, v) = api.call(M::GET, "/directory", Some(&admin), None).await;
+    assert_eq!(v["server"], "127.0.0.1");
+    assert!(!v.to_string().contains("svc-very-secret"));
+    // Stored encrypted: the plain password is nowhere in the database file.
+    let db = std::fs::read(env.dir.path().join("roster.db")).unwrap();
+    let wal = std::fs::read(env.dir.path().join("roster.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(
+            !bytes.windows(15).any(|w| w == b"svc-very-secret"),
+            "the password is stored in clear"
+        );
+    }
+    // Leaving the password out keeps it.
+    let mut no_pw = good.clone();
+    no_pw.as_object_mut().unwrap().remove("password");
+    no_pw["filter"] = json!("(objectClass=inetOrgPerson)");
+    let (s, v) = api
+        .call(M::PUT, "/directory", Some(&admin), Some(no_pw))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["password_set"], true);
+    // An unreachable server: the run fails with advice; nothing changes.
+    let (s, v) = api
+        .call(M::POST, "/directory/preview", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("svc-very-secret"));
+    let (_, runs) = api
+        .call(M::GET, "/directory/runs", Some(&admin), None)
+        .await;
+    assert_eq!(runs["items"][0]["status"], "failed");
+    let (_, audit) = api
+        .call(M::GET, "/audit?limit=100", Some(&admin), None)
+        .await;
+    assert!(!audit.to_string().contains("svc-very-secret"));
+    let (s, v) = api
+        .call(
+            M::PUT,
+            "/directory",
+            Some(&admin),
+            Some(json!({"type": "kerio", "server": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], "type");
+    env.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_the_api() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let (s, v) = api.call(M::GET, "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = v["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/sessions",
+        "/api/v1/users",
+        "/api/v1/users/{name}",
+        "/api/v1/directory/preview",
+        "/api/v1/directory/sync",
+        "/api/v1/directory/runs",
+        "/api/v1/audit",
+        "/api/v1/privileges/defaults",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    assert!(v["components"]["schemas"].get("User").is_some());
+}

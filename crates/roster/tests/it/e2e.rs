@@ -1,0 +1,338 @@
+//! The compiled binary, as an administrator uses it: `roster serve`, restarts, and the CLI on the same data
+//! directory while the server runs. Exit codes are part of the contract and are checked here.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_roster");
+const ADMIN_PW: &str = "e2e-admin-password";
+
+fn roster(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir").arg(data);
+    c.env("ROSTER_ADMIN_PASSWORD", ADMIN_PW);
+    c.env_remove("ROSTER_DATABASE_URL");
+    c.env_remove("ROSTER_PASSWORD");
+    c.env_remove("ROSTER_NEW_PASSWORD");
+    c.stdin(Stdio::null());
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let port = roster_testkit::free_port();
+        let child = roster(data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        roster_testkit::wait_for_port(port, Duration::from_secs(30)).unwrap();
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}/api/v1"),
+        }
+    }
+
+    /// SIGTERM, then wait: the server shuts down gracefully.
+    fn stop(mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: sending a signal to our own child process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "roster serve exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("roster serve did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::new()
+}
+
+fn logon(base: &str, name: &str, password: &str) -> String {
+    let r = http()
+        .post(format!("{base}/sessions"))
+        .json(&json!({"name": name, "password": password}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_server_keeps_its_data_across_restarts_and_the_cli_works_beside_it() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path());
+    let token = logon(&server.base, "admin", ADMIN_PW);
+    let r = http()
+        .post(format!("{}/users", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "rita", "full_name": "Rita Rossi", "emails": ["rita@example.com"], "password": "rita-pw"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    // The CLI on the same data directory while the server runs.
+    let o = run(roster(data.path()).args(["users", "list", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let users: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rita = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "rita")
+        .unwrap();
+    for key in [
+        "name",
+        "full_name",
+        "emails",
+        "auth",
+        "privileges",
+        "directory_id",
+    ] {
+        assert!(
+            rita.get(key).is_some(),
+            "{key} missing from users list --json"
+        );
+    }
+    assert_eq!(rita["emails"], json!(["rita@example.com"]));
+    assert_eq!(rita["auth"], "local");
+    let o = run(roster(data.path())
+        .args(["users", "add", "sam", "--email", "sam@example.com"])
+        .env("ROSTER_NEW_PASSWORD", "sam-pw"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The server sees what the CLI wrote.
+    let r = http()
+        .get(format!("{}/users/sam", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    server.stop();
+    let server = Server::start(data.path());
+    // The old token still works (sessions are stored), and the data is there.
+    let r = http()
+        .get(format!("{}/users/rita", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["full_name"], "Rita Rossi");
+    logon(&server.base, "sam", "sam-pw");
+    server.stop();
+}
+
+#[test]
+fn the_first_start_prints_a_generated_admin_password_once() {
+    let data = tempfile::tempdir().unwrap();
+    let mut c = roster(data.path());
+    c.env_remove("ROSTER_ADMIN_PASSWORD");
+    let o = run(c.args(["users", "list"]));
+    assert!(o.status.success());
+    let err = stderr(&o);
+    let password = err
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 20 && l.chars().all(char::is_alphanumeric))
+        .unwrap_or_else(|| panic!("no generated password in: {err}"))
+        .to_owned();
+    let mut c = roster(data.path());
+    c.env_remove("ROSTER_ADMIN_PASSWORD");
+    let o = run(c.args(["logon", "admin"]).env("ROSTER_PASSWORD", &password));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains(&password),
+        "the password is shown only once"
+    );
+}
+
+#[test]
+fn exit_codes_are_part_of_the_contract() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let ok = run(roster(d)
+        .args(["users", "add", "tom"])
+        .env("ROSTER_NEW_PASSWORD", "tom-pw"));
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    // (arguments, environment, exit code, error code)
+    type Case<'a> = (Vec<&'a str>, Option<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["users", "add", "TOM"],
+            Some(("ROSTER_NEW_PASSWORD", "x")),
+            4,
+            "ST001-duplicate-user-name",
+        ),
+        (vec!["users", "show", "nobody"], None, 3, "AP006-not-found"),
+        (
+            vec!["users", "add", "bad", "--email", "no-at-sign"],
+            Some(("ROSTER_NEW_PASSWORD", "x")),
+            2,
+            "AP007-invalid",
+        ),
+        (
+            vec![
+                "users",
+                "set-privileges",
+                "tom",
+                "--privileges",
+                "log_on,fly",
+            ],
+            None,
+            2,
+            "AP007-invalid",
+        ),
+        (
+            vec!["users", "remove", "admin"],
+            None,
+            6,
+            "ST004-builtin-admin",
+        ),
+        (
+            vec!["logon", "tom"],
+            Some(("ROSTER_PASSWORD", "wrong")),
+            6,
+            "AP001-logon-failed",
+        ),
+        (
+            vec!["logon", "tom"],
+            Some(("ROSTER_PASSWORD", "")),
+            2,
+            "AP002-empty-password",
+        ),
+        (vec!["sync", "--preview"], None, 2, "AP010-no-directory"),
+        (vec!["users", "frobnicate"], None, 2, ""),
+    ];
+    for (args, env, code, err_code) in cases {
+        let mut c = roster(d);
+        c.args(&args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let o = run(&mut c);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "roster {args:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains(err_code),
+            "roster {args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let o = run(roster(d)
+        .args(["logon", "tom"])
+        .env("ROSTER_PASSWORD", "tom-pw"));
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn a_damaged_database_file_is_reported_not_overwritten() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data.path().join("roster.db"),
+        b"garbage garbage garbage garbage",
+    )
+    .unwrap();
+    let o = run(roster(data.path()).args(["users", "list"]));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ST008-database-corrupt"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read(data.path().join("roster.db")).unwrap(),
+        b"garbage garbage garbage garbage"
+    );
+}
+
+/// The README's tour: the example LDIF directory, Test Settings, then Synchronize now.
+#[test]
+fn the_readme_tour_works_with_the_example_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let settings = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ldif-directory.toml");
+    let o = run(roster(d)
+        .args(["directory", "set", "--file"])
+        .arg(&settings));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(d).args(["sync", "--preview", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let preview: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(preview["preview"], true);
+    assert_eq!(preview["counts"]["created"], 12);
+    assert_eq!(preview["counts"]["skipped"], 1);
+    let o = run(roster(d).args(["users", "list", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&o))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the preview committed nothing"
+    );
+    let o = run(roster(d).args(["sync", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(d).args(["users", "show", "lmüller", "--json"]));
+    let lena: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(lena["full_name"], "Lena Müller");
+    assert_eq!(lena["auth"], "directory");
+    assert_eq!(lena["privileges"], json!(["log_on"]));
+    let o = run(roster(d).args(["users", "show", "jjohnson", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap()["directory"]["dn"],
+        "cn=John Smith\\, Jr.,ou=People,dc=example,dc=com"
+    );
+    // Users from an LDIF file can't log on with a directory password: said clearly.
+    let o = run(roster(d)
+        .args(["logon", "bbrown"])
+        .env("ROSTER_PASSWORD", "anything"));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("LDIF file"), "{}", stderr(&o));
+    let o = run(roster(d).args(["runs", "list", "--json"]));
+    let runs: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+}

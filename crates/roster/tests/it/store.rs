@@ -1,0 +1,542 @@
+//! The user database rules, on SQLite and on a real PostgreSQL.
+
+use crate::on_both_backends;
+use crate::support::{Env, T0};
+use roster_app::{AppError, NewUserInput, PrivilegesInput};
+use roster_core::directory::DirectoryEntry;
+use roster_core::plan::{PlanOptions, plan_sync};
+use roster_core::privileges::DefaultPrivileges;
+use roster_core::user::AuthMethod;
+use roster_core::{FolderRight, Privilege};
+use roster_store::{Actor, NewRun, RunKind, StoreError};
+use std::collections::BTreeSet;
+
+fn local(name: &str, emails: &[&str]) -> NewUserInput {
+    NewUserInput {
+        name: name.into(),
+        full_name: format!("{name} Example"),
+        emails: emails.iter().map(|e| e.to_string()).collect(),
+        auth: AuthMethod::Local,
+        password: Some("secret-1".into()),
+        privileges: None,
+    }
+}
+
+fn store_code(e: &AppError) -> &'static str {
+    e.code()
+}
+
+async fn names_are_unique_without_regard_to_case(env: Env) {
+    let admin = env.local_admin();
+    env.roster
+        .create_user(&admin, local("Alice", &[]))
+        .await
+        .unwrap();
+    let e = env
+        .roster
+        .create_user(&admin, local("alice", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(store_code(&e), "ST001-duplicate-user-name", "{e}");
+    // NFC: "é" precomposed and decomposed are the same name.
+    env.roster
+        .create_user(&admin, local("Ren\u{e9}", &[]))
+        .await
+        .unwrap();
+    let e = env
+        .roster
+        .create_user(&admin, local("rene\u{301}", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(store_code(&e), "ST001-duplicate-user-name");
+    let e = env
+        .roster
+        .create_user(&admin, local("ADMIN", &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::Invalid(_)), "{e}");
+    env.check().await;
+}
+on_both_backends!(names_are_unique_without_regard_to_case);
+
+async fn an_address_belongs_to_one_user(env: Env) {
+    let admin = env.local_admin();
+    env.roster
+        .create_user(
+            &admin,
+            local(
+                "bob",
+                &["bob@example.com", "BOB@example.com", "b@example.com"],
+            ),
+        )
+        .await
+        .unwrap();
+    let bob = env.roster.get_user(&admin, "bob").await.unwrap();
+    assert_eq!(
+        bob.emails.len(),
+        2,
+        "deduplicated case-insensitively: {:?}",
+        bob.emails
+    );
+    let e = env
+        .roster
+        .create_user(&admin, local("carol", &["Bob@Example.com"]))
+        .await
+        .unwrap_err();
+    assert_eq!(store_code(&e), "ST002-duplicate-email");
+    assert!(e.to_string().contains("bob"), "names the owner: {e}");
+    // Nothing half-written: carol doesn't exist.
+    assert!(env.roster.get_user(&admin, "carol").await.is_err());
+    let e = env
+        .roster
+        .create_user(&admin, local("dave", &["not an address"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::Invalid(_)), "{e}");
+    // Bob may move his own address around.
+    env.roster
+        .update_user(
+            &admin,
+            "bob",
+            roster_app::UserUpdateInput {
+                full_name: None,
+                emails: Some(vec!["b@example.com".into()]),
+            },
+        )
+        .await
+        .unwrap();
+    env.roster
+        .create_user(&admin, local("carol", &["bob@example.com"]))
+        .await
+        .unwrap();
+    env.check().await;
+}
+on_both_backends!(an_address_belongs_to_one_user);
+
+async fn the_builtin_admin_is_protected(env: Env) {
+    let admin = env.local_admin();
+    let a = env.roster.get_user(&admin, "admin").await.unwrap();
+    assert!(a.builtin_admin);
+    assert_eq!(a.privileges.len(), Privilege::ALL.len());
+    let e = env.roster.delete_user(&admin, "admin").await.unwrap_err();
+    assert_eq!(store_code(&e), "ST004-builtin-admin");
+    let e = env
+        .roster
+        .set_privileges(
+            &admin,
+            "Admin",
+            PrivilegesInput {
+                privileges: BTreeSet::new(),
+                folders: vec![],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(store_code(&e), "ST004-builtin-admin");
+    let e = env
+        .roster
+        .set_auth(&admin, "admin", AuthMethod::Directory)
+        .await
+        .unwrap_err();
+    assert_eq!(store_code(&e), "ST004-builtin-admin");
+    // A second bootstrap doesn't create a second admin or change the password.
+    let boot = env.roster.bootstrap(Some("other")).await.unwrap();
+    assert!(!boot.admin_created);
+    env.roster
+        .verify_logon("admin", crate::support::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    env.check().await;
+}
+on_both_backends!(the_builtin_admin_is_protected);
+
+async fn a_folder_with_messages_outlives_its_owner(env: Env) {
+    let admin = env.local_admin();
+    env.roster
+        .create_user(&admin, local("erin", &[]))
+        .await
+        .unwrap();
+    env.roster
+        .create_user(&admin, local("frank", &[]))
+        .await
+        .unwrap();
+    env.roster
+        .set_message_count(&admin, "erin", 42)
+        .await
+        .unwrap();
+    let d = env.roster.delete_user(&admin, "erin").await.unwrap();
+    assert!(d.folder_kept);
+    let d = env.roster.delete_user(&admin, "frank").await.unwrap();
+    assert!(!d.folder_kept);
+    let folders = env.roster.list_folders(&admin).await.unwrap();
+    let erin = folders
+        .iter()
+        .find(|f| f.name == "erin")
+        .expect("erin's folder stays");
+    assert_eq!(erin.owner, None);
+    assert_eq!(erin.message_count, 42);
+    assert_eq!(erin.orphaned_at, Some(T0));
+    assert!(!folders.iter().any(|f| f.name == "frank"));
+    let e = env
+        .roster
+        .set_message_count(&admin, "erin", -1)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("negative"), "{e}");
+    env.check().await;
+}
+on_both_backends!(a_folder_with_messages_outlives_its_owner);
+
+async fn privileges_and_folder_access(env: Env) {
+    let admin = env.local_admin();
+    env.roster
+        .create_user(&admin, local("gina", &[]))
+        .await
+        .unwrap();
+    env.roster
+        .create_user(&admin, local("hank", &[]))
+        .await
+        .unwrap();
+    let g = env
+        .roster
+        .set_privileges(
+            &admin,
+            "gina",
+            PrivilegesInput {
+                privileges: BTreeSet::from([Privilege::LogOn, Privilege::ExportEmail]),
+                folders: vec![roster_app::FolderRightsInput {
+                    folder: "hank".into(),
+                    rights: BTreeSet::from([FolderRight::Read, FolderRight::Write]),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        g.privileges,
+        BTreeSet::from([Privilege::LogOn, Privilege::ExportEmail])
+    );
+    let hank_access = g.folders.iter().find(|f| f.folder == "hank").unwrap();
+    assert_eq!(
+        hank_access.rights,
+        BTreeSet::from([FolderRight::Read, FolderRight::Write])
+    );
+    // Unknown folder: nothing changes.
+    let e = env
+        .roster
+        .set_privileges(
+            &admin,
+            "gina",
+            PrivilegesInput {
+                privileges: BTreeSet::new(),
+                folders: vec![roster_app::FolderRightsInput {
+                    folder: "nobody".into(),
+                    rights: BTreeSet::new(),
+                }],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::NotFound(_)), "{e}");
+    let g2 = env.roster.get_user(&admin, "gina").await.unwrap();
+    assert_eq!(g2.privileges, g.privileges);
+    // Unknown privilege names are refused when parsed (API and CLI both parse through this).
+    assert!(roster_core::privileges::parse_privilege_list("log_on,fly").is_err());
+    assert!(serde_json::from_str::<PrivilegesInput>(r#"{"privileges":["fly"]}"#).is_err());
+    // Default privileges are a setting, log_on + read out of the box.
+    assert_eq!(
+        env.roster.default_privileges(&admin).await.unwrap(),
+        DefaultPrivileges::default()
+    );
+    let d = DefaultPrivileges {
+        privileges: BTreeSet::from([Privilege::LogOn, Privilege::ArchiveEmail]),
+        own_folder: BTreeSet::from([FolderRight::Read, FolderRight::Write]),
+    };
+    env.roster
+        .set_default_privileges(&admin, d.clone())
+        .await
+        .unwrap();
+    assert_eq!(env.roster.default_privileges(&admin).await.unwrap(), d);
+    env.check().await;
+}
+on_both_backends!(privileges_and_folder_access);
+
+async fn every_change_is_audited(env: Env) {
+    let admin = env.local_admin();
+    env.roster
+        .create_user(&admin, local("ivan", &["ivan@example.com"]))
+        .await
+        .unwrap();
+    env.roster
+        .set_auth(&admin, "ivan", AuthMethod::Directory)
+        .await
+        .unwrap();
+    env.roster
+        .set_password(&admin, "ivan", "new-secret")
+        .await
+        .unwrap();
+    env.roster.delete_user(&admin, "ivan").await.unwrap();
+    let log = env.roster.audit_log(&admin, 0, 100).await.unwrap();
+    let actions: Vec<&str> = log.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        &actions[..4],
+        ["user.delete", "user.password", "user.auth", "user.create"]
+    );
+    assert!(
+        log.items
+            .iter()
+            .all(|e| e.actor == "cli:test" || e.actor == "roster")
+    );
+    let all = serde_json::to_string(&log.items).unwrap();
+    assert!(
+        !all.contains("new-secret") && !all.contains("secret-1"),
+        "no password in the audit log"
+    );
+    env.check().await;
+}
+on_both_backends!(every_change_is_audited);
+
+/// The plan is applied in one transaction and only to the snapshot it was made from.
+async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
+    let admin = env.local_admin();
+    env.roster
+        .create_user(&admin, local("judy", &["judy@example.com"]))
+        .await
+        .unwrap();
+    let snap = env.store.snapshot().await.unwrap();
+    let entries: Vec<DirectoryEntry> = (0..2500)
+        .map(|i| DirectoryEntry {
+            id: format!("id-{i}"),
+            dn: format!("uid=u{i},ou=People,dc=example,dc=com"),
+            name: Some(format!("u{i}")),
+            full_name: Some(format!("User {i}")),
+            emails: Some(vec![format!("u{i}@example.com")]),
+        })
+        .collect();
+    let opts = PlanOptions {
+        source: "ldap".into(),
+        delete_users: true,
+    };
+    let plan = plan_sync(&snap.users, entries.clone(), &opts);
+    assert_eq!(plan.counts.created, 2500);
+    let run = env
+        .store
+        .begin_run(
+            &NewRun {
+                kind: RunKind::Sync,
+                triggered_by: "test".into(),
+                actor: Actor("t".into()),
+                directory_type: "ldap".into(),
+            },
+            T0,
+            T0.plus_seconds(-60),
+        )
+        .await
+        .unwrap();
+    // Someone changes a user after the snapshot: the plan is refused whole.
+    env.roster
+        .create_user(&admin, local("late", &[]))
+        .await
+        .unwrap();
+    let e = env
+        .store
+        .apply_plan(
+            run,
+            snap.version,
+            &plan.changes,
+            &DefaultPrivileges::default(),
+            &Actor("t".into()),
+            T0,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::StaleSnapshot), "{e}");
+    assert_eq!(env.store.list_users(0, 10).await.unwrap().total, 3);
+    // Planned again on a fresh snapshot it applies, in full.
+    let snap = env.store.snapshot().await.unwrap();
+    let plan = plan_sync(&snap.users, entries.clone(), &opts);
+    env.store
+        .apply_plan(
+            run,
+            snap.version,
+            &plan.changes,
+            &DefaultPrivileges::default(),
+            &Actor("t".into()),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.store.list_users(0, 10).await.unwrap().total, 2503);
+    let u = env
+        .store
+        .get_user(&roster_core::UserName::parse("u7").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.auth, AuthMethod::Directory);
+    assert_eq!(u.directory_id.as_deref(), Some("id-7"));
+    assert_eq!(u.privileges, BTreeSet::from([Privilege::LogOn]));
+    assert_eq!(u.folders.len(), 1);
+    assert_eq!(u.folders[0].rights, BTreeSet::from([FolderRight::Read]));
+    // Re-planning the same entries: nothing to do.
+    let snap = env.store.snapshot().await.unwrap();
+    let again = plan_sync(&snap.users, entries, &opts);
+    assert!(again.changes.is_empty(), "{:?}", again.counts);
+    assert_eq!(again.counts.unchanged, 2500);
+    env.store
+        .finish_run(
+            run,
+            &roster_store::RunOutcome {
+                status: roster_store::RunStatus::Succeeded,
+                entries_read: 2500,
+                counts: Some(plan.counts),
+                error: None,
+                lines: &plan.lines,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.store.run_lines(run, 0, 10).await.unwrap().total, 2500);
+    env.check().await;
+}
+on_both_backends!(a_plan_applies_whole_and_only_to_its_snapshot);
+
+async fn two_runs_never_overlap(env: Env) {
+    let new_run = |kind| NewRun {
+        kind,
+        triggered_by: "test".into(),
+        actor: Actor("t".into()),
+        directory_type: "ldap".into(),
+    };
+    let first = env
+        .store
+        .begin_run(&new_run(RunKind::Sync), T0, T0.plus_seconds(-120))
+        .await
+        .unwrap();
+    let e = env
+        .store
+        .begin_run(
+            &new_run(RunKind::Preview),
+            T0.plus_seconds(10),
+            T0.plus_seconds(-110),
+        )
+        .await
+        .unwrap_err();
+    match e {
+        StoreError::RunInProgress { run_id, .. } => assert_eq!(run_id, first),
+        other => panic!("expected RunInProgress, got {other}"),
+    }
+    // A run whose process died (no heartbeat for longer than the stale limit) doesn't block forever.
+    let later = T0.plus_seconds(600);
+    let second = env
+        .store
+        .begin_run(&new_run(RunKind::Sync), later, later.plus_seconds(-120))
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    let old = env.store.get_run(first).await.unwrap().unwrap();
+    assert_eq!(old.status, roster_store::RunStatus::Abandoned);
+    env.store
+        .finish_run(
+            second,
+            &roster_store::RunOutcome {
+                status: roster_store::RunStatus::Failed,
+                entries_read: 0,
+                counts: None,
+                error: Some("x".into()),
+                lines: &[],
+            },
+            later,
+        )
+        .await
+        .unwrap();
+    env.check().await;
+}
+on_both_backends!(two_runs_never_overlap);
+
+#[tokio::test]
+async fn a_database_from_a_newer_version_is_refused_with_advice() {
+    let env = Env::sqlite().await;
+    let path = env.dir.path().join("roster.db");
+    drop(env.roster);
+    drop(env.store);
+    // Pretend a newer Roster applied migration 9999.
+    let pool = sqlx_pool(&path).await;
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (9999, 'future', CURRENT_TIMESTAMP, 1, X'00', 0)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let e = roster_store::SqliteStore::open(env.dir.path())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ST009-database-newer", "{e}");
+    assert!(e.to_string().contains("newer version of Roster"), "{e}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("roster.db"),
+        b"this is not sqlite at all, just some text",
+    )
+    .unwrap();
+    let e = roster_store::SqliteStore::open(dir.path())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ST008-database-corrupt", "{e}");
+    assert!(e.to_string().contains("restore it from a backup"), "{e}");
+    // The file is left as it was.
+    assert_eq!(
+        std::fs::read(dir.path().join("roster.db")).unwrap(),
+        b"this is not sqlite at all, just some text"
+    );
+}
+
+#[tokio::test]
+async fn a_locked_database_gives_a_clear_error_and_loses_nothing() {
+    let env = Env::sqlite().await;
+    let admin = env.local_admin();
+    let path = env.dir.path().join("roster.db");
+    // Another process holds the write lock for longer than the busy timeout.
+    let pool = sqlx_pool(&path).await;
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let e = env
+        .roster
+        .create_user(&admin, local("kim", &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ST007-database-locked", "{e}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "it waits before giving up"
+    );
+    sqlx::query("ROLLBACK").execute(&mut *conn).await.unwrap();
+    drop(conn);
+    pool.close().await;
+    assert!(env.roster.get_user(&admin, "kim").await.is_err());
+    env.roster
+        .create_user(&admin, local("kim", &[]))
+        .await
+        .unwrap();
+    env.check().await;
+}
+
+async fn sqlx_pool(path: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(path)
+                .busy_timeout(std::time::Duration::from_secs(1)),
+        )
+        .await
+        .unwrap()
+}

@@ -1,0 +1,102 @@
+//! Shared test setup.
+
+use roster_app::{Caller, Roster, SessionPolicy};
+use roster_core::Timestamp;
+use roster_core::clock::ManualClock;
+use roster_store::{PgStore, SqliteStore, Store};
+use roster_testkit::TestPostgres;
+use std::sync::Arc;
+
+/// 2026-11-24T00:00:00Z: tests start from a fixed time and move it by hand.
+pub const T0: Timestamp = Timestamp(1_795_478_400_000);
+
+pub const ADMIN_PASSWORD: &str = "admin-pass-for-tests";
+
+pub fn init() {
+    roster_directory::install_crypto_provider();
+}
+
+/// A Roster on a fresh database, with a clock the test controls.
+pub struct Env {
+    pub roster: Arc<Roster>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    /// The data directory (the SQLite file and the secret key live here).
+    pub dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        init();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = match backend {
+            Backend::Sqlite => Arc::new(SqliteStore::open(dir.path()).await.unwrap()),
+            Backend::Postgres => {
+                let url = TestPostgres::shared()
+                    .unwrap()
+                    .create_database("roster")
+                    .unwrap();
+                Arc::new(PgStore::open(&url).await.unwrap())
+            }
+        };
+        Env::with_store(store, dir).await
+    }
+
+    pub async fn sqlite() -> Env {
+        Env::new(Backend::Sqlite).await
+    }
+
+    pub async fn with_store(store: Arc<dyn Store>, dir: tempfile::TempDir) -> Env {
+        let clock = Arc::new(ManualClock::new(T0));
+        let secrets = roster_app::secrets::SecretBox::load(dir.path(), None).unwrap();
+        let roster = Arc::new(Roster::new(
+            store.clone(),
+            clock.clone(),
+            secrets,
+            SessionPolicy { ttl_seconds: 3600 },
+        ));
+        roster.bootstrap(Some(ADMIN_PASSWORD)).await.unwrap();
+        Env {
+            roster,
+            store,
+            clock,
+            dir,
+        }
+    }
+
+    /// The administrator at the console (the CLI's caller).
+    pub fn local_admin(&self) -> Caller {
+        Caller::Local("test".into())
+    }
+
+    /// The database invariants hold: every test that writes ends with this.
+    pub async fn check(&self) {
+        let problems = self.store.check_consistency().await.unwrap();
+        assert!(problems.is_empty(), "database inconsistent: {problems:#?}");
+    }
+}
+
+/// Runs an async test body once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::support::Env::new($crate::support::Backend::Sqlite).await)
+                    .await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body($crate::support::Env::new($crate::support::Backend::Postgres).await)
+                    .await;
+            }
+        }
+    };
+}

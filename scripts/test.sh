@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every check and test Roster has, installing what the tests need first.
+# The tests start their own throwaway servers (slapd, PostgreSQL) on loopback, on ports chosen at run
+# time, in temporary directories: nothing needs to be configured by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use. Only missing ones are installed.
+packages=(slapd ldap-utils postgresql openssl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "==> installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  # policy-rc.d 101: don't start the packaged system services; the tests start their own.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${sudo_cmd[@]}" chmod +x /usr/sbin/policy-rc.d
+    remove_policy=1
+  fi
+  "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
+  if [[ ${remove_policy:-0} == 1 ]]; then "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d; fi
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+
+echo "==> one rustls crypto provider (aws-lc-rs) only"
+if cargo tree --workspace --edges normal,dev -i ring >/dev/null 2>&1; then
+  echo "ring is in the dependency graph: two rustls providers panic at the first TLS handshake" >&2
+  cargo tree --workspace -i ring >&2
+  exit 1
+fi
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace
