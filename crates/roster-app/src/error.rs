@@ -31,6 +31,12 @@ pub enum AppError {
         "no directory is configured; set one with `roster directory set --file settings.toml` or PUT /api/v1/directory"
     )]
     NoDirectory,
+    /// The directory failed while checking a logon. The details go to the log, not to the person logging
+    /// on: they may not learn the directory's host names.
+    #[error(
+        "the directory could not check the password right now; try again later, or ask your administrator to look at Roster's log"
+    )]
+    DirectoryUnavailableAtLogon,
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error("{message} (run #{run_id})")]
@@ -75,6 +81,7 @@ impl AppError {
             AppError::NoDirectory => "AP010-no-directory",
             AppError::SecretKey(_) => "AP011-secret-key",
             AppError::Internal(_) => "AP012-internal",
+            AppError::DirectoryUnavailableAtLogon => "AP013-directory-unavailable-at-logon",
             AppError::RunFailed { code, .. } => code,
             AppError::Directory(e) => e.code(),
             AppError::Store(e) => e.code(),
@@ -90,9 +97,9 @@ impl AppError {
             | AppError::NoDirectory => ErrorKind::BadRequest,
             AppError::LogonNotAllowed | AppError::Forbidden(_) => ErrorKind::Forbidden,
             AppError::NotFound(_) => ErrorKind::NotFound,
-            AppError::DirectoryLogonUnavailable(_) | AppError::RunFailed { .. } => {
-                ErrorKind::Unavailable
-            }
+            AppError::DirectoryLogonUnavailable(_)
+            | AppError::DirectoryUnavailableAtLogon
+            | AppError::RunFailed { .. } => ErrorKind::Unavailable,
             AppError::Directory(e) => {
                 if matches!(
                     e,

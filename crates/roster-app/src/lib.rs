@@ -256,7 +256,10 @@ impl Roster {
             Err(e @ roster_directory::DirectoryError::LogonUnsupported) => {
                 Err(AppError::DirectoryLogonUnavailable(e.to_string()))
             }
-            Err(e) => Err(AppError::Directory(e)),
+            Err(e) => {
+                tracing::warn!(user = %creds.name, code = e.code(), error = %e, "the directory could not check a logon");
+                Err(AppError::DirectoryUnavailableAtLogon)
+            }
         }
     }
 
