@@ -336,3 +336,44 @@ fn the_readme_tour_works_with_the_example_directory() {
     let runs: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 2);
 }
+
+/// `--database-url`: the same binary on PostgreSQL, shared by two "instances" (two CLI processes here).
+#[test]
+fn the_binary_runs_on_postgresql() {
+    let url = roster_testkit::TestPostgres::shared()
+        .unwrap()
+        .create_database("e2e")
+        .unwrap();
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // base64 of 32 bytes, shared by instances
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let o = run(roster(a.path())
+        .args([
+            "--database-url",
+            &url,
+            "users",
+            "add",
+            "uma",
+            "--email",
+            "uma@example.com",
+        ])
+        .env("ROSTER_NEW_PASSWORD", "uma-pw")
+        .env("ROSTER_SECRET_KEY", key));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(b.path())
+        .args(["users", "list", "--json"])
+        .env("ROSTER_DATABASE_URL", &url)
+        .env("ROSTER_SECRET_KEY", key));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let users: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(users.as_array().unwrap().iter().any(|u| u["name"] == "uma"));
+    assert!(
+        !b.path().join("roster.db").exists(),
+        "no SQLite file when PostgreSQL is used"
+    );
+    let o = run(roster(b.path())
+        .args(["logon", "uma"])
+        .env("ROSTER_DATABASE_URL", &url)
+        .env("ROSTER_PASSWORD", "uma-pw"));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
