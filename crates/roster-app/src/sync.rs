@@ -274,7 +274,14 @@ impl Roster {
             Err(e) => {
                 let message = match &e {
                     AppError::Store(StoreError::StaleSnapshot) => "users were changed by someone else while the synchronization was being planned; nothing was applied; run it again".to_owned(),
-                    other => format!("{other}; nothing was changed"),
+                    other => {
+                        let text = other.to_string();
+                        if text.contains("nothing was changed") {
+                            text
+                        } else {
+                            format!("{text}; nothing was changed")
+                        }
+                    }
                 };
                 let code = e.code();
                 self.store
