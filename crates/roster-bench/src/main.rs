@@ -1,0 +1,1330 @@
+//! `roster-bench`: the LDAP synchronization benchmark behind `bench/ldap-sync.sh`.
+//!
+//! It loads N generated `inetOrgPerson` users into a throwaway slapd (roster-testkit, mdb, `slapadd`),
+//! then measures, round-robin so that any drift in the machine's load hits every measurement alike:
+//!
+//! * **baseline**: `ldapsearch` reading the same entries and attributes with the paged-results control,
+//!   output to /dev/null;
+//! * **preview**: `roster sync --preview --json` on a data directory that has only the settings;
+//! * **full sync**: `roster sync --json` into an empty SQLite store;
+//! * **re-sync**: `roster sync --json` again on that store, nothing changed in the directory.
+//!
+//! Each measured command is a child process reaped with `wait4`, which gives its peak resident set size
+//! (`ru_maxrss`) and CPU time; slapd's CPU time during the command comes from `/proc/<pid>/stat`. The
+//! Argon2id hash of the first start (`roster directory set`) is timed separately and not counted.
+//!
+//! Usage: `roster-bench [N] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]`
+//! (`--hold` keeps slapd running after the measurements and prints how to reach it, for profiling).
+
+// A measurement tool, not product code: anything unexpected (a failed command, a wrong count) must stop
+// the run loudly rather than produce figures that look fine. Hence unwrap/expect/panic and indexing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::{self, BufRead as _};
+use std::os::unix::process::ExitStatusExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
+
+const SUFFIX: &str = "dc=example,dc=com";
+const SERVICE_DN: &str = "cn=roster,ou=Services,dc=example,dc=com";
+const SERVICE_PASSWORD: &str = "bench-service-secret";
+const ADMIN_PASSWORD: &str = "bench-admin-password";
+const FILTER: &str = "(&(objectClass=inetOrgPerson)(mail=*))";
+/// What Roster asks for with the settings below: the user name, the full name, the email attribute and
+/// the stable id (entryUUID).
+const ATTRIBUTES: [&str; 4] = ["uid", "displayName", "mail", "entryUUID"];
+const PAGE_SIZE: u32 = 1000;
+/// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user space.
+const TICKS_PER_SECOND: u64 = 100;
+
+const FIRST_NAMES: [&str; 16] = [
+    "Anna", "Ben", "Chloé", "David", "Eva", "Finn", "Greta", "Hugo", "Ida", "Jürgen", "Karin",
+    "Lars", "Mia", "Noah", "Olga", "Paul",
+];
+const LAST_NAMES: [&str; 17] = [
+    "Müller", "Schmidt", "Smith", "Jones", "García", "Nowak", "Rossi", "Dubois", "Kowalski",
+    "Larsen", "Novák", "Silva", "Tanaka", "Wang", "Kim", "Brown", "Öztürk",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Baseline,
+    Preview,
+    FullSync,
+    Resync,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Baseline, Kind::Preview, Kind::FullSync, Kind::Resync];
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Baseline => "baseline: ldapsearch, paged",
+            Kind::Preview => "roster sync --preview",
+            Kind::FullSync => "roster sync, empty store",
+            Kind::Resync => "roster sync, nothing changed",
+        }
+    }
+}
+
+/// One measured child process.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    /// Peak resident set size of the child, in KiB (`ru_maxrss` on Linux).
+    max_rss_kib: u64,
+    /// User + system CPU time of the child.
+    cpu: Duration,
+    /// slapd's user + system CPU time while the child ran.
+    slapd_cpu: Duration,
+    /// For Roster: the run's own duration as recorded in the store (finished_at - started_at), i.e.
+    /// read + snapshot + plan + apply + recording the report, without process start, opening the store
+    /// and printing the report.
+    recorded: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Opts {
+    n: usize,
+    reps: usize,
+    roster: PathBuf,
+    out: PathBuf,
+    command: String,
+    hold: bool,
+}
+
+fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    fs::canonicalize(&root).unwrap_or(root)
+}
+
+fn parse_opts() -> Opts {
+    let mut n: Option<usize> = None;
+    let mut reps = 3;
+    let mut roster = workspace_root().join("target/release/roster");
+    let mut out: Option<PathBuf> = None;
+    let mut command: Option<String> = None;
+    let mut hold = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .unwrap_or_else(|| panic!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "--reps" => reps = value("--reps").parse().expect("--reps: a number"),
+            "--roster" => roster = PathBuf::from(value("--roster")),
+            "--out" => out = Some(PathBuf::from(value("--out"))),
+            "--command" => command = Some(value("--command")),
+            "--hold" => hold = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: roster-bench [N] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]"
+                );
+                std::process::exit(0);
+            }
+            other if n.is_none() && !other.starts_with('-') => {
+                let digits: String = other.chars().filter(|c| *c != '_').collect();
+                n = Some(digits.parse().expect("N: a number of users"));
+            }
+            other => panic!("unknown argument {other:?}; try --help"),
+        }
+    }
+    let n = n.unwrap_or(100_000);
+    assert!(n > 0 && reps > 0, "N and --reps must be positive");
+    Opts {
+        n,
+        reps,
+        out: out
+            .unwrap_or_else(|| workspace_root().join(format!("bench/results/ldap-sync-{n}.md"))),
+        command: command.unwrap_or_else(|| format!("bench/ldap-sync.sh {n}")),
+        roster,
+        hold,
+    }
+}
+
+fn main() {
+    let opts = parse_opts();
+    assert!(
+        opts.roster.is_file(),
+        "{} not found: build it with `cargo build --release -p roster` (bench/ldap-sync.sh does)",
+        opts.roster.display()
+    );
+    let load_before = load_average();
+    eprintln!(
+        "roster-bench: N = {}, {} repetitions, load average {load_before}",
+        opts.n, opts.reps
+    );
+
+    let started = Instant::now();
+    let ldif = directory_ldif(opts.n);
+    eprintln!(
+        "roster-bench: generated {:.1} MB of LDIF in {:.1} s",
+        ldif.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let slapd = Slapd::start(SlapdConfig {
+        suffix: SUFFIX.to_owned(),
+        base_ldif: Some(ldif),
+        // The root DN ignores limits, so Roster reads as an ordinary service account, which needs its own
+        // limits: slapd's default 500 entries would stop a paged read (size.prtotal defaults to the hard
+        // limit). Unlimited paged reads for this account only, as an administrator would configure it.
+        database_directives: Some(format!(
+            "limits dn.exact=\"{SERVICE_DN}\" size.soft=unlimited size.hard=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited"
+        )),
+        ..Default::default()
+    })
+    .expect("starting slapd");
+    let load_secs = started.elapsed().as_secs_f64();
+    let conf = fs::read_to_string(slapd.dir().join("slapd.conf")).expect("reading slapd.conf");
+    assert!(
+        conf.lines().any(|l| l.trim() == "index objectClass eq"),
+        "slapd.conf has no objectClass index:\n{conf}"
+    );
+    let slapd_pid: u32 = fs::read_to_string(slapd.dir().join("slapd.pid"))
+        .expect("reading slapd.pid")
+        .trim()
+        .parse()
+        .expect("slapd.pid holds a pid");
+    let url = slapd.ldap_url();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in slapd's URL");
+    eprintln!("roster-bench: slapd loaded with slapadd and started in {load_secs:.1} s at {url}");
+
+    let work = tempfile::Builder::new()
+        .prefix("roster-bench-")
+        .tempdir()
+        .expect("a temporary directory");
+    let settings = work.path().join("settings.toml");
+    fs::write(&settings, settings_toml(port)).expect("writing settings.toml");
+    let ctx = Ctx {
+        opts: &opts,
+        url: url.clone(),
+        people: slapd.people_dn(),
+        settings,
+        work: work.path().to_owned(),
+        slapd_pid,
+    };
+
+    // Warm-up, unmeasured: brings slapd's database into the page cache and checks that the service
+    // account reads every entry with the attributes Roster needs.
+    ctx.check_baseline_output();
+
+    let mut samples: Vec<(Kind, Sample)> = Vec::new();
+    let mut setups: Vec<Sample> = Vec::new();
+    let busy_before = machine_busy();
+    let measuring = Instant::now();
+    for round in 1..=opts.reps {
+        for kind in Kind::ALL {
+            let sample = match kind {
+                Kind::Baseline => ctx.measure(&mut ctx.ldapsearch(), "baseline"),
+                Kind::Preview => {
+                    let (dir, setup) = ctx.prepared_data_dir();
+                    setups.push(setup);
+                    let mut s = ctx.measure(
+                        &mut ctx.roster(dir.path(), &["sync", "--preview", "--json"]),
+                        "preview",
+                    );
+                    s.recorded = Some(ctx.verify_last_run(dir.path(), kind));
+                    s
+                }
+                // The re-sync runs on the full sync's store, so they are measured together.
+                Kind::FullSync => continue,
+                Kind::Resync => {
+                    let (dir, setup) = ctx.prepared_data_dir();
+                    setups.push(setup);
+                    let mut full = ctx.measure(
+                        &mut ctx.roster(dir.path(), &["sync", "--json"]),
+                        "full sync",
+                    );
+                    full.recorded = Some(ctx.verify_last_run(dir.path(), Kind::FullSync));
+                    report_sample(round, Kind::FullSync, &full);
+                    samples.push((Kind::FullSync, full));
+                    let mut s =
+                        ctx.measure(&mut ctx.roster(dir.path(), &["sync", "--json"]), "re-sync");
+                    s.recorded = Some(ctx.verify_last_run(dir.path(), kind));
+                    s
+                }
+            };
+            report_sample(round, kind, &sample);
+            samples.push((kind, sample));
+        }
+    }
+    let load_after = load_average();
+    let contention = {
+        let busy = machine_busy().saturating_sub(busy_before).as_secs_f64();
+        let ours: f64 = samples
+            .iter()
+            .map(|(_, s)| s)
+            .chain(&setups)
+            .map(|s| (s.cpu + s.slapd_cpu).as_secs_f64())
+            .sum();
+        let wall = measuring.elapsed().as_secs_f64();
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        let other = (busy - ours).max(0.0);
+        format!(
+            "{busy:.1} CPU-seconds busy in {wall:.1} s ({:.0} % of {cpus} CPUs); the measured commands and slapd: {ours:.1}; everything else (this tool, the checks between runs, other work on the machine): {other:.1} ({:.0} % of one CPU)",
+            100.0 * busy / (wall * cpus),
+            100.0 * other / wall
+        )
+    };
+    eprintln!("roster-bench: during the measurements: {contention}");
+
+    // Unmeasured: where Roster's time goes, from one more run of each kind with SQL statement logging.
+    let phases: Vec<(Kind, Option<Phases>)> = {
+        let (preview_dir, _) = ctx.prepared_data_dir();
+        let (sync_dir, _) = ctx.prepared_data_dir();
+        vec![
+            (
+                Kind::Preview,
+                ctx.phases(
+                    preview_dir.path(),
+                    &["sync", "--preview", "--json"],
+                    Kind::Preview,
+                ),
+            ),
+            (
+                Kind::FullSync,
+                ctx.phases(sync_dir.path(), &["sync", "--json"], Kind::FullSync),
+            ),
+            (
+                Kind::Resync,
+                ctx.phases(sync_dir.path(), &["sync", "--json"], Kind::Resync),
+            ),
+        ]
+    };
+    let phase_table = phase_table(&phases);
+
+    let table = results_table(&samples);
+    let setup_median = median(setups.iter().map(|s| s.wall).collect());
+    println!();
+    println!(
+        "LDAP sync benchmark, N = {} users, {} repetitions",
+        opts.n, opts.reps
+    );
+    println!("{}", table.text);
+    println!(
+        "not counted above: `roster directory set` on a new data directory (creates the store, hashes the admin password with Argon2id): median {:.2} s",
+        setup_median.as_secs_f64()
+    );
+    println!("load average before: {load_before}; after: {load_after}");
+    println!();
+    println!(
+        "Where Roster's time goes (seconds; one more run of each, with SQL statement logging):"
+    );
+    println!("{}", phase_table.text);
+
+    let machine = Machine::probe(&opts.roster, load_before, load_after, contention);
+    let markdown = markdown_report(
+        &opts,
+        &machine,
+        &table,
+        &phase_table,
+        &phases,
+        setup_median,
+        load_secs,
+    );
+    if let Some(parent) = opts.out.parent() {
+        fs::create_dir_all(parent).expect("creating the results directory");
+    }
+    fs::write(&opts.out, markdown).expect("writing the results");
+    eprintln!("roster-bench: wrote {}", opts.out.display());
+
+    if opts.hold {
+        eprintln!(
+            "roster-bench: holding slapd at {url} (service account {SERVICE_DN} / {SERVICE_PASSWORD}, settings {}); press Enter to stop",
+            ctx.settings.display()
+        );
+        let mut line = String::new();
+        let _ = io::stdin().lock().read_line(&mut line);
+    }
+    drop(slapd);
+}
+
+fn report_sample(round: usize, kind: Kind, s: &Sample) {
+    eprintln!(
+        "roster-bench: round {round}: {:<30} {:>7.2} s  {:>7.1} MiB  cpu {:>6.2} s  slapd cpu {:>6.2} s{}",
+        kind.label(),
+        s.wall.as_secs_f64(),
+        mib(s.max_rss_kib),
+        s.cpu.as_secs_f64(),
+        s.slapd_cpu.as_secs_f64(),
+        s.recorded
+            .map(|r| format!("  (run recorded {:.2} s)", r.as_secs_f64()))
+            .unwrap_or_default()
+    );
+}
+
+struct Ctx<'a> {
+    opts: &'a Opts,
+    url: String,
+    people: String,
+    settings: PathBuf,
+    work: PathBuf,
+    slapd_pid: u32,
+}
+
+impl Ctx<'_> {
+    fn ldapsearch(&self) -> Command {
+        let mut cmd = Command::new("ldapsearch");
+        // LDAPNOINIT: no ldap.conf or ~/.ldaprc (SIZELIMIT, for one) changes what is read.
+        cmd.env("LDAPNOINIT", "1")
+            .args([
+                "-x",
+                "-LLL",
+                "-H",
+                &self.url,
+                "-D",
+                SERVICE_DN,
+                "-w",
+                SERVICE_PASSWORD,
+            ])
+            .args([
+                "-b",
+                &self.people,
+                "-E",
+                &format!("pr={PAGE_SIZE}/noprompt"),
+                FILTER,
+            ])
+            .args(ATTRIBUTES);
+        cmd
+    }
+
+    fn roster(&self, data_dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.opts.roster);
+        for var in [
+            "ROSTER_DATA_DIR",
+            "ROSTER_DATABASE_URL",
+            "ROSTER_SECRET_KEY",
+            "ROSTER_ADMIN_PASSWORD",
+        ] {
+            cmd.env_remove(var);
+        }
+        // ROSTER_LOG passes through, for profiling runs (its output goes to the stderr file).
+        cmd.env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args);
+        cmd
+    }
+
+    /// The unmeasured first read: every entry, with a uid, an entryUUID and a mail each.
+    fn check_baseline_output(&self) {
+        let started = Instant::now();
+        let out = self.ldapsearch().output().expect("running ldapsearch");
+        assert!(
+            out.status.success(),
+            "ldapsearch failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let count = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
+        let (dns, uids, uuids) = (count("dn:"), count("uid:"), count("entryUUID:"));
+        assert!(
+            dns == self.opts.n && uids == self.opts.n && uuids == self.opts.n,
+            "ldapsearch returned {dns} entries, {uids} uids and {uuids} entryUUIDs; expected {} of each",
+            self.opts.n
+        );
+        eprintln!(
+            "roster-bench: warm-up read: {dns} entries, {} mail values, {:.1} MB of LDIF in {:.2} s",
+            count("mail:"),
+            out.stdout.len() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// A new data directory with the directory settings stored, and the time that took (not counted: it
+    /// creates the store and hashes the admin password).
+    fn prepared_data_dir(&self) -> (tempfile::TempDir, Sample) {
+        let dir = tempfile::Builder::new()
+            .prefix("data-")
+            .tempdir_in(&self.work)
+            .expect("a data directory");
+        let settings = self.settings.to_str().expect("a UTF-8 path").to_owned();
+        let setup = self.measure(
+            &mut self.roster(dir.path(), &["directory", "set", "--file", &settings]),
+            "directory set",
+        );
+        (dir, setup)
+    }
+
+    /// Runs `cmd` with stdout to /dev/null and stderr to a file, and measures it.
+    fn measure(&self, cmd: &mut Command, what: &str) -> Sample {
+        let stderr_path = self.work.join(format!("{}.stderr", what.replace(' ', "-")));
+        let stderr = File::create(&stderr_path).expect("creating the stderr file");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let slapd_before = process_cpu(self.slapd_pid);
+        let started = Instant::now();
+        // Reaped by `wait4` below, which std's `Child::wait` can't replace (no rusage).
+        #[allow(clippy::zombie_processes)]
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {what} ({cmd:?}): {e}"));
+        let (status, usage) = wait4(child.id()).expect("waiting for the measured process");
+        let wall = started.elapsed();
+        let slapd_cpu = process_cpu(self.slapd_pid).saturating_sub(slapd_before);
+        if !status.success() {
+            let err = fs::read_to_string(&stderr_path).unwrap_or_default();
+            panic!("{what} failed ({status}): {cmd:?}\n{err}");
+        }
+        Sample {
+            wall,
+            max_rss_kib: u64::try_from(usage.ru_maxrss).expect("ru_maxrss is not negative"),
+            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+            slapd_cpu,
+            recorded: None,
+        }
+    }
+
+    /// Runs `args` once with SQL statement logging and cuts its wall time into phases at the completion
+    /// times of the statements that begin and end them. `None` (with a warning) if the log doesn't have
+    /// the expected statements, e.g. after the store's queries changed.
+    fn phases(&self, data_dir: &Path, args: &[&str], kind: Kind) -> Option<Phases> {
+        let log_path = self.work.join("phases.log");
+        let log = File::create(&log_path).expect("creating the log file");
+        let mut cmd = self.roster(data_dir, args);
+        cmd.env("ROSTER_LOG", "warn,sqlx::query=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let spawned = wall_clock_seconds();
+        #[allow(clippy::zombie_processes)] // reaped by wait4
+        let child = cmd.spawn().expect("starting roster");
+        let (status, _) = wait4(child.id()).expect("waiting for roster");
+        let exited = wall_clock_seconds();
+        assert!(
+            status.success(),
+            "{} failed ({status}) with logging on",
+            kind.label()
+        );
+        self.verify_last_run(data_dir, kind);
+        let text = fs::read_to_string(&log_path).expect("reading the log");
+        let phases = Phases::from_log(&text, spawned, exited);
+        if phases.is_none() {
+            eprintln!(
+                "roster-bench: warning: can't cut the {} run into phases: the SQL log doesn't have the statements this tool looks for",
+                kind.label()
+            );
+        }
+        phases
+    }
+
+    /// Checks the run just made (status, entries read, counts) and returns its recorded duration.
+    fn verify_last_run(&self, data_dir: &Path, kind: Kind) -> Duration {
+        let out = self
+            .roster(data_dir, &["runs", "list", "--limit", "1", "--json"])
+            .output()
+            .expect("running roster runs list");
+        assert!(
+            out.status.success(),
+            "roster runs list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let runs: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("roster runs list --json gives JSON");
+        let run = &runs[0];
+        let n = self.opts.n as u64;
+        let (want_kind, want_created, want_unchanged) = match kind {
+            Kind::Preview => ("preview", n, 0),
+            Kind::FullSync => ("sync", n, 0),
+            Kind::Resync => ("sync", 0, n),
+            Kind::Baseline => unreachable!("the baseline is not a Roster run"),
+        };
+        let counts = &run["counts"];
+        let ok = run["status"] == "succeeded"
+            && run["kind"] == want_kind
+            && run["entries_read"] == n
+            && counts["created"] == want_created
+            && counts["unchanged"] == want_unchanged
+            && [
+                "updated",
+                "renamed",
+                "linked",
+                "deleted",
+                "conflicts",
+                "skipped",
+            ]
+            .iter()
+            .all(|k| counts[*k] == 0);
+        assert!(ok, "unexpected {} run: {run:#}", kind.label());
+        let ms = |key: &str| run[key].as_i64().expect("a timestamp in milliseconds");
+        Duration::from_millis(u64::try_from(ms("finished_at") - ms("started_at")).unwrap_or(0))
+    }
+}
+
+fn settings_toml(port: u16) -> String {
+    format!(
+        r#"type = "ldap"
+server = "127.0.0.1"
+port = {port}
+encryption = "none"
+bind_dn = "{SERVICE_DN}"
+password = "{SERVICE_PASSWORD}"
+base_dn = "ou=People,{SUFFIX}"
+filter = "{FILTER}"
+username_attribute = "uid"
+full_name_attribute = "displayName"
+email_attributes = "mail"
+page_size = {PAGE_SIZE}
+delete_users = false
+"#
+    )
+}
+
+/// The service account and N users below `ou=People`. Every second user has a second address; one
+/// name in eight has a non-ASCII letter (base64 in LDIF). No userPassword: nothing here logs on.
+fn directory_ldif(n: usize) -> String {
+    let mut out = String::with_capacity(n * 330 + 512);
+    out.push_str(&format!(
+        "dn: ou=Services,{SUFFIX}\nobjectClass: top\nobjectClass: organizationalUnit\nou: Services\n\n\
+         dn: {SERVICE_DN}\nobjectClass: top\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n\
+         cn: roster\nuserPassword: {SERVICE_PASSWORD}\n\n"
+    ));
+    for i in 1..=n {
+        let uid = format!("user{i:06}");
+        let cn = format!(
+            "{} {}",
+            FIRST_NAMES[i % FIRST_NAMES.len()],
+            LAST_NAMES[(i / FIRST_NAMES.len()) % LAST_NAMES.len()]
+        );
+        let primary = format!("{uid}@example.com");
+        let alias = format!("alias.{uid}@mail.example.com");
+        let mut mail = vec![primary.as_str()];
+        if i % 2 == 0 {
+            mail.push(alias.as_str());
+        }
+        out.push_str(&user_ldif(
+            SUFFIX,
+            &TestUser {
+                uid: &uid,
+                cn: &cn,
+                mail,
+                password: None,
+                ou: "People",
+            },
+        ));
+    }
+    out
+}
+
+/// Waits for child `pid` and returns its exit status and resource usage (peak RSS, CPU time). std's
+/// `Child::wait` doesn't give the rusage, and `getrusage(RUSAGE_CHILDREN)` would give the maximum over
+/// all children so far rather than this one's.
+#[allow(unsafe_code)]
+fn wait4(pid: u32) -> io::Result<(ExitStatus, libc::rusage)> {
+    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is a plain C struct of integers and timevals, for which all-zero bytes is a valid
+    // value; wait4 overwrites it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `status` and `usage` are valid, exclusively borrowed locals for the duration of the
+        // call; `pid` is our own child, which nothing else in this process waits for.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if reaped == pid {
+            return Ok((ExitStatus::from_raw(status), usage));
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(t.tv_usec).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(micros)
+}
+
+/// User + system CPU time of a process (all its threads) so far.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading slapd's /proc stat");
+    // "pid (comm) state ppid ...": utime and stime are fields 14 and 15, i.e. 12th and 13th after comm.
+    let after_comm = stat.rsplit_once(')').expect("a /proc stat line").1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+}
+
+/// CPU time the whole machine has spent busy (not idle or waiting for I/O) since boot, all CPUs.
+fn machine_busy() -> Duration {
+    let stat = fs::read_to_string("/proc/stat").expect("reading /proc/stat");
+    let fields: Vec<u64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .expect("a cpu line in /proc/stat")
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().expect("a tick count"))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields[3] + fields[4];
+    Duration::from_millis((total - idle) * 1000 / TICKS_PER_SECOND)
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    assert!(!values.is_empty(), "median of nothing");
+    values.sort();
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2
+    }
+}
+
+/// Seconds of one Roster run, phase by phase (see `markdown_report` for what each covers).
+#[derive(Debug, Clone, Default)]
+struct Phases {
+    /// SQL statements grouped by sqlx's summary: (summary, count, total seconds), longest first.
+    statements: Vec<(String, usize, f64)>,
+    start: f64,
+    open: f64,
+    read: f64,
+    snapshot: f64,
+    plan: f64,
+    apply: f64,
+    record: f64,
+    output: f64,
+}
+
+impl Phases {
+    const NAMES: [&str; 8] = [
+        "start", "open", "read", "snapshot", "plan", "apply", "record", "output",
+    ];
+
+    fn values(&self) -> [f64; 8] {
+        [
+            self.start,
+            self.open,
+            self.read,
+            self.snapshot,
+            self.plan,
+            self.apply,
+            self.record,
+            self.output,
+        ]
+    }
+
+    /// `log` is roster's stderr with sqlx's per-statement debug lines, which it writes when a statement
+    /// completes; `spawned` and `exited` are wall-clock seconds since the epoch, like the log's times.
+    fn from_log(log: &str, spawned: f64, exited: f64) -> Option<Phases> {
+        let statements: Vec<(f64, String)> = log
+            .lines()
+            .map(strip_ansi)
+            .filter(|l| l.contains("sqlx::query"))
+            .filter_map(|l| {
+                let (time, rest) = l.split_once(' ')?;
+                Some((rfc3339_seconds(time)?, rest.to_owned()))
+            })
+            .collect();
+        let find = |after: f64, needle: &str| {
+            statements
+                .iter()
+                .find(|(t, s)| *t >= after && s.contains(needle))
+                .map(|(t, _)| *t)
+        };
+        let first = statements.first()?.0;
+        let last = statements.last()?.0;
+        let begun = find(first, "INSERT INTO sync_runs (")?;
+        let read = find(begun, "FROM meta WHERE key = 'user_db_version'")?;
+        let snapshot = find(read, "FROM user_emails ORDER BY user_id, position")?;
+        let finish = find(snapshot, "UPDATE sync_runs SET status = $1")?;
+        // A sync with changes reads the default privileges right before it applies them.
+        let planned = find(snapshot, "SELECT value FROM settings").filter(|t| *t <= finish);
+        let mut groups: Vec<(String, usize, f64)> = Vec::new();
+        for (_, line) in &statements {
+            let summary = field(line, "summary=\"", '"');
+            let elapsed = field(line, "elapsed_secs=", ' ').and_then(|e| e.parse::<f64>().ok());
+            if let (Some(summary), Some(elapsed)) = (summary, elapsed) {
+                match groups.iter_mut().find(|g| g.0 == summary) {
+                    Some(g) => {
+                        g.1 += 1;
+                        g.2 += elapsed;
+                    }
+                    None => groups.push((summary.to_owned(), 1, elapsed)),
+                }
+            }
+        }
+        groups.sort_by(|a, b| b.2.total_cmp(&a.2));
+        Some(Phases {
+            statements: groups,
+            start: first - spawned,
+            open: begun - first,
+            read: read - begun,
+            snapshot: snapshot - read,
+            plan: planned.unwrap_or(finish) - snapshot,
+            apply: planned.map_or(0.0, |p| finish - p),
+            record: last - finish,
+            output: exited - last,
+        })
+    }
+}
+
+/// The text after `key` up to `end` (or the end of the line).
+fn field<'a>(line: &'a str, key: &str, end: char) -> Option<&'a str> {
+    let rest = line.split_once(key)?.1;
+    Some(rest.split(end).next().unwrap_or(rest))
+}
+
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter)
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Seconds since the epoch of tracing's `2026-01-02T03:04:05.123456Z` (UTC).
+fn rfc3339_seconds(text: &str) -> Option<f64> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.splitn(3, ':');
+    let (hh, mm) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let ss = t.next()?.parse::<f64>().ok()?;
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86_400.0 + hh * 3600.0 + mm * 60.0 + ss)
+}
+
+/// The wall clock, to line up the child's log times with its start and exit (the workspace bans
+/// `SystemTime::now` in product code in favour of an injected clock; a benchmark has no clock to inject).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn phase_table(phases: &[(Kind, Option<Phases>)]) -> Table {
+    let mut headers = vec!["run"];
+    headers.extend(Phases::NAMES);
+    headers.push("total");
+    let rows: Vec<Vec<String>> = phases
+        .iter()
+        .map(|(kind, p)| {
+            let mut row = vec![kind.label().to_owned()];
+            match p {
+                Some(p) => {
+                    row.extend(p.values().iter().map(|v| format!("{v:.3}")));
+                    row.push(format!("{:.3}", p.values().iter().sum::<f64>()));
+                }
+                None => row.extend(std::iter::repeat_n("?".to_owned(), Phases::NAMES.len() + 1)),
+            }
+            row
+        })
+        .collect();
+    render_table(&headers, &rows, Vec::new())
+}
+
+/// Aligned text and Markdown for one table; the first column is left-aligned, the others right-aligned.
+fn render_table(
+    headers: &[&str],
+    rows: &[Vec<String>],
+    checks: Vec<(Kind, Duration, f64)>,
+) -> Table {
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain(std::iter::once(headers[i].chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| -> String {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            let pad = " ".repeat(widths[i].saturating_sub(c.chars().count()));
+            if i == 0 {
+                l.push_str(c);
+                l.push_str(&pad);
+            } else {
+                l.push_str("  ");
+                l.push_str(&pad);
+                l.push_str(c);
+            }
+        }
+        l
+    };
+    let mut text = line(headers.to_vec());
+    text.push('\n');
+    for r in rows {
+        text.push_str(&line(r.iter().map(String::as_str).collect()));
+        text.push('\n');
+    }
+    let mut markdown = format!("| {} |\n|:---|", headers.join(" | "));
+    markdown.push_str(&"---:|".repeat(headers.len() - 1));
+    markdown.push('\n');
+    for r in rows {
+        markdown.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    Table {
+        text,
+        markdown,
+        rows: checks,
+    }
+}
+
+struct Table {
+    text: String,
+    markdown: String,
+    /// (kind, wall median, peak RSS MiB) for the targets' check.
+    rows: Vec<(Kind, Duration, f64)>,
+}
+
+fn results_table(samples: &[(Kind, Sample)]) -> Table {
+    let of = |kind: Kind| -> Vec<Sample> {
+        samples
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    let baseline = median(of(Kind::Baseline).iter().map(|s| s.wall).collect());
+    let headers = [
+        "measurement",
+        "wall median (s)",
+        "wall min (s)",
+        "× baseline",
+        "peak RSS (MiB)",
+        "CPU (s)",
+        "slapd CPU (s)",
+        "run recorded (s)",
+    ];
+    let mut rows: Vec<[String; 8]> = Vec::new();
+    let mut checks = Vec::new();
+    for kind in Kind::ALL {
+        let s = of(kind);
+        let wall = median(s.iter().map(|s| s.wall).collect());
+        let min = s.iter().map(|s| s.wall).min().expect("samples");
+        let rss = mib(s.iter().map(|s| s.max_rss_kib).max().expect("samples"));
+        let cpu = median(s.iter().map(|s| s.cpu).collect());
+        let slapd = median(s.iter().map(|s| s.slapd_cpu).collect());
+        let recorded: Vec<Duration> = s.iter().filter_map(|s| s.recorded).collect();
+        rows.push([
+            kind.label().to_owned(),
+            format!("{:.3}", wall.as_secs_f64()),
+            format!("{:.3}", min.as_secs_f64()),
+            format!("{:.2}", wall.as_secs_f64() / baseline.as_secs_f64()),
+            format!("{rss:.1}"),
+            format!("{:.2}", cpu.as_secs_f64()),
+            format!("{:.2}", slapd.as_secs_f64()),
+            if recorded.is_empty() {
+                "–".to_owned()
+            } else {
+                format!("{:.2}", median(recorded).as_secs_f64())
+            },
+        ]);
+        checks.push((kind, wall, rss));
+    }
+    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
+    render_table(&headers, &rows, checks)
+}
+
+struct Machine {
+    cpus: String,
+    cpu_model: String,
+    memory: String,
+    kernel: String,
+    os: String,
+    date: String,
+    load_before: String,
+    load_after: String,
+    contention: String,
+    slapd: String,
+    ldapsearch: String,
+    roster: String,
+    revision: String,
+    tmp: String,
+}
+
+impl Machine {
+    fn probe(
+        roster: &Path,
+        load_before: String,
+        load_after: String,
+        contention: String,
+    ) -> Machine {
+        let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let memory = read("/proc/meminfo")
+            .lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0))
+            .unwrap_or_else(|| "unknown".into());
+        let os = read("/etc/os-release")
+            .lines()
+            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let tmp = std::env::temp_dir();
+        Machine {
+            cpus: first_line(&mut Command::new("nproc")),
+            cpu_model,
+            memory,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            os,
+            date: first_line(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
+            load_before,
+            load_after,
+            contention,
+            slapd: version_line(Command::new("/usr/sbin/slapd").arg("-VV"), "slapd"),
+            ldapsearch: version_line(Command::new("ldapsearch").arg("-VV"), "ldapsearch"),
+            roster: first_line(Command::new(roster).arg("--version")),
+            revision: git_revision(),
+            // `df` prints a header line, then the file system type.
+            tmp: format!(
+                "{} ({})",
+                tmp.display(),
+                output_lines(Command::new("df").arg("--output=fstype").arg(&tmp))
+                    .last()
+                    .map_or("?", String::as_str)
+            ),
+        }
+    }
+}
+
+/// The first non-empty line a command prints, or "unknown".
+fn first_line(cmd: &mut Command) -> String {
+    output_lines(cmd)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn output_lines(cmd: &mut Command) -> Vec<String> {
+    cmd.output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// OpenLDAP tools print their version on stderr: "@(#) $OpenLDAP: slapd 2.5.13+dfsg-5 (...) $".
+fn version_line(cmd: &mut Command, tool: &str) -> String {
+    let Ok(out) = cmd.output() else {
+        return "unknown".into();
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    text.lines()
+        .filter(|l| l.contains(tool))
+        .find_map(|l| {
+            let rest = l.split_once("$OpenLDAP: ")?.1;
+            Some(rest.split(" (").next().unwrap_or(rest).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn git_revision() -> String {
+    let root = workspace_root();
+    let head =
+        first_line(
+            Command::new("git")
+                .arg("-C")
+                .arg(&root)
+                .args(["rev-parse", "--short", "HEAD"]),
+        );
+    let dirty = Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if dirty {
+        format!("{head} with uncommitted changes")
+    } else {
+        head
+    }
+}
+
+fn markdown_report(
+    opts: &Opts,
+    m: &Machine,
+    table: &Table,
+    phases: &Table,
+    phase_runs: &[(Kind, Option<Phases>)],
+    setup_median: Duration,
+    load_secs: f64,
+) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# LDAP synchronization benchmark, N = {}\n", opts.n);
+    let _ = writeln!(
+        md,
+        "Command: `{}` ({} repetitions of each measurement, round-robin).\n",
+        opts.command, opts.reps
+    );
+    let _ = writeln!(md, "{}", table.markdown);
+    let _ = writeln!(
+        md,
+        "Wall time median and minimum over the repetitions; × baseline = median / baseline median; peak \
+         RSS = the largest `ru_maxrss` of the measured process over the repetitions (from `wait4`); CPU = \
+         its user + system time (median); slapd CPU = slapd's user + system time while it ran (median); \
+         run recorded = the run's duration in Roster's run history (read, plan, apply, record the report; \
+         without process start, opening the store and printing the report).\n"
+    );
+    let baseline = table
+        .rows
+        .iter()
+        .find(|r| r.0 == Kind::Baseline)
+        .map(|r| r.1)
+        .unwrap_or_default();
+    let _ = writeln!(md, "Targets (issue 4):\n");
+    let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    for (kind, wall, _) in &table.rows {
+        if *kind == Kind::FullSync {
+            let ratio = wall.as_secs_f64() / baseline.as_secs_f64();
+            let _ = writeln!(
+                md,
+                "- full sync ≤ 1.5 × baseline: {ratio:.2}× ({})",
+                verdict(ratio <= 1.5)
+            );
+        }
+    }
+    let peaks: Vec<String> = table
+        .rows
+        .iter()
+        .filter(|r| r.0 != Kind::Baseline)
+        .map(|(kind, _, mib)| {
+            let mb = mib * 1.048_576;
+            if opts.n == 100_000 {
+                format!("{}: {mb:.1} MB ({})", kind.label(), verdict(mb <= 150.0))
+            } else {
+                format!("{}: {mb:.1} MB", kind.label())
+            }
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "- peak memory ≤ 150 MB at 100,000 users (1 MB = 10⁶ bytes; the table is in MiB){}: {}\n",
+        if opts.n == 100_000 {
+            ""
+        } else {
+            " — this run has a different N, for the growth with N"
+        },
+        peaks.join("; ")
+    );
+    let _ = writeln!(md, "## Where Roster's time goes\n");
+    let _ = writeln!(
+        md,
+        "One more run of each kind after the measurements, with `ROSTER_LOG=warn,sqlx::query=debug`; the \
+         phases are cut at the completion times of the SQL statements that start and end them (seconds):\n"
+    );
+    let _ = writeln!(md, "{}", phases.markdown);
+    if let Some(full) = phase_runs
+        .iter()
+        .find(|(k, _)| *k == Kind::FullSync)
+        .and_then(|(_, p)| p.as_ref())
+    {
+        let _ = writeln!(
+            md,
+            "The full sync's SQL statements by total time (sqlx's `elapsed`, summed; the commit of a \
+             transaction is not logged as a statement):\n"
+        );
+        let _ = writeln!(md, "| statement | count | total (s) |\n|:---|---:|---:|");
+        for (summary, count, secs) in full.statements.iter().take(10) {
+            let _ = writeln!(md, "| `{summary}` | {count} | {secs:.3} |");
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(
+        md,
+        "start = process start to the first statement (runtime, opening SQLite); open = migrations check, \
+         bootstrap check, settings, begin the run; read = the paged LDAP read and mapping the entries; \
+         snapshot = reading the current users and their addresses from the store; plan = turning those \
+         rows into users and planning (pure CPU); apply = the sync's write transaction (users, privileges, \
+         folders, folder access, addresses, audit line, commit); record = finishing the run and storing \
+         one report line per affected user; output = the last statement to process exit (commit, the JSON \
+         report to /dev/null, freeing memory).\n"
+    );
+    let _ = writeln!(md, "## What is measured\n");
+    let _ = writeln!(
+        md,
+        "- Directory: a throwaway OpenLDAP slapd (roster-testkit; mdb, `index objectClass eq`, `dbnosync`) \
+         on 127.0.0.1, loaded with `slapadd -q` (took {load_secs:.1} s including start) with {} \
+         `inetOrgPerson` users below `ou=People,{SUFFIX}` (uid, cn, sn, displayName, one `mail` value, a \
+         second one for every other user; no userPassword). Read as the service account `{SERVICE_DN}` \
+         (not the root DN), which has `limits ... size.prtotal=unlimited` and unlimited soft/hard limits.",
+        opts.n
+    );
+    let _ = writeln!(
+        md,
+        "- Filter `{FILTER}`, attributes {}, paged-results control with page size {PAGE_SIZE}, plain LDAP.",
+        ATTRIBUTES.map(|a| format!("`{a}`")).join(", ")
+    );
+    let _ = writeln!(
+        md,
+        "- baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b ou=People,{SUFFIX} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
+        ATTRIBUTES.join(" ")
+    );
+    let _ = writeln!(
+        md,
+        "- Roster: `roster --data-dir <dir> sync [--preview] --json > /dev/null` on SQLite in a new data \
+         directory where `roster directory set --file settings.toml` ran first (not timed here: it creates \
+         the store and hashes the admin password with Argon2id; median {:.2} s). The preview and the full \
+         sync start from an empty store; the re-sync runs on the full sync's store. Every run is checked \
+         afterwards (`roster runs list --json`: succeeded, {} entries read, {} created or unchanged, nothing \
+         else).",
+        setup_median.as_secs_f64(),
+        opts.n,
+        opts.n
+    );
+    let _ = writeln!(
+        md,
+        "- An unmeasured `ldapsearch` first warms slapd's database into the page cache.\n"
+    );
+    let _ = writeln!(md, "## Machine\n");
+    let _ = writeln!(md, "- CPUs (`nproc`): {}; {}", m.cpus, m.cpu_model);
+    let _ = writeln!(md, "- Memory: {}", m.memory);
+    let _ = writeln!(md, "- Kernel: {}; {}", m.kernel, m.os);
+    let _ = writeln!(md, "- Temporary files (data directories): {}", m.tmp);
+    let _ = writeln!(md, "- Date: {}", m.date);
+    let _ = writeln!(
+        md,
+        "- Load average (1, 5, 15 min) before: {}; after: {}",
+        m.load_before, m.load_after
+    );
+    let _ = writeln!(
+        md,
+        "- CPU use during the measurements (`/proc/stat`): {}",
+        m.contention
+    );
+    let _ = writeln!(md, "- {}; {}", m.slapd, m.ldapsearch);
+    let _ = writeln!(
+        md,
+        "- {} (release build), revision {}",
+        m.roster, m.revision
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let s = Duration::from_secs;
+        assert_eq!(median(vec![s(3), s(1), s(2)]), s(2));
+        assert_eq!(
+            median(vec![s(4), s(1), s(3), s(2)]),
+            Duration::from_millis(2500)
+        );
+    }
+
+    #[test]
+    fn log_times_are_epoch_seconds() {
+        assert_eq!(rfc3339_seconds("1970-01-02T00:00:01.5Z"), Some(86_401.5));
+        assert_eq!(rfc3339_seconds("2000-03-01T00:00:00Z"), Some(951_868_800.0));
+        assert_eq!(rfc3339_seconds("2000-03-01 00:00:00"), None);
+    }
+
+    #[test]
+    fn a_sync_log_is_cut_into_phases() {
+        let line = |t: &str, statement: &str| {
+            format!(
+                "\u{1b}[2m1970-01-01T00:00:{t}Z\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m sqlx::query: summary=\"{} …\" db.statement=\"\\n\\n{statement}\\n\" rows_affected=1 elapsed=1ms elapsed_secs=0.25\n",
+                statement.split(' ').next().unwrap_or("")
+            )
+        };
+        let log = [
+            line("01.0", "PRAGMA journal_mode = WAL;"),
+            line("01.5", "INSERT INTO sync_runs (kind, triggered_by)"),
+            line(
+                "03.5",
+                "SELECT value FROM meta WHERE key = 'user_db_version'",
+            ),
+            line(
+                "04.0",
+                "SELECT user_id, address FROM user_emails ORDER BY user_id, position",
+            ),
+            line("05.0", "SELECT value FROM settings WHERE key = $1"),
+            line("07.0", "UPDATE sync_runs SET status = $1, finished_at = $2"),
+            line("07.5", "INSERT INTO sync_run_lines (run_id, seq)"),
+        ]
+        .concat();
+        let p = Phases::from_log(&log, 0.5, 8.0).unwrap();
+        assert_eq!(p.values(), [0.5, 0.5, 2.0, 0.5, 1.0, 2.0, 0.5, 0.5]);
+        assert_eq!(p.statements[0], ("SELECT …".to_owned(), 3, 0.75));
+        assert_eq!(p.statements.len(), 4);
+        assert!(Phases::from_log("no statements here", 0.0, 1.0).is_none());
+    }
+
+    #[test]
+    fn generated_directory_has_n_users_with_one_or_two_addresses() {
+        let ldif = directory_ldif(10);
+        assert_eq!(ldif.matches("\nuid: ").count(), 10);
+        assert_eq!(ldif.matches("\nmail: ").count(), 15);
+        assert_eq!(ldif.matches(&format!("dn: {SERVICE_DN}\n")).count(), 1);
+    }
+}
