@@ -116,7 +116,8 @@ impl AppError {
                 StoreError::DuplicateUserName(_)
                 | StoreError::DuplicateEmail { .. }
                 | StoreError::RunInProgress { .. }
-                | StoreError::StaleSnapshot => ErrorKind::Conflict,
+                | StoreError::StaleSnapshot
+                | StoreError::RunNotRunning(_) => ErrorKind::Conflict,
                 StoreError::NotFound(_) => ErrorKind::NotFound,
                 StoreError::BuiltinAdmin(_) => ErrorKind::Forbidden,
                 StoreError::Locked => ErrorKind::Unavailable,

@@ -245,6 +245,11 @@ impl Roster {
         let subject = roster_directory::LogonSubject {
             name: creds.name.as_str(),
             dn,
+            id: creds
+                .link
+                .as_ref()
+                .filter(|l| l.source == directory.source())
+                .map(|l| l.id.as_str()),
         };
         let secret = roster_core::directory::Secret::new(password);
         match directory.authenticate(&subject, &secret).await {

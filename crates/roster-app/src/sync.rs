@@ -130,10 +130,18 @@ impl Roster {
                 ));
             }
             if s.password.is_none() {
-                s.password = previous
-                    .as_ref()
-                    .filter(|p| p.type_name() == "ldap")
-                    .and_then(|p| p.password().cloned());
+                // The stored password goes only to the server and account it was given for: otherwise
+                // pointing `server` elsewhere would send it there, in clear with `encryption = "none"`.
+                s.password = match &previous {
+                    Some(DirectorySettings::Ldap(p)) if same_target(p, s) => p.password.clone(),
+                    Some(DirectorySettings::Ldap(_)) => {
+                        return Err(invalid(
+                            "password",
+                            "the server, port, encryption, certificate settings or bind DN changed: give the service account's password again".into(),
+                        ));
+                    }
+                    _ => None,
+                };
             }
             if s.password.is_none() {
                 return Err(invalid(
@@ -336,8 +344,13 @@ impl Roster {
             source: directory.source().to_owned(),
             delete_users: settings.delete_users(),
         };
-        let plan = plan_sync(&snapshot.users, fetched.entries, &options);
-        drop(snapshot.users);
+        // Planning 100,000 users takes a moment of CPU: off the async workers, so the heartbeat and other
+        // requests keep going.
+        let users = snapshot.users;
+        let entries = fetched.entries;
+        let plan = tokio::task::spawn_blocking(move || plan_sync(&users, entries, &options))
+            .await
+            .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
         if kind == RunKind::Sync && !plan.changes.is_empty() {
             progress.phase(SyncPhase::Applying);
             let defaults = self.store.default_privileges().await?;
@@ -398,6 +411,19 @@ impl Roster {
             .await?;
         Ok((run, lines))
     }
+}
+
+/// Whether a stored password may be kept: same server, port, encryption, trust and account.
+fn same_target(
+    a: &roster_core::directory::LdapSettings,
+    b: &roster_core::directory::LdapSettings,
+) -> bool {
+    a.server.trim().eq_ignore_ascii_case(b.server.trim())
+        && a.effective_port() == b.effective_port()
+        && a.encryption == b.encryption
+        && a.ignore_certificate_errors == b.ignore_certificate_errors
+        && a.ca_file == b.ca_file
+        && a.bind_dn.trim().eq_ignore_ascii_case(b.bind_dn.trim())
 }
 
 fn settings_view(settings: &DirectorySettings) -> Result<serde_json::Value> {

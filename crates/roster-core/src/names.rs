@@ -25,14 +25,17 @@ pub struct UserName(String);
 
 impl UserName {
     pub fn parse(raw: &str) -> Result<UserName, NameError> {
-        let name: String = raw.trim().nfc().collect();
+        let name = nfc(raw.trim());
         if name.is_empty() {
             return Err(NameError::EmptyUserName);
         }
         if name.chars().count() > 256 {
             return Err(NameError::UserNameTooLong(name));
         }
-        if name.chars().any(char::is_control) {
+        if name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+        {
             return Err(NameError::UserNameControlCharacter(name));
         }
         Ok(UserName(name))
@@ -62,8 +65,28 @@ pub const ADMIN_NAME: &str = "admin";
 /// Case-insensitive key of a user name or address: NFC, then lowercase, then NFC again (lowercasing can
 /// produce decomposed sequences).
 pub fn name_key(raw: &str) -> String {
-    let nfc: String = raw.trim().nfc().collect();
+    let raw = raw.trim();
+    // ASCII is already in NFC and lowercases to ASCII: the common case costs one allocation.
+    if raw.is_ascii() {
+        return raw.to_ascii_lowercase();
+    }
+    let nfc: String = raw.nfc().collect();
     nfc.to_lowercase().nfc().collect()
+}
+
+/// NFC, without the normalizer's cost for ASCII text (which is always in NFC).
+fn nfc(raw: &str) -> String {
+    if raw.is_ascii() {
+        raw.to_owned()
+    } else {
+        raw.nfc().collect()
+    }
+}
+
+/// Characters that print as nothing (zero-width space, joiners, direction marks, BOM): a name holding one
+/// could pass for another (`admin` followed by U+200B).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}')
 }
 
 impl TryFrom<String> for UserName {
@@ -94,14 +117,16 @@ pub struct EmailAddress(String);
 
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<EmailAddress, NameError> {
-        let addr: String = raw.trim().nfc().collect();
+        let addr = nfc(raw.trim());
         let invalid = || NameError::InvalidEmail(raw.to_owned());
         let (local, domain) = addr.rsplit_once('@').ok_or_else(invalid)?;
         if local.is_empty()
             || domain.is_empty()
             || domain.contains('@') && !local.starts_with('"')
             || local.contains('@') && !local.starts_with('"')
-            || addr.chars().any(|c| c.is_whitespace() || c.is_control())
+            || addr
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
             || domain.starts_with('.')
             || domain.ends_with('.')
             || domain.contains("..")
@@ -165,6 +190,11 @@ mod tests {
         assert_eq!(d.as_str(), "rene\u{301}".nfc().collect::<String>());
         assert!(UserName::parse("  ").is_err());
         assert!(UserName::parse("a\nb").is_err());
+        assert!(
+            UserName::parse("admin\u{200B}").is_err(),
+            "invisible characters"
+        );
+        assert_eq!(name_key(" MiXed "), "mixed");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::directory::DirectoryEntry;
 use crate::names::{EmailAddress, UserName, dedup_emails};
 use crate::user::{AuthMethod, DirectoryLink};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// A user as the planner needs to see it.
@@ -135,7 +136,8 @@ pub struct ReportLine {
     /// The user name (or, for an entry without one, its DN).
     pub user: String,
     pub action: ReportAction,
-    pub reason: String,
+    #[schema(value_type = String)]
+    pub reason: Cow<'static, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dn: Option<String>,
 }
@@ -160,13 +162,15 @@ pub struct SyncPlan {
     pub lines: Vec<ReportLine>,
 }
 
-/// An entry that passed rule 1.
+/// An entry that passed rule 1, with its comparison keys computed once.
 struct ValidEntry {
     id: String,
     dn: String,
     name: UserName,
+    name_key: String,
     full_name: Option<String>,
     emails: Option<Vec<EmailAddress>>,
+    email_keys: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -176,7 +180,7 @@ enum MatchKind {
 }
 
 /// What will become of one entry.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 enum EntryFate {
     /// Matched to an existing user (index into `current`).
     Existing {
@@ -188,6 +192,30 @@ enum EntryFate {
     Conflict,
 }
 
+/// Who would hold a name or an address once the plan is applied.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Claimant {
+    /// An existing user (index into `current`).
+    User(usize),
+    /// A new user from an entry (index into `valid`).
+    Entry(usize),
+}
+
+/// One claim on a key; `introduced` when the plan gives the key to a holder that doesn't have it yet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Claim {
+    who: Claimant,
+    introduced: bool,
+}
+
+/// Key -> its claims. Keys borrow from the precomputed key vectors, so building the maps allocates only
+/// the claim lists.
+type Claims<'k> = HashMap<&'k str, Vec<Claim>>;
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 pub fn plan_sync(
     current: &[CurrentUser],
     entries: Vec<DirectoryEntry>,
@@ -195,30 +223,60 @@ pub fn plan_sync(
 ) -> SyncPlan {
     let mut lines = Vec::new();
     let mut counts = ReportCounts::default();
-    let mut seen_ids: HashSet<String> = HashSet::with_capacity(entries.len());
 
-    // Rule 1.
+    // Rule 1, and ids the directory returned more than once (all copies are conflicts: which one wins
+    // must not depend on the order of the answer).
+    let mut id_count: HashMap<&str, u32> = HashMap::with_capacity(entries.len());
+    for e in &entries {
+        *id_count.entry(e.id.as_str()).or_default() += 1;
+    }
+    let duplicated: HashSet<String> = id_count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| (*id).to_owned())
+        .collect();
+    drop(id_count);
+    let mut seen_ids: HashSet<String> = HashSet::with_capacity(entries.len());
     let mut valid: Vec<ValidEntry> = Vec::with_capacity(entries.len());
     for entry in entries {
-        if !seen_ids.insert(entry.id.clone()) {
+        let DirectoryEntry {
+            id,
+            dn,
+            name,
+            full_name,
+            emails,
+        } = entry;
+        if has_control(&id) || has_control(&dn) {
             counts.skipped += 1;
             lines.push(ReportLine {
-                user: entry.name.clone().unwrap_or_else(|| entry.dn.clone()),
+                user: dn.escape_default().to_string(),
                 action: ReportAction::Skipped,
-                reason: format!("the directory returned the id {} twice", entry.id),
-                dn: Some(entry.dn),
+                reason: "the entry's DN or id contains a control character".into(),
+                dn: None,
             });
             continue;
         }
-        let raw_name = match entry.name.as_deref() {
-            Some(n) if !n.trim().is_empty() => n,
+        seen_ids.insert(id.clone());
+        if duplicated.contains(&id) {
+            counts.conflicts += 1;
+            lines.push(ReportLine {
+                user: name.unwrap_or_else(|| dn.clone()),
+                action: ReportAction::Conflict,
+                reason: format!("the directory returned more than one entry with the id {id}")
+                    .into(),
+                dn: Some(dn),
+            });
+            continue;
+        }
+        let raw_name = match name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => n,
             _ => {
                 counts.skipped += 1;
                 lines.push(ReportLine {
-                    user: entry.dn.clone(),
+                    user: dn.clone(),
                     action: ReportAction::Skipped,
                     reason: "the entry has no value for the user-name attribute".into(),
-                    dn: Some(entry.dn),
+                    dn: Some(dn),
                 });
                 continue;
             }
@@ -228,15 +286,29 @@ pub fn plan_sync(
             Err(e) => {
                 counts.skipped += 1;
                 lines.push(ReportLine {
-                    user: entry.dn.clone(),
+                    user: dn.clone(),
                     action: ReportAction::Skipped,
-                    reason: e.to_string(),
-                    dn: Some(entry.dn),
+                    reason: e.to_string().into(),
+                    dn: Some(dn),
                 });
                 continue;
             }
         };
-        let emails = entry.emails.map(|raw| {
+        let full_name = full_name.map(|f| {
+            let f = f.trim();
+            if has_control(f) {
+                lines.push(ReportLine {
+                    user: name.to_string(),
+                    action: ReportAction::Warning,
+                    reason: "control characters removed from the full name".into(),
+                    dn: Some(dn.clone()),
+                });
+                f.chars().filter(|c| !c.is_control()).collect()
+            } else {
+                f.to_owned()
+            }
+        });
+        let emails = emails.map(|raw| {
             let mut ok = Vec::with_capacity(raw.len());
             for value in raw {
                 match EmailAddress::parse(&value) {
@@ -244,28 +316,38 @@ pub fn plan_sync(
                     Err(e) => lines.push(ReportLine {
                         user: name.to_string(),
                         action: ReportAction::Warning,
-                        reason: format!("address ignored: {e}"),
-                        dn: Some(entry.dn.clone()),
+                        reason: format!("address ignored: {e}").into(),
+                        dn: Some(dn.clone()),
                     }),
                 }
             }
             dedup_emails(ok)
         });
+        let email_keys = emails.iter().flatten().map(EmailAddress::key).collect();
         valid.push(ValidEntry {
-            id: entry.id,
-            dn: entry.dn,
+            id,
+            dn,
+            name_key: name.key(),
             name,
-            full_name: entry.full_name.map(|f| f.trim().to_owned()),
+            full_name,
             emails,
+            email_keys,
         });
     }
+    drop(duplicated);
+
+    let cur_name_keys: Vec<String> = current.iter().map(|u| u.name.key()).collect();
+    let cur_email_keys: Vec<Vec<String>> = current
+        .iter()
+        .map(|u| u.emails.iter().map(EmailAddress::key).collect())
+        .collect();
 
     // Rule 2.
     let mut fates: Vec<Option<EntryFate>> = vec![None; valid.len()];
     {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(valid.len());
+        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(valid.len());
         for (i, e) in valid.iter().enumerate() {
-            by_name.entry(e.name.key()).or_default().push(i);
+            by_name.entry(e.name_key.as_str()).or_default().push(i);
         }
         for group in by_name.values().filter(|g| g.len() > 1) {
             let dns: Vec<&str> = group
@@ -283,7 +365,8 @@ pub fn plan_sync(
                             "{} directory entries have this user name: {}",
                             group.len(),
                             dns.join("; ")
-                        ),
+                        )
+                        .into(),
                         dn: Some(e.dn.clone()),
                     });
                 }
@@ -291,22 +374,21 @@ pub fn plan_sync(
         }
     }
 
-    // Rule 3: by id.
+    // Rule 3: by id, then by name.
     let mut by_link: HashMap<&str, usize> = HashMap::with_capacity(current.len());
-    let mut by_name: HashMap<String, usize> = HashMap::with_capacity(current.len());
+    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(current.len());
     for (i, u) in current.iter().enumerate() {
         if let Some(link) = &u.link
             && link.source == options.source
         {
             by_link.insert(link.id.as_str(), i);
         }
-        by_name.insert(u.name.key(), i);
+        if let Some(k) = cur_name_keys.get(i) {
+            by_name.insert(k.as_str(), i);
+        }
     }
     let mut claimed: Vec<bool> = vec![false; current.len()];
-    for (i, e) in valid.iter().enumerate() {
-        let Some(fate) = fates.get_mut(i) else {
-            continue;
-        };
+    for (e, fate) in valid.iter().zip(fates.iter_mut()) {
         if let Some(&u) = by_link.get(e.id.as_str()) {
             if let Some(c) = claimed.get_mut(u) {
                 *c = true;
@@ -319,15 +401,11 @@ pub fn plan_sync(
             }
         }
     }
-    // Rule 3: by name.
-    for (i, e) in valid.iter().enumerate() {
-        let Some(fate) = fates.get_mut(i) else {
-            continue;
-        };
+    for (e, fate) in valid.iter().zip(fates.iter_mut()) {
         if fate.is_some() {
             continue;
         }
-        let candidate = by_name.get(&e.name.key()).copied().filter(|&u| {
+        let candidate = by_name.get(e.name_key.as_str()).copied().filter(|&u| {
             let own_entry_seen = current
                 .get(u)
                 .and_then(|c| c.link.as_ref())
@@ -358,13 +436,13 @@ pub fn plan_sync(
         }
     }
 
-    // Rule 4: targets. `targets[u]` is the planned new state of current user `u`, if it changes.
-    let mut targets: Vec<Option<(usize, MatchKind)>> = vec![None; current.len()];
+    // Rule 4: `targets[u]` is the entry that gives current user `u` its new state.
+    let mut targets: Vec<Option<usize>> = vec![None; current.len()];
     for (i, fate) in fates.iter().enumerate() {
-        if let Some(EntryFate::Existing { user, kind }) = fate
+        if let Some(EntryFate::Existing { user, .. }) = fate
             && let Some(t) = targets.get_mut(*user)
         {
-            *t = Some((i, *kind));
+            *t = Some(i);
         }
     }
 
@@ -393,155 +471,252 @@ pub fn plan_sync(
             }
         }
     }
+    drop(seen_ids);
 
-    // Rule 6: withdraw changes that would make a name or an address ambiguous, until none is.
-    loop {
-        let mut withdrawn: Vec<(usize, String)> = Vec::new();
-        {
-            // key -> (claimant, introduces?)
-            let mut names: HashMap<String, Vec<(Claimant, bool)>> = HashMap::new();
-            let mut addresses: HashMap<String, Vec<(Claimant, bool)>> = HashMap::new();
-            for (u, user) in current.iter().enumerate() {
-                if deleted.get(u).copied().unwrap_or(false) {
-                    continue;
-                }
-                let planned = targets
+    // Rule 6: every name and address has at most one holder after the plan. A change that would give a
+    // key to a second holder is withdrawn; the withdrawn user then claims their current keys again, which
+    // may in turn clash, so the keys touched are re-checked (a worklist: each withdrawal costs only the
+    // keys of that user, so a long chain of renames stays linear).
+    {
+        let mut names: Claims = HashMap::with_capacity(current.len() + valid.len());
+        let mut addresses: Claims = HashMap::with_capacity(current.len() + valid.len());
+        let user_claims = |targets: &[Option<usize>],
+                           u: usize,
+                           planned: bool|
+         -> (Option<&str>, Vec<&str>) {
+            let entry = if planned {
+                targets.get(u).copied().flatten().and_then(|i| valid.get(i))
+            } else {
+                None
+            };
+            let name = entry
+                .map(|e| e.name_key.as_str())
+                .or_else(|| cur_name_keys.get(u).map(String::as_str));
+            let emails = match entry {
+                Some(e) if e.emails.is_some() => e.email_keys.iter().map(String::as_str).collect(),
+                _ => cur_email_keys
                     .get(u)
-                    .copied()
-                    .flatten()
-                    .and_then(|(i, _)| valid.get(i));
-                let name = planned.map_or(&user.name, |e| &e.name);
-                names
-                    .entry(name.key())
-                    .or_default()
-                    .push((Claimant::User(u), name.key() != user.name.key()));
-                let emails = planned
-                    .and_then(|e| e.emails.as_ref())
-                    .unwrap_or(&user.emails);
-                for a in emails {
-                    let introduces = !user.emails.iter().any(|o| o.key() == a.key());
-                    addresses
-                        .entry(a.key())
-                        .or_default()
-                        .push((Claimant::User(u), introduces));
-                }
-            }
-            for (i, fate) in fates.iter().enumerate() {
-                if !matches!(fate, Some(EntryFate::Create)) {
-                    continue;
-                }
-                let Some(e) = valid.get(i) else { continue };
-                names
-                    .entry(e.name.key())
-                    .or_default()
-                    .push((Claimant::Entry(i), true));
-                for a in e.emails.iter().flatten() {
-                    addresses
-                        .entry(a.key())
-                        .or_default()
-                        .push((Claimant::Entry(i), true));
-                }
-            }
-            let label = |c: Claimant| -> String {
-                match c {
-                    Claimant::User(u) => current
-                        .get(u)
-                        .map(|x| format!("user {}", x.name))
-                        .unwrap_or_default(),
-                    Claimant::Entry(i) => valid
-                        .get(i)
-                        .map(|x| format!("the new entry {}", x.dn))
-                        .unwrap_or_default(),
-                }
+                    .map(|v| v.iter().map(String::as_str).collect())
+                    .unwrap_or_default(),
             };
-            for (what, map) in [("user name", &names), ("address", &addresses)] {
-                for (key, claimants) in map.iter().filter(|(_, c)| c.len() > 1) {
-                    for (c, introduces) in claimants {
-                        if !introduces {
-                            continue;
-                        }
-                        let others: Vec<String> = claimants
-                            .iter()
-                            .filter(|(o, _)| o != c)
-                            .map(|(o, _)| label(*o))
-                            .collect();
-                        let entry = match c {
-                            Claimant::Entry(i) => Some(*i),
-                            Claimant::User(u) => targets.get(*u).copied().flatten().map(|(i, _)| i),
-                        };
-                        if let Some(i) = entry {
-                            withdrawn.push((
-                                i,
-                                format!("the {what} {key} is also held by {}", others.join(", ")),
-                            ));
-                        }
-                    }
-                }
+            (name, emails)
+        };
+        let owns = |u: usize, key: &str, name: bool| -> bool {
+            if name {
+                cur_name_keys.get(u).is_some_and(|k| k == key)
+            } else {
+                cur_email_keys
+                    .get(u)
+                    .is_some_and(|ks| ks.iter().any(|k| k == key))
             }
-        }
-        if withdrawn.is_empty() {
-            break;
-        }
-        withdrawn.sort();
-        withdrawn.dedup_by(|a, b| a.0 == b.0);
-        for (i, reason) in withdrawn {
-            let Some(fate) = fates.get_mut(i) else {
+        };
+        for u in 0..current.len() {
+            if deleted.get(u).copied().unwrap_or(false) {
                 continue;
-            };
-            if let Some(EntryFate::Existing { user, .. }) = fate
-                && let Some(t) = targets.get_mut(*user)
-            {
-                *t = None;
             }
-            *fate = Some(EntryFate::Conflict);
-            counts.conflicts += 1;
-            if let Some(e) = valid.get(i) {
-                lines.push(ReportLine {
-                    user: e.name.to_string(),
-                    action: ReportAction::Conflict,
-                    reason: format!("not applied: {reason}"),
-                    dn: Some(e.dn.clone()),
+            let (name, emails) = user_claims(&targets, u, true);
+            if let Some(n) = name {
+                names.entry(n).or_default().push(Claim {
+                    who: Claimant::User(u),
+                    introduced: !owns(u, n, true),
+                });
+            }
+            for a in emails {
+                addresses.entry(a).or_default().push(Claim {
+                    who: Claimant::User(u),
+                    introduced: !owns(u, a, false),
                 });
             }
         }
-    }
-
-    // Build the changes and the report.
-    let mut changes = PlannedChanges::default();
-    for (i, fate) in fates.iter().enumerate() {
-        let Some(e) = valid.get(i) else { continue };
-        let link = DirectoryLink {
-            source: options.source.clone(),
-            id: e.id.clone(),
-            dn: Some(e.dn.clone()),
+        for (i, fate) in fates.iter().enumerate() {
+            if !matches!(fate, Some(EntryFate::Create)) {
+                continue;
+            }
+            let Some(e) = valid.get(i) else { continue };
+            let me = Claim {
+                who: Claimant::Entry(i),
+                introduced: true,
+            };
+            names.entry(e.name_key.as_str()).or_default().push(me);
+            for a in &e.email_keys {
+                addresses.entry(a.as_str()).or_default().push(me);
+            }
+        }
+        let mut work: Vec<(bool, &str)> = names
+            .iter()
+            .filter(|(_, c)| c.len() > 1)
+            .map(|(k, _)| (true, *k))
+            .chain(
+                addresses
+                    .iter()
+                    .filter(|(_, c)| c.len() > 1)
+                    .map(|(k, _)| (false, *k)),
+            )
+            .collect();
+        let label = |targets: &[Option<usize>], c: Claimant| -> String {
+            match c {
+                Claimant::User(u) => current
+                    .get(u)
+                    .map(|x| {
+                        let gone = x.link.as_ref().is_some_and(|l| {
+                            l.source == options.source && targets.get(u).copied().flatten().is_none()
+                        });
+                        if gone {
+                            format!("user {} (linked to a directory entry the directory no longer returns; delete that user, or enable delete_users)", x.name)
+                        } else {
+                            format!("user {}", x.name)
+                        }
+                    })
+                    .unwrap_or_default(),
+                Claimant::Entry(i) => valid
+                    .get(i)
+                    .map(|x| format!("the new entry {}", x.dn))
+                    .unwrap_or_default(),
+            }
         };
+        while let Some((is_name, key)) = work.pop() {
+            let claims: Vec<Claim> = if is_name { &names } else { &addresses }
+                .get(key)
+                .cloned()
+                .unwrap_or_default();
+            if claims.len() < 2 {
+                continue;
+            }
+            let losers: Vec<Claimant> = claims
+                .iter()
+                .filter(|c| c.introduced)
+                .map(|c| c.who)
+                .collect();
+            let what = if is_name { "user name" } else { "address" };
+            for loser in losers {
+                let others: Vec<String> = claims
+                    .iter()
+                    .filter(|c| c.who != loser)
+                    .map(|c| label(&targets, c.who))
+                    .collect();
+                // Withdraw: the loser's planned claims go; an existing user claims its current keys again.
+                let entry_index = match loser {
+                    Claimant::Entry(i) => Some(i),
+                    Claimant::User(u) => targets.get(u).copied().flatten(),
+                };
+                let (old_name, old_emails) = match loser {
+                    Claimant::User(u) => user_claims(&targets, u, true),
+                    Claimant::Entry(i) => valid
+                        .get(i)
+                        .map(|e| {
+                            (
+                                Some(e.name_key.as_str()),
+                                e.email_keys.iter().map(String::as_str).collect(),
+                            )
+                        })
+                        .unwrap_or_default(),
+                };
+                if let Some(n) = old_name
+                    && let Some(cs) = names.get_mut(n)
+                {
+                    cs.retain(|c| c.who != loser);
+                }
+                for a in old_emails {
+                    if let Some(cs) = addresses.get_mut(a) {
+                        cs.retain(|c| c.who != loser);
+                    }
+                }
+                if let Claimant::User(u) = loser {
+                    if let Some(t) = targets.get_mut(u) {
+                        *t = None;
+                    }
+                    let (name, emails) = user_claims(&targets, u, false);
+                    if let Some(n) = name {
+                        let cs = names.entry(n).or_default();
+                        cs.push(Claim {
+                            who: loser,
+                            introduced: false,
+                        });
+                        if cs.len() > 1 {
+                            work.push((true, n));
+                        }
+                    }
+                    for a in emails {
+                        let cs = addresses.entry(a).or_default();
+                        cs.push(Claim {
+                            who: loser,
+                            introduced: false,
+                        });
+                        if cs.len() > 1 {
+                            work.push((false, a));
+                        }
+                    }
+                }
+                if let Some(i) = entry_index
+                    && let (Some(fate), Some(e)) = (fates.get_mut(i), valid.get(i))
+                {
+                    *fate = Some(EntryFate::Conflict);
+                    counts.conflicts += 1;
+                    // For a rename, say which user it was: the line carries the new name.
+                    let who = match loser {
+                        Claimant::User(u) => current
+                            .get(u)
+                            .filter(|c| c.name.as_str() != e.name.as_str())
+                            .map(|c| format!(" (user {} -> {})", c.name, e.name))
+                            .unwrap_or_default(),
+                        Claimant::Entry(_) => String::new(),
+                    };
+                    lines.push(ReportLine {
+                        user: e.name.to_string(),
+                        action: ReportAction::Conflict,
+                        reason: format!(
+                            "not applied{who}: the {what} {key} is also held by {}",
+                            others.join(", ")
+                        )
+                        .into(),
+                        dn: Some(e.dn.clone()),
+                    });
+                }
+            }
+        }
+    }
+    drop(cur_email_keys);
+
+    // Build the changes and the report. Entries are consumed here: their strings move into the plan.
+    let mut changes = PlannedChanges::default();
+    changes.create.reserve(
+        fates
+            .iter()
+            .filter(|f| matches!(f, Some(EntryFate::Create)))
+            .count(),
+    );
+    lines.reserve(valid.len().min(current.len().max(1) * 2 + 1024));
+    for (e, fate) in valid.into_iter().zip(fates) {
         match fate {
             Some(EntryFate::Create) => {
                 counts.created += 1;
                 lines.push(ReportLine {
                     user: e.name.to_string(),
                     action: ReportAction::Created,
-                    reason: "new in the directory".into(),
+                    reason: Cow::Borrowed("new in the directory"),
                     dn: Some(e.dn.clone()),
                 });
                 changes.create.push(NewUser {
-                    name: e.name.clone(),
-                    full_name: e.full_name.clone().unwrap_or_default(),
-                    emails: e.emails.clone().unwrap_or_default(),
-                    link,
+                    name: e.name,
+                    full_name: e.full_name.unwrap_or_default(),
+                    emails: e.emails.unwrap_or_default(),
+                    link: DirectoryLink {
+                        source: options.source.clone(),
+                        id: e.id,
+                        dn: Some(e.dn),
+                    },
                 });
             }
             Some(EntryFate::Existing { user, kind }) => {
-                let Some(u) = current.get(*user) else {
-                    continue;
-                };
-                if targets.get(*user).copied().flatten().is_none() {
+                let Some(u) = current.get(user) else { continue };
+                if targets.get(user).copied().flatten().is_none() {
                     continue; // withdrawn
                 }
-                let rename = (e.name.as_str() != u.name.as_str()).then(|| e.name.clone());
-                let full_name = e.full_name.clone().filter(|f| *f != u.full_name);
-                let emails = e.emails.clone().filter(|new| *new != u.emails);
-                let dn_changed = u.link.as_ref().and_then(|l| l.dn.as_deref()) != Some(&e.dn);
+                let rename = e.name.as_str() != u.name.as_str();
+                let full_name = e.full_name.filter(|f| *f != u.full_name);
+                let emails = e.emails.filter(|new| *new != u.emails);
+                let dn_changed =
+                    u.link.as_ref().and_then(|l| l.dn.as_deref()) != Some(e.dn.as_str());
                 let relinked = u
                     .link
                     .as_ref()
@@ -553,44 +728,48 @@ pub fn plan_sync(
                 if emails.is_some() {
                     what.push("email addresses");
                 }
-                let (action, reason) = if *kind == MatchKind::ByName && relinked {
-                    counts.linked += 1;
-                    let was = match &u.link {
-                        Some(l) => format!("was linked to {} entry {}", l.source, l.id),
-                        None => "was created manually".to_owned(),
+                let (action, reason): (ReportAction, Cow<'static, str>) =
+                    if kind == MatchKind::ByName && relinked {
+                        counts.linked += 1;
+                        let was = match &u.link {
+                            Some(l) if l.source == options.source => format!(
+                                "was linked to the entry {}, which the directory no longer returns",
+                                l.id
+                            ),
+                            Some(l) => format!("was linked to {} entry {}", l.source, l.id),
+                            None => "was created manually".to_owned(),
+                        };
+                        let mut r = format!(
+                            "matched by user name ({was}); authentication stays {}",
+                            u.auth.as_str()
+                        );
+                        if !what.is_empty() {
+                            r.push_str(&format!("; {} updated", what.join(" and ")));
+                        }
+                        (ReportAction::Linked, r.into())
+                    } else if rename {
+                        counts.renamed += 1;
+                        let mut r = format!("renamed in the directory from {}", u.name);
+                        if !what.is_empty() {
+                            r.push_str(&format!("; {} updated", what.join(" and ")));
+                        }
+                        (ReportAction::Renamed, r.into())
+                    } else if !what.is_empty() {
+                        counts.updated += 1;
+                        (
+                            ReportAction::Updated,
+                            format!("{} changed in the directory", what.join(" and ")).into(),
+                        )
+                    } else if dn_changed || relinked {
+                        counts.updated += 1;
+                        (
+                            ReportAction::Updated,
+                            Cow::Borrowed("moved in the directory (new DN)"),
+                        )
+                    } else {
+                        counts.unchanged += 1;
+                        continue;
                     };
-                    let mut r = format!(
-                        "matched by user name ({was}); authentication stays {}",
-                        u.auth.as_str()
-                    );
-                    if !what.is_empty() {
-                        r.push_str(&format!("; {} updated", what.join(" and ")));
-                    }
-                    (ReportAction::Linked, r)
-                } else if let Some(new) = &rename {
-                    counts.renamed += 1;
-                    let mut r = format!("renamed in the directory from {}", u.name);
-                    if !what.is_empty() {
-                        r.push_str(&format!("; {} updated", what.join(" and ")));
-                    }
-                    let _ = new;
-                    (ReportAction::Renamed, r)
-                } else if !what.is_empty() {
-                    counts.updated += 1;
-                    (
-                        ReportAction::Updated,
-                        format!("{} changed in the directory", what.join(" and ")),
-                    )
-                } else if dn_changed || relinked {
-                    counts.updated += 1;
-                    (
-                        ReportAction::Updated,
-                        "moved in the directory (new DN)".to_owned(),
-                    )
-                } else {
-                    counts.unchanged += 1;
-                    continue;
-                };
                 lines.push(ReportLine {
                     user: e.name.to_string(),
                     action,
@@ -600,10 +779,14 @@ pub fn plan_sync(
                 changes.update.push(UserUpdate {
                     user_id: u.id,
                     old_name: u.name.clone(),
-                    name: rename,
+                    name: rename.then_some(e.name),
                     full_name,
                     emails,
-                    link,
+                    link: DirectoryLink {
+                        source: options.source.clone(),
+                        id: e.id,
+                        dn: Some(e.dn),
+                    },
                 });
             }
             Some(EntryFate::Conflict) | None => {}
@@ -617,11 +800,11 @@ pub fn plan_sync(
         lines.push(ReportLine {
             user: d.name.to_string(),
             action: ReportAction::Deleted,
-            reason: if d.keep_folder {
-                "no longer in the directory; the archive folder holds messages and is kept".into()
+            reason: Cow::Borrowed(if d.keep_folder {
+                "no longer in the directory; the archive folder holds messages and is kept"
             } else {
-                "no longer in the directory; the empty archive folder is deleted too".into()
-            },
+                "no longer in the directory; the empty archive folder is deleted too"
+            }),
             dn: current
                 .iter()
                 .find(|u| u.id == d.user_id)
@@ -636,12 +819,6 @@ pub fn plan_sync(
         counts,
         lines,
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Claimant {
-    User(usize),
-    Entry(usize),
 }
 
 #[cfg(test)]
@@ -876,5 +1053,85 @@ mod tests {
         );
         assert_eq!(plan.changes.create[0].emails.len(), 1);
         assert!(plan.lines.iter().any(|l| l.action == ReportAction::Warning));
+    }
+
+    #[test]
+    fn a_long_chain_of_renames_into_a_held_name_is_withdrawn_quickly() {
+        // u0 -> u1 -> ... -> u(n-1) -> "held", where "held" is a local user: every rename is withdrawn,
+        // one after the other. This must stay linear (it was quadratic: hours at 100,000).
+        let n = 20_000;
+        let mut current: Vec<CurrentUser> = (0..n)
+            .map(|i| {
+                user(
+                    i + 10,
+                    &format!("u{i}"),
+                    &[],
+                    AuthMethod::Directory,
+                    Some(&format!("id{i}")),
+                )
+            })
+            .collect();
+        current.push(user(5, "held", &[], AuthMethod::Local, None));
+        let entries = (0..n)
+            .map(|i| {
+                let next = if i + 1 == n {
+                    "held".to_owned()
+                } else {
+                    format!("u{}", i + 1)
+                };
+                entry(&format!("id{i}"), Some(&next), &[])
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let plan = plan_sync(&current, entries, &opts(false));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(plan.counts.conflicts, n as u64);
+        assert!(plan.changes.is_empty());
+    }
+
+    #[test]
+    fn every_copy_of_a_duplicated_id_is_a_conflict() {
+        let current = [user(2, "a", &[], AuthMethod::Directory, Some("1"))];
+        for entries in [
+            vec![entry("1", Some("z"), &[]), entry("1", Some("a"), &[])],
+            vec![entry("1", Some("a"), &[]), entry("1", Some("z"), &[])],
+        ] {
+            let plan = plan_sync(&current, entries, &opts(true));
+            assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+            assert_eq!(plan.counts.conflicts, 2);
+        }
+    }
+
+    #[test]
+    fn control_characters_are_kept_out() {
+        let mut bad_dn = entry("1", Some("a"), &[]);
+        bad_dn.dn.push('\0');
+        let mut bad_full = entry("2", Some("b"), &[]);
+        bad_full.full_name = Some("B\0ob".into());
+        let plan = plan_sync(&[], vec![bad_dn, bad_full], &opts(false));
+        assert_eq!(plan.counts.skipped, 1);
+        assert_eq!(plan.changes.create.len(), 1);
+        assert_eq!(plan.changes.create[0].full_name, "Bob");
+    }
+
+    #[test]
+    fn an_address_can_move_between_users_in_one_run() {
+        let plan = plan_sync(
+            &[
+                user(2, "a", &["x@e.com"], AuthMethod::Directory, Some("1")),
+                user(3, "b", &["y@e.com"], AuthMethod::Directory, Some("2")),
+            ],
+            vec![
+                entry("1", Some("a"), &["y@e.com"]),
+                entry("2", Some("b"), &["x@e.com"]),
+            ],
+            &opts(false),
+        );
+        assert_eq!(plan.counts.conflicts, 0, "{:?}", plan.lines);
+        assert_eq!(plan.changes.update.len(), 2);
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::ber::{PAGED_RESULTS_OID, decode_paged_response, encode_paged_request};
 use crate::error::DirectoryError;
-use crate::mapping::AttributeMap;
+use crate::mapping::{AttributeMap, ID_ATTRIBUTES, entry_id};
 use crate::{DirectoryRead, LogonOutcome, LogonSubject, ReadProgress, RejectReason, dn, tls};
 
 const READING: &str = "reading the users";
@@ -73,6 +73,22 @@ enum Lookup {
     Found(String),
     NotFound,
     Ambiguous,
+}
+
+/// How many entries with the user's name a logon of a linked user looks at to find the linked one.
+const LINKED_LOOKUP_LIMIT: i32 = 100;
+
+/// One entry found by a logon search.
+struct Candidate {
+    dn: String,
+    /// The entry's id as a sync maps it; only asked for when the subject is linked to an id.
+    id: Option<String>,
+}
+
+struct Candidates {
+    entries: Vec<Candidate>,
+    /// The server had more matching entries than the search's size limit.
+    truncated: bool,
 }
 
 impl LdapDirectory {
@@ -354,7 +370,10 @@ impl LdapDirectory {
             references_skipped: 0,
         };
         let mut cookie: Vec<u8> = Vec::new();
+        let mut guard = PageGuard::default();
         loop {
+            let entries_before = read.entries.len();
+            let references_before = read.references_skipped;
             let control = RawControl {
                 ctype: PAGED_RESULTS_OID.to_owned(),
                 crit: true,
@@ -397,6 +416,13 @@ impl LdapDirectory {
             if cookie.is_empty() {
                 break;
             }
+            let page = Page {
+                cookie: &cookie,
+                first_dn: read.entries.get(entries_before).map(|e| e.dn.as_str()),
+                progressed: read.entries.len() > entries_before
+                    || read.references_skipped > references_before,
+            };
+            guard.check(&page)?;
         }
         Ok(read)
     }
@@ -517,15 +543,29 @@ impl LdapDirectory {
 
     async fn find_user(&self, subject: &LogonSubject<'_>) -> Result<Lookup, DirectoryError> {
         let mut ldap = self.service().await?;
+        // The id Roster linked the user to. With one, only the entry with that id is the user, whatever
+        // its DN or name is now: another person who has (or was given) the same user name must not log
+        // on as them. Without one (a user created by hand and switched to directory authentication),
+        // the user name must match exactly one entry in scope.
+        let linked_id = subject.id;
+        let is_linked = |c: &Candidate| linked_id.is_none_or(|id| c.id.as_deref() == Some(id));
         if let Some(stored) = subject.dn.map(str::trim).filter(|d| !d.is_empty()) {
             // The stored DN is only a shortcut: it must still be under base_dn and match the filter,
             // so a user moved out of scope can't log on with a DN remembered from an earlier sync.
             if dn::is_at_or_below(stored, &self.base_dn) {
                 let found = self
-                    .search_dns(&mut ldap, stored, Scope::Base, self.filter.as_str())
+                    .search_candidates(
+                        &mut ldap,
+                        stored,
+                        Scope::Base,
+                        self.filter.as_str(),
+                        linked_id.is_some(),
+                    )
                     .await?;
-                if let [only] = found.as_slice() {
-                    return Ok(Lookup::Found(only.clone()));
+                if let [only] = found.entries.as_slice()
+                    && is_linked(only)
+                {
+                    return Ok(Lookup::Found(only.dn.clone()));
                 }
             }
         }
@@ -543,37 +583,64 @@ impl LdapDirectory {
         };
         let filter = self.filter.and(&clause);
         let found = self
-            .search_dns(&mut ldap, &self.base_dn, Scope::Subtree, filter.as_str())
+            .search_candidates(
+                &mut ldap,
+                &self.base_dn,
+                Scope::Subtree,
+                filter.as_str(),
+                linked_id.is_some(),
+            )
             .await?;
-        Ok(match found.len() {
-            0 => Lookup::NotFound,
-            1 => found
-                .into_iter()
-                .next()
-                .map_or(Lookup::NotFound, Lookup::Found),
+        if linked_id.is_some() {
+            let mut linked = found.entries.into_iter().filter(is_linked);
+            return Ok(match (linked.next(), linked.next()) {
+                (Some(only), None) => Lookup::Found(only.dn),
+                (Some(_), Some(_)) => Lookup::Ambiguous,
+                // More entries had the name than we looked at: the user's may be among the rest.
+                (None, _) if found.truncated => Lookup::Ambiguous,
+                (None, _) => Lookup::NotFound,
+            });
+        }
+        let mut entries = found.entries.into_iter();
+        Ok(match (entries.next(), entries.next()) {
+            (None, _) => Lookup::NotFound,
+            (Some(only), None) if !found.truncated => Lookup::Found(only.dn),
             _ => Lookup::Ambiguous,
         })
     }
 
-    /// The DNs of at most two matching entries (two is enough to tell "ambiguous").
-    async fn search_dns(
+    /// The entries a logon search finds: at most two without ids (two is enough to tell
+    /// "ambiguous"), at most [`LINKED_LOOKUP_LIMIT`] with them.
+    async fn search_candidates(
         &self,
         ldap: &mut Ldap,
         base: &str,
         scope: Scope,
         filter: &str,
-    ) -> Result<Vec<String>, DirectoryError> {
-        let SearchResult(entries, result) = ldap
-            .with_search_options(SearchOptions::new().sizelimit(2))
-            .with_timeout(self.timeout())
+        with_ids: bool,
+    ) -> Result<Candidates, DirectoryError> {
+        let (limit, attrs) = if with_ids {
+            (LINKED_LOOKUP_LIMIT, ID_ATTRIBUTES.to_vec())
+        } else {
             // "1.1": no attributes, only the DN.
-            .search(base, scope, filter, vec!["1.1"])
+            (2, vec!["1.1"])
+        };
+        let SearchResult(entries, result) = ldap
+            .with_search_options(SearchOptions::new().sizelimit(limit))
+            .with_timeout(self.timeout())
+            .search(base, scope, filter, attrs)
             .await
             .map_err(|e| self.op_error(e, LOOKING_UP, 0))?;
-        match result.rc {
-            // 4: more than two matched, which is "ambiguous" as well.
-            0 | 4 => {}
-            32 if scope == Scope::Base => return Ok(Vec::new()),
+        let truncated = match result.rc {
+            0 => false,
+            // 4: more matched than the limit.
+            4 => true,
+            32 if scope == Scope::Base => {
+                return Ok(Candidates {
+                    entries: Vec::new(),
+                    truncated: false,
+                });
+            }
             32 => {
                 return Err(DirectoryError::NoSuchBase {
                     base_dn: self.base_dn.clone(),
@@ -585,19 +652,77 @@ impl LdapDirectory {
                     message: result.text,
                 });
             }
-        }
-        let mut dns = Vec::with_capacity(entries.len());
+        };
+        let mut found = Vec::with_capacity(entries.len());
         for entry in entries {
             if entry.is_ref() || entry.is_intermediate() {
                 continue;
             }
-            let (entry_dn, _) = parse_entry(entry.0)?;
+            let (entry_dn, values) = parse_entry(entry.0)?;
             // An empty DN would make the user bind anonymous: never treat it as a user.
-            if !entry_dn.trim().is_empty() {
-                dns.push(entry_dn);
+            if entry_dn.trim().is_empty() {
+                continue;
             }
+            // The same function as a sync's mapping, so the id compares equal to the stored link.
+            let id = with_ids.then(|| entry_id(&entry_dn, &|name| lookup(&values, name)).0);
+            found.push(Candidate { dn: entry_dn, id });
         }
-        Ok(dns)
+        Ok(Candidates {
+            entries: found,
+            truncated,
+        })
+    }
+}
+
+/// Pages in a row without entries after which a paged read gives up. Servers may send an empty page
+/// now and then (Active Directory does when a page's time runs out), never this many.
+const MAX_EMPTY_PAGES_IN_A_ROW: u32 = 1000;
+
+/// What the paging loop knows about the page it just read, which had a non-empty cookie.
+struct Page<'a> {
+    cookie: &'a [u8],
+    /// The DN of the page's first entry.
+    first_dn: Option<&'a str>,
+    /// The page brought entries or skipped references.
+    progressed: bool,
+}
+
+/// Stops a paged read that would never end. A repeated cookie alone is not an error: 389-DS's cookie
+/// is its paged-results slot number, the same on every page of a search. A repeated cookie on a page
+/// that brought nothing new (no entries, or the same first entry as the page before) is, and so are
+/// [`MAX_EMPTY_PAGES_IN_A_ROW`] pages without entries whatever the cookies.
+#[derive(Debug, Default)]
+struct PageGuard {
+    previous_cookie: Vec<u8>,
+    previous_first_dn: Option<String>,
+    empty_in_a_row: u32,
+}
+
+impl PageGuard {
+    fn check(&mut self, page: &Page<'_>) -> Result<(), DirectoryError> {
+        let repeated = page.cookie == self.previous_cookie.as_slice()
+            && (!page.progressed
+                || (page.first_dn.is_some() && page.first_dn == self.previous_first_dn.as_deref()));
+        if repeated {
+            return Err(DirectoryError::Protocol {
+                message: "the server answered a paged search with the same page and cookie again, so the read would never end".into(),
+            });
+        }
+        self.empty_in_a_row = if page.progressed {
+            0
+        } else {
+            self.empty_in_a_row.saturating_add(1)
+        };
+        if self.empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW {
+            return Err(DirectoryError::Protocol {
+                message: format!(
+                    "the server sent {MAX_EMPTY_PAGES_IN_A_ROW} pages in a row without entries and still offers more, so the read would never end"
+                ),
+            });
+        }
+        page.cookie.clone_into(&mut self.previous_cookie);
+        self.previous_first_dn = page.first_dn.map(str::to_owned);
+        Ok(())
     }
 }
 
@@ -748,6 +873,71 @@ mod tests {
         let read = dir.read_entries(&crate::NoProgress).await.unwrap();
         assert_eq!(read.entries.len(), 1);
         assert_eq!(read.references_skipped, 1);
+    }
+
+    #[test]
+    fn paging_stops_when_the_server_repeats_itself() {
+        let page = |cookie: &'static [u8], first_dn: Option<&'static str>| Page {
+            cookie,
+            first_dn,
+            progressed: first_dn.is_some(),
+        };
+        let protocol = |r: Result<(), DirectoryError>| r.unwrap_err().code() == "DI015-protocol";
+
+        // OpenLDAP and Active Directory: a new cookie on every page.
+        let mut guard = PageGuard::default();
+        guard.check(&page(b"a", Some("uid=1"))).unwrap();
+        guard.check(&page(b"b", Some("uid=2"))).unwrap();
+        // 389-DS: the same cookie on every page, with new entries each time.
+        let mut guard = PageGuard::default();
+        for dn in ["uid=1", "uid=2", "uid=3"] {
+            guard.check(&page(b"0", Some(dn))).unwrap();
+        }
+        // The same cookie and the same page again, or the same cookie and nothing new.
+        assert!(protocol(guard.check(&page(b"0", Some("uid=3")))));
+        let mut guard = PageGuard::default();
+        guard.check(&page(b"x", Some("uid=1"))).unwrap();
+        guard.check(&page(b"y", None)).unwrap();
+        assert!(protocol(guard.check(&page(b"y", None))));
+        // A page of skipped references alone is progress.
+        let mut guard = PageGuard::default();
+        let refs = Page {
+            cookie: b"r",
+            first_dn: None,
+            progressed: true,
+        };
+        guard.check(&refs).unwrap();
+        guard.check(&page(b"s", Some("uid=1"))).unwrap();
+        // New cookies forever, but no entries: stopped after MAX_EMPTY_PAGES_IN_A_ROW pages.
+        let mut guard = PageGuard::default();
+        let mut pages = 0u32;
+        let error = loop {
+            pages += 1;
+            let cookie = pages.to_be_bytes();
+            let empty = Page {
+                cookie: &cookie,
+                first_dn: None,
+                progressed: false,
+            };
+            if let Err(e) = guard.check(&empty) {
+                break e;
+            }
+            assert!(pages < 10 * MAX_EMPTY_PAGES_IN_A_ROW, "never stopped");
+        };
+        assert_eq!(error.code(), "DI015-protocol");
+        assert_eq!(pages, MAX_EMPTY_PAGES_IN_A_ROW);
+        // Entries in between reset the count.
+        let mut guard = PageGuard::default();
+        for i in 0..3 * MAX_EMPTY_PAGES_IN_A_ROW {
+            let cookie = i.to_be_bytes();
+            let dn = format!("uid={i}");
+            let p = Page {
+                cookie: &cookie,
+                first_dn: (i % 500 == 0).then_some(dn.as_str()),
+                progressed: i % 500 == 0,
+            };
+            guard.check(&p).unwrap();
+        }
     }
 
     #[test]

@@ -54,6 +54,11 @@ pub struct LogonSubject<'a> {
     pub name: &'a str,
     /// The DN last seen by a sync, if any: tried first, but only if still in scope.
     pub dn: Option<&'a str>,
+    /// The id of the entry the user is linked to in this directory, exactly as a read gives it in
+    /// [`DirectoryEntry::id`] (entryUUID, formatted GUID, nsUniqueId or `dn:...`). When given, only the
+    /// entry with this id is accepted, whether found by `dn` or by name; when `None` (a user created in
+    /// Roster and switched to directory authentication), the name must match exactly one entry.
+    pub id: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

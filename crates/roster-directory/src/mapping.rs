@@ -94,9 +94,7 @@ impl AttributeMap {
             }
             out
         });
-        let stable = stable_id(&values);
-        let has_stable = stable.is_some();
-        let id = stable.unwrap_or_else(|| format!("dn:{}", dn.to_lowercase()));
+        let (id, has_stable) = entry_id(dn, &values);
         (
             DirectoryEntry {
                 id,
@@ -107,6 +105,19 @@ impl AttributeMap {
             },
             has_stable,
         )
+    }
+}
+
+/// The id a sync gives an entry, and whether it is stable: the first of [`ID_ATTRIBUTES`] the entry
+/// has, else `dn:` and the lowercased DN. Logons compare against it, so it must stay the one function
+/// that makes ids.
+pub(crate) fn entry_id<'a, F>(dn: &str, values: &F) -> (String, bool)
+where
+    F: Fn(&str) -> Vec<&'a [u8]>,
+{
+    match stable_id(values) {
+        Some(id) => (id, true),
+        None => (format!("dn:{}", dn.to_lowercase()), false),
     }
 }
 

@@ -49,7 +49,8 @@ pub fn router(roster: AppState) -> Router {
         .route("/directory/runs", get(list_runs))
         .route("/directory/runs/{id}", get(get_run))
         .route("/openapi.json", get(openapi))
-        .fallback(not_found);
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/", get(home))
         .nest("/api/v1", api)
@@ -141,6 +142,57 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(rejection) => Err(bad_request("HT001-invalid-json", rejection.body_text())),
+        }
+    }
+}
+
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: "HT003-method-not-allowed".into(),
+                message: "this endpoint does not take that HTTP method; see /api/v1/openapi.json"
+                    .into(),
+                field: None,
+            },
+        }),
+    )
+        .into_response()
+}
+
+/// Path parameters whose rejection is answered in our error format.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(rejection) => Err(bad_request("HT004-invalid-path", rejection.body_text())),
+        }
+    }
+}
+
+/// Query strings whose rejection is answered in our error format.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(bad_request("HT005-invalid-query", rejection.body_text())),
         }
     }
 }
@@ -280,7 +332,7 @@ pub struct PageOf<T> {
 async fn list_users(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<User>>> {
     let page = roster.list_users(&caller, q.offset, q.limit).await?;
     Ok(Json(PageOf {
@@ -309,7 +361,7 @@ async fn create_user(
 async fn get_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(roster.get_user(&caller, &name).await?))
 }
@@ -319,7 +371,7 @@ async fn get_user(
 async fn update_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(input): JsonBody<roster_app::UserUpdateInput>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(roster.update_user(&caller, &name, input).await?))
@@ -337,7 +389,7 @@ pub struct DeletedUserBody {
 async fn delete_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<DeletedUserBody>> {
     let d = roster.delete_user(&caller, &name).await?;
     Ok(Json(DeletedUserBody {
@@ -351,7 +403,7 @@ async fn delete_user(
 async fn set_privileges(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(input): JsonBody<roster_app::PrivilegesInput>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(roster.set_privileges(&caller, &name, input).await?))
@@ -367,7 +419,7 @@ pub struct AuthRequest {
 async fn set_auth(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(req): JsonBody<AuthRequest>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(roster.set_auth(&caller, &name, req.auth).await?))
@@ -383,7 +435,7 @@ pub struct PasswordRequest {
 async fn set_password(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     JsonBody(req): JsonBody<PasswordRequest>,
 ) -> ApiResult<StatusCode> {
     roster.set_password(&caller, &name, &req.password).await?;
@@ -409,7 +461,7 @@ pub struct MessageCountRequest {
 async fn set_message_count(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(folder): Path<String>,
+    ApiPath(folder): ApiPath<String>,
     JsonBody(req): JsonBody<MessageCountRequest>,
 ) -> ApiResult<Json<Folder>> {
     Ok(Json(
@@ -444,7 +496,7 @@ async fn set_default_privileges(
 async fn audit_log(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<AuditEntry>>> {
     let page = roster.audit_log(&caller, q.offset, q.limit).await?;
     Ok(Json(PageOf {
@@ -482,11 +534,7 @@ async fn preview(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> ApiResult<Json<roster_app::RunReport>> {
-    Ok(Json(
-        roster
-            .run_directory(&caller, RunKind::Preview, "api", &())
-            .await?,
-    ))
+    Ok(Json(run_detached(roster, caller, RunKind::Preview).await?))
 }
 
 /// Synchronize now: applies the plan in one transaction.
@@ -495,11 +543,19 @@ async fn sync(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
 ) -> ApiResult<Json<roster_app::RunReport>> {
-    Ok(Json(
-        roster
-            .run_directory(&caller, RunKind::Sync, "api", &())
-            .await?,
-    ))
+    Ok(Json(run_detached(roster, caller, RunKind::Sync).await?))
+}
+
+/// Runs in its own task: a client that disconnects mid-run doesn't cut the run off half-recorded.
+async fn run_detached(
+    roster: AppState,
+    caller: Caller,
+    kind: RunKind,
+) -> Result<roster_app::RunReport, ApiError> {
+    tokio::spawn(async move { roster.run_directory(&caller, kind, "api", &()).await })
+        .await
+        .map_err(|e| ApiError(AppError::Internal(format!("the run's task failed: {e}"))))?
+        .map_err(ApiError)
 }
 
 /// Every preview and sync, newest first.
@@ -507,7 +563,7 @@ async fn sync(
 async fn list_runs(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<RunSummary>>> {
     let page = roster.list_runs(&caller, q.offset, q.limit).await?;
     Ok(Json(PageOf {
@@ -529,8 +585,8 @@ pub struct RunDetail {
 async fn get_run(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-    Path(id): Path<i64>,
-    Query(q): Query<PageQuery>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<RunDetail>> {
     let limit = if q.limit == default_limit() {
         10_000

@@ -25,6 +25,10 @@ pub enum StoreError {
     #[error("the user database changed while the plan was made")]
     StaleSnapshot,
     #[error(
+        "run #{0} is no longer running (another process took it for dead after its heartbeat stopped); nothing was applied; run it again"
+    )]
+    RunNotRunning(i64),
+    #[error(
         "the database is locked by another process and stayed locked for too long; try again, and check that no other program holds it open"
     )]
     Locked,
@@ -60,6 +64,7 @@ impl StoreError {
             StoreError::Open(_) => "ST010-database-open",
             StoreError::Database(_) => "ST011-database",
             StoreError::Invalid(_) => "ST012-invalid-value",
+            StoreError::RunNotRunning(_) => "ST013-run-not-running",
         }
     }
 

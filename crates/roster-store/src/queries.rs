@@ -11,6 +11,7 @@ use roster_core::plan::{CurrentUser, PlannedChanges, ReportAction, ReportCounts,
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, AuthMethod, DirectoryLink, Folder, FolderAccess, User};
 use roster_core::{EmailAddress, FolderRight, Privilege, Timestamp, UserName};
+use futures_util::TryStreamExt;
 use sqlx::{QueryBuilder, Row};
 use std::collections::{BTreeSet, HashMap};
 
@@ -813,37 +814,39 @@ impl Store for ThisStore {
         let version: i64 = sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
             .fetch_one(&mut *tx)
             .await?;
-        let rows = sqlx::query::<Db>(
-            "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
-             COALESCE(f.message_count, 0) AS messages \
-             FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id ORDER BY u.id",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut users = Vec::with_capacity(rows.len());
-        let mut index: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let id: i64 = row.try_get("id")?;
-            index.insert(id, users.len());
-            users.push(CurrentUser {
-                id,
-                name: parse_name(&row.try_get::<String, _>("name")?)?,
-                full_name: row.try_get("full_name")?,
-                emails: Vec::new(),
-                auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
-                link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
-                builtin_admin: row.try_get("builtin_admin")?,
-                folder_messages: row.try_get("messages")?,
-            });
+        // Streamed, not fetched whole: at 100,000 users the rows alone would hold more than 100 MB.
+        let mut users = Vec::new();
+        let mut index: HashMap<i64, usize> = HashMap::new();
+        {
+            let mut rows = sqlx::query::<Db>(
+                "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
+                 COALESCE(f.message_count, 0) AS messages \
+                 FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id ORDER BY u.id",
+            )
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                let id: i64 = row.try_get("id")?;
+                index.insert(id, users.len());
+                users.push(CurrentUser {
+                    id,
+                    name: parse_name(&row.try_get::<String, _>("name")?)?,
+                    full_name: row.try_get("full_name")?,
+                    emails: Vec::new(),
+                    auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
+                    link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
+                    builtin_admin: row.try_get("builtin_admin")?,
+                    folder_messages: row.try_get("messages")?,
+                });
+            }
         }
-        drop(rows);
-        let emails = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position")
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in &emails {
-            let uid: i64 = row.try_get("user_id")?;
-            if let Some(u) = index.get(&uid).and_then(|&i| users.get_mut(i)) {
-                u.emails.push(parse_email(&row.try_get::<String, _>("address")?)?);
+        {
+            let mut rows = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position")
+                .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                let uid: i64 = row.try_get("user_id")?;
+                if let Some(u) = index.get(&uid).and_then(|&i| users.get_mut(i)) {
+                    u.emails.push(parse_email(&row.try_get::<String, _>("address")?)?);
+                }
             }
         }
         tx.commit().await?;
@@ -917,6 +920,14 @@ impl Store for ThisStore {
         let version = bump_version(&mut tx).await?;
         if version != expected_version + 1 {
             return Err(StoreError::StaleSnapshot);
+        }
+        // A run that another process declared dead must not apply behind its back.
+        let status: Option<String> = sqlx::query_scalar::<Db, String>("SELECT status FROM sync_runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if status.as_deref() != Some("running") {
+            return Err(StoreError::RunNotRunning(run_id));
         }
         // Order matters for the unique constraints: free names and addresses before anyone takes them.
         for d in &changes.delete {

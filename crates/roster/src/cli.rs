@@ -102,8 +102,9 @@ pub enum UsersCommand {
         json: bool,
         #[arg(long, default_value_t = 0)]
         offset: i64,
-        #[arg(long, default_value_t = 1000)]
-        limit: i64,
+        /// At most this many (default: all).
+        #[arg(long)]
+        limit: Option<i64>,
     },
     /// Show one user.
     Show {
@@ -430,8 +431,23 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
             offset,
             limit,
         } => {
-            let page = roster.list_users(me, offset, limit).await?;
-            output::users(&page.items, json)?;
+            // The API pages by at most 1000; the CLI lists everything unless told otherwise.
+            let mut all = Vec::new();
+            let mut at = offset;
+            loop {
+                let want = limit.map_or(1000, |l| (l - (at - offset)).clamp(0, 1000));
+                if want == 0 {
+                    break;
+                }
+                let page = roster.list_users(me, at, want).await?;
+                let got = i64::try_from(page.items.len()).unwrap_or(i64::MAX);
+                all.extend(page.items);
+                at += got;
+                if got < want || at >= page.total {
+                    break;
+                }
+            }
+            output::users(&all, json)?;
         }
         UsersCommand::Show { name, json } => {
             output::user(&roster.get_user(me, &name).await?, json)?

@@ -61,6 +61,7 @@ async fn starttls_and_ldaps_with_the_ca_file() {
                 &LogonSubject {
                     name: "tls",
                     dn: None,
+                    id: Some(&read.entries[0].id),
                 },
                 &Secret::new("tls-pw"),
             )

@@ -96,6 +96,7 @@ async fn reads_filters_and_maps_an_ldif_file() {
             &LogonSubject {
                 name: "zoe",
                 dn: None,
+                id: Some("dn:uid=zoe"),
             },
             &Secret::new("pw"),
         )

@@ -224,7 +224,7 @@ fn line(user: &str, action: ReportAction, reason: &str, dn: &str) -> ReportLine 
     ReportLine {
         user: user.into(),
         action,
-        reason: reason.into(),
+        reason: reason.to_owned().into(),
         dn: Some(dn.into()),
     }
 }
