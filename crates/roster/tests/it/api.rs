@@ -206,6 +206,17 @@ async fn logon_users_and_errors_over_http() {
     let (s, _) = api.call(M::GET, "/me", Some(&pat), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "a deleted user's session ends");
 
+    let (s, v) = api
+        .call(M::GET, "/directory/runs/abc", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "HT004-invalid-path");
+    let (s, v) = api.call(M::GET, "/users?limit=x", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "HT005-invalid-query");
+    let (s, v) = api.call(M::PATCH, "/audit", Some(&admin), None).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["error"]["code"], "HT003-method-not-allowed");
     let (s, v) = api.call(M::GET, "/no/such/thing", Some(&admin), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "HT002-no-such-endpoint");
@@ -268,6 +279,17 @@ async fn directory_settings_never_show_the_password() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["password_set"], true);
+    // A stored password only goes to the server and account it was given for.
+    let mut elsewhere = good.clone();
+    elsewhere.as_object_mut().unwrap().remove("password");
+    elsewhere["server"] = json!("evil.example.com");
+    let (s, v) = api
+        .call(M::PUT, "/directory", Some(&admin), Some(elsewhere))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], "password");
+    let (_, v) = api.call(M::GET, "/directory", Some(&admin), None).await;
+    assert_eq!(v["server"], "127.0.0.1", "refused whole: {v}");
     // An unreachable server: the run fails with advice; nothing changes.
     let (s, v) = api
         .call(M::POST, "/directory/preview", Some(&admin), None)
