@@ -54,7 +54,7 @@ impl Caller {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Session {
     /// The bearer token; shown once, stored only as a hash.
     pub token: String,
@@ -63,7 +63,7 @@ pub struct Session {
 }
 
 /// A user to create by hand.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserInput {
     pub name: String,
@@ -128,11 +128,39 @@ pub struct Roster {
 }
 
 /// What [`Roster::bootstrap`] did on first start.
-#[derive(Debug)]
 pub struct Bootstrap {
     /// The generated administrator password, to print once. `None` if it was given or already set.
     pub generated_admin_password: Option<String>,
     pub admin_created: bool,
+}
+
+// Written by hand: these hold a password or a token, which must not reach a log through `{:?}`.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("token", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user.name)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewUserInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUserInput")
+            .field("name", &self.name)
+            .field("auth", &self.auth)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("admin_created", &self.admin_created)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Roster {

@@ -246,7 +246,8 @@ async fn home() -> Html<&'static str> {
     Html(include_str!("home.html"))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// No `Debug`: it holds a password.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogonRequest {
     pub name: String,
     pub password: String,
@@ -288,7 +289,8 @@ async fn me(
     }
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// No `Debug`: it holds a password.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
@@ -425,7 +427,8 @@ async fn set_auth(
     Ok(Json(roster.set_auth(&caller, &name, req.auth).await?))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// No `Debug`: it holds a password.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PasswordRequest {
     pub password: String,
 }

@@ -386,6 +386,8 @@ impl Store for ThisStore {
 
     async fn ensure_admin(&self, password_hash: &str, now: Timestamp) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        // Write first: two processes starting at once then serialize here instead of both seeing no admin.
+        bump_version(&mut tx).await?;
         let exists: Option<i64> =
             sqlx::query_scalar::<Db, i64>("SELECT id FROM users WHERE builtin_admin = TRUE")
                 .fetch_optional(&mut *tx)
@@ -393,7 +395,6 @@ impl Store for ThisStore {
         if exists.is_some() {
             return Ok(false);
         }
-        bump_version(&mut tx).await?;
         let admin = UserName::admin();
         if user_id_by_name(&mut tx, &admin).await?.is_some() {
             return Err(StoreError::DuplicateUserName(admin.to_string()));
@@ -636,6 +637,12 @@ impl Store for ThisStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        if auth != user.auth {
+            sqlx::query::<Db>("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         write_audit(&mut tx, actor, "user.auth", user.name.as_str(), &format!("authentication {} -> {}", user.auth.as_str(), auth.as_str()), now).await?;
         let after = load_user(&mut tx, id).await?;
         tx.commit().await?;
@@ -652,7 +659,12 @@ impl Store for ThisStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        write_audit(&mut tx, actor, "user.password", user.name.as_str(), "local password set", now).await?;
+        // A new password ends the sessions opened with the old one.
+        sqlx::query::<Db>("DELETE FROM sessions WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        write_audit(&mut tx, actor, "user.password", user.name.as_str(), "local password set; sessions ended", now).await?;
         tx.commit().await?;
         Ok(())
     }
