@@ -336,6 +336,7 @@ impl Roster {
             Ordering::Relaxed,
         );
         progress.entries_read(read.load(Ordering::Relaxed));
+        let fetched_without_id = fetched.without_stable_id;
         progress.phase(SyncPhase::Planning);
         // The snapshot is taken after the read, so the window in which someone else's change would make
         // the plan stale is only the planning itself.
@@ -365,7 +366,20 @@ impl Roster {
                 )
                 .await?;
         }
-        Ok((plan.counts, plan.lines))
+        let mut lines = plan.lines;
+        if fetched_without_id > 0 {
+            // Said once per run, not per entry: the administrator should know renames can't be followed.
+            lines.insert(
+                0,
+                ReportLine {
+                    user: format!("{fetched_without_id} entries"),
+                    action: roster_core::plan::ReportAction::Warning,
+                    reason: "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".into(),
+                    dn: None,
+                },
+            );
+        }
+        Ok((plan.counts, lines))
     }
 
     /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive.

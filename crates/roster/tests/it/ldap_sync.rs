@@ -1808,3 +1808,52 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
     assert_eq!(state(&env).await, synced);
     env.check().await;
 }
+
+/// Entries without entryUUID (an LDIF export made without operational attributes) are identified by DN:
+/// the report says so once, because renames can't be followed for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_without_a_stable_id_are_reported() {
+    let env = Env::sqlite().await;
+    let file = env.dir.path().join("no-uuid.ldif");
+    std::fs::write(
+        &file,
+        "dn: uid=nina,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: nina\ncn: Nina\nsn: N\nmail: nina@example.com\n\n\
+         dn: uid=otto,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: otto\ncn: Otto\nsn: O\nmail: otto@example.com\n",
+    )
+    .unwrap();
+    env.roster
+        .set_directory_settings(
+            &env.local_admin(),
+            DirectorySettings::Ldif(LdifSettings {
+                file,
+                base_dn: String::new(),
+                filter: "(objectClass=inetOrgPerson)".into(),
+                username_attribute: "uid".into(),
+                full_name_attribute: None,
+                email_attributes: Some("mail".into()),
+                delete_users: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let report = sync(&env).await;
+    assert_eq!(report.counts.created, 2);
+    let warnings: Vec<&ReportLine> = report
+        .lines
+        .iter()
+        .filter(|l| l.action == ReportAction::Warning)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", report.lines);
+    assert_eq!(warnings[0].user, "2 entries");
+    assert!(warnings[0].reason.contains("no stable id"));
+    let nina = env
+        .roster
+        .get_user(&env.local_admin(), "nina")
+        .await
+        .unwrap();
+    assert_eq!(
+        nina.directory_id.as_deref(),
+        Some("dn:uid=nina,ou=people,dc=example,dc=com")
+    );
+    env.check().await;
+}
