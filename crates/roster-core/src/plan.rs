@@ -208,9 +208,54 @@ struct Claim {
     introduced: bool,
 }
 
-/// Key -> its claims. Keys borrow from the precomputed key vectors, so building the maps allocates only
-/// the claim lists.
-type Claims<'k> = HashMap<&'k str, Vec<Claim>>;
+/// Key -> its claims. Keys borrow from the precomputed key vectors, and almost every key has exactly one
+/// claim, held inline: building the maps for 100,000 users allocates no per-key lists.
+type Claims<'k> = HashMap<&'k str, ClaimList>;
+
+#[derive(Clone, Debug, Default)]
+enum ClaimList {
+    #[default]
+    Empty,
+    One(Claim),
+    Many(Vec<Claim>),
+}
+
+impl ClaimList {
+    fn push(&mut self, claim: Claim) {
+        *self = match std::mem::take(self) {
+            ClaimList::Empty => ClaimList::One(claim),
+            ClaimList::One(first) => ClaimList::Many(vec![first, claim]),
+            ClaimList::Many(mut all) => {
+                all.push(claim);
+                ClaimList::Many(all)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            ClaimList::Empty => 0,
+            ClaimList::One(_) => 1,
+            ClaimList::Many(all) => all.len(),
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Claim) -> bool) {
+        match self {
+            ClaimList::One(c) if !keep(c) => *self = ClaimList::Empty,
+            ClaimList::Many(all) => all.retain(|c| keep(c)),
+            ClaimList::Empty | ClaimList::One(_) => {}
+        }
+    }
+
+    fn to_vec(&self) -> Vec<Claim> {
+        match self {
+            ClaimList::Empty => Vec::new(),
+            ClaimList::One(c) => vec![*c],
+            ClaimList::Many(all) => all.clone(),
+        }
+    }
+}
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
@@ -236,7 +281,9 @@ pub fn plan_sync(
         .map(|(id, _)| (*id).to_owned())
         .collect();
     drop(id_count);
-    let mut seen_ids: HashSet<String> = HashSet::with_capacity(entries.len());
+    // Ids of entries that don't become `valid` but still count as seen (their users must not be
+    // deleted); the ids of valid entries are borrowed from them below instead of copied.
+    let mut other_seen: Vec<String> = Vec::new();
     let mut valid: Vec<ValidEntry> = Vec::with_capacity(entries.len());
     for entry in entries {
         let DirectoryEntry {
@@ -256,7 +303,6 @@ pub fn plan_sync(
             });
             continue;
         }
-        seen_ids.insert(id.clone());
         if duplicated.contains(&id) {
             counts.conflicts += 1;
             lines.push(ReportLine {
@@ -266,6 +312,7 @@ pub fn plan_sync(
                     .into(),
                 dn: Some(dn),
             });
+            other_seen.push(id);
             continue;
         }
         let raw_name = match name.as_deref().map(str::trim) {
@@ -278,6 +325,7 @@ pub fn plan_sync(
                     reason: "the entry has no value for the user-name attribute".into(),
                     dn: Some(dn),
                 });
+                other_seen.push(id);
                 continue;
             }
         };
@@ -291,6 +339,7 @@ pub fn plan_sync(
                     reason: e.to_string().into(),
                     dn: Some(dn),
                 });
+                other_seen.push(id);
                 continue;
             }
         };
@@ -335,6 +384,11 @@ pub fn plan_sync(
         });
     }
     drop(duplicated);
+    let seen_ids: HashSet<&str> = valid
+        .iter()
+        .map(|e| e.id.as_str())
+        .chain(other_seen.iter().map(String::as_str))
+        .collect();
 
     let cur_name_keys: Vec<String> = current.iter().map(|u| u.name.key()).collect();
     let cur_email_keys: Vec<Vec<String>> = current
@@ -409,7 +463,7 @@ pub fn plan_sync(
             let own_entry_seen = current
                 .get(u)
                 .and_then(|c| c.link.as_ref())
-                .is_some_and(|l| l.source == options.source && seen_ids.contains(&l.id));
+                .is_some_and(|l| l.source == options.source && seen_ids.contains(l.id.as_str()));
             !claimed.get(u).copied().unwrap_or(true) && !own_entry_seen
         });
         match candidate.and_then(|u| current.get(u).map(|c| (u, c))) {
@@ -454,7 +508,7 @@ pub fn plan_sync(
             let gone = user
                 .link
                 .as_ref()
-                .is_some_and(|l| l.source == options.source && !seen_ids.contains(&l.id));
+                .is_some_and(|l| l.source == options.source && !seen_ids.contains(l.id.as_str()));
             if gone
                 && user.auth == AuthMethod::Directory
                 && !user.builtin_admin
@@ -577,7 +631,7 @@ pub fn plan_sync(
         while let Some((is_name, key)) = work.pop() {
             let claims: Vec<Claim> = if is_name { &names } else { &addresses }
                 .get(key)
-                .cloned()
+                .map(ClaimList::to_vec)
                 .unwrap_or_default();
             if claims.len() < 2 {
                 continue;
