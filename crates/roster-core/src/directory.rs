@@ -214,8 +214,19 @@ pub fn parse_attribute_list(
     Ok(out)
 }
 
-fn check_filter(raw: &str) -> Result<LdapFilter, SettingsError> {
-    LdapFilter::parse(raw).map_err(|e| settings_error("filter", e.to_string()))
+/// The filter and attribute mapping, which every directory type that reads entries shares.
+fn check_mapping(
+    filter: &str,
+    username_attribute: &str,
+    full_name_attribute: Option<&str>,
+    email_attributes: Option<&str>,
+) -> Result<LdapFilter, SettingsError> {
+    check_attribute_name("username_attribute", username_attribute.trim())?;
+    if let Some(a) = full_name_attribute.map(str::trim).filter(|a| !a.is_empty()) {
+        check_attribute_name("full_name_attribute", a)?;
+    }
+    parse_attribute_list("email_attributes", email_attributes)?;
+    LdapFilter::parse(filter).map_err(|e| settings_error("filter", e.to_string()))
 }
 
 impl LdapSettings {
@@ -270,14 +281,12 @@ impl LdapSettings {
         if self.page_size == Some(0) || self.page_size.is_some_and(|p| p > 1000) {
             return Err(settings_error("page_size", "between 1 and 1000"));
         }
-        check_attribute_name("username_attribute", self.username_attribute.trim())?;
-        if let Some(a) = &self.full_name_attribute
-            && !a.trim().is_empty()
-        {
-            check_attribute_name("full_name_attribute", a.trim())?;
-        }
-        parse_attribute_list("email_attributes", self.email_attributes.as_deref())?;
-        check_filter(&self.filter)
+        check_mapping(
+            &self.filter,
+            &self.username_attribute,
+            self.full_name_attribute.as_deref(),
+            self.email_attributes.as_deref(),
+        )
     }
 }
 
@@ -286,14 +295,12 @@ impl LdifSettings {
         if self.file.as_os_str().is_empty() {
             return Err(settings_error("file", "give the path of the LDIF file"));
         }
-        check_attribute_name("username_attribute", self.username_attribute.trim())?;
-        if let Some(a) = &self.full_name_attribute
-            && !a.trim().is_empty()
-        {
-            check_attribute_name("full_name_attribute", a.trim())?;
-        }
-        parse_attribute_list("email_attributes", self.email_attributes.as_deref())?;
-        check_filter(&self.filter)
+        check_mapping(
+            &self.filter,
+            &self.username_attribute,
+            self.full_name_attribute.as_deref(),
+            self.email_attributes.as_deref(),
+        )
     }
 }
 

@@ -73,16 +73,24 @@ fn rights_from(read: bool, write: bool, delete: bool) -> BTreeSet<FolderRight> {
     r
 }
 
+/// Appends `v1, v2, …)` as bound values: the tail of an `IN (` list.
+fn push_in_list<T>(q: &mut QueryBuilder<Db>, values: impl IntoIterator<Item = T>)
+where
+    T: for<'q> sqlx::Encode<'q, Db> + sqlx::Type<Db>,
+{
+    let mut sep = q.separated(", ");
+    for v in values {
+        sep.push_bind(v);
+    }
+    q.push(")");
+}
+
 /// Loads users with their addresses, privileges and folder access, in the order of `ids`.
 async fn load_users(conn: &mut Conn, ids: &[i64]) -> Result<Vec<User>> {
     let mut by_id: HashMap<i64, User> = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<Db>::new(format!("SELECT {USER_COLUMNS} FROM users WHERE id IN ("));
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(")");
+        push_in_list(&mut q, chunk.iter().copied());
         for row in q.build().fetch_all(&mut *conn).await? {
             let u = user_from_row(&row)?;
             by_id.insert(u.id, u);
@@ -90,11 +98,8 @@ async fn load_users(conn: &mut Conn, ids: &[i64]) -> Result<Vec<User>> {
         let mut q = QueryBuilder::<Db>::new(
             "SELECT user_id, address FROM user_emails WHERE user_id IN (",
         );
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(") ORDER BY user_id, position");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.push(" ORDER BY user_id, position");
         for row in q.build().fetch_all(&mut *conn).await? {
             let uid: i64 = row.try_get("user_id")?;
             if let Some(u) = by_id.get_mut(&uid) {
@@ -104,11 +109,7 @@ async fn load_users(conn: &mut Conn, ids: &[i64]) -> Result<Vec<User>> {
         let mut q = QueryBuilder::<Db>::new(
             "SELECT user_id, privilege FROM user_privileges WHERE user_id IN (",
         );
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(")");
+        push_in_list(&mut q, chunk.iter().copied());
         for row in q.build().fetch_all(&mut *conn).await? {
             let uid: i64 = row.try_get("user_id")?;
             let p = Privilege::parse(&row.try_get::<String, _>("privilege")?)
@@ -121,11 +122,8 @@ async fn load_users(conn: &mut Conn, ids: &[i64]) -> Result<Vec<User>> {
             "SELECT a.user_id, a.folder_id, f.name, a.can_read, a.can_write, a.can_delete \
              FROM folder_access a JOIN folders f ON f.id = a.folder_id WHERE a.user_id IN (",
         );
-        let mut sep = q.separated(", ");
-        for id in chunk {
-            sep.push_bind(*id);
-        }
-        q.push(") ORDER BY a.user_id, f.name, a.folder_id");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.push(" ORDER BY a.user_id, f.name, a.folder_id");
         for row in q.build().fetch_all(&mut *conn).await? {
             let uid: i64 = row.try_get("user_id")?;
             if let Some(u) = by_id.get_mut(&uid) {
@@ -212,11 +210,7 @@ async fn check_addresses_free(conn: &mut Conn, emails: &[EmailAddress], except: 
         );
         q.push_bind(except);
         q.push(" AND e.address_key IN (");
-        let mut sep = q.separated(", ");
-        for e in chunk {
-            sep.push_bind(e.key());
-        }
-        q.push(")");
+        push_in_list(&mut q, chunk.iter().map(EmailAddress::key));
         if let Some(row) = q.build().fetch_optional(&mut *conn).await? {
             return Err(StoreError::DuplicateEmail {
                 address: row.try_get("address")?,
@@ -948,11 +942,7 @@ impl Store for ThisStore {
         let new_emails: Vec<i64> = changes.update.iter().filter(|u| u.emails.is_some()).map(|u| u.user_id).collect();
         for chunk in new_emails.chunks(CHUNK) {
             let mut q = QueryBuilder::<Db>::new("DELETE FROM user_emails WHERE user_id IN (");
-            let mut sep = q.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            q.push(")");
+            push_in_list(&mut q, chunk.iter().copied());
             q.build().execute(&mut *tx).await?;
         }
         // Renames go through a temporary key so that swaps (a -> b, b -> a) never collide.
