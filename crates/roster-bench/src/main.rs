@@ -1310,7 +1310,7 @@ mod tests {
             ),
             line("05.0", "SELECT value FROM settings WHERE key = $1"),
             line("07.0", "UPDATE sync_runs SET status = $1, finished_at = $2"),
-            line("07.5", "INSERT INTO sync_run_lines (run_id, seq)"),
+            line("07.5", "INSERT INTO sync_run_line_chunks (run_id, chunk)"),
         ]
         .concat();
         let p = Phases::from_log(&log, 0.5, 8.0).unwrap();

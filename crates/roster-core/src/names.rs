@@ -74,6 +74,14 @@ pub fn name_key(raw: &str) -> String {
     nfc.to_lowercase().nfc().collect()
 }
 
+/// Whether a trimmed name or address is its own [`name_key`]: lowercase ASCII (no normalization can change
+/// it). True for most, which lets the planner skip storing a second copy.
+pub fn is_own_key(text: &str) -> bool {
+    text.is_ascii()
+        && !text.bytes().any(|b| b.is_ascii_uppercase())
+        && text.trim().len() == text.len()
+}
+
 /// NFC, without the normalizer's cost for ASCII text (which is always in NFC).
 fn nfc(raw: &str) -> String {
     if raw.is_ascii() {

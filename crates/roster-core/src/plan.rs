@@ -25,7 +25,57 @@ use crate::names::{EmailAddress, UserName, dedup_emails};
 use crate::user::{AuthMethod, DirectoryLink};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+/// The planner's maps are keyed by names, addresses and ids from the administrator's own directory, so
+/// foldhash's speed (about a third of planning time went to SipHash) is worth more than SipHash's
+/// resistance to crafted keys. Still randomly seeded per map.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+fn fast_map<K, V>(capacity: usize) -> FastMap<K, V> {
+    HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default())
+}
+
+/// A comparison key, stored only when it differs from the text it belongs to. Most names and addresses
+/// are lowercase ASCII and are their own key, so 100,000 users need no second copy of them.
+fn distinct_key(text: &str) -> Option<Box<str>> {
+    if crate::names::is_own_key(text) {
+        None
+    } else {
+        Some(crate::names::name_key(text).into_boxed_str())
+    }
+}
+
+/// The keys of a list of addresses: `None` when every address is its own key.
+fn distinct_email_keys(emails: &[EmailAddress]) -> Option<Vec<Box<str>>> {
+    if emails.iter().all(|e| crate::names::is_own_key(e.as_str())) {
+        None
+    } else {
+        Some(emails.iter().map(|e| e.key().into_boxed_str()).collect())
+    }
+}
+
+/// The keys of `emails`, given what [`distinct_email_keys`] stored for them.
+fn email_keys<'a>(
+    emails: &'a [EmailAddress],
+    keys: Option<&'a [Box<str>]>,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let (own, stored) = match keys {
+        Some(k) => (None, Some(k.iter().map(|k| &**k))),
+        None => (Some(emails.iter().map(EmailAddress::as_str)), None),
+    };
+    own.into_iter()
+        .flatten()
+        .chain(stored.into_iter().flatten())
+}
+
+/// The keys of a current user, stored only where they differ from the name and addresses.
+struct UserKeys {
+    name: Option<Box<str>>,
+    emails: Option<Vec<Box<str>>>,
+}
 
 /// A user as the planner needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,10 +217,26 @@ struct ValidEntry {
     id: String,
     dn: String,
     name: UserName,
-    name_key: String,
+    /// See [`distinct_key`].
+    name_key: Option<Box<str>>,
     full_name: Option<String>,
     emails: Option<Vec<EmailAddress>>,
-    email_keys: Vec<String>,
+    /// See [`distinct_email_keys`].
+    email_keys: Option<Vec<Box<str>>>,
+}
+
+impl ValidEntry {
+    fn name_key(&self) -> &str {
+        self.name_key.as_deref().unwrap_or(self.name.as_str())
+    }
+
+    /// The keys of the entry's addresses (none when the entry has no email attribute value).
+    fn email_keys(&self) -> impl Iterator<Item = &str> {
+        email_keys(
+            self.emails.as_deref().unwrap_or_default(),
+            self.email_keys.as_deref(),
+        )
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -210,7 +276,7 @@ struct Claim {
 
 /// Key -> its claims. Keys borrow from the precomputed key vectors, and almost every key has exactly one
 /// claim, held inline: building the maps for 100,000 users allocates no per-key lists.
-type Claims<'k> = HashMap<&'k str, ClaimList>;
+type Claims<'k> = FastMap<&'k str, ClaimList>;
 
 #[derive(Clone, Debug, Default)]
 enum ClaimList {
@@ -271,11 +337,11 @@ pub fn plan_sync(
 
     // Rule 1, and ids the directory returned more than once (all copies are conflicts: which one wins
     // must not depend on the order of the answer).
-    let mut id_count: HashMap<&str, u32> = HashMap::with_capacity(entries.len());
+    let mut id_count: FastMap<&str, u32> = fast_map(entries.len());
     for e in &entries {
         *id_count.entry(e.id.as_str()).or_default() += 1;
     }
-    let duplicated: HashSet<String> = id_count
+    let duplicated: FastSet<String> = id_count
         .iter()
         .filter(|(_, n)| **n > 1)
         .map(|(id, _)| (*id).to_owned())
@@ -372,11 +438,11 @@ pub fn plan_sync(
             }
             dedup_emails(ok)
         });
-        let email_keys = emails.iter().flatten().map(EmailAddress::key).collect();
+        let email_keys = emails.as_deref().and_then(distinct_email_keys);
         valid.push(ValidEntry {
             id,
             dn,
-            name_key: name.key(),
+            name_key: distinct_key(name.as_str()),
             name,
             full_name,
             emails,
@@ -384,26 +450,63 @@ pub fn plan_sync(
         });
     }
     drop(duplicated);
-    let seen_ids: HashSet<&str> = valid
-        .iter()
-        .map(|e| e.id.as_str())
-        .chain(other_seen.iter().map(String::as_str))
-        .collect();
+    let mut seen_ids: FastSet<&str> = FastSet::with_capacity_and_hasher(
+        valid.len() + other_seen.len(),
+        foldhash::fast::RandomState::default(),
+    );
+    seen_ids.extend(
+        valid
+            .iter()
+            .map(|e| e.id.as_str())
+            .chain(other_seen.iter().map(String::as_str)),
+    );
 
-    let cur_name_keys: Vec<String> = current.iter().map(|u| u.name.key()).collect();
-    let cur_email_keys: Vec<Vec<String>> = current
+    let cur_keys: Vec<UserKeys> = current
         .iter()
-        .map(|u| u.emails.iter().map(EmailAddress::key).collect())
+        .map(|u| UserKeys {
+            name: distinct_key(u.name.as_str()),
+            emails: distinct_email_keys(&u.emails),
+        })
         .collect();
+    let cur_name_key = |u: usize| -> Option<&str> {
+        let user = current.get(u)?;
+        Some(
+            cur_keys
+                .get(u)
+                .and_then(|k| k.name.as_deref())
+                .unwrap_or(user.name.as_str()),
+        )
+    };
+    let cur_email_keys = |u: usize| -> Box<dyn Iterator<Item = &str> + '_> {
+        match current.get(u) {
+            Some(user) => Box::new(email_keys(
+                &user.emails,
+                cur_keys.get(u).and_then(|k| k.emails.as_deref()),
+            )),
+            None => Box::new(std::iter::empty()),
+        }
+    };
 
     // Rule 2.
     let mut fates: Vec<Option<EntryFate>> = vec![None; valid.len()];
     {
-        let mut by_name: HashMap<&str, Vec<usize>> = HashMap::with_capacity(valid.len());
+        // The first entry with each name; groups only for names seen twice or more (rare), so there is
+        // no per-name list.
+        let mut first: FastMap<&str, usize> = fast_map(valid.len());
+        let mut groups: FastMap<&str, Vec<usize>> = fast_map(0);
         for (i, e) in valid.iter().enumerate() {
-            by_name.entry(e.name_key.as_str()).or_default().push(i);
+            match first.entry(e.name_key()) {
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+                Entry::Occupied(o) => groups
+                    .entry(e.name_key())
+                    .or_insert_with(|| vec![*o.get()])
+                    .push(i),
+            }
         }
-        for group in by_name.values().filter(|g| g.len() > 1) {
+        drop(first);
+        for group in groups.values() {
             let dns: Vec<&str> = group
                 .iter()
                 .filter_map(|&i| valid.get(i).map(|e| e.dn.as_str()))
@@ -429,16 +532,16 @@ pub fn plan_sync(
     }
 
     // Rule 3: by id, then by name.
-    let mut by_link: HashMap<&str, usize> = HashMap::with_capacity(current.len());
-    let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(current.len());
+    let mut by_link: FastMap<&str, usize> = fast_map(current.len());
+    let mut by_name: FastMap<&str, usize> = fast_map(current.len());
     for (i, u) in current.iter().enumerate() {
         if let Some(link) = &u.link
             && link.source == options.source
         {
             by_link.insert(link.id.as_str(), i);
         }
-        if let Some(k) = cur_name_keys.get(i) {
-            by_name.insert(k.as_str(), i);
+        if let Some(k) = cur_name_key(i) {
+            by_name.insert(k, i);
         }
     }
     let mut claimed: Vec<bool> = vec![false; current.len()];
@@ -459,7 +562,7 @@ pub fn plan_sync(
         if fate.is_some() {
             continue;
         }
-        let candidate = by_name.get(e.name_key.as_str()).copied().filter(|&u| {
+        let candidate = by_name.get(e.name_key()).copied().filter(|&u| {
             let own_entry_seen = current
                 .get(u)
                 .and_then(|c| c.link.as_ref())
@@ -502,6 +605,7 @@ pub fn plan_sync(
 
     // Rule 5.
     let mut deletions: Vec<UserDeletion> = Vec::new();
+    let mut deletion_dns: Vec<Option<String>> = Vec::new();
     let mut deleted: Vec<bool> = vec![false; current.len()];
     if options.delete_users {
         for (u, user) in current.iter().enumerate() {
@@ -517,6 +621,7 @@ pub fn plan_sync(
                 if let Some(d) = deleted.get_mut(u) {
                     *d = true;
                 }
+                deletion_dns.push(user.link.as_ref().and_then(|l| l.dn.clone()));
                 deletions.push(UserDeletion {
                     user_id: user.id,
                     name: user.name.clone(),
@@ -531,55 +636,58 @@ pub fn plan_sync(
     // key to a second holder is withdrawn; the withdrawn user then claims their current keys again, which
     // may in turn clash, so the keys touched are re-checked (a worklist: each withdrawal costs only the
     // keys of that user, so a long chain of renames stays linear).
+    //
+    // Only keys that the plan *introduces* (gives to a holder that doesn't have it yet) can clash: the
+    // user database is consistent, so a key nobody introduces keeps its one current holder. The maps
+    // hold those keys only, with every claim on them; a re-sync with nothing new builds empty maps.
     {
-        let mut names: Claims = HashMap::with_capacity(current.len() + valid.len());
-        let mut addresses: Claims = HashMap::with_capacity(current.len() + valid.len());
-        let user_claims = |targets: &[Option<usize>],
-                           u: usize,
-                           planned: bool|
-         -> (Option<&str>, Vec<&str>) {
-            let entry = if planned {
-                targets.get(u).copied().flatten().and_then(|i| valid.get(i))
-            } else {
-                None
-            };
-            let name = entry
-                .map(|e| e.name_key.as_str())
-                .or_else(|| cur_name_keys.get(u).map(String::as_str));
-            let emails = match entry {
-                Some(e) if e.emails.is_some() => e.email_keys.iter().map(String::as_str).collect(),
-                _ => cur_email_keys
-                    .get(u)
-                    .map(|v| v.iter().map(String::as_str).collect())
-                    .unwrap_or_default(),
-            };
-            (name, emails)
-        };
-        let owns = |u: usize, key: &str, name: bool| -> bool {
-            if name {
-                cur_name_keys.get(u).is_some_and(|k| k == key)
-            } else {
-                cur_email_keys
-                    .get(u)
-                    .is_some_and(|ks| ks.iter().any(|k| k == key))
+        let planned_name = |targets: &[Option<usize>], u: usize| -> Option<&str> {
+            match targets.get(u).copied().flatten().and_then(|i| valid.get(i)) {
+                Some(e) => Some(e.name_key()),
+                None => cur_name_key(u),
             }
         };
+        // The keys `u` holds once the plan is applied (`planned`), or holds now.
+        let user_claims =
+            |targets: &[Option<usize>], u: usize, planned: bool| -> (Option<&str>, Vec<&str>) {
+                let entry = if planned {
+                    targets.get(u).copied().flatten().and_then(|i| valid.get(i))
+                } else {
+                    None
+                };
+                let name = match entry {
+                    Some(e) => Some(e.name_key()),
+                    None => cur_name_key(u),
+                };
+                let emails = match entry {
+                    Some(e) if e.emails.is_some() => e.email_keys().collect(),
+                    _ => cur_email_keys(u).collect(),
+                };
+                (name, emails)
+            };
+        let mut names: Claims = fast_map(0);
+        let mut addresses: Claims = fast_map(0);
+        // The claims that introduce a key: planned changes of existing users, and new users.
         for u in 0..current.len() {
             if deleted.get(u).copied().unwrap_or(false) {
                 continue;
             }
-            let (name, emails) = user_claims(&targets, u, true);
-            if let Some(n) = name {
-                names.entry(n).or_default().push(Claim {
-                    who: Claimant::User(u),
-                    introduced: !owns(u, n, true),
-                });
+            let Some(e) = targets.get(u).copied().flatten().and_then(|i| valid.get(i)) else {
+                continue;
+            };
+            let me = Claim {
+                who: Claimant::User(u),
+                introduced: true,
+            };
+            if cur_name_key(u) != Some(e.name_key()) {
+                names.entry(e.name_key()).or_default().push(me);
             }
-            for a in emails {
-                addresses.entry(a).or_default().push(Claim {
-                    who: Claimant::User(u),
-                    introduced: !owns(u, a, false),
-                });
+            if e.emails.is_some() {
+                for a in e.email_keys() {
+                    if !cur_email_keys(u).any(|k| k == a) {
+                        addresses.entry(a).or_default().push(me);
+                    }
+                }
             }
         }
         for (i, fate) in fates.iter().enumerate() {
@@ -591,11 +699,48 @@ pub fn plan_sync(
                 who: Claimant::Entry(i),
                 introduced: true,
             };
-            names.entry(e.name_key.as_str()).or_default().push(me);
-            for a in &e.email_keys {
-                addresses.entry(a.as_str()).or_default().push(me);
+            names.entry(e.name_key()).or_default().push(me);
+            for a in e.email_keys() {
+                addresses.entry(a).or_default().push(me);
             }
         }
+        // The current holder of each introduced key, if the plan leaves the key with them.
+        let mut by_address: FastMap<&str, usize> = fast_map(if addresses.is_empty() {
+            0
+        } else {
+            current.len()
+        });
+        if !addresses.is_empty() {
+            for u in 0..current.len() {
+                for a in cur_email_keys(u) {
+                    by_address.insert(a, u);
+                }
+            }
+        }
+        let keeps = |u: usize| !deleted.get(u).copied().unwrap_or(true);
+        for (key, claims) in &mut names {
+            if let Some(&u) = by_name.get(key)
+                && keeps(u)
+                && planned_name(&targets, u) == Some(*key)
+            {
+                claims.push(Claim {
+                    who: Claimant::User(u),
+                    introduced: false,
+                });
+            }
+        }
+        for (key, claims) in &mut addresses {
+            if let Some(&u) = by_address.get(key)
+                && keeps(u)
+                && user_claims(&targets, u, true).1.contains(key)
+            {
+                claims.push(Claim {
+                    who: Claimant::User(u),
+                    introduced: false,
+                });
+            }
+        }
+        drop(by_address);
         let mut work: Vec<(bool, &str)> = names
             .iter()
             .filter(|(_, c)| c.len() > 1)
@@ -657,12 +802,7 @@ pub fn plan_sync(
                     Claimant::User(u) => user_claims(&targets, u, true),
                     Claimant::Entry(i) => valid
                         .get(i)
-                        .map(|e| {
-                            (
-                                Some(e.name_key.as_str()),
-                                e.email_keys.iter().map(String::as_str).collect(),
-                            )
-                        })
+                        .map(|e| (Some(e.name_key()), e.email_keys().collect()))
                         .unwrap_or_default(),
                 };
                 if let Some(n) = old_name
@@ -679,9 +819,12 @@ pub fn plan_sync(
                     if let Some(t) = targets.get_mut(u) {
                         *t = None;
                     }
+                    // Back to the current keys. A key missing from the maps is introduced by nobody, so
+                    // this user stays its only holder.
                     let (name, emails) = user_claims(&targets, u, false);
-                    if let Some(n) = name {
-                        let cs = names.entry(n).or_default();
+                    if let Some(n) = name
+                        && let Some(cs) = names.get_mut(n)
+                    {
                         cs.push(Claim {
                             who: loser,
                             introduced: false,
@@ -691,13 +834,14 @@ pub fn plan_sync(
                         }
                     }
                     for a in emails {
-                        let cs = addresses.entry(a).or_default();
-                        cs.push(Claim {
-                            who: loser,
-                            introduced: false,
-                        });
-                        if cs.len() > 1 {
-                            work.push((false, a));
+                        if let Some(cs) = addresses.get_mut(a) {
+                            cs.push(Claim {
+                                who: loser,
+                                introduced: false,
+                            });
+                            if cs.len() > 1 {
+                                work.push((false, a));
+                            }
                         }
                     }
                 }
@@ -729,7 +873,6 @@ pub fn plan_sync(
             }
         }
     }
-    drop(cur_email_keys);
 
     // Build the changes and the report. Entries are consumed here: their strings move into the plan.
     let mut changes = PlannedChanges::default();
@@ -846,7 +989,7 @@ pub fn plan_sync(
             Some(EntryFate::Conflict) | None => {}
         }
     }
-    for d in &deletions {
+    for (d, dn) in deletions.iter().zip(deletion_dns) {
         counts.deleted += 1;
         if d.keep_folder {
             counts.folders_kept += 1;
@@ -859,11 +1002,7 @@ pub fn plan_sync(
             } else {
                 "no longer in the directory; the empty archive folder is deleted too"
             }),
-            dn: current
-                .iter()
-                .find(|u| u.id == d.user_id)
-                .and_then(|u| u.link.as_ref())
-                .and_then(|l| l.dn.clone()),
+            dn,
         });
     }
     changes.delete = deletions;
@@ -1187,5 +1326,132 @@ mod tests {
         );
         assert_eq!(plan.counts.conflicts, 0, "{:?}", plan.lines);
         assert_eq!(plan.changes.update.len(), 2);
+    }
+
+    /// Random small directories against random consistent user sets: whatever the plan is, applying it
+    /// leaves every name and address with one holder, and every entry is accounted for exactly once.
+    #[test]
+    fn any_plan_applied_keeps_names_and_addresses_unique() {
+        let names = [
+            "ann", "Ann", "bob", "BOB", "cy", "\u{c4}sa", "\u{e4}sa", "dee", "admin",
+        ];
+        let mails = ["a@x", "A@X", "b@x", "c@x", "\u{c4}@x", "\u{e4}@x", "d@x"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| -> usize {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for round in 0..3000 {
+            // A consistent current state: unique name keys and address keys.
+            let mut current = vec![admin()];
+            let mut taken_names = std::collections::HashSet::new();
+            let mut taken_mails = std::collections::HashSet::new();
+            taken_names.insert("admin".to_owned());
+            for uid in 0..next(5) {
+                let name = names[next(names.len())];
+                if !taken_names.insert(crate::names::name_key(name)) {
+                    continue;
+                }
+                let mut emails = Vec::new();
+                for _ in 0..next(3) {
+                    let m = mails[next(mails.len())];
+                    if taken_mails.insert(crate::names::name_key(m)) {
+                        emails.push(m);
+                    }
+                }
+                let link = format!("id{}", next(6));
+                let linked = next(3) > 0
+                    && !current
+                        .iter()
+                        .any(|u| u.link.as_ref().is_some_and(|l| l.id == link));
+                let auth = if next(2) == 0 {
+                    AuthMethod::Local
+                } else {
+                    AuthMethod::Directory
+                };
+                current.push(user(
+                    uid as i64 + 10,
+                    name,
+                    &emails,
+                    auth,
+                    linked.then_some(link.as_str()),
+                ));
+            }
+            let entries: Vec<DirectoryEntry> = (0..next(6))
+                .map(|_| {
+                    let id = format!("id{}", next(6));
+                    let name = names[next(names.len())];
+                    let emails: Vec<&str> =
+                        (0..next(3)).map(|_| mails[next(mails.len())]).collect();
+                    entry(&id, Some(name), &emails)
+                })
+                .collect();
+            let n_entries = entries.len();
+            let delete = next(2) == 0;
+            let plan = plan_sync(&current, entries, &opts(delete));
+
+            // Apply in memory.
+            let mut state: Vec<(i64, String, Vec<String>)> = current
+                .iter()
+                .filter(|u| !plan.changes.delete.iter().any(|d| d.user_id == u.id))
+                .map(|u| {
+                    (
+                        u.id,
+                        u.name.key(),
+                        u.emails.iter().map(EmailAddress::key).collect(),
+                    )
+                })
+                .collect();
+            for up in &plan.changes.update {
+                let Some(row) = state.iter_mut().find(|r| r.0 == up.user_id) else {
+                    panic!(
+                        "round {round}: update of a deleted or unknown user {}",
+                        up.user_id
+                    );
+                };
+                if let Some(n) = &up.name {
+                    row.1 = n.key();
+                }
+                if let Some(e) = &up.emails {
+                    row.2 = e.iter().map(EmailAddress::key).collect();
+                }
+            }
+            for (i, c) in plan.changes.create.iter().enumerate() {
+                assert!(!c.name.is_admin(), "round {round}: created admin");
+                state.push((
+                    -(i as i64) - 1,
+                    c.name.key(),
+                    c.emails.iter().map(EmailAddress::key).collect(),
+                ));
+            }
+            let mut seen_names = std::collections::HashSet::new();
+            let mut seen_mails = std::collections::HashSet::new();
+            for (_, n, es) in &state {
+                assert!(
+                    seen_names.insert(n.clone()),
+                    "round {round}: name {n} held twice: {plan:#?}"
+                );
+                for e in es {
+                    assert!(
+                        seen_mails.insert(e.clone()),
+                        "round {round}: address {e} held twice: {plan:#?}"
+                    );
+                }
+            }
+            let c = plan.counts;
+            assert_eq!(
+                c.created
+                    + c.updated
+                    + c.renamed
+                    + c.linked
+                    + c.unchanged
+                    + c.conflicts
+                    + c.skipped,
+                n_entries as u64,
+                "round {round}: entries not accounted for once: {plan:#?}"
+            );
+        }
     }
 }

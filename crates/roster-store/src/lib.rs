@@ -263,6 +263,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
 
     async fn snapshot(&self) -> Result<Snapshot>;
+    /// The user database's version: it changes with every change to users, so a snapshot of an older
+    /// version is stale.
+    async fn user_db_version(&self) -> Result<i64>;
     /// Starts a run, or fails with [`StoreError::RunInProgress`]. A running run whose heartbeat is older
     /// than `stale_before` is marked abandoned first (its process died).
     async fn begin_run(&self, run: &NewRun, now: Timestamp, stale_before: Timestamp)

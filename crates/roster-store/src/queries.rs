@@ -20,6 +20,37 @@ type Conn = <Db as sqlx::Database>::Connection;
 /// Rows per multi-row statement: well under both SQLite's and PostgreSQL's bound-parameter limits.
 const CHUNK: usize = 1000;
 
+/// A run's report lines are stored this many to a row of `sync_run_line_chunks`, as one JSON array of
+/// `[user, action, reason, dn or null]` arrays: one row per line made a first sync of 100,000 users write
+/// 100,000 rows (11 MB). Line n of a run is line n % LINES_PER_CHUNK of chunk n / LINES_PER_CHUNK, so a page
+/// reads only the chunks it overlaps. Migration 0002 chunks old runs by the same number: keep them in step.
+const LINES_PER_CHUNK: usize = 1000;
+/// The same, for arithmetic on line numbers (1000 fits any integer type).
+const LINES_PER_CHUNK_I64: i64 = LINES_PER_CHUNK as i64;
+
+/// Chunks per INSERT: few round trips, and no more than a few MB of JSON held at once.
+const CHUNKS_PER_INSERT: usize = 50;
+
+/// A report line as stored in a chunk: `[user, action, reason, dn or null]`.
+type StoredLine = (String, ReportAction, String, Option<String>);
+
+fn encode_lines(lines: &[ReportLine]) -> Result<String> {
+    let stored: Vec<(&str, &str, &str, Option<&str>)> = lines
+        .iter()
+        .map(|l| (l.user.as_str(), l.action.as_str(), l.reason.as_ref(), l.dn.as_deref()))
+        .collect();
+    serde_json::to_string(&stored).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn decode_lines(json: &str) -> Result<Vec<ReportLine>> {
+    let stored: Vec<StoredLine> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Invalid(format!("a run's report lines: {e}")))?;
+    Ok(stored
+        .into_iter()
+        .map(|(user, action, reason, dn)| ReportLine { user, action, reason: reason.into(), dn })
+        .collect())
+}
+
 const USER_COLUMNS: &str = "id, name, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at";
 
 fn parse_auth(raw: &str) -> Result<AuthMethod> {
@@ -820,9 +851,10 @@ impl Store for ThisStore {
         let version: i64 = sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
             .fetch_one(&mut *tx)
             .await?;
-        // Streamed, not fetched whole: at 100,000 users the rows alone would hold more than 100 MB.
-        let mut users = Vec::new();
-        let mut index: HashMap<i64, usize> = HashMap::new();
+        // Streamed, not fetched whole: at 100,000 users the rows alone would hold more than 100 MB. Sized
+        // exactly: a vector grown by doubling would hold up to twice the users' memory.
+        let count: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+        let mut users: Vec<CurrentUser> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         {
             let mut rows = sqlx::query::<Db>(
                 "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
@@ -832,7 +864,6 @@ impl Store for ThisStore {
             .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await? {
                 let id: i64 = row.try_get("id")?;
-                index.insert(id, users.len());
                 users.push(CurrentUser {
                     id,
                     name: parse_name(&row.try_get::<String, _>("name")?)?,
@@ -846,17 +877,40 @@ impl Store for ThisStore {
             }
         }
         {
+            // Both queries are in id order: walk the users alongside the addresses instead of indexing them,
+            // and give each user a list of exactly its addresses.
             let mut rows = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position")
                 .fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await? {
-                let uid: i64 = row.try_get("user_id")?;
-                if let Some(u) = index.get(&uid).and_then(|&i| users.get_mut(i)) {
-                    u.emails.push(parse_email(&row.try_get::<String, _>("address")?)?);
+            let mut owner = users.iter_mut().peekable();
+            let mut pending: Vec<EmailAddress> = Vec::new();
+            let mut pending_for: Option<i64> = None;
+            loop {
+                let row = rows.try_next().await?;
+                let uid: Option<i64> = row.as_ref().map(|r| r.try_get("user_id")).transpose()?;
+                if pending_for.is_some() && uid != pending_for {
+                    while let Some(u) = owner.next_if(|u| Some(u.id) <= pending_for) {
+                        if Some(u.id) == pending_for {
+                            // Not `mem::take`: that would keep the scratch list's spare capacity.
+                            u.emails = Vec::with_capacity(pending.len());
+                            u.emails.append(&mut pending);
+                        }
+                    }
+                    pending.clear();
                 }
+                let (Some(row), Some(uid)) = (row, uid) else { break };
+                pending_for = Some(uid);
+                pending.push(parse_email(&row.try_get::<String, _>("address")?)?);
             }
         }
         tx.commit().await?;
         Ok(Snapshot { version, users })
+    }
+
+    async fn user_db_version(&self) -> Result<i64> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
+            .fetch_one(&mut *conn)
+            .await?)
     }
 
     async fn begin_run(&self, run: &NewRun, now: Timestamp, stale_before: Timestamp) -> Result<i64> {
@@ -1048,16 +1102,18 @@ impl Store for ThisStore {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        let numbered: Vec<(i64, &ReportLine)> = (0_i64..).zip(outcome.lines.iter()).collect();
-        for chunk in numbered.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new("INSERT INTO sync_run_lines (run_id, seq, user_name, action, reason, dn) ");
-            q.push_values(chunk, |mut b, (seq, l)| {
-                b.push_bind(run_id)
-                    .push_bind(*seq)
-                    .push_bind(l.user.clone())
-                    .push_bind(l.action.as_str())
-                    .push_bind(l.reason.clone())
-                    .push_bind(l.dn.clone());
+        let chunks: Vec<(i64, &[ReportLine])> = (0_i64..).zip(outcome.lines.chunks(LINES_PER_CHUNK)).collect();
+        for batch in chunks.chunks(CHUNKS_PER_INSERT) {
+            let rows = batch
+                .iter()
+                .map(|(n, lines)| {
+                    let count = i64::try_from(lines.len()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    Ok((*n, count, encode_lines(lines)?))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut q = QueryBuilder::<Db>::new("INSERT INTO sync_run_line_chunks (run_id, chunk, line_count, lines) ");
+            q.push_values(rows, |mut b, (n, count, json)| {
+                b.push_bind(run_id).push_bind(n).push_bind(count).push_bind(json);
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -1091,27 +1147,38 @@ impl Store for ThisStore {
 
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>> {
         let mut conn = self.pool.acquire().await?;
-        let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM sync_run_lines WHERE run_id = $1")
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-        let rows = sqlx::query::<Db>(
-            "SELECT user_name, action, reason, dn FROM sync_run_lines WHERE run_id = $1 ORDER BY seq LIMIT $2 OFFSET $3",
+        // PostgreSQL sums BIGINTs to a NUMERIC: cast back.
+        let total: i64 = sqlx::query_scalar::<Db, i64>(
+            "SELECT CAST(COALESCE(SUM(line_count), 0) AS BIGINT) FROM sync_run_line_chunks WHERE run_id = $1",
         )
         .bind(id)
-        .bind(limit)
-        .bind(offset)
+        .fetch_one(&mut *conn)
+        .await?;
+        // A negative offset reads from the first line (as SQLite's OFFSET did); a limit below 1 reads nothing.
+        let offset = offset.max(0);
+        let end = offset.saturating_add(limit.max(0)).min(total);
+        if end <= offset {
+            return Ok(Page { items: Vec::new(), total });
+        }
+        // Only the chunks that hold lines offset..end.
+        let rows = sqlx::query::<Db>(
+            "SELECT chunk, lines FROM sync_run_line_chunks WHERE run_id = $1 AND chunk >= $2 AND chunk <= $3 ORDER BY chunk",
+        )
+        .bind(id)
+        .bind(offset / LINES_PER_CHUNK_I64)
+        .bind((end - 1) / LINES_PER_CHUNK_I64)
         .fetch_all(&mut *conn)
         .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                let action: String = r.try_get("action")?;
-                let action = serde_json::from_value::<ReportAction>(serde_json::Value::String(action))
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                Ok(ReportLine { user: r.try_get("user_name")?, action, reason: r.try_get("reason")?, dn: r.try_get("dn")? })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let wanted = usize::try_from(end - offset).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut items = Vec::with_capacity(wanted);
+        for row in rows {
+            let chunk: i64 = row.try_get("chunk")?;
+            let lines = decode_lines(&row.try_get::<String, _>("lines")?)?;
+            // The chunk starts at line chunk * LINES_PER_CHUNK; only the first chunk read starts before `offset`.
+            let skip = usize::try_from(offset.saturating_sub(chunk.saturating_mul(LINES_PER_CHUNK_I64))).unwrap_or(0);
+            let room = wanted.saturating_sub(items.len());
+            items.extend(lines.into_iter().skip(skip).take(room));
+        }
         Ok(Page { items, total })
     }
 
@@ -1138,6 +1205,45 @@ impl Store for ThisStore {
         for (name, key) in keys {
             if roster_core::names::name_key(&name) != key {
                 problems.push(format!("user {name:?} has the stale name key {key:?}"));
+            }
+        }
+        // `run_lines` finds line n in chunk n / LINES_PER_CHUNK: that holds only if a run's chunks are numbered
+        // from 0 without gaps, every chunk but the last is full, and each holds the lines it says it does.
+        {
+            let mut rows = sqlx::query::<Db>(
+                "SELECT run_id, chunk, line_count, lines FROM sync_run_line_chunks ORDER BY run_id, chunk",
+            )
+            .fetch(&mut *conn);
+            // (run, chunk, line count) of the chunk before.
+            let mut previous: Option<(i64, i64, i64)> = None;
+            while let Some(row) = rows.try_next().await? {
+                let run: i64 = row.try_get("run_id")?;
+                let chunk: i64 = row.try_get("chunk")?;
+                let count: i64 = row.try_get("line_count")?;
+                let expected = match previous {
+                    Some((r, c, n)) if r == run => {
+                        if n != LINES_PER_CHUNK_I64 {
+                            problems.push(format!("run #{run}: chunk {c} holds {n} lines but is not the run's last"));
+                        }
+                        c.saturating_add(1)
+                    }
+                    _ => 0,
+                };
+                if chunk != expected {
+                    problems.push(format!("run #{run}: report line chunk {chunk} where chunk {expected} was expected"));
+                }
+                if !(1..=LINES_PER_CHUNK_I64).contains(&count) {
+                    problems.push(format!("run #{run}: chunk {chunk} has a line count of {count}"));
+                }
+                match decode_lines(&row.try_get::<String, _>("lines")?) {
+                    Ok(lines) if i64::try_from(lines.len()).ok() == Some(count) => {}
+                    Ok(lines) => problems.push(format!(
+                        "run #{run}: chunk {chunk} says it holds {count} lines but holds {}",
+                        lines.len()
+                    )),
+                    Err(e) => problems.push(format!("run #{run}: chunk {chunk}: {e}")),
+                }
+                previous = Some((run, chunk, count));
             }
         }
         let admin_privs: i64 = sqlx::query_scalar::<Db, i64>(

@@ -32,6 +32,7 @@ impl SqliteStore {
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
+            .page_size(16384)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))

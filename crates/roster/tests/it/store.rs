@@ -1,14 +1,15 @@
 //! The user database rules, on SQLite and on a real PostgreSQL.
 
 use crate::on_both_backends;
-use crate::support::{Env, T0};
+use crate::support::{Backend, Env, T0};
 use roster_app::{AppError, NewUserInput, PrivilegesInput};
 use roster_core::directory::DirectoryEntry;
-use roster_core::plan::{PlanOptions, plan_sync};
+use roster_core::plan::{PlanOptions, ReportAction, ReportLine, plan_sync};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::AuthMethod;
 use roster_core::{FolderRight, Privilege};
-use roster_store::{Actor, NewRun, RunKind, StoreError};
+use roster_store::{Actor, NewRun, RunKind, RunOutcome, RunStatus, StoreError};
+use roster_testkit::TestPostgres;
 use std::collections::BTreeSet;
 
 fn local(name: &str, emails: &[&str]) -> NewUserInput {
@@ -454,6 +455,214 @@ async fn two_runs_never_overlap(env: Env) {
     env.check().await;
 }
 on_both_backends!(two_runs_never_overlap);
+
+/// `n` made-up report lines: every action, every third without a DN, and reasons with quotes, a backslash and
+/// non-ASCII text (the lines are stored as JSON).
+fn made_up_lines(n: usize) -> Vec<ReportLine> {
+    const ACTIONS: [ReportAction; 8] = [
+        ReportAction::Created,
+        ReportAction::Updated,
+        ReportAction::Renamed,
+        ReportAction::Linked,
+        ReportAction::Deleted,
+        ReportAction::Conflict,
+        ReportAction::Skipped,
+        ReportAction::Warning,
+    ];
+    (0..n)
+        .map(|i| ReportLine {
+            user: format!("user-{i}"),
+            action: ACTIONS[i % ACTIONS.len()],
+            reason: if i % 2 == 0 {
+                format!("the \"mail\" value 'x\\y' of Zoë Ñúñez (名前) was ignored: {i}").into()
+            } else {
+                "created".into()
+            },
+            dn: (i % 3 != 0).then(|| format!("uid=user-{i},ou=People,dc=example,dc=com")),
+        })
+        .collect()
+}
+
+/// A sync run, finished with these lines.
+async fn finished_run(env: &Env, lines: &[ReportLine]) -> i64 {
+    let run = env
+        .store
+        .begin_run(
+            &NewRun {
+                kind: RunKind::Sync,
+                triggered_by: "test".into(),
+                actor: Actor("t".into()),
+                directory_type: "ldap".into(),
+            },
+            T0,
+            T0.plus_seconds(-60),
+        )
+        .await
+        .unwrap();
+    env.store
+        .finish_run(
+            run,
+            &RunOutcome {
+                status: RunStatus::Succeeded,
+                entries_read: i64::try_from(lines.len()).unwrap(),
+                counts: None,
+                error: None,
+                lines,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    run
+}
+
+/// Pages of `run_lines` are the run's lines in order, wherever they fall in the stored chunks.
+async fn assert_pages(env: &Env, run: i64, lines: &[ReportLine], pages: &[(i64, i64)]) {
+    for &(offset, limit) in pages {
+        let page = env.store.run_lines(run, offset, limit).await.unwrap();
+        assert_eq!(
+            page.total,
+            i64::try_from(lines.len()).unwrap(),
+            "({offset}, {limit})"
+        );
+        let from = usize::try_from(offset).unwrap().min(lines.len());
+        let to = usize::try_from(offset + limit).unwrap().min(lines.len());
+        assert_eq!(page.items.len(), to - from, "({offset}, {limit})");
+        if let Some(i) = (0..to - from).find(|&i| page.items[i] != lines[from + i]) {
+            panic!(
+                "({offset}, {limit}): item {i} is {:?}, expected {:?}",
+                page.items[i],
+                lines[from + i]
+            );
+        }
+    }
+}
+
+async fn a_runs_lines_read_back_page_by_page(env: Env) {
+    let lines = made_up_lines(2500);
+    let run = finished_run(&env, &lines).await;
+    assert_pages(
+        &env,
+        run,
+        &lines,
+        &[
+            (0, 100),
+            // Across a chunk boundary.
+            (950, 100),
+            (999, 1002),
+            // Past the end: the last 100; then nothing.
+            (2400, 500),
+            (3000, 10),
+            (0, 100_000),
+        ],
+    )
+    .await;
+    let empty = finished_run(&env, &[]).await;
+    let page = env.store.run_lines(empty, 0, 10).await.unwrap();
+    assert_eq!(page.total, 0);
+    assert!(page.items.is_empty());
+    // The other run's lines are its own.
+    assert_eq!(env.store.run_lines(run, 0, 10).await.unwrap().total, 2500);
+    env.check().await;
+}
+on_both_backends!(a_runs_lines_read_back_page_by_page);
+
+/// A database as Roster left it before migration 0002, when each report line had its own row: three
+/// finished runs (ids 1, 2, 3 in a fresh database) with 1,500 lines (written in reverse order), 3 lines
+/// (numbered with gaps) and none.
+fn old_runs_sql(first: &[ReportLine], second: &[ReportLine]) -> String {
+    let text = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut sql = String::from(
+        "INSERT INTO sync_runs (kind, triggered_by, actor, directory_type, status, started_at, heartbeat_at, finished_at) VALUES ",
+    );
+    let run = format!(
+        "('sync', 'api', 'admin', 'ldap', 'succeeded', {0}, {0}, {0})",
+        T0.0
+    );
+    sql += &[run.as_str(); 3].join(", ");
+    sql += ";\nINSERT INTO sync_run_lines (run_id, seq, user_name, action, reason, dn) VALUES ";
+    let rows: Vec<String> = (0..first.len())
+        .rev()
+        .map(|i| (1, i, &first[i]))
+        .chain(second.iter().enumerate().map(|(i, l)| (2, 10 * (i + 1), l)))
+        .map(|(run, seq, l)| {
+            format!(
+                "({run}, {seq}, {}, {}, {}, {})",
+                text(&l.user),
+                text(l.action.as_str()),
+                text(&l.reason),
+                l.dn.as_deref().map_or("NULL".into(), text)
+            )
+        })
+        .collect();
+    sql += &rows.join(", ");
+    sql
+}
+
+/// Runs' report lines written before migration 0002 survive it.
+async fn old_runs_keep_their_lines(backend: Backend, url: &str) {
+    let first = made_up_lines(1500);
+    let second = made_up_lines(3);
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../roster-store/migrations")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let migrator = sqlx::migrate::Migrator::new(migrations.as_path())
+        .await
+        .unwrap();
+    let old = sqlx::raw_sql(sqlx::AssertSqlSafe(old_runs_sql(&first, &second)));
+    let dir = tempfile::tempdir().unwrap();
+    let store: std::sync::Arc<dyn roster_store::Store> = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("roster.db"))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+            migrator.run_to(1, &pool).await.unwrap();
+            old.execute(&pool).await.unwrap();
+            pool.close().await;
+            std::sync::Arc::new(roster_store::SqliteStore::open(dir.path()).await.unwrap())
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            migrator.run_to(1, &pool).await.unwrap();
+            old.execute(&pool).await.unwrap();
+            pool.close().await;
+            std::sync::Arc::new(roster_store::PgStore::open(url).await.unwrap())
+        }
+    };
+    let env = Env::with_store(store, dir).await;
+    assert_pages(&env, 1, &first, &[(0, 100), (950, 100), (0, 2000)]).await;
+    assert_pages(&env, 2, &second, &[(0, 10), (1, 1), (3, 1)]).await;
+    assert_pages(&env, 3, &[], &[(0, 10)]).await;
+    // New runs are written next to them.
+    let lines = made_up_lines(1001);
+    let run = finished_run(&env, &lines).await;
+    assert_eq!(run, 4);
+    assert_pages(&env, run, &lines, &[(0, 2000), (1000, 1)]).await;
+    env.check().await;
+}
+
+#[tokio::test]
+async fn old_runs_keep_their_lines_on_sqlite() {
+    crate::support::init();
+    old_runs_keep_their_lines(Backend::Sqlite, "").await;
+}
+
+#[tokio::test]
+async fn old_runs_keep_their_lines_on_postgres() {
+    crate::support::init();
+    let url = TestPostgres::shared()
+        .unwrap()
+        .create_database("roster")
+        .unwrap();
+    old_runs_keep_their_lines(Backend::Postgres, &url).await;
+}
 
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused_with_advice() {
