@@ -711,8 +711,10 @@ struct Phases {
     statements: Vec<(String, usize, f64)>,
     start: f64,
     open: f64,
+    /// The read, with the current users loaded at the same time.
     read: f64,
-    snapshot: f64,
+    /// When loading the users finished, counted from the start of the read (part of `read`, not added).
+    users_loaded: f64,
     plan: f64,
     apply: f64,
     record: f64,
@@ -720,16 +722,13 @@ struct Phases {
 }
 
 impl Phases {
-    const NAMES: [&str; 8] = [
-        "start", "open", "read", "snapshot", "plan", "apply", "record", "output",
-    ];
+    const NAMES: [&str; 7] = ["start", "open", "read", "plan", "apply", "record", "output"];
 
-    fn values(&self) -> [f64; 8] {
+    fn values(&self) -> [f64; 7] {
         [
             self.start,
             self.open,
             self.read,
-            self.snapshot,
             self.plan,
             self.apply,
             self.record,
@@ -758,11 +757,13 @@ impl Phases {
         let first = statements.first()?.0;
         let last = statements.last()?.0;
         let begun = find(first, "INSERT INTO sync_runs (")?;
-        let read = find(begun, "FROM meta WHERE key = 'user_db_version'")?;
-        let snapshot = find(read, "FROM user_emails ORDER BY user_id, position")?;
-        let finish = find(snapshot, "UPDATE sync_runs SET status = $1")?;
+        // The users are loaded while the directory is read; after both, the user database's version is
+        // checked again (and the users loaded again if it moved).
+        let loaded = find(begun, "FROM user_emails ORDER BY user_id, position")?;
+        let read = find(loaded, "FROM meta WHERE key = 'user_db_version'")?;
+        let finish = find(read, "UPDATE sync_runs SET status = $1")?;
         // A sync with changes reads the default privileges right before it applies them.
-        let planned = find(snapshot, "SELECT value FROM settings").filter(|t| *t <= finish);
+        let planned = find(read, "SELECT value FROM settings").filter(|t| *t <= finish);
         let mut groups: Vec<(String, usize, f64)> = Vec::new();
         for (_, line) in &statements {
             let summary = field(line, "summary=\"", '"');
@@ -783,8 +784,8 @@ impl Phases {
             start: first - spawned,
             open: begun - first,
             read: read - begun,
-            snapshot: snapshot - read,
-            plan: planned.unwrap_or(finish) - snapshot,
+            users_loaded: loaded - begun,
+            plan: planned.unwrap_or(finish) - read,
             apply: planned.map_or(0.0, |p| finish - p),
             record: last - finish,
             output: exited - last,
@@ -852,6 +853,7 @@ fn phase_table(phases: &[(Kind, Option<Phases>)]) -> Table {
     let mut headers = vec!["run"];
     headers.extend(Phases::NAMES);
     headers.push("total");
+    headers.push("users loaded at");
     let rows: Vec<Vec<String>> = phases
         .iter()
         .map(|(kind, p)| {
@@ -860,8 +862,9 @@ fn phase_table(phases: &[(Kind, Option<Phases>)]) -> Table {
                 Some(p) => {
                     row.extend(p.values().iter().map(|v| format!("{v:.3}")));
                     row.push(format!("{:.3}", p.values().iter().sum::<f64>()));
+                    row.push(format!("{:.3}", p.users_loaded));
                 }
-                None => row.extend(std::iter::repeat_n("?".to_owned(), Phases::NAMES.len() + 1)),
+                None => row.extend(std::iter::repeat_n("?".to_owned(), Phases::NAMES.len() + 2)),
             }
             row
         })
@@ -1200,11 +1203,13 @@ fn markdown_report(
     let _ = writeln!(
         md,
         "start = process start to the first statement (runtime, opening SQLite); open = migrations check, \
-         bootstrap check, settings, begin the run; read = the paged LDAP read and mapping the entries; \
-         snapshot = reading the current users and their addresses from the store; plan = turning those \
-         rows into users and planning (pure CPU); apply = the sync's write transaction (users, privileges, \
-         folders, folder access, addresses, audit line, commit); record = finishing the run and storing \
-         one report line per affected user; output = the last statement to process exit (commit, the JSON \
+         bootstrap check, settings, begin the run; read = the paged LDAP read and mapping the entries, \
+         while the current users and their addresses are loaded from the store at the same time, up to \
+         the check of the user database's version after both; plan = planning (pure CPU); apply = the \
+         sync's write transaction (users, privileges, folders, folder access, addresses, audit line, \
+         commit); record = finishing the run and storing the report's lines (1000 to a row); users loaded \
+         at = when loading the users finished, from the start of the read (inside `read`, not added to the \
+         total); output = the last statement to process exit (commit, the JSON \
          report to /dev/null, freeing memory).\n"
     );
     let _ = writeln!(md, "## What is measured\n");
@@ -1301,12 +1306,16 @@ mod tests {
             line("01.0", "PRAGMA journal_mode = WAL;"),
             line("01.5", "INSERT INTO sync_runs (kind, triggered_by)"),
             line(
-                "03.5",
+                "01.6",
                 "SELECT value FROM meta WHERE key = 'user_db_version'",
             ),
             line(
-                "04.0",
+                "02.5",
                 "SELECT user_id, address FROM user_emails ORDER BY user_id, position",
+            ),
+            line(
+                "04.0",
+                "SELECT value FROM meta WHERE key = 'user_db_version'",
             ),
             line("05.0", "SELECT value FROM settings WHERE key = $1"),
             line("07.0", "UPDATE sync_runs SET status = $1, finished_at = $2"),
@@ -1314,8 +1323,9 @@ mod tests {
         ]
         .concat();
         let p = Phases::from_log(&log, 0.5, 8.0).unwrap();
-        assert_eq!(p.values(), [0.5, 0.5, 2.0, 0.5, 1.0, 2.0, 0.5, 0.5]);
-        assert_eq!(p.statements[0], ("SELECT …".to_owned(), 3, 0.75));
+        assert_eq!(p.values(), [0.5, 0.5, 2.5, 1.0, 2.0, 0.5, 0.5]);
+        assert_eq!(p.users_loaded, 1.0);
+        assert_eq!(p.statements[0], ("SELECT …".to_owned(), 4, 1.0));
         assert_eq!(p.statements.len(), 4);
         assert!(Phases::from_log("no statements here", 0.0, 1.0).is_none());
     }

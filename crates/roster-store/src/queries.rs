@@ -1042,8 +1042,9 @@ impl Store for ThisStore {
                         .push_bind(n.name.as_str().to_owned())
                         .push_bind(n.name.key())
                         .push_bind(n.full_name.clone())
-                        .push_bind("directory")
-                        .push_bind(false)
+                        // Constants as SQL: a bound string is a copy per row.
+                        .push("'directory'")
+                        .push("FALSE")
                         .push_bind(n.link.source.clone())
                         .push_bind(n.link.id.clone())
                         .push_bind(n.link.dn.clone())
@@ -1052,11 +1053,46 @@ impl Store for ThisStore {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            let privileges: Vec<(i64, &BTreeSet<Privilege>)> =
-                with_ids.iter().map(|(id, _)| (*id, &defaults.privileges)).collect();
-            insert_privileges(&mut tx, &privileges).await?;
-            let folders: Vec<(i64, String)> = with_ids.iter().map(|(id, n)| (*id, n.name.to_string())).collect();
-            insert_own_folders(&mut tx, &folders, &defaults.own_folder, now).await?;
+            // The new users hold the ids first.. (the counter was moved past them in this transaction):
+            // their privileges, own folders and access to them are derived from those rows by the
+            // database, without a bound value per row.
+            let after = first + i64::try_from(with_ids.len()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            for p in &defaults.privileges {
+                sqlx::query::<Db>(
+                    "INSERT INTO user_privileges (user_id, privilege) SELECT id, $1 FROM users WHERE id >= $2 AND id < $3",
+                )
+                .bind(p.as_str())
+                .bind(first)
+                .bind(after)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let folder_first = alloc_ids(&mut tx, "next_folder_id", with_ids.len()).await?;
+            sqlx::query::<Db>(
+                "INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
+                 SELECT id + $1, name, id, 0, $2 FROM users WHERE id >= $3 AND id < $4",
+            )
+            .bind(folder_first - first)
+            .bind(now.0)
+            .bind(first)
+            .bind(after)
+            .execute(&mut *tx)
+            .await?;
+            let rights = &defaults.own_folder;
+            if !rights.is_empty() {
+                sqlx::query::<Db>(
+                    "INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) \
+                     SELECT id, id + $1, $2, $3, $4 FROM users WHERE id >= $5 AND id < $6",
+                )
+                .bind(folder_first - first)
+                .bind(rights.contains(&FolderRight::Read))
+                .bind(rights.contains(&FolderRight::Write))
+                .bind(rights.contains(&FolderRight::Delete))
+                .bind(first)
+                .bind(after)
+                .execute(&mut *tx)
+                .await?;
+            }
             let emails: Vec<(i64, &[EmailAddress])> = with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())).collect();
             insert_emails(&mut tx, &emails).await?;
         }

@@ -8,11 +8,27 @@ use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, Folder, User};
 use roster_store::RunSummary;
 use serde::Serialize;
+use std::io::Write;
 use std::time::Duration;
 
+/// Written through one buffer: a report of 100,000 lines is 15 MB of JSON, which shouldn't be built as one
+/// string first. A closed pipe (`roster sync --json | head`) ends the output quietly, as it would for `cat`.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| {
+            out.write_all(b"\n")?;
+            out.flush()
+        });
+    quiet_on_closed_pipe(written)
+}
+
+fn quiet_on_closed_pipe(result: std::io::Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn privileges(u: &User) -> String {
@@ -147,14 +163,25 @@ pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
         c.conflicts,
         c.skipped
     );
-    lines(&r.lines);
-    Ok(())
+    lines(&r.lines)
 }
 
-fn lines(lines: &[ReportLine]) {
-    for l in lines {
-        println!("  {:<9} {:<24} {}", l.action.as_str(), l.user, l.reason);
-    }
+/// Buffered: `println!` writes each line on its own, 100,000 system calls for a first sync's report.
+fn lines(lines: &[ReportLine]) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = lines
+        .iter()
+        .try_for_each(|l| {
+            writeln!(
+                out,
+                "  {:<9} {:<24} {}",
+                l.action.as_str(),
+                l.user,
+                l.reason
+            )
+        })
+        .and_then(|()| out.flush());
+    quiet_on_closed_pipe(written)
 }
 
 pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
@@ -193,8 +220,7 @@ pub fn run(r: &RunSummary, l: &[ReportLine], as_json: bool) -> Result<()> {
         return json(&serde_json::json!({"run": r, "lines": l}));
     }
     runs(std::slice::from_ref(r), false)?;
-    lines(l);
-    Ok(())
+    lines(l)
 }
 
 pub fn folders(folders: &[Folder], as_json: bool) -> Result<()> {
