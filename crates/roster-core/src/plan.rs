@@ -259,7 +259,8 @@ enum EntryFate {
 }
 
 /// Who would hold a name or an address once the plan is applied.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// Ordered: existing users before new entries, each by index (the order conflict lines list them).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 enum Claimant {
     /// An existing user (index into `current`).
     User(usize),
@@ -634,8 +635,8 @@ pub fn plan_sync(
 
     // Rule 6: every name and address has at most one holder after the plan. A change that would give a
     // key to a second holder is withdrawn; the withdrawn user then claims their current keys again, which
-    // may in turn clash, so the keys touched are re-checked (a worklist: each withdrawal costs only the
-    // keys of that user, so a long chain of renames stays linear).
+    // may in turn clash, so the keys touched are re-checked in the next round (each withdrawal costs only
+    // the keys of that user, so a long chain of renames stays linear).
     //
     // Only keys that the plan *introduces* (gives to a holder that doesn't have it yet) can clash: the
     // user database is consistent, so a key nobody introduces keeps its one current holder. The maps
@@ -741,7 +742,13 @@ pub fn plan_sync(
             }
         }
         drop(by_address);
-        let mut work: Vec<(bool, &str)> = names
+        // Rounds, so that the plan doesn't depend on the order keys are looked at: each round takes every
+        // key that has two holders, withdraws *all* the claims introducing them at once, and only then
+        // lets the withdrawn users claim their current keys again; the keys those reclaims land on are
+        // the next round. (One at a time, a withdrawn new entry would drop its other claims before they
+        // were checked, and which entries survived would follow hash order.) Sorted, so that the key a
+        // loser's line names is always the same.
+        let mut round: Vec<(bool, &str)> = names
             .iter()
             .filter(|(_, c)| c.len() > 1)
             .map(|(k, _)| (true, *k))
@@ -773,31 +780,39 @@ pub fn plan_sync(
                     .unwrap_or_default(),
             }
         };
-        while let Some((is_name, key)) = work.pop() {
-            let claims: Vec<Claim> = if is_name { &names } else { &addresses }
-                .get(key)
-                .map(ClaimList::to_vec)
-                .unwrap_or_default();
-            if claims.len() < 2 {
-                continue;
+        while !round.is_empty() {
+            // Names first, then addresses; each in key order.
+            round.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+            round.dedup();
+            // Verdicts first, against the claims as they stand at the start of the round: each loser
+            // with the first clashing key and the other holders of that key (existing users, then new
+            // entries, each in their order).
+            let mut losers: Vec<(Claimant, bool, &str, Vec<String>)> = Vec::new();
+            let mut judged: FastSet<Claimant> = FastSet::default();
+            for &(is_name, key) in &round {
+                let mut claims: Vec<Claim> = if is_name { &names } else { &addresses }
+                    .get(key)
+                    .map(ClaimList::to_vec)
+                    .unwrap_or_default();
+                if claims.len() < 2 {
+                    continue;
+                }
+                claims.sort_unstable_by_key(|c| c.who);
+                for c in claims.iter().filter(|c| c.introduced) {
+                    if !judged.insert(c.who) {
+                        continue;
+                    }
+                    let others = claims
+                        .iter()
+                        .filter(|o| o.who != c.who)
+                        .map(|o| label(&targets, o.who))
+                        .collect();
+                    losers.push((c.who, is_name, key, others));
+                }
             }
-            let losers: Vec<Claimant> = claims
-                .iter()
-                .filter(|c| c.introduced)
-                .map(|c| c.who)
-                .collect();
-            let what = if is_name { "user name" } else { "address" };
-            for loser in losers {
-                let others: Vec<String> = claims
-                    .iter()
-                    .filter(|c| c.who != loser)
-                    .map(|c| label(&targets, c.who))
-                    .collect();
-                // Withdraw: the loser's planned claims go; an existing user claims its current keys again.
-                let entry_index = match loser {
-                    Claimant::Entry(i) => Some(i),
-                    Claimant::User(u) => targets.get(u).copied().flatten(),
-                };
+            drop(judged);
+            // Withdraw every loser's planned claims.
+            for &(loser, ..) in &losers {
                 let (old_name, old_emails) = match loser {
                     Claimant::User(u) => user_claims(&targets, u, true),
                     Claimant::Entry(i) => valid
@@ -815,12 +830,19 @@ pub fn plan_sync(
                         cs.retain(|c| c.who != loser);
                     }
                 }
+            }
+            // Then the existing users among them claim their current keys again. A key missing from the
+            // maps is introduced by nobody, so the user stays its only holder.
+            let mut next: Vec<(bool, &str)> = Vec::new();
+            for (loser, is_name, key, others) in losers {
+                let entry_index = match loser {
+                    Claimant::Entry(i) => Some(i),
+                    Claimant::User(u) => targets.get(u).copied().flatten(),
+                };
                 if let Claimant::User(u) = loser {
                     if let Some(t) = targets.get_mut(u) {
                         *t = None;
                     }
-                    // Back to the current keys. A key missing from the maps is introduced by nobody, so
-                    // this user stays its only holder.
                     let (name, emails) = user_claims(&targets, u, false);
                     if let Some(n) = name
                         && let Some(cs) = names.get_mut(n)
@@ -830,7 +852,7 @@ pub fn plan_sync(
                             introduced: false,
                         });
                         if cs.len() > 1 {
-                            work.push((true, n));
+                            next.push((true, n));
                         }
                     }
                     for a in emails {
@@ -840,7 +862,7 @@ pub fn plan_sync(
                                 introduced: false,
                             });
                             if cs.len() > 1 {
-                                work.push((false, a));
+                                next.push((false, a));
                             }
                         }
                     }
@@ -859,6 +881,7 @@ pub fn plan_sync(
                             .unwrap_or_default(),
                         Claimant::Entry(_) => String::new(),
                     };
+                    let what = if is_name { "user name" } else { "address" };
                     lines.push(ReportLine {
                         user: e.name.to_string(),
                         action: ReportAction::Conflict,
@@ -871,6 +894,7 @@ pub fn plan_sync(
                     });
                 }
             }
+            round = next;
         }
     }
 
@@ -1390,7 +1414,13 @@ mod tests {
                 .collect();
             let n_entries = entries.len();
             let delete = next(2) == 0;
-            let plan = plan_sync(&current, entries, &opts(delete));
+            let plan = plan_sync(&current, entries.clone(), &opts(delete));
+            // The same input gives the same plan (the preview shows what the sync then does).
+            assert_eq!(
+                plan,
+                plan_sync(&current, entries, &opts(delete)),
+                "round {round}: a second planning of the same input differs"
+            );
 
             // Apply in memory.
             let mut state: Vec<(i64, String, Vec<String>)> = current
@@ -1453,5 +1483,70 @@ mod tests {
                 "round {round}: entries not accounted for once: {plan:#?}"
             );
         }
+    }
+
+    /// Review of 220154d: the claim maps now add a key's current holder after everyone who introduces it,
+    /// so the conflict line listed the other holders in a different order than before (users in their
+    /// order, then new entries). The current holder is the one the administrator must look at first.
+    #[test]
+    fn a_conflict_names_the_current_holder_before_new_entries() {
+        let plan = plan_sync(
+            &[user(2, "bob", &["shared@x.com"], AuthMethod::Local, None)],
+            vec![
+                entry("1", Some("carol"), &["shared@x.com"]),
+                entry("2", Some("dave"), &["shared@x.com"]),
+            ],
+            &opts(false),
+        );
+        assert_eq!(plan.counts.conflicts, 2);
+        let reason = |who: &str| {
+            plan.lines
+                .iter()
+                .find(|l| l.user == who && l.action == ReportAction::Conflict)
+                .map(|l| l.reason.to_string())
+                .unwrap()
+        };
+        assert_eq!(
+            reason("carol"),
+            "not applied: the address shared@x.com is also held by user bob, the new entry uid=dave,ou=People"
+        );
+        assert_eq!(
+            reason("dave"),
+            "not applied: the address shared@x.com is also held by user bob, the new entry uid=carol,ou=People"
+        );
+    }
+
+    /// Review of 220154d, an older bug (its parent behaves the same): rule 6 withdrew a new entry on the first
+    /// of its keys the worklist reached, and the withdrawn entry's other claims went with it. Here eve loses
+    /// a@x to bob; whether ann also lost d@x depended on whether d@x was checked before eve was withdrawn,
+    /// i.e. on hash-map order. The same entries could then give a different plan from one run (or from the
+    /// preview) to the next.
+    #[test]
+    fn rule_6_does_not_depend_on_hash_order() {
+        let current = [user(2, "bob", &["a@x.com"], AuthMethod::Local, None)];
+        let mut outcomes = std::collections::BTreeSet::new();
+        for _ in 0..64 {
+            let plan = plan_sync(
+                &current,
+                vec![
+                    entry("1", Some("ann"), &["d@x.com"]),
+                    entry("2", Some("eve"), &["a@x.com", "d@x.com"]),
+                ],
+                &opts(false),
+            );
+            let created: Vec<String> = plan
+                .changes
+                .create
+                .iter()
+                .map(|c| c.name.to_string())
+                .collect();
+            outcomes.insert((created, plan.counts.conflicts));
+        }
+        // Fixed in rounds: ann and eve both claim d@x in the first round, so both are withdrawn, as two
+        // new entries on one address always are.
+        assert_eq!(
+            outcomes.into_iter().collect::<Vec<_>>(),
+            vec![(Vec::<String>::new(), 2)]
+        );
     }
 }

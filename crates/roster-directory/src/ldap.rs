@@ -1,6 +1,7 @@
 //! The generic LDAP connector: a paged subtree read with the service account, and search-then-bind logons.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use ldap3::asn1::StructureTag;
@@ -50,6 +51,24 @@ pub(crate) struct LdapDirectory {
     /// The bound service connection, kept between reads and logons. `Ldap` multiplexes operations, so
     /// callers work on clones; the lock only guards (re)connecting.
     service: Mutex<Option<Ldap>>,
+    /// Set when a read was dropped before it finished (a client gone, a run cancelled): the service
+    /// connection may still be mid-search, so the next operation starts on a fresh one. A flag, not the
+    /// lock, because it is set from `Drop`, which can't wait for the lock.
+    service_interrupted: AtomicBool,
+}
+
+/// Marks the service connection as interrupted unless the read it guards ran to the end.
+struct ReadGuard<'a> {
+    interrupted: &'a AtomicBool,
+    finished: bool,
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.interrupted.store(true, AtomicOrdering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for LdapDirectory {
@@ -164,6 +183,7 @@ impl LdapDirectory {
             timeout_seconds: settings.timeout_seconds(),
             read_options,
             service: Mutex::new(None),
+            service_interrupted: AtomicBool::new(false),
         })
     }
 
@@ -320,6 +340,12 @@ impl LdapDirectory {
     /// The bound service connection, (re)connecting when there is none or it was closed.
     async fn service(&self) -> Result<Ldap, DirectoryError> {
         let mut slot = self.service.lock().await;
+        if self
+            .service_interrupted
+            .swap(false, AtomicOrdering::Relaxed)
+        {
+            *slot = None;
+        }
         if let Some(ldap) = slot.as_mut()
             && !ldap.is_closed()
         {
@@ -347,7 +373,13 @@ impl LdapDirectory {
         &self,
         progress: &dyn ReadProgress,
     ) -> Result<DirectoryRead, DirectoryError> {
+        let mut guard = ReadGuard {
+            interrupted: &self.service_interrupted,
+            finished: false,
+        };
         let result = self.read(progress).await;
+        guard.finished = true;
+        drop(guard);
         if let Err(
             DirectoryError::Disconnected { .. }
             | DirectoryError::Timeout { .. }

@@ -1857,3 +1857,79 @@ async fn entries_without_a_stable_id_are_reported() {
     );
     env.check().await;
 }
+
+/// Creates a user by hand once a read has produced `at` entries, from inside the read.
+struct CreateDuringRead {
+    roster: Arc<roster_app::Roster>,
+    at: u64,
+    done: AtomicBool,
+}
+
+impl SyncProgress for CreateDuringRead {
+    fn entries_read(&self, total: u64) {
+        if total >= self.at && !self.done.swap(true, Ordering::SeqCst) {
+            let roster = self.roster.clone();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    roster
+                        .create_user(
+                            &Caller::Local("test".into()),
+                            NewUserInput {
+                                name: "u250".into(),
+                                full_name: String::new(),
+                                emails: vec!["u250@example.com".into()],
+                                auth: AuthMethod::Local,
+                                password: Some("by-hand-1".into()),
+                                privileges: None,
+                            },
+                        )
+                        .await
+                        .unwrap();
+                })
+            });
+        }
+    }
+}
+
+/// Review of 220154d: the users are now loaded while the directory is read. A user created by hand during
+/// the read must be in the plan (loaded again because the version moved), and the plan must apply: the
+/// entry u250 links to that user instead of trying to create a second u250.
+async fn a_user_created_during_the_read_is_planned_from_and_the_plan_applies(env: Env) {
+    let slapd = start_with(
+        SlapdConfig {
+            size_limit: Some("unlimited".into()),
+            ..Default::default()
+        },
+        &many_users(300),
+    );
+    let mut s = settings(&slapd);
+    s.page_size = Some(50);
+    configure(&env, s).await;
+    let progress = CreateDuringRead {
+        roster: env.roster.clone(),
+        at: 250,
+        done: AtomicBool::new(false),
+    };
+    let report = env
+        .roster
+        .run_directory(&env.local_admin(), RunKind::Sync, "test", &progress)
+        .await
+        .unwrap_or_else(|e| panic!("sync failed: {e} ({})", e.code()));
+    assert!(
+        progress.done.load(Ordering::SeqCst),
+        "created during the read"
+    );
+    assert_eq!(
+        report.counts,
+        counts(|c| {
+            c.created = 299;
+            c.linked = 1;
+        })
+    );
+    let u250 = stored(&env, "u250").await;
+    assert_eq!(u250.auth, AuthMethod::Local, "linked, auth kept");
+    assert!(u250.directory_id.is_some());
+    assert_eq!(users(&env).await.len(), 301);
+    env.check().await;
+}
+on_both_backends!(a_user_created_during_the_read_is_planned_from_and_the_plan_applies);

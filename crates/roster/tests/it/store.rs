@@ -749,3 +749,159 @@ async fn sqlx_pool(path: &std::path::Path) -> sqlx::SqlitePool {
         .await
         .unwrap()
 }
+
+/// Review of 220154d/d7da6c3: the snapshot walks the addresses alongside the users (both in id order), and
+/// apply_plan derives new users' privileges, own folders and folder access from their id range. Users with
+/// and without addresses in every position (first, last, gaps left by deletions), a plan spanning more
+/// than one insert chunk, and a second plan after a user was created outside it.
+async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
+    let admin = env.local_admin();
+    let people: [(&str, &[&str]); 7] = [
+        ("first", &["f1@x.com", "F2@x.com"]),
+        ("bare1", &[]),
+        ("gone", &["g@x.com"]),
+        ("mid", &["m@x.com"]),
+        ("bare2", &[]),
+        ("gone2", &[]),
+        ("last", &["l3@x.com", "l1@x.com", "l2@x.com"]),
+    ];
+    for (name, emails) in people {
+        env.roster
+            .create_user(&admin, local(name, emails))
+            .await
+            .unwrap();
+    }
+    env.roster.delete_user(&admin, "gone").await.unwrap();
+    env.roster.delete_user(&admin, "gone2").await.unwrap();
+    let check_snapshot = |snap: &roster_store::Snapshot, expected_users: usize| {
+        assert_eq!(snap.users.len(), expected_users);
+        let ids: Vec<i64> = snap.users.iter().map(|u| u.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(ids, sorted, "one row per user, in id order");
+    };
+    let snap = env.store.snapshot().await.unwrap();
+    check_snapshot(&snap, 6);
+    for u in &snap.users {
+        let stored = env.store.get_user(&u.name).await.unwrap().unwrap();
+        assert_eq!(u.id, stored.id);
+        assert_eq!(u.emails, stored.emails, "addresses of {}", u.name);
+    }
+    let last = snap
+        .users
+        .iter()
+        .find(|u| u.name.as_str() == "last")
+        .unwrap();
+    assert_eq!(
+        last.emails.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        ["l3@x.com", "l1@x.com", "l2@x.com"]
+    );
+
+    let defaults = DefaultPrivileges {
+        privileges: BTreeSet::from([
+            Privilege::LogOn,
+            Privilege::ArchiveEmail,
+            Privilege::ChangePassword,
+        ]),
+        own_folder: BTreeSet::from([FolderRight::Read, FolderRight::Delete]),
+    };
+    let opts = PlanOptions {
+        source: "ldap".into(),
+        delete_users: false,
+    };
+    let entry = |i: usize, emails: usize| DirectoryEntry {
+        id: format!("id-{i}"),
+        dn: format!("uid=n{i},ou=People,dc=example,dc=com"),
+        name: Some(format!("n{i}")),
+        full_name: Some(format!("New {i}")),
+        emails: Some((0..emails).map(|k| format!("n{i}.{k}@x.com")).collect()),
+    };
+    let mut entries: Vec<DirectoryEntry> = (0..1205).map(|i| entry(i, i % 3)).collect();
+    for round in 0..2 {
+        let snap = env.store.snapshot().await.unwrap();
+        let plan = plan_sync(&snap.users, entries.clone(), &opts);
+        assert!(plan.counts.created > 0, "round {round}");
+        let run = env
+            .store
+            .begin_run(
+                &NewRun {
+                    kind: RunKind::Sync,
+                    triggered_by: "test".into(),
+                    actor: Actor("t".into()),
+                    directory_type: "ldap".into(),
+                },
+                T0,
+                T0.plus_seconds(-60),
+            )
+            .await
+            .unwrap();
+        env.store
+            .apply_plan(
+                run,
+                snap.version,
+                &plan.changes,
+                &defaults,
+                &Actor("t".into()),
+                T0,
+            )
+            .await
+            .unwrap();
+        env.store
+            .finish_run(
+                run,
+                &RunOutcome {
+                    status: RunStatus::Succeeded,
+                    entries_read: 0,
+                    counts: Some(plan.counts),
+                    error: None,
+                    lines: &[],
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        // A user made by hand between the runs takes the next id: the second run's range starts after it.
+        env.roster
+            .create_user(&admin, local(&format!("hand{round}"), &[]))
+            .await
+            .unwrap();
+        entries.extend((1205 + round * 10..1215 + round * 10).map(|i| entry(i, 1)));
+    }
+    let folders = env.store.list_folders().await.unwrap();
+    let snap = env.store.snapshot().await.unwrap();
+    check_snapshot(&snap, 6 + 1205 + 10 + 2);
+    for u in &snap.users {
+        let stored = env.store.get_user(&u.name).await.unwrap().unwrap();
+        assert_eq!(u.emails, stored.emails, "addresses of {}", u.name);
+        let own: Vec<_> = folders
+            .iter()
+            .filter(|f| f.owner.as_deref() == Some(u.name.as_str()))
+            .collect();
+        assert_eq!(own.len(), 1, "{} owns one folder", u.name);
+        assert_eq!(own[0].name, u.name.as_str());
+        if u.name.as_str().starts_with('n') {
+            assert_eq!(stored.privileges, defaults.privileges, "{}", u.name);
+            assert_eq!(stored.folders.len(), 1, "{}: {:?}", u.name, stored.folders);
+            assert_eq!(stored.folders[0].folder_id, own[0].id, "{}", u.name);
+            assert_eq!(stored.folders[0].rights, defaults.own_folder, "{}", u.name);
+        } else if !u.builtin_admin {
+            // Made by hand: the defaults of their time (log_on + read), untouched by the runs.
+            assert_eq!(
+                stored.privileges,
+                DefaultPrivileges::default().privileges,
+                "{}",
+                u.name
+            );
+            assert_eq!(stored.folders.len(), 1, "{}", u.name);
+            assert_eq!(
+                stored.folders[0].rights,
+                DefaultPrivileges::default().own_folder,
+                "{}",
+                u.name
+            );
+        }
+    }
+    env.check().await;
+}
+on_both_backends!(the_snapshot_and_new_users_rows_match_each_user);
