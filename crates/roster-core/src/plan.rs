@@ -17,8 +17,10 @@
 //! 5. Deletion (only with `delete_users`): users linked to this source, authenticated by the directory,
 //!    whose id the read did not return. A folder with messages is kept.
 //! 6. Uniqueness: after all of the above, any user name or address that two users would hold is a
-//!    conflict for each change that would introduce it; those changes are withdrawn and the check repeats
-//!    until the result is consistent. Everything else still goes ahead.
+//!    conflict for each change that would introduce it; those changes are withdrawn, all of a round's at
+//!    once so that the result doesn't depend on the order keys are looked at, and the check repeats on
+//!    the keys the withdrawn users fall back to until the result is consistent. Everything else still
+//!    goes ahead.
 
 use crate::directory::DirectoryEntry;
 use crate::names::{EmailAddress, UserName, dedup_emails};

@@ -338,29 +338,29 @@ async fn insert_own_folders(
 
 /// Deletes a user: an own folder with messages stays without an owner, an empty one goes.
 async fn delete_user_rows(conn: &mut Conn, id: i64, now: Timestamp) -> Result<bool> {
-    let count: Option<i64> =
-        sqlx::query_scalar::<Db, i64>("SELECT message_count FROM folders WHERE owner_user_id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let keep = count.unwrap_or(0) > 0;
-    if keep {
+    // Each step decides on the folder row as it is when the statement runs, not on a count read before:
+    // on PostgreSQL (read committed) the archive may file a message into the folder between a SELECT
+    // and a DELETE, and a folder with messages must never be deleted.
+    let deleted_empty = sqlx::query::<Db>("DELETE FROM folders WHERE owner_user_id = $1 AND message_count = 0")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    let kept = if deleted_empty == 0 {
         sqlx::query::<Db>("UPDATE folders SET owner_user_id = NULL, orphaned_at = $1 WHERE owner_user_id = $2")
             .bind(now.0)
             .bind(id)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected()
     } else {
-        sqlx::query::<Db>("DELETE FROM folders WHERE owner_user_id = $1")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
+        0
+    };
     sqlx::query::<Db>("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    Ok(keep)
+    Ok(kept > 0)
 }
 
 fn folder_from_row(row: &<Db as sqlx::Database>::Row) -> Result<Folder> {
