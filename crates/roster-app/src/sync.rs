@@ -7,11 +7,14 @@
 use crate::error::{AppError, Result};
 use crate::{Caller, Roster};
 use roster_core::directory::{DirectorySettings, Secret};
-use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, plan_sync};
+use roster_core::plan::{
+    PlanOptions, PlannedChanges, ReportAction, ReportCounts, ReportLine, deletion_reason, plan_sync,
+};
 use roster_directory::{Directory, ReadProgress};
-use roster_store::{NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
+use roster_store::{AppliedPlan, NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -361,10 +364,13 @@ impl Roster {
         let plan = tokio::task::spawn_blocking(move || plan_sync(&users, entries, &options))
             .await
             .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
+        let mut counts = plan.counts;
+        let mut lines = plan.lines;
         if kind == RunKind::Sync && !plan.changes.is_empty() {
             progress.phase(SyncPhase::Applying);
             let defaults = self.store.default_privileges().await?;
-            self.store
+            let applied = self
+                .store
                 .apply_plan(
                     run_id,
                     snapshot.version,
@@ -374,8 +380,8 @@ impl Roster {
                     self.now(),
                 )
                 .await?;
+            report_folders_decided_at_apply(&applied, &plan.changes, &mut counts, &mut lines);
         }
-        let mut lines = plan.lines;
         if fetched_without_id > 0 {
             // Said once per run, not per entry: the administrator should know renames can't be followed.
             lines.insert(
@@ -388,7 +394,7 @@ impl Roster {
                 },
             );
         }
-        Ok((plan.counts, lines))
+        Ok((counts, lines))
     }
 
     /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive.
@@ -481,5 +487,38 @@ fn describe(settings: &DirectorySettings) -> String {
             s.delete_users
         ),
         DirectorySettings::Unsupported => "unsupported".into(),
+    }
+}
+
+/// Makes the report say what the store did with the folders it decided otherwise than planned (their
+/// message count changed after the snapshot).
+fn report_folders_decided_at_apply(
+    applied: &AppliedPlan,
+    changes: &PlannedChanges,
+    counts: &mut ReportCounts,
+    lines: &mut [ReportLine],
+) {
+    if applied.folders_decided_at_apply.is_empty() {
+        return;
+    }
+    let decided: HashMap<i64, bool> = applied.folders_decided_at_apply.iter().copied().collect();
+    let names: HashMap<&str, bool> = changes
+        .delete
+        .iter()
+        .filter_map(|d| decided.get(&d.user_id).map(|&kept| (d.name.as_str(), kept)))
+        .collect();
+    for line in lines
+        .iter_mut()
+        .filter(|l| l.action == ReportAction::Deleted)
+    {
+        let Some(&kept) = names.get(line.user.as_str()) else {
+            continue;
+        };
+        if kept {
+            counts.folders_kept += 1;
+        } else {
+            counts.folders_kept = counts.folders_kept.saturating_sub(1);
+        }
+        line.reason = deletion_reason(kept).into();
     }
 }

@@ -326,6 +326,16 @@ impl ClaimList {
     }
 }
 
+/// The reason on a deleted user's line. Public because the store decides the folder again when it
+/// applies the plan (see `AppliedPlan` in roster-store), and the line then follows.
+pub fn deletion_reason(folder_kept: bool) -> &'static str {
+    if folder_kept {
+        "no longer in the directory; the archive folder holds messages and is kept"
+    } else {
+        "no longer in the directory; the empty archive folder is deleted too"
+    }
+}
+
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
@@ -1023,11 +1033,7 @@ pub fn plan_sync(
         lines.push(ReportLine {
             user: d.name.to_string(),
             action: ReportAction::Deleted,
-            reason: Cow::Borrowed(if d.keep_folder {
-                "no longer in the directory; the archive folder holds messages and is kept"
-            } else {
-                "no longer in the directory; the empty archive folder is deleted too"
-            }),
+            reason: Cow::Borrowed(deletion_reason(d.keep_folder)),
             dn,
         });
     }

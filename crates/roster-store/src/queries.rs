@@ -3,7 +3,7 @@
 // numbered in order of first appearance, which both SQLite and PostgreSQL read the same way.
 
 use crate::{
-    Actor, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunOutcome, RunStatus,
+    Actor, AppliedPlan, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunOutcome, RunStatus,
     RunSummary, Snapshot, Store, UserPatch,
 };
 use async_trait::async_trait;
@@ -715,8 +715,10 @@ impl Store for ThisStore {
         if count < 0 {
             return Err(StoreError::Invalid("a message count can't be negative".into()));
         }
+        // No version bump: the archive sets counts all the time, and a bump would make every sync that
+        // runs meanwhile fail as stale. A plan's folder decisions are taken again at the apply instead
+        // (`delete_user_rows`, `AppliedPlan`).
         let mut tx = self.pool.begin().await?;
-        bump_version(&mut tx).await?;
         let done = sqlx::query::<Db>("UPDATE folders SET message_count = $1 WHERE id = $2")
             .bind(count)
             .bind(id)
@@ -975,7 +977,7 @@ impl Store for ThisStore {
         defaults: &DefaultPrivileges,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<AppliedPlan> {
         let mut tx = self.pool.begin().await?;
         let version = bump_version(&mut tx).await?;
         if version != expected_version + 1 {
@@ -990,8 +992,12 @@ impl Store for ThisStore {
             return Err(StoreError::RunNotRunning(run_id));
         }
         // Order matters for the unique constraints: free names and addresses before anyone takes them.
+        let mut applied = AppliedPlan::default();
         for d in &changes.delete {
-            delete_user_rows(&mut tx, d.user_id, now).await?;
+            let kept = delete_user_rows(&mut tx, d.user_id, now).await?;
+            if kept != d.keep_folder {
+                applied.folders_decided_at_apply.push((d.user_id, kept));
+            }
         }
         let new_emails: Vec<i64> = changes.update.iter().filter(|u| u.emails.is_some()).map(|u| u.user_id).collect();
         for chunk in new_emails.chunks(CHUNK) {
@@ -1117,7 +1123,7 @@ impl Store for ThisStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(applied)
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome<'_>, now: Timestamp) -> Result<()> {

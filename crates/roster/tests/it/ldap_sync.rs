@@ -1933,3 +1933,117 @@ async fn a_user_created_during_the_read_is_planned_from_and_the_plan_applies(env
     env.check().await;
 }
 on_both_backends!(a_user_created_during_the_read_is_planned_from_and_the_plan_applies);
+
+/// Files messages (sets folder message counts) when the sync starts applying: after the plan was made,
+/// before the store decides. The archive does this all the time.
+struct FileMessagesBeforeApply {
+    roster: Arc<roster_app::Roster>,
+    counts: Vec<(&'static str, i64)>,
+    done: AtomicBool,
+}
+
+impl SyncProgress for FileMessagesBeforeApply {
+    fn phase(&self, phase: roster_app::SyncPhase) {
+        if phase == roster_app::SyncPhase::Applying && !self.done.swap(true, Ordering::SeqCst) {
+            let roster = self.roster.clone();
+            let counts = self.counts.clone();
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async move {
+                    for (folder, count) in counts {
+                        roster
+                            .set_message_count(&Caller::Local("archive".into()), folder, count)
+                            .await
+                            .unwrap();
+                    }
+                })
+            });
+        }
+    }
+}
+
+/// A message count that changes between the plan and the apply neither fails the sync as stale (the
+/// archive files messages all the time) nor loses a folder: the store decides each departed user's
+/// folder by its count at the apply, and the report says what it did.
+async fn folders_are_decided_by_their_message_count_when_the_sync_applies(env: Env) {
+    let slapd = start(
+        &[
+            ldap_user("alice", "Alice Liddell", &["alice@example.com"], "alice-pw"),
+            ldap_user("bob", "Bob Brown", &["bob@example.com"], "bob-pw"),
+            ldap_user("dave", "Dave Davis", &["dave@example.com"], "dave-pw"),
+        ]
+        .concat(),
+    );
+    let mut s = settings(&slapd);
+    s.delete_users = true;
+    configure(&env, s).await;
+    assert_eq!(sync(&env).await.counts, counts(|c| c.created = 3));
+    env.roster
+        .set_message_count(&env.local_admin(), "bob", 7)
+        .await
+        .unwrap();
+    for uid in ["bob", "dave"] {
+        slapd
+            .modify(&format!("dn: uid={uid},{PEOPLE}\nchangetype: delete\n"))
+            .unwrap();
+    }
+    // Planned: bob's folder kept (7 messages), dave's deleted (empty). Before the apply, bob's folder is
+    // emptied and dave's gets its first message.
+    let progress = FileMessagesBeforeApply {
+        roster: env.roster.clone(),
+        counts: vec![("bob", 0), ("dave", 2)],
+        done: AtomicBool::new(false),
+    };
+    let report = env
+        .roster
+        .run_directory(&env.local_admin(), RunKind::Sync, "test", &progress)
+        .await
+        .unwrap_or_else(|e| panic!("sync failed: {e} ({})", e.code()));
+    assert!(progress.done.load(Ordering::SeqCst), "counts set mid-run");
+    assert_eq!(
+        report.counts,
+        counts(|c| {
+            c.deleted = 2;
+            c.folders_kept = 1;
+            c.unchanged = 1;
+        })
+    );
+    assert_eq!(
+        report.lines,
+        vec![
+            line(
+                "bob",
+                ReportAction::Deleted,
+                "no longer in the directory; the empty archive folder is deleted too",
+                &format!("uid=bob,{PEOPLE}"),
+            ),
+            line(
+                "dave",
+                ReportAction::Deleted,
+                "no longer in the directory; the archive folder holds messages and is kept",
+                &format!("uid=dave,{PEOPLE}"),
+            ),
+        ]
+    );
+    let recorded = env
+        .store
+        .run_lines(report.run_id, 0, 10)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(recorded, report.lines, "the recorded report says the same");
+    assert_eq!(names(&users(&env).await), ["admin", "alice"]);
+    let folders = env.store.list_folders().await.unwrap();
+    assert_eq!(
+        folders
+            .iter()
+            .map(|f| (f.name.as_str(), f.owner.as_deref(), f.message_count))
+            .collect::<Vec<_>>(),
+        [
+            ("admin", Some("admin"), 0),
+            ("alice", Some("alice"), 0),
+            ("dave", None, 2),
+        ]
+    );
+    env.check().await;
+}
+on_both_backends!(folders_are_decided_by_their_message_count_when_the_sync_applies);
