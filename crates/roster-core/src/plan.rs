@@ -336,6 +336,19 @@ pub fn deletion_reason(folder_kept: bool) -> &'static str {
     }
 }
 
+/// How many holders or DNs a conflict line names; the rest are counted. Without a limit, k entries on
+/// one address (a shared mailbox on every entry is common) would give k lines of k names each.
+const LISTED: usize = 5;
+
+/// `items` joined with `sep`, the first [`LISTED`] of `total`, then "and N more".
+fn listed(items: impl Iterator<Item = String>, total: usize, sep: &str) -> String {
+    let mut text = items.take(LISTED).collect::<Vec<_>>().join(sep);
+    if total > LISTED {
+        text.push_str(&format!(" and {} more", total - LISTED));
+    }
+    text
+}
+
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
@@ -520,10 +533,13 @@ pub fn plan_sync(
         }
         drop(first);
         for group in groups.values() {
-            let dns: Vec<&str> = group
-                .iter()
-                .filter_map(|&i| valid.get(i).map(|e| e.dn.as_str()))
-                .collect();
+            let dns = listed(
+                group
+                    .iter()
+                    .filter_map(|&i| valid.get(i).map(|e| e.dn.clone())),
+                group.len(),
+                "; ",
+            );
             for &i in group {
                 if let (Some(e), Some(f)) = (valid.get(i), fates.get_mut(i)) {
                     *f = Some(EntryFate::Conflict);
@@ -532,9 +548,8 @@ pub fn plan_sync(
                         user: e.name.to_string(),
                         action: ReportAction::Conflict,
                         reason: format!(
-                            "{} directory entries have this user name: {}",
+                            "{} directory entries have this user name: {dns}",
                             group.len(),
-                            dns.join("; ")
                         )
                         .into(),
                         dn: Some(e.dn.clone()),
@@ -616,17 +631,24 @@ pub fn plan_sync(
         }
     }
 
+    // Users linked to this source whose entry the read didn't return (deleted by rule 5 or not); a
+    // conflict line names them as such.
+    let gone: Vec<bool> = current
+        .iter()
+        .map(|user| {
+            user.link
+                .as_ref()
+                .is_some_and(|l| l.source == options.source && !seen_ids.contains(l.id.as_str()))
+        })
+        .collect();
+
     // Rule 5.
     let mut deletions: Vec<UserDeletion> = Vec::new();
     let mut deletion_dns: Vec<Option<String>> = Vec::new();
     let mut deleted: Vec<bool> = vec![false; current.len()];
     if options.delete_users {
         for (u, user) in current.iter().enumerate() {
-            let gone = user
-                .link
-                .as_ref()
-                .is_some_and(|l| l.source == options.source && !seen_ids.contains(l.id.as_str()));
-            if gone
+            if gone.get(u).copied().unwrap_or(false)
                 && user.auth == AuthMethod::Directory
                 && !user.builtin_admin
                 && !claimed.get(u).copied().unwrap_or(true)
@@ -771,15 +793,13 @@ pub fn plan_sync(
                     .map(|(k, _)| (false, *k)),
             )
             .collect();
-        let label = |targets: &[Option<usize>], c: Claimant| -> String {
+        // "Gone" from what the read returned, not from `targets`: a withdrawn change clears its target too.
+        let label = |c: Claimant| -> String {
             match c {
                 Claimant::User(u) => current
                     .get(u)
                     .map(|x| {
-                        let gone = x.link.as_ref().is_some_and(|l| {
-                            l.source == options.source && targets.get(u).copied().flatten().is_none()
-                        });
-                        if gone {
+                        if gone.get(u).copied().unwrap_or(false) {
                             format!("user {} (linked to a directory entry the directory no longer returns; delete that user, or enable delete_users)", x.name)
                         } else {
                             format!("user {}", x.name)
@@ -799,7 +819,7 @@ pub fn plan_sync(
             // Verdicts first, against the claims as they stand at the start of the round: each loser
             // with the first clashing key and the other holders of that key (existing users, then new
             // entries, each in their order).
-            let mut losers: Vec<(Claimant, bool, &str, Vec<String>)> = Vec::new();
+            let mut losers: Vec<(Claimant, bool, &str, String)> = Vec::new();
             let mut judged: FastSet<Claimant> = FastSet::default();
             for &(is_name, key) in &round {
                 let mut claims: Vec<Claim> = if is_name { &names } else { &addresses }
@@ -814,16 +834,20 @@ pub fn plan_sync(
                     if !judged.insert(c.who) {
                         continue;
                     }
-                    let others = claims
-                        .iter()
-                        .filter(|o| o.who != c.who)
-                        .map(|o| label(&targets, o.who))
-                        .collect();
+                    let others = listed(
+                        claims
+                            .iter()
+                            .filter(|o| o.who != c.who)
+                            .map(|o| label(o.who)),
+                        claims.len() - 1,
+                        ", ",
+                    );
                     losers.push((c.who, is_name, key, others));
                 }
             }
-            drop(judged);
-            // Withdraw every loser's planned claims.
+            // Withdraw every loser's planned claims: one pass over each key they touch (one pass per loser
+            // would be quadratic when many entries share a key).
+            let mut touched: FastSet<(bool, &str)> = FastSet::default();
             for &(loser, ..) in &losers {
                 let (old_name, old_emails) = match loser {
                     Claimant::User(u) => user_claims(&targets, u, true),
@@ -832,17 +856,15 @@ pub fn plan_sync(
                         .map(|e| (Some(e.name_key()), e.email_keys().collect()))
                         .unwrap_or_default(),
                 };
-                if let Some(n) = old_name
-                    && let Some(cs) = names.get_mut(n)
-                {
-                    cs.retain(|c| c.who != loser);
-                }
-                for a in old_emails {
-                    if let Some(cs) = addresses.get_mut(a) {
-                        cs.retain(|c| c.who != loser);
-                    }
+                touched.extend(old_name.map(|n| (true, n)));
+                touched.extend(old_emails.into_iter().map(|a| (false, a)));
+            }
+            for (is_name, key) in touched {
+                if let Some(cs) = if is_name { &mut names } else { &mut addresses }.get_mut(key) {
+                    cs.retain(|c| !judged.contains(&c.who));
                 }
             }
+            drop(judged);
             // Then the existing users among them claim their current keys again. A key missing from the
             // maps is introduced by nobody, so the user stays its only holder.
             let mut next: Vec<(bool, &str)> = Vec::new();
@@ -898,8 +920,7 @@ pub fn plan_sync(
                         user: e.name.to_string(),
                         action: ReportAction::Conflict,
                         reason: format!(
-                            "not applied{who}: the {what} {key} is also held by {}",
-                            others.join(", ")
+                            "not applied{who}: the {what} {key} is also held by {others}"
                         )
                         .into(),
                         dn: Some(e.dn.clone()),
@@ -1556,5 +1577,79 @@ mod tests {
             outcomes.into_iter().collect::<Vec<_>>(),
             vec![(Vec::<String>::new(), 2)]
         );
+    }
+
+    /// Review of f158e31: many entries on one address (a shared mailbox set on every entry without one of
+    /// its own is common) are all withdrawn in one round, and each loser's line lists every other holder:
+    /// the report grows with the square of the entries (and so does the work: one label per pair, and one
+    /// `retain` over the whole claim list per loser). At 1,500 entries that is ~2.2 million labels; at
+    /// 100,000 it is 10^10, which no server finishes or has the memory for.
+    #[test]
+    fn many_entries_on_one_address_give_a_report_linear_in_the_entries() {
+        let n = 1_500;
+        let current = [user(2, "desk", &["desk@x.com"], AuthMethod::Local, None)];
+        let entries = (0..n)
+            .map(|i| entry(&format!("id{i}"), Some(&format!("u{i}")), &["desk@x.com"]))
+            .collect();
+        let plan = plan_sync(&current, entries, &opts(false));
+        assert_eq!(plan.counts.conflicts, n as u64);
+        let longest = plan.lines.iter().map(|l| l.reason.len()).max().unwrap();
+        let total: usize = plan.lines.iter().map(|l| l.reason.len()).sum();
+        assert!(
+            longest <= 1_000 && total <= 1_000 * n,
+            "longest conflict reason {longest} bytes, all reasons {total} bytes for {n} entries"
+        );
+    }
+
+    /// Review of f158e31: a conflict line labels a holder "linked to a directory entry the directory no
+    /// longer returns; delete that user, or enable delete_users" whenever the holder has no target, and a
+    /// holder whose own change was withdrawn in an earlier round has none any more. Here b's rename to c
+    /// (held by a local user) is withdrawn, b reclaims "b", and a's rename to b is then withdrawn: the line
+    /// tells the administrator to delete b, whose entry the directory did return.
+    #[test]
+    fn a_holder_whose_rename_was_withdrawn_is_not_called_gone_from_the_directory() {
+        let plan = plan_sync(
+            &[
+                user(2, "a", &[], AuthMethod::Directory, Some("1")),
+                user(3, "b", &[], AuthMethod::Directory, Some("2")),
+                user(4, "c", &[], AuthMethod::Local, None),
+            ],
+            vec![entry("1", Some("b"), &[]), entry("2", Some("c"), &[])],
+            &opts(false),
+        );
+        assert_eq!(plan.counts.conflicts, 2, "{:?}", plan.lines);
+        let a_line = plan
+            .lines
+            .iter()
+            .find(|l| l.action == ReportAction::Conflict && l.user == "b")
+            .unwrap();
+        assert!(
+            !a_line.reason.contains("no longer returns"),
+            "{}",
+            a_line.reason
+        );
+    }
+
+    /// Review of f158e31, rule 2's side of the same: twenty entries with one name give twenty lines that
+    /// each name five DNs and count the rest, not twenty lines of twenty DNs.
+    #[test]
+    fn duplicate_name_lines_name_a_few_dns_and_count_the_rest() {
+        let entries = (0..20)
+            .map(|i| {
+                let mut e = entry(&format!("id{i}"), Some("shared"), &[]);
+                e.dn = format!("cn=s{i},ou=People");
+                e
+            })
+            .collect();
+        let plan = plan_sync(&[admin()], entries, &opts(false));
+        assert_eq!(plan.counts.conflicts, 20);
+        assert_eq!(plan.lines.len(), 20);
+        for line in &plan.lines {
+            assert_eq!(
+                line.reason,
+                "20 directory entries have this user name: cn=s0,ou=People; cn=s1,ou=People; \
+                 cn=s2,ou=People; cn=s3,ou=People; cn=s4,ou=People and 15 more"
+            );
+        }
     }
 }

@@ -378,8 +378,6 @@ impl LdapDirectory {
             finished: false,
         };
         let result = self.read(progress).await;
-        guard.finished = true;
-        drop(guard);
         if let Err(
             DirectoryError::Disconnected { .. }
             | DirectoryError::Timeout { .. }
@@ -388,6 +386,8 @@ impl LdapDirectory {
         {
             self.forget_service().await;
         }
+        // Only now: dropped while waiting for the lock above, the connection must still be marked.
+        guard.finished = true;
         result
     }
 
