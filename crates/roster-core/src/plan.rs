@@ -532,7 +532,13 @@ pub fn plan_sync(
             }
         }
         drop(first);
-        for group in groups.values() {
+        for group in groups.values_mut() {
+            // By DN, not in the order of the answer: the preview and the sync are separate reads, and
+            // their lines should name the same entries.
+            group.sort_by(|&a, &b| {
+                let dn = |i: usize| valid.get(i).map(|e| e.dn.as_str());
+                dn(a).cmp(&dn(b))
+            });
             let dns = listed(
                 group
                     .iter()
@@ -540,7 +546,7 @@ pub fn plan_sync(
                 group.len(),
                 "; ",
             );
-            for &i in group {
+            for &i in group.iter() {
                 if let (Some(e), Some(f)) = (valid.get(i), fates.get_mut(i)) {
                     *f = Some(EntryFate::Conflict);
                     counts.conflicts += 1;
@@ -829,7 +835,15 @@ pub fn plan_sync(
                 if claims.len() < 2 {
                     continue;
                 }
-                claims.sort_unstable_by_key(|c| c.who);
+                // Existing users first, by id; then new entries by DN (not in the order of the answer,
+                // so that a preview and a sync, two separate reads, name the same holders).
+                claims.sort_unstable_by(|a, b| match (a.who, b.who) {
+                    (Claimant::Entry(x), Claimant::Entry(y)) => {
+                        let dn = |i: usize| valid.get(i).map(|e| e.dn.as_str());
+                        dn(x).cmp(&dn(y))
+                    }
+                    (x, y) => x.cmp(&y),
+                });
                 for c in claims.iter().filter(|c| c.introduced) {
                     if !judged.insert(c.who) {
                         continue;
@@ -1634,10 +1648,12 @@ mod tests {
     /// each name five DNs and count the rest, not twenty lines of twenty DNs.
     #[test]
     fn duplicate_name_lines_name_a_few_dns_and_count_the_rest() {
+        // Given in reverse: the line lists them by DN.
         let entries = (0..20)
+            .rev()
             .map(|i| {
                 let mut e = entry(&format!("id{i}"), Some("shared"), &[]);
-                e.dn = format!("cn=s{i},ou=People");
+                e.dn = format!("cn=s{i:02},ou=People");
                 e
             })
             .collect();
@@ -1647,9 +1663,29 @@ mod tests {
         for line in &plan.lines {
             assert_eq!(
                 line.reason,
-                "20 directory entries have this user name: cn=s0,ou=People; cn=s1,ou=People; \
-                 cn=s2,ou=People; cn=s3,ou=People; cn=s4,ou=People and 15 more"
+                "20 directory entries have this user name: cn=s00,ou=People; cn=s01,ou=People; \
+                 cn=s02,ou=People; cn=s03,ou=People; cn=s04,ou=People and 15 more"
             );
         }
+    }
+
+    /// The holders a conflict line names don't depend on the order the directory answered in.
+    #[test]
+    fn conflict_lines_list_new_entries_by_dn() {
+        let plan = plan_sync(
+            &[admin()],
+            vec![
+                entry("3", Some("cy"), &["desk@x.com"]),
+                entry("1", Some("al"), &["desk@x.com"]),
+                entry("2", Some("bo"), &["desk@x.com"]),
+            ],
+            &opts(false),
+        );
+        let cy = plan.lines.iter().find(|l| l.user == "cy").unwrap();
+        assert_eq!(
+            cy.reason,
+            "not applied: the address desk@x.com is also held by the new entry uid=al,ou=People, \
+             the new entry uid=bo,ou=People"
+        );
     }
 }
