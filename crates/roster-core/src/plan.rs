@@ -682,24 +682,20 @@ pub fn plan_sync(
     // user database is consistent, so a key nobody introduces keeps its one current holder. The maps
     // hold those keys only, with every claim on them; a re-sync with nothing new builds empty maps.
     {
+        // The entry that gives current user `u` its new state, while the plan still has one.
+        let target = |targets: &[Option<usize>], u: usize| -> Option<&ValidEntry> {
+            targets.get(u).copied().flatten().and_then(|i| valid.get(i))
+        };
         let planned_name = |targets: &[Option<usize>], u: usize| -> Option<&str> {
-            match targets.get(u).copied().flatten().and_then(|i| valid.get(i)) {
-                Some(e) => Some(e.name_key()),
-                None => cur_name_key(u),
-            }
+            target(targets, u)
+                .map(ValidEntry::name_key)
+                .or_else(|| cur_name_key(u))
         };
         // The keys `u` holds once the plan is applied (`planned`), or holds now.
         let user_claims =
             |targets: &[Option<usize>], u: usize, planned: bool| -> (Option<&str>, Vec<&str>) {
-                let entry = if planned {
-                    targets.get(u).copied().flatten().and_then(|i| valid.get(i))
-                } else {
-                    None
-                };
-                let name = match entry {
-                    Some(e) => Some(e.name_key()),
-                    None => cur_name_key(u),
-                };
+                let entry = if planned { target(targets, u) } else { None };
+                let name = entry.map(ValidEntry::name_key).or_else(|| cur_name_key(u));
                 let emails = match entry {
                     Some(e) if e.emails.is_some() => e.email_keys().collect(),
                     _ => cur_email_keys(u).collect(),
@@ -713,7 +709,7 @@ pub fn plan_sync(
             if deleted.get(u).copied().unwrap_or(false) {
                 continue;
             }
-            let Some(e) = targets.get(u).copied().flatten().and_then(|i| valid.get(i)) else {
+            let Some(e) = target(&targets, u) else {
                 continue;
             };
             let me = Claim {

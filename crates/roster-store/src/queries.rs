@@ -192,6 +192,13 @@ async fn bump_version(conn: &mut Conn) -> Result<i64> {
     .await?)
 }
 
+/// The user database version, as [`bump_version`] left it.
+async fn read_version(conn: &mut Conn) -> Result<i64> {
+    Ok(sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
 /// Reserves `n` consecutive ids from a counter in `meta`; returns the first.
 async fn alloc_ids(conn: &mut Conn, counter: &'static str, n: usize) -> Result<i64> {
     let n = i64::try_from(n).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -850,9 +857,7 @@ impl Store for ThisStore {
     async fn snapshot(&self) -> Result<Snapshot> {
         // One read transaction, so the users, addresses and version belong together.
         let mut tx = self.pool.begin().await?;
-        let version: i64 = sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
-            .fetch_one(&mut *tx)
-            .await?;
+        let version = read_version(&mut tx).await?;
         // Streamed, not fetched whole: at 100,000 users the rows alone would hold more than 100 MB. Sized
         // exactly: a vector grown by doubling would hold up to twice the users' memory.
         let count: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
@@ -910,9 +915,7 @@ impl Store for ThisStore {
 
     async fn user_db_version(&self) -> Result<i64> {
         let mut conn = self.pool.acquire().await?;
-        Ok(sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
-            .fetch_one(&mut *conn)
-            .await?)
+        read_version(&mut conn).await
     }
 
     async fn begin_run(&self, run: &NewRun, now: Timestamp, stale_before: Timestamp) -> Result<i64> {

@@ -12,7 +12,7 @@ use roster_app::{
 };
 use roster_core::directory::{DirectorySettings, Encryption, LdapSettings, LdifSettings, Secret};
 use roster_core::plan::{ReportAction, ReportCounts, ReportLine};
-use roster_core::user::{AuthMethod, DirectoryLink, FolderAccess, User};
+use roster_core::user::{AuthMethod, DirectoryLink, Folder, FolderAccess, User};
 use roster_core::{FolderRight, Privilege};
 use roster_store::{Actor, NewRun, RunKind, RunOutcome, RunStatus, StoreError};
 use roster_testkit::ldif::{base64, push_attr};
@@ -200,6 +200,14 @@ async fn stored(env: &Env, name: &str) -> User {
         .get_user(&env.local_admin(), name)
         .await
         .unwrap_or_else(|e| panic!("user {name}: {e}"))
+}
+
+/// Each folder as (name, owner, message count).
+fn folder_rows(folders: &[Folder]) -> Vec<(&str, Option<&str>, i64)> {
+    folders
+        .iter()
+        .map(|f| (f.name.as_str(), f.owner.as_deref(), f.message_count))
+        .collect()
 }
 
 fn emails(user: &User) -> Vec<&str> {
@@ -667,10 +675,7 @@ async fn a_modrdn_rename_keeps_the_user_its_folder_and_its_privileges() {
     );
     let folders = env.store.list_folders().await.unwrap();
     assert_eq!(
-        folders
-            .iter()
-            .map(|f| (f.name.as_str(), f.owner.as_deref(), f.message_count))
-            .collect::<Vec<_>>(),
+        folder_rows(&folders),
         [
             ("admin", Some("admin"), 0),
             ("alicia", Some("alicia"), 42),
@@ -766,10 +771,7 @@ async fn departed_users_are_deleted_only_with_delete_users_and_folders_with_mess
     assert!(all[0].builtin_admin);
     let folders = env.store.list_folders().await.unwrap();
     assert_eq!(
-        folders
-            .iter()
-            .map(|f| (f.name.as_str(), f.owner.as_deref(), f.message_count))
-            .collect::<Vec<_>>(),
+        folder_rows(&folders),
         [
             ("admin", Some("admin"), 0),
             ("alice", Some("alice"), 0),
@@ -2034,10 +2036,7 @@ async fn folders_are_decided_by_their_message_count_when_the_sync_applies(env: E
     assert_eq!(names(&users(&env).await), ["admin", "alice"]);
     let folders = env.store.list_folders().await.unwrap();
     assert_eq!(
-        folders
-            .iter()
-            .map(|f| (f.name.as_str(), f.owner.as_deref(), f.message_count))
-            .collect::<Vec<_>>(),
+        folder_rows(&folders),
         [
             ("admin", Some("admin"), 0),
             ("alice", Some("alice"), 0),

@@ -320,20 +320,7 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
     };
     let plan = plan_sync(&snap.users, entries.clone(), &opts);
     assert_eq!(plan.counts.created, 2500);
-    let run = env
-        .store
-        .begin_run(
-            &NewRun {
-                kind: RunKind::Sync,
-                triggered_by: "test".into(),
-                actor: Actor("t".into()),
-                directory_type: "ldap".into(),
-            },
-            T0,
-            T0.plus_seconds(-60),
-        )
-        .await
-        .unwrap();
+    let run = begin_sync_run(&env).await;
     // Someone changes a user after the snapshot: the plan is refused whole.
     env.roster
         .create_user(&admin, local("late", &[]))
@@ -404,12 +391,6 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
 on_both_backends!(a_plan_applies_whole_and_only_to_its_snapshot);
 
 async fn two_runs_never_overlap(env: Env) {
-    let new_run = |kind| NewRun {
-        kind,
-        triggered_by: "test".into(),
-        actor: Actor("t".into()),
-        directory_type: "ldap".into(),
-    };
     let first = env
         .store
         .begin_run(&new_run(RunKind::Sync), T0, T0.plus_seconds(-120))
@@ -483,22 +464,27 @@ fn made_up_lines(n: usize) -> Vec<ReportLine> {
         .collect()
 }
 
+/// The run every test here starts: triggered by "test", actor "t", on an LDAP directory.
+fn new_run(kind: RunKind) -> NewRun {
+    NewRun {
+        kind,
+        triggered_by: "test".into(),
+        actor: Actor("t".into()),
+        directory_type: "ldap".into(),
+    }
+}
+
+/// Begins a sync run at `T0`.
+async fn begin_sync_run(env: &Env) -> i64 {
+    env.store
+        .begin_run(&new_run(RunKind::Sync), T0, T0.plus_seconds(-60))
+        .await
+        .unwrap()
+}
+
 /// A sync run, finished with these lines.
 async fn finished_run(env: &Env, lines: &[ReportLine]) -> i64 {
-    let run = env
-        .store
-        .begin_run(
-            &NewRun {
-                kind: RunKind::Sync,
-                triggered_by: "test".into(),
-                actor: Actor("t".into()),
-                directory_type: "ldap".into(),
-            },
-            T0,
-            T0.plus_seconds(-60),
-        )
-        .await
-        .unwrap();
+    let run = begin_sync_run(env).await;
     env.store
         .finish_run(
             run,
@@ -822,20 +808,7 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
         let snap = env.store.snapshot().await.unwrap();
         let plan = plan_sync(&snap.users, entries.clone(), &opts);
         assert!(plan.counts.created > 0, "round {round}");
-        let run = env
-            .store
-            .begin_run(
-                &NewRun {
-                    kind: RunKind::Sync,
-                    triggered_by: "test".into(),
-                    actor: Actor("t".into()),
-                    directory_type: "ldap".into(),
-                },
-                T0,
-                T0.plus_seconds(-60),
-            )
-            .await
-            .unwrap();
+        let run = begin_sync_run(&env).await;
         env.store
             .apply_plan(
                 run,
