@@ -33,6 +33,12 @@ impl PgStore {
     }
 }
 
+/// The connection a synchronization applies its plan on: one of the pool's. (SQLite opens one of its own
+/// with other settings; PostgreSQL checks foreign keys cheaply through its indexes.)
+async fn apply_connection(store: &PgStore) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    Ok(store.pool.acquire().await?)
+}
+
 /// Connection errors may quote the URL, and the URL may hold a password.
 fn redact(message: &str, url: &str) -> String {
     message.replace(url, "(the database URL)")

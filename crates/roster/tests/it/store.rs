@@ -878,3 +878,146 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
     env.check().await;
 }
 on_both_backends!(the_snapshot_and_new_users_rows_match_each_user);
+
+/// Plans `entries` against the current users (deleting those the directory no longer returns) and applies
+/// the plan in a run of its own.
+async fn sync_entries(env: &Env, entries: Vec<DirectoryEntry>) -> roster_core::plan::SyncPlan {
+    let snap = env.store.snapshot().await.unwrap();
+    let opts = PlanOptions {
+        source: "ldap".into(),
+        delete_users: true,
+    };
+    let plan = plan_sync(&snap.users, entries, &opts);
+    let run = begin_sync_run(env).await;
+    env.store
+        .apply_plan(
+            run,
+            snap.version,
+            &plan.changes,
+            &DefaultPrivileges::default(),
+            &Actor("t".into()),
+            T0,
+        )
+        .await
+        .unwrap();
+    env.store
+        .finish_run(
+            run,
+            &RunOutcome {
+                status: RunStatus::Succeeded,
+                entries_read: 0,
+                counts: Some(plan.counts),
+                error: None,
+                lines: &plan.lines,
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    plan
+}
+
+fn person(name: &str) -> DirectoryEntry {
+    DirectoryEntry {
+        id: format!("id-{name}"),
+        dn: format!("uid={name},ou=People,dc=example,dc=com"),
+        name: Some(name.into()),
+        full_name: Some(format!("{name} Example")),
+        emails: Some(vec![format!("{name}@example.com")]),
+    }
+}
+
+/// SQLite applies a sync's plan on a connection that doesn't enforce foreign keys, so a user the sync
+/// deletes must take every row that refers to it along explicitly: addresses, privileges, sessions, its
+/// access to others' folders, and everyone's access to its own folder when that folder goes. (`check`
+/// runs `PRAGMA foreign_key_check` on SQLite.)
+async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
+    let admin = env.local_admin();
+    sync_entries(&env, vec![person("dora"), person("ed")]).await;
+    env.roster
+        .create_user(&admin, local("fay", &[]))
+        .await
+        .unwrap();
+    let grant = |folder: &str| roster_app::FolderRightsInput {
+        folder: folder.into(),
+        rights: BTreeSet::from([FolderRight::Read]),
+    };
+    for (user, folders) in [
+        ("dora", ["ed", "fay"]),
+        ("ed", ["dora", "fay"]),
+        ("fay", ["dora", "ed"]),
+    ] {
+        env.roster
+            .set_privileges(
+                &admin,
+                user,
+                PrivilegesInput {
+                    privileges: BTreeSet::from([Privilege::LogOn, Privilege::ExportEmail]),
+                    folders: folders.iter().map(|f| grant(f)).collect(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Ed's folder holds messages, so it stays when ed goes; dora's is empty and goes.
+    env.roster.set_message_count(&admin, "ed", 3).await.unwrap();
+    let dora = env.roster.get_user(&admin, "dora").await.unwrap();
+    env.store
+        .create_session("dora-session", dora.id, T0, T0.plus_seconds(3600))
+        .await
+        .unwrap();
+
+    let plan = sync_entries(&env, vec![]).await;
+    assert_eq!(plan.counts.deleted, 2, "{:?}", plan.lines);
+
+    assert!(
+        env.store
+            .session_user("dora-session", T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let fay = env.roster.get_user(&admin, "fay").await.unwrap();
+    let fay_folders: Vec<&str> = fay.folders.iter().map(|f| f.folder.as_str()).collect();
+    assert_eq!(
+        fay_folders,
+        ["ed", "fay"],
+        "access to dora's deleted folder went with it"
+    );
+    let folders = env.roster.list_folders(&admin).await.unwrap();
+    let names: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["admin", "ed", "fay"]);
+    // The addresses are free again.
+    sync_entries(&env, vec![person("dora")]).await;
+    let dora = env.roster.get_user(&admin, "dora").await.unwrap();
+    assert_eq!(dora.privileges, BTreeSet::from([Privilege::LogOn]));
+    assert_eq!(dora.folders.len(), 1);
+    env.check().await;
+}
+on_both_backends!(a_user_deleted_by_a_sync_takes_its_rows_with_it);
+
+/// The check that `a_user_deleted_by_a_sync_takes_its_rows_with_it` relies on does find a row that refers
+/// to nothing.
+#[tokio::test]
+async fn the_consistency_check_finds_rows_that_refer_to_nothing() {
+    let env = Env::sqlite().await;
+    env.check().await;
+    // As the apply connection does: without enforcing foreign keys.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(env.dir.path().join("roster.db"))
+            .foreign_keys(false),
+    )
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::Connection::close(conn).await.unwrap();
+    let problems = env.store.check_consistency().await.unwrap();
+    assert_eq!(
+        problems,
+        ["user_privileges row (without rowid) refers to a missing row of users"]
+    );
+}

@@ -1,0 +1,112 @@
+//! Times `apply_plan` for a first synchronization of N users into a fresh SQLite store, in process, so that
+//! the store's share of a sync can be compared between builds without the noise of a directory read.
+//!
+//!   cargo run --release -p roster-store --example apply_timing -- [N] [REPS] [random|sequential]
+//!
+//! The directory ids are random by default, like Active Directory's GUIDs; `sequential` gives ids in the
+//! order of the entries, like the entryUUIDs of a directory loaded in one go (bench/ldap-sync.sh).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use roster_core::plan::{NewUser, PlannedChanges};
+use roster_core::privileges::DefaultPrivileges;
+use roster_core::user::DirectoryLink;
+use roster_core::{EmailAddress, Timestamp, UserName};
+use roster_store::{Actor, NewRun, RunKind, SqliteStore, Store};
+use std::time::Instant;
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(100_000);
+    let reps: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(5);
+    let sequential = match args.next().as_deref() {
+        None | Some("random") => false,
+        Some("sequential") => true,
+        Some(other) => panic!("expected random or sequential, not {other}"),
+    };
+    let create: Vec<NewUser> = (0..n)
+        .map(|i| {
+            let name = format!("user{i:06}");
+            let mut emails = vec![EmailAddress::parse(&format!("{name}@example.com")).unwrap()];
+            if i % 2 == 0 {
+                emails
+                    .push(EmailAddress::parse(&format!("alias.{name}@mail.example.com")).unwrap());
+            }
+            NewUser {
+                name: UserName::parse(&name).unwrap(),
+                full_name: format!("Person {i}"),
+                emails,
+                link: DirectoryLink {
+                    source: "ldap".into(),
+                    id: if sequential {
+                        format!("{i:08x}-7c5f-1041-89be-791965f5c6b2")
+                    } else {
+                        format!(
+                            "{:08x}-7c5f-1041-89be-791965f5c6b2",
+                            i.wrapping_mul(2_654_435_761) % (1 << 32)
+                        )
+                    },
+                    dn: Some(format!("uid={name},ou=People,dc=example,dc=com")),
+                },
+            }
+        })
+        .collect();
+    let changes = PlannedChanges {
+        create,
+        update: vec![],
+        delete: vec![],
+    };
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    for _ in 0..reps {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.ensure_admin("x", Timestamp(1)).await.unwrap();
+        let run = NewRun {
+            kind: RunKind::Sync,
+            triggered_by: "bench".into(),
+            actor: Actor("bench".into()),
+            directory_type: "ldap".into(),
+        };
+        let run_id = store
+            .begin_run(&run, Timestamp(2), Timestamp(0))
+            .await
+            .unwrap();
+        let version = store.user_db_version().await.unwrap();
+        let (t, c) = (Instant::now(), cpu_seconds());
+        store
+            .apply_plan(
+                run_id,
+                version,
+                &changes,
+                &DefaultPrivileges::default(),
+                &Actor("bench".into()),
+                Timestamp(3),
+            )
+            .await
+            .unwrap();
+        walls.push(t.elapsed().as_secs_f64());
+        cpus.push(cpu_seconds() - c);
+    }
+    walls.sort_by(f64::total_cmp);
+    cpus.sort_by(f64::total_cmp);
+    println!(
+        "apply_plan, {n} new users with {} ids, {reps} runs: wall median {:.3} s (min {:.3}), CPU median {:.2} s",
+        if sequential { "sequential" } else { "random" },
+        walls[reps / 2],
+        walls[0],
+        cpus[reps / 2]
+    );
+}
