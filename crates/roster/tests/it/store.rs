@@ -805,35 +805,8 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
     };
     let mut entries: Vec<DirectoryEntry> = (0..1205).map(|i| entry(i, i % 3)).collect();
     for round in 0..2 {
-        let snap = env.store.snapshot().await.unwrap();
-        let plan = plan_sync(&snap.users, entries.clone(), &opts);
+        let plan = sync_entries(&env, entries.clone(), &opts, &defaults).await;
         assert!(plan.counts.created > 0, "round {round}");
-        let run = begin_sync_run(&env).await;
-        env.store
-            .apply_plan(
-                run,
-                snap.version,
-                &plan.changes,
-                &defaults,
-                &Actor("t".into()),
-                T0,
-            )
-            .await
-            .unwrap();
-        env.store
-            .finish_run(
-                run,
-                &RunOutcome {
-                    status: RunStatus::Succeeded,
-                    entries_read: 0,
-                    counts: Some(plan.counts),
-                    error: None,
-                    lines: &[],
-                },
-                T0,
-            )
-            .await
-            .unwrap();
         // A user made by hand between the runs takes the next id: the second run's range starts after it.
         env.roster
             .create_user(&admin, local(&format!("hand{round}"), &[]))
@@ -879,22 +852,23 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
 }
 on_both_backends!(the_snapshot_and_new_users_rows_match_each_user);
 
-/// Plans `entries` against the current users (deleting those the directory no longer returns) and applies
-/// the plan in a run of its own.
-async fn sync_entries(env: &Env, entries: Vec<DirectoryEntry>) -> roster_core::plan::SyncPlan {
+/// Plans `entries` against the current users and applies the plan in a sync run of its own, recording its
+/// lines.
+async fn sync_entries(
+    env: &Env,
+    entries: Vec<DirectoryEntry>,
+    opts: &PlanOptions,
+    defaults: &DefaultPrivileges,
+) -> roster_core::plan::SyncPlan {
     let snap = env.store.snapshot().await.unwrap();
-    let opts = PlanOptions {
-        source: "ldap".into(),
-        delete_users: true,
-    };
-    let plan = plan_sync(&snap.users, entries, &opts);
+    let plan = plan_sync(&snap.users, entries, opts);
     let run = begin_sync_run(env).await;
     env.store
         .apply_plan(
             run,
             snap.version,
             &plan.changes,
-            &DefaultPrivileges::default(),
+            defaults,
             &Actor("t".into()),
             T0,
         )
@@ -933,7 +907,12 @@ fn person(name: &str) -> DirectoryEntry {
 /// runs `PRAGMA foreign_key_check` on SQLite.)
 async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
     let admin = env.local_admin();
-    sync_entries(&env, vec![person("dora"), person("ed")]).await;
+    let opts = PlanOptions {
+        source: "ldap".into(),
+        delete_users: true,
+    };
+    let defaults = DefaultPrivileges::default();
+    sync_entries(&env, vec![person("dora"), person("ed")], &opts, &defaults).await;
     env.roster
         .create_user(&admin, local("fay", &[]))
         .await
@@ -967,7 +946,7 @@ async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
         .await
         .unwrap();
 
-    let plan = sync_entries(&env, vec![]).await;
+    let plan = sync_entries(&env, vec![], &opts, &defaults).await;
     assert_eq!(plan.counts.deleted, 2, "{:?}", plan.lines);
 
     assert!(
@@ -988,7 +967,7 @@ async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
     let names: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["admin", "ed", "fay"]);
     // The addresses are free again.
-    sync_entries(&env, vec![person("dora")]).await;
+    sync_entries(&env, vec![person("dora")], &opts, &defaults).await;
     let dora = env.roster.get_user(&admin, "dora").await.unwrap();
     assert_eq!(dora.privileges, BTreeSet::from([Privilege::LogOn]));
     assert_eq!(dora.folders.len(), 1);
