@@ -43,6 +43,9 @@ pub enum AppError {
     RunFailed {
         run_id: i64,
         code: &'static str,
+        /// The failure's own kind: a setting at fault is the caller's to fix (400, exit code 2), an
+        /// unreachable directory is not (503, exit code 5).
+        kind: ErrorKind,
         message: String,
     },
     #[error(transparent)]
@@ -97,9 +100,10 @@ impl AppError {
             | AppError::NoDirectory => ErrorKind::BadRequest,
             AppError::LogonNotAllowed | AppError::Forbidden(_) => ErrorKind::Forbidden,
             AppError::NotFound(_) => ErrorKind::NotFound,
-            AppError::DirectoryLogonUnavailable(_)
-            | AppError::DirectoryUnavailableAtLogon
-            | AppError::RunFailed { .. } => ErrorKind::Unavailable,
+            AppError::DirectoryLogonUnavailable(_) | AppError::DirectoryUnavailableAtLogon => {
+                ErrorKind::Unavailable
+            }
+            AppError::RunFailed { kind, .. } => *kind,
             AppError::Directory(e) => {
                 if matches!(
                     e,

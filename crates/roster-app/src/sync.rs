@@ -153,6 +153,11 @@ impl Roster {
                 ));
             }
         }
+        // Everything that can be checked without connecting is checked now (the CA file is read, the
+        // filter's matching rules are looked at), so that a mistake shows here and not at the first run.
+        if !matches!(settings, DirectorySettings::None) {
+            roster_directory::connector(&settings)?;
+        }
         let json =
             serde_json::to_string(&settings).map_err(|e| AppError::Internal(e.to_string()))?;
         let sealed = match settings.password() {
@@ -221,7 +226,6 @@ impl Roster {
             .load_directory_settings()
             .await?
             .ok_or(AppError::NoDirectory)?;
-        let directory = self.directory(&settings).await?;
         let actor = caller.actor();
         let now = self.now();
         let run_id = self
@@ -240,15 +244,21 @@ impl Roster {
         let read = AtomicU64::new(0);
         let result = {
             let heartbeat = self.heartbeat(run_id, &read);
-            let work = self.run_steps(
-                run_id,
-                kind,
-                &settings,
-                directory.as_ref(),
-                &read,
-                progress,
-                &actor,
-            );
+            // The connector is made inside the recorded run: settings stored by an older version, or a
+            // CA file that went away since `directory set`, fail a run that the history shows.
+            let work = async {
+                let directory = self.directory(&settings).await?;
+                self.run_steps(
+                    run_id,
+                    kind,
+                    &settings,
+                    directory.as_ref(),
+                    &read,
+                    progress,
+                    &actor,
+                )
+                .await
+            };
             tokio::pin!(heartbeat);
             tokio::select! {
                 r = work => r,
@@ -295,6 +305,7 @@ impl Roster {
                     }
                 };
                 let code = e.code();
+                let kind = e.kind();
                 self.store
                     .finish_run(
                         run_id,
@@ -311,6 +322,7 @@ impl Roster {
                 Err(AppError::RunFailed {
                     run_id,
                     code,
+                    kind,
                     message,
                 })
             }

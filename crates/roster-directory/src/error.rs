@@ -89,13 +89,16 @@ pub enum DirectoryError {
     Search { rc: u32, message: String },
 
     #[error(
-        "the connection to the LDAP server was lost while {operation} ({detail}){}; nothing was changed. Try again; if it keeps happening, check the server's logs",
+        "the connection to the LDAP server was lost while {operation} ({detail}){}; nothing was changed. {hint}",
         if *entries > 0 { format!("; the read was incomplete after {entries} entries") } else { String::new() }
     )]
     Disconnected {
         operation: &'static str,
         entries: u64,
         detail: String,
+        /// What to do: most often "try again", but a plain connection that the server drops at the first
+        /// request is the classic sign of an LDAPS port (the server waited for a TLS handshake).
+        hint: &'static str,
     },
 
     #[error(
@@ -181,6 +184,7 @@ fn service_bind_message(bind_dn: &str, rc: u32, message: &str) -> String {
 fn search_hint(rc: u32) -> &'static str {
     match rc {
         1 | 2 => "the server rejected the request; check `filter` and `base_dn`",
+        34 => "`base_dn` is not a valid DN; write it like ou=People,dc=example,dc=com",
         11 => {
             "an administrative limit was exceeded; the server may cap the page size: lower `page_size`"
         }

@@ -236,6 +236,12 @@ impl LdapDirectory {
             }
         };
         match error {
+            LdapError::Timeout { .. } if self.encryption == Encryption::Starttls => {
+                connect(format!(
+                    "no answer within {} s; an LDAPS port (usually 636) waits for a TLS handshake and never answers the StartTLS request: if this is one, set `encryption = \"ssl\"`",
+                    self.timeout_seconds
+                ))
+            }
             LdapError::Timeout { .. } => {
                 connect(format!("no answer within {} s", self.timeout_seconds))
             }
@@ -312,6 +318,11 @@ impl LdapDirectory {
                 operation,
                 entries,
                 detail: other.to_string(),
+                hint: if operation == BINDING && self.encryption != Encryption::Ssl {
+                    "If the server expects TLS from the first byte on this port (LDAPS, usually port 636), set `encryption = \"ssl\"`; otherwise try again, and check the server's logs if it keeps happening"
+                } else {
+                    "Try again; if it keeps happening, check the server's logs"
+                },
             },
             other => DirectoryError::Protocol {
                 message: other.to_string(),

@@ -14,13 +14,16 @@ pub enum StoreError {
     #[error("the built-in administrator can't be {0}")]
     BuiltinAdmin(&'static str),
     #[error(
-        "another directory run (#{run_id}, a {kind} started {started_at} by {actor}) is in progress; wait for it to finish and try again"
+        "another directory run (#{run_id}, a {kind} started {started_at} by {actor}) is in progress; wait for it to finish and try again. If the process running it was stopped, the run is taken for dead at {dead_after}, once it has been silent long enough"
     )]
     RunInProgress {
         run_id: i64,
         kind: String,
         actor: String,
         started_at: Timestamp,
+        /// When its heartbeat will have been silent for long enough that the next run takes it for dead:
+        /// an administrator whose run was killed learns when to try again, instead of guessing.
+        dead_after: Timestamp,
     },
     #[error("the user database changed while the plan was made")]
     StaleSnapshot,

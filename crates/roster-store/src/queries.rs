@@ -962,15 +962,18 @@ impl Store for ThisStore {
             }
             None => {
                 let row = sqlx::query::<Db>(
-                    "SELECT id, kind, actor, started_at FROM sync_runs WHERE status = 'running'",
+                    "SELECT id, kind, actor, started_at, heartbeat_at FROM sync_runs WHERE status = 'running'",
                 )
                 .fetch_one(&mut *tx)
                 .await?;
+                let heartbeat_at: i64 = row.try_get("heartbeat_at")?;
                 Err(StoreError::RunInProgress {
                     run_id: row.try_get("id")?,
                     kind: row.try_get("kind")?,
                     actor: row.try_get("actor")?,
                     started_at: Timestamp(row.try_get("started_at")?),
+                    // Stale once heartbeat_at < stale_before, and stale_before moves with the clock.
+                    dead_after: Timestamp(heartbeat_at.saturating_add(now.0.saturating_sub(stale_before.0))),
                 })
             }
         }

@@ -34,6 +34,7 @@ impl SqliteStore {
         })?;
         let path = crate::StoreLocation::sqlite_file(data_dir);
         check_header(&path)?;
+        create_private(&path)?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -98,6 +99,28 @@ fn with_path(e: StoreError, path: &Path) -> StoreError {
             detail,
         },
         other => other,
+    }
+}
+
+/// A new database file is created empty, readable by its owner only, before SQLite opens it: it holds
+/// password hashes and session tokens' hashes, and SQLite creates the WAL and shared-memory files with the
+/// database file's permissions. The umask (often 022) would otherwise make all three world-readable. An
+/// existing file keeps the permissions its administrator gave it.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Open(format!(
+            "can't create {}: {e}",
+            path.display()
+        ))),
     }
 }
 

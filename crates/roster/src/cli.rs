@@ -40,8 +40,14 @@ pub struct Args {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
-    /// Log filter, e.g. `info` or `roster=debug`.
-    #[arg(long, global = true, env = "ROSTER_LOG", default_value = "warn")]
+    /// Log filter, e.g. `info` or `roster=debug`. The default keeps ldap3's own warnings (a socket error,
+    /// already reported as Roster's coded error with advice) from appearing twice in raw form.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOG",
+        default_value = "warn,ldap3=error"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -413,11 +419,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             if json {
                 output::json(&serde_json::json!({"accepted": true, "user": user}))?;
             } else {
-                println!(
+                output::line(&format!(
                     "logon accepted for {} ({} authentication)",
                     user.name,
                     user.auth.as_str()
-                );
+                ))?;
             }
         }
     }
@@ -501,12 +507,15 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
         UsersCommand::Remove { name } => {
             let d = roster.delete_user(me, &name).await?;
             if d.folder_kept {
-                println!(
+                output::line(&format!(
                     "deleted user {}; the archive folder holds messages and was kept",
                     d.name
-                );
+                ))?;
             } else {
-                println!("deleted user {} and the empty archive folder", d.name);
+                output::line(&format!(
+                    "deleted user {} and the empty archive folder",
+                    d.name
+                ))?;
             }
         }
         UsersCommand::SetPrivileges {
@@ -544,16 +553,16 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
         }
         UsersCommand::SetAuth { name, auth } => {
             let user = roster.set_auth(me, &name, auth).await?;
-            println!(
+            output::line(&format!(
                 "{} now logs on with {} authentication",
                 user.name,
                 user.auth.as_str()
-            );
+            ))?;
         }
         UsersCommand::SetPassword { name } => {
             let password = read_secret("ROSTER_NEW_PASSWORD", &format!("new password for {name}"))?;
             roster.set_password(me, &name, &password).await?;
-            println!("password set for {name}");
+            output::line(&format!("password set for {name}"))?;
         }
     }
     Ok(())

@@ -1,8 +1,9 @@
 //! `roster`: the server (`roster serve`) and the administrator's command line.
 //!
 //! Exit codes are part of the contract (scripts rely on them):
-//! 0 success · 1 failure (database, internal) · 2 invalid command line or input · 3 not found ·
-//! 4 conflict (duplicate name or address, another run in progress) · 5 a directory or the database is
+//! 0 success · 1 failure (database, internal) · 2 invalid command line or input (a run that fails on
+//! its settings, too) · 3 not found · 4 conflict (duplicate name or address, another run in progress, users
+//! changed by someone else while a run was planned) · 5 a directory or the database is
 //! unavailable (unreachable, refused the service account, a failed or partial read) · 6 logon refused or
 //! not permitted.
 

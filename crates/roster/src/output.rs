@@ -24,6 +24,19 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<()> {
     quiet_on_closed_pipe(written)
 }
 
+/// Everything else the CLI prints goes through here: buffered, and a closed pipe (`roster audit | head -1`)
+/// ends the output quietly, where `println!` would panic.
+fn emit(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = write(&mut out).and_then(|()| out.flush());
+    quiet_on_closed_pipe(written)
+}
+
+/// One line of text on standard output.
+pub fn line(text: &str) -> Result<()> {
+    emit(|out| writeln!(out, "{text}"))
+}
+
 fn quiet_on_closed_pipe(result: std::io::Result<()>) -> Result<()> {
     match result {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -43,85 +56,98 @@ pub fn users(users: &[User], as_json: bool) -> Result<()> {
     if as_json {
         return json(users);
     }
-    println!(
-        "{:<24} {:<24} {:<10} {:<30} PRIVILEGES",
-        "NAME", "FULL NAME", "AUTH", "EMAIL"
-    );
-    for u in users {
-        println!(
-            "{:<24} {:<24} {:<10} {:<30} {}",
-            u.name.as_str(),
-            u.full_name,
-            u.auth.as_str(),
-            u.emails.first().map(|e| e.as_str()).unwrap_or(""),
-            privileges(u)
-        );
-    }
-    Ok(())
+    emit(|out| {
+        writeln!(
+            out,
+            "{:<24} {:<24} {:<10} {:<30} PRIVILEGES",
+            "NAME", "FULL NAME", "AUTH", "EMAIL"
+        )?;
+        for u in users {
+            writeln!(
+                out,
+                "{:<24} {:<24} {:<10} {:<30} {}",
+                u.name.as_str(),
+                u.full_name,
+                u.auth.as_str(),
+                u.emails.first().map(|e| e.as_str()).unwrap_or(""),
+                privileges(u)
+            )?;
+        }
+        Ok(())
+    })
 }
 
 pub fn user(u: &User, as_json: bool) -> Result<()> {
     if as_json {
         return json(u);
     }
-    println!("name:           {}", u.name);
-    println!("full name:      {}", u.full_name);
-    println!(
-        "emails:         {}",
-        u.emails
-            .iter()
-            .map(|e| e.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!("authentication: {}", u.auth.as_str());
-    println!("privileges:     {}", privileges(u));
-    for f in &u.folders {
-        println!(
-            "folder access:  {} [{}]",
-            f.folder,
-            f.rights
+    emit(|out| {
+        writeln!(out, "name:           {}", u.name)?;
+        writeln!(out, "full name:      {}", u.full_name)?;
+        writeln!(
+            out,
+            "emails:         {}",
+            u.emails
                 .iter()
-                .map(|r| r.as_str())
+                .map(|e| e.as_str())
                 .collect::<Vec<_>>()
-                .join(",")
-        );
-    }
-    if let Some(l) = &u.directory {
-        println!(
-            "directory:      {} id {} ({})",
-            l.source,
-            l.id,
-            l.dn.as_deref().unwrap_or("-")
-        );
-    }
-    if u.builtin_admin {
-        println!("built-in administrator");
-    }
-    Ok(())
+                .join(", ")
+        )?;
+        writeln!(out, "authentication: {}", u.auth.as_str())?;
+        writeln!(out, "privileges:     {}", privileges(u))?;
+        for f in &u.folders {
+            writeln!(
+                out,
+                "folder access:  {} [{}]",
+                f.folder,
+                f.rights
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )?;
+        }
+        if let Some(l) = &u.directory {
+            writeln!(
+                out,
+                "directory:      {} id {} ({})",
+                l.source,
+                l.id,
+                l.dn.as_deref().unwrap_or("-")
+            )?;
+        }
+        if u.builtin_admin {
+            writeln!(out, "built-in administrator")?;
+        }
+        Ok(())
+    })
 }
 
 pub fn defaults(d: &DefaultPrivileges, as_json: bool) -> Result<()> {
     if as_json {
         return json(d);
     }
-    println!(
-        "privileges: {}",
-        d.privileges
-            .iter()
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    println!(
-        "own folder: {}",
-        d.own_folder
-            .iter()
-            .map(|r| r.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    Ok(())
+    emit(|out| {
+        writeln!(
+            out,
+            "privileges: {}",
+            d.privileges
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )?;
+        writeln!(
+            out,
+            "own folder: {}",
+            d.own_folder
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        )?;
+        Ok(())
+    })
 }
 
 pub fn directory(v: &serde_json::Value, as_json: bool) -> Result<()> {
@@ -129,49 +155,51 @@ pub fn directory(v: &serde_json::Value, as_json: bool) -> Result<()> {
         return json(v);
     }
     match toml::to_string(v) {
-        Ok(t) => print!("{t}"),
-        Err(_) => json(v)?,
+        Ok(t) => emit(|out| write!(out, "{t}")),
+        Err(_) => json(v),
     }
-    Ok(())
 }
 
 pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
     if as_json {
         return json(r);
     }
-    let c = &r.counts;
-    println!(
-        "{} #{} ({}): {} entries read",
-        if r.preview {
-            "Test Settings (preview, nothing committed)"
-        } else {
-            "Synchronization"
-        },
-        r.run_id,
-        r.directory_type,
-        r.entries_read
-    );
-    println!(
-        "created {}, updated {}, renamed {}, linked {}, deleted {}, folders kept {}, unchanged {}, conflicts {}, skipped {}",
-        c.created,
-        c.updated,
-        c.renamed,
-        c.linked,
-        c.deleted,
-        c.folders_kept,
-        c.unchanged,
-        c.conflicts,
-        c.skipped
-    );
+    emit(|out| {
+        let c = &r.counts;
+        writeln!(
+            out,
+            "{} #{} ({}): {} entries read",
+            if r.preview {
+                "Test Settings (preview, nothing committed)"
+            } else {
+                "Synchronization"
+            },
+            r.run_id,
+            r.directory_type,
+            r.entries_read
+        )?;
+        writeln!(
+            out,
+            "created {}, updated {}, renamed {}, linked {}, deleted {}, folders kept {}, unchanged {}, conflicts {}, skipped {}",
+            c.created,
+            c.updated,
+            c.renamed,
+            c.linked,
+            c.deleted,
+            c.folders_kept,
+            c.unchanged,
+            c.conflicts,
+            c.skipped
+        )?;
+        Ok(())
+    })?;
     lines(&r.lines)
 }
 
-/// Buffered: `println!` writes each line on its own, 100,000 system calls for a first sync's report.
+/// Buffered (through `emit`): a line per system call would be 100,000 calls for a first sync's report.
 fn lines(lines: &[ReportLine]) -> Result<()> {
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = lines
-        .iter()
-        .try_for_each(|l| {
+    emit(|out| {
+        lines.iter().try_for_each(|l| {
             writeln!(
                 out,
                 "  {:<9} {:<24} {}",
@@ -180,39 +208,42 @@ fn lines(lines: &[ReportLine]) -> Result<()> {
                 l.reason
             )
         })
-        .and_then(|()| out.flush());
-    quiet_on_closed_pipe(written)
+    })
 }
 
 pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
     if as_json {
         return json(runs);
     }
-    println!(
-        "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} RESULT",
-        "RUN", "KIND", "STATUS", "STARTED", "BY", "ENTRIES"
-    );
-    for r in runs {
-        let result = match (&r.counts, &r.error) {
-            (_, Some(e)) => e.clone(),
-            (Some(c), None) => format!(
-                "created {} updated {} renamed {} linked {} deleted {} conflicts {} skipped {}",
-                c.created, c.updated, c.renamed, c.linked, c.deleted, c.conflicts, c.skipped
-            ),
-            (None, None) => String::new(),
-        };
-        println!(
-            "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} {}",
-            r.id,
-            r.kind.as_str(),
-            r.status.as_str(),
-            r.started_at.to_rfc3339(),
-            r.triggered_by,
-            r.entries_read,
-            result
-        );
-    }
-    Ok(())
+    emit(|out| {
+        writeln!(
+            out,
+            "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} RESULT",
+            "RUN", "KIND", "STATUS", "STARTED", "BY", "ENTRIES"
+        )?;
+        for r in runs {
+            let result = match (&r.counts, &r.error) {
+                (_, Some(e)) => e.clone(),
+                (Some(c), None) => format!(
+                    "created {} updated {} renamed {} linked {} deleted {} conflicts {} skipped {}",
+                    c.created, c.updated, c.renamed, c.linked, c.deleted, c.conflicts, c.skipped
+                ),
+                (None, None) => String::new(),
+            };
+            writeln!(
+                out,
+                "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} {}",
+                r.id,
+                r.kind.as_str(),
+                r.status.as_str(),
+                r.started_at.to_rfc3339(),
+                r.triggered_by,
+                r.entries_read,
+                result
+            )?;
+        }
+        Ok(())
+    })
 }
 
 pub fn run(r: &RunSummary, l: &[ReportLine], as_json: bool) -> Result<()> {
@@ -227,34 +258,40 @@ pub fn folders(folders: &[Folder], as_json: bool) -> Result<()> {
     if as_json {
         return json(folders);
     }
-    println!("{:<6} {:<24} {:<24} MESSAGES", "ID", "NAME", "OWNER");
-    for f in folders {
-        println!(
-            "{:<6} {:<24} {:<24} {}",
-            f.id,
-            f.name,
-            f.owner.as_deref().unwrap_or("(none: owner deleted)"),
-            f.message_count
-        );
-    }
-    Ok(())
+    emit(|out| {
+        writeln!(out, "{:<6} {:<24} {:<24} MESSAGES", "ID", "NAME", "OWNER")?;
+        for f in folders {
+            writeln!(
+                out,
+                "{:<6} {:<24} {:<24} {}",
+                f.id,
+                f.name,
+                f.owner.as_deref().unwrap_or("(none: owner deleted)"),
+                f.message_count
+            )?;
+        }
+        Ok(())
+    })
 }
 
 pub fn audit(entries: &[AuditEntry], as_json: bool) -> Result<()> {
     if as_json {
         return json(entries);
     }
-    for e in entries {
-        println!(
-            "{} {:<16} {:<22} {:<20} {}",
-            e.at.to_rfc3339(),
-            e.actor,
-            e.action,
-            e.target,
-            e.details
-        );
-    }
-    Ok(())
+    emit(|out| {
+        for e in entries {
+            writeln!(
+                out,
+                "{} {:<16} {:<22} {:<20} {}",
+                e.at.to_rfc3339(),
+                e.actor,
+                e.action,
+                e.target,
+                e.details
+            )?;
+        }
+        Ok(())
+    })
 }
 
 /// A spinner with the number of entries read; indicatif hides it when stderr is not a terminal.

@@ -137,6 +137,11 @@ async fn server_down_and_missing_base() {
     let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
     assert!(matches!(err, DirectoryError::NoSuchBase { .. }), "{err:?}");
     assert!(err.to_string().contains("ou=Nowhere"), "{err}");
+    // A base DN that is not a DN at all (regression, review of issue 4: the message didn't name it).
+    let mut s = settings(&slapd);
+    s.base_dn = "garbage".into();
+    let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
+    assert!(err.to_string().contains("`base_dn`"), "{err:?}");
 }
 
 #[tokio::test]

@@ -92,6 +92,19 @@ async fn starttls_and_ldaps_with_the_ca_file() {
     let err = connect(s).check_connection().await.unwrap_err();
     assert!(matches!(err, DirectoryError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("636"), "{err}");
+
+    // And the reverse (regression, review of issue 4): plain LDAP and StartTLS to the LDAPS port. The
+    // server waits for a TLS handshake and drops the connection; the message must point at `encryption`.
+    for encryption in [Encryption::None, Encryption::Starttls] {
+        let mut s = tls_settings(&slapd, encryption, encryption == Encryption::Starttls);
+        s.port = slapd.ldaps_port();
+        s.timeout_seconds = Some(3);
+        let err = connect(s).check_connection().await.unwrap_err();
+        assert!(
+            err.to_string().contains("encryption = \"ssl\""),
+            "{encryption:?}: {err:?}"
+        );
+    }
 }
 
 #[tokio::test]

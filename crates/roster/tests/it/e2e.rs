@@ -267,6 +267,96 @@ fn exit_codes_are_part_of_the_contract() {
     assert_eq!(o.status.code(), Some(0));
 }
 
+/// Regressions from the administrator's review of issue 4: a world-readable database, a closed pipe, a
+/// Rust debug format in a message, a negative message count answered as a database error, and a CA file
+/// that was only found missing at the first run, which then wasn't recorded.
+#[test]
+fn review_of_issue_4_output_and_input_errors() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    for name in ["tom", "ann", "joe"] {
+        let o = run(roster(d)
+            .args(["users", "add", name])
+            .env("ROSTER_NEW_PASSWORD", "pw"));
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    // The database holds password hashes: readable by its owner only, whatever the umask.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["roster.db", "secret.key"] {
+            let mode = std::fs::metadata(d.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}: {mode:o}");
+        }
+    }
+    // `roster audit | head -1`: the reader is gone before roster writes; no panic, exit 0.
+    for args in [&["audit"][..], &["folders", "list"], &["users", "list"]] {
+        let mut child = roster(d)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+    let o = run(roster(d).args(["users", "show", "nobody"]));
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("no user named \"nobody\"") && !stderr(&o).contains("UserName("),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(roster(d).args(["folders", "set-count", "tom", "--", "-5"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("AP007-invalid"), "{}", stderr(&o));
+
+    // A CA file that doesn't exist is refused when the settings are saved ...
+    let ca = roster_testkit::TestCa::generate().unwrap();
+    let ca_file = d.join("ca.pem");
+    std::fs::copy(ca.ca_cert_path(), &ca_file).unwrap();
+    let settings = |ca: &Path| {
+        format!(
+            "type = \"ldap\"\nserver = \"127.0.0.1\"\nport = 1\nencryption = \"ssl\"\nca_file = {:?}\n\
+             bind_dn = \"cn=svc,dc=example,dc=com\"\npassword = \"svc-pw\"\nbase_dn = \"dc=example,dc=com\"\n\
+             filter = \"(uid=*)\"\nusername_attribute = \"uid\"\n",
+            ca.display().to_string()
+        )
+    };
+    let file = d.join("settings.toml");
+    std::fs::write(&file, settings(&d.join("missing.pem"))).unwrap();
+    let o = run(roster(d).args(["directory", "set", "--file"]).arg(&file));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DI001-invalid-settings") && stderr(&o).contains("ca_file"),
+        "{}",
+        stderr(&o)
+    );
+    // ... and one that went away after it was saved fails a run that the history shows.
+    std::fs::write(&file, settings(&ca_file)).unwrap();
+    let o = run(roster(d).args(["directory", "set", "--file"]).arg(&file));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::remove_file(&ca_file).unwrap();
+    let o = run(roster(d).args(["sync", "--preview"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ca_file") && stderr(&o).contains("(run #1)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(roster(d).args(["runs", "list", "--json"]));
+    let runs: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(runs[0]["status"], "failed", "{runs}");
+    assert!(
+        runs[0]["error"].as_str().unwrap().contains("ca_file"),
+        "{runs}"
+    );
+}
+
 #[test]
 fn a_damaged_database_file_is_reported_not_overwritten() {
     let data = tempfile::tempdir().unwrap();

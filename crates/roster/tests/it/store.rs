@@ -405,8 +405,17 @@ async fn two_runs_never_overlap(env: Env) {
         )
         .await
         .unwrap_err();
+    // The refusal says when a run whose process died would be taken for dead: its heartbeat (T0) plus the
+    // stale limit (120 s).
+    let text = e.to_string();
     match e {
-        StoreError::RunInProgress { run_id, .. } => assert_eq!(run_id, first),
+        StoreError::RunInProgress {
+            run_id, dead_after, ..
+        } => {
+            assert_eq!(run_id, first);
+            assert_eq!(dead_after, T0.plus_seconds(120));
+            assert!(text.contains(&T0.plus_seconds(120).to_string()), "{text}");
+        }
         other => panic!("expected RunInProgress, got {other}"),
     }
     // A run whose process died (no heartbeat for longer than the stale limit) doesn't block forever.
