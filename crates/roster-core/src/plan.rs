@@ -330,9 +330,9 @@ impl ClaimList {
 /// applies the plan (see `AppliedPlan` in roster-store), and the line then follows.
 pub fn deletion_reason(folder_kept: bool) -> &'static str {
     if folder_kept {
-        "no longer in the directory; the archive folder holds messages and is kept"
+        "no longer found under the base DN with the filter (deleted, moved or changed in the directory); the archive folder holds messages and is kept"
     } else {
-        "no longer in the directory; the empty archive folder is deleted too"
+        "no longer found under the base DN with the filter (deleted, moved or changed in the directory); the empty archive folder is deleted too"
     }
 }
 

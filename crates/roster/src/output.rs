@@ -225,8 +225,16 @@ pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
             let result = match (&r.counts, &r.error) {
                 (_, Some(e)) => e.clone(),
                 (Some(c), None) => format!(
-                    "created {} updated {} renamed {} linked {} deleted {} conflicts {} skipped {}",
-                    c.created, c.updated, c.renamed, c.linked, c.deleted, c.conflicts, c.skipped
+                    "created {} updated {} renamed {} linked {} deleted {} folders kept {} unchanged {} conflicts {} skipped {}",
+                    c.created,
+                    c.updated,
+                    c.renamed,
+                    c.linked,
+                    c.deleted,
+                    c.folders_kept,
+                    c.unchanged,
+                    c.conflicts,
+                    c.skipped
                 ),
                 (None, None) => String::new(),
             };

@@ -746,13 +746,13 @@ async fn departed_users_are_deleted_only_with_delete_users_and_folders_with_mess
         line(
             "bob",
             ReportAction::Deleted,
-            "no longer in the directory; the archive folder holds messages and is kept",
+            "no longer found under the base DN with the filter (deleted, moved or changed in the directory); the archive folder holds messages and is kept",
             &format!("uid=bob,{PEOPLE}"),
         ),
         line(
             "dave",
             ReportAction::Deleted,
-            "no longer in the directory; the empty archive folder is deleted too",
+            "no longer found under the base DN with the filter (deleted, moved or changed in the directory); the empty archive folder is deleted too",
             &format!("uid=dave,{PEOPLE}"),
         ),
     ];
@@ -2037,13 +2037,13 @@ async fn folders_are_decided_by_their_message_count_when_the_sync_applies(env: E
             line(
                 "bob",
                 ReportAction::Deleted,
-                "no longer in the directory; the empty archive folder is deleted too",
+                "no longer found under the base DN with the filter (deleted, moved or changed in the directory); the empty archive folder is deleted too",
                 &format!("uid=bob,{PEOPLE}"),
             ),
             line(
                 "dave",
                 ReportAction::Deleted,
-                "no longer in the directory; the archive folder holds messages and is kept",
+                "no longer found under the base DN with the filter (deleted, moved or changed in the directory); the archive folder holds messages and is kept",
                 &format!("uid=dave,{PEOPLE}"),
             ),
         ]
