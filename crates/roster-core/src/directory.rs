@@ -118,8 +118,15 @@ pub struct LdapSettings {
     #[schema(value_type = Option<String>)]
     pub ca_file: Option<PathBuf>,
     pub bind_dn: String,
-    /// Never serialized: the API shows `password_set` instead.
-    #[serde(default, skip_serializing)]
+    /// The service account's password. Write-only: `GET /api/v1/directory` shows `password_set` instead.
+    /// Left out, the stored password is kept if the server, port, encryption and bind DN are unchanged.
+    // Never serialized. `skip_serializing_if` rather than `skip_serializing`, which would also drop the
+    // field from the API's schema.
+    #[serde(
+        default,
+        skip_serializing_if = "never_shown",
+        serialize_with = "refuse_to_serialize"
+    )]
     #[schema(value_type = Option<String>, write_only)]
     pub password: Option<Secret>,
     pub base_dn: String,
@@ -165,6 +172,15 @@ pub struct LdifSettings {
 pub struct SettingsError {
     pub key: &'static str,
     pub message: String,
+}
+
+fn never_shown(_: &Option<Secret>) -> bool {
+    true
+}
+
+/// Never called (`never_shown` skips the field); `Secret` has no `Serialize`, on purpose.
+fn refuse_to_serialize<S: serde::Serializer>(_: &Option<Secret>, _: S) -> Result<S::Ok, S::Error> {
+    Err(serde::ser::Error::custom("a password is never serialized"))
 }
 
 fn settings_error(key: &'static str, message: impl Into<String>) -> SettingsError {
@@ -295,6 +311,15 @@ impl LdifSettings {
         if self.file.as_os_str().is_empty() {
             return Err(settings_error("file", "give the path of the LDIF file"));
         }
+        // The file is read by whichever process runs the sync (the server, or a CLI started elsewhere):
+        // a relative path would mean a different file to each. The CLI makes a path in a settings file
+        // absolute against that file's directory before it gets here.
+        if !self.file.is_absolute() {
+            return Err(settings_error(
+                "file",
+                "give the LDIF file's absolute path (a relative path would be resolved against the server's working directory)",
+            ));
+        }
         check_mapping(
             &self.filter,
             &self.username_attribute,
@@ -348,5 +373,23 @@ mod tests {
             parse_attribute_list("k", Some("mail, mailAlternateAddress,,MAIL")).unwrap(),
             vec!["mail", "mailAlternateAddress"]
         );
+    }
+
+    /// Regression (review of issue 4): a relative path set through the API was resolved against the
+    /// server's working directory at run time.
+    #[test]
+    fn an_ldif_file_path_must_be_absolute() {
+        let mut s = LdifSettings {
+            file: "company.ldif".into(),
+            base_dn: "dc=example,dc=com".into(),
+            filter: "(uid=*)".into(),
+            username_attribute: "uid".into(),
+            full_name_attribute: None,
+            email_attributes: None,
+            delete_users: false,
+        };
+        assert_eq!(s.validate().map(|_| ()).unwrap_err().key, "file");
+        s.file = "/srv/export/company.ldif".into();
+        assert!(s.validate().is_ok());
     }
 }

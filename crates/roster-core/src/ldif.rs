@@ -103,6 +103,18 @@ impl<R: BufRead> LdifReader<R> {
                     if buf.last() == Some(&b'\r') {
                         buf.pop();
                     }
+                } else if !buf.iter().all(u8::is_ascii_whitespace) {
+                    // RFC 2849 ends every line of a record with a line break, so a file that stops
+                    // inside a line was cut off (a copy that ran out of space, a transfer that broke).
+                    // Read as complete, its missing entries would look like users who left.
+                    self.done = true;
+                    return Err(LdifError {
+                        line: self.line,
+                        message: "the file ends in the middle of this line, without a line break: it looks \
+                                  truncated, so nothing was read from it. If the file is complete, end it \
+                                  with a line break"
+                            .to_owned(),
+                    });
                 }
                 // Editors on Windows like to prepend a byte order mark.
                 if self.line == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
@@ -354,6 +366,16 @@ fn parse_line(line: usize, text: &[u8]) -> Result<(String, Vec<u8>), LdifError> 
                     "the value of '{name}' contains a NUL byte; binary values must be base64-encoded ('{name}:: ...')"
                 )));
             }
+            // RFC 2849 allows only ASCII here; UTF-8 is accepted because exporters write it, but other
+            // bytes are a damaged or mis-encoded file. Read anyway, the value would match no filter and
+            // its user would look deleted.
+            if std::str::from_utf8(value).is_err() {
+                return Err(error(format!(
+                    "the value of '{name}' is not valid UTF-8 (the file may be damaged, or saved in another \
+                     encoding such as Latin-1); save the file as UTF-8, or base64-encode binary values \
+                     ('{name}:: ...')"
+                )));
+            }
             Ok((name, value.to_vec()))
         }
     }
@@ -594,11 +616,39 @@ description:
     }
 
     #[test]
-    fn blank_lines_with_whitespace_and_missing_final_newline() {
-        let all = entries("\n\n \ndn: cn=a\ncn: a\n\n  \t\ndn: cn=b\ncn: b");
+    fn blank_lines_with_whitespace_and_trailing_whitespace_without_newline() {
+        let all = entries("\n\n \ndn: cn=a\ncn: a\n\n  \t\ndn: cn=b\ncn: b\n\n  ");
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].line, 4);
         assert_eq!(all[1].first_str("cn"), Some("b"));
+    }
+
+    /// Regression (review of issue 4): a file cut inside a line was read as complete, and with
+    /// `delete_users` the entries after the cut were deleted.
+    #[test]
+    fn a_file_cut_inside_a_line_is_an_error() {
+        for (text, line) in [
+            ("dn: cn=a\ncn: a\n\ndn: cn=b\ncn: b", 5),
+            ("dn: cn=a\ncn: a\n\ndn: cn=b\ncn:: Wm/D", 5),
+            ("dn: cn=a\ncn: a\n\ndn: cn=b\ncn: b\n fold", 6),
+            ("dn: cn=a\ncn: a\n\ndn: cn=b,dc=exam", 4),
+        ] {
+            let all = read_all(text);
+            let last = all.last().unwrap();
+            assert_error(last, line, "truncated");
+            assert!(all.iter().filter(|r| r.is_err()).count() == 1, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_plain_value_that_is_not_utf8_is_an_error() {
+        let all: Vec<_> =
+            LdifReader::new(&b"dn: cn=a\nobjectClass: inetOrgPers\xff\xfeon\ncn: a\n"[..])
+                .collect();
+        assert_error(&all[0], 2, "not valid UTF-8");
+        // Base64 values may hold any bytes.
+        let all: Vec<_> = LdifReader::new(&b"dn: cn=a\njpegPhoto:: /9j/\ncn: a\n"[..]).collect();
+        assert!(all[0].is_ok(), "{:?}", all[0]);
     }
 
     #[test]
@@ -656,8 +706,8 @@ description:
         // A file cut off in the middle of a folded base64 value.
         assert_single_error(
             "dn: cn=a\ncn: a\nphoto:: /9j/4AAQSkZJRgABAQEA\n YABgAAD/2w",
-            3,
-            "may be truncated",
+            4,
+            "truncated",
         );
     }
 
@@ -719,8 +769,8 @@ description:
     }
 
     #[test]
-    fn non_utf8_values_are_kept_but_a_dn_must_be_utf8() {
-        let all: Vec<_> = LdifReader::new(&b"dn: cn=a\nraw: \xff\xfe\n"[..]).collect();
+    fn base64_values_may_be_any_bytes_but_a_dn_must_be_utf8() {
+        let all: Vec<_> = LdifReader::new(&b"dn: cn=a\nraw:: //4=\n"[..]).collect();
         assert_eq!(all[0].as_ref().unwrap().values("raw"), [&[0xff, 0xfe][..]]);
         let all: Vec<_> = LdifReader::new(&b"dn: cn=\xff\ncn: a\n"[..]).collect();
         assert_error(&all[0], 1, "not valid UTF-8");

@@ -118,6 +118,7 @@ pub struct UnknownName {
 /// What a user created by synchronization gets. Out of the box, as the seeds say: log on, and read access to
 /// the user's own archive folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DefaultPrivileges {
     pub privileges: BTreeSet<Privilege>,
     pub own_folder: BTreeSet<FolderRight>,

@@ -127,6 +127,14 @@ impl LdifConfig {
             }
             read.entries.push(mapped);
         }
+        if seen == 0 {
+            // An empty file is a failed export or a wrong path far more often than an empty company,
+            // and read as such, every user from it would look deleted.
+            return Err(self.ldif_error(
+                "it holds no entries (it is empty, or holds only comments); check that `file` names the export"
+                    .to_owned(),
+            ));
+        }
         let _ = progress.send(read.entries.len() as u64);
         Ok(read)
     }

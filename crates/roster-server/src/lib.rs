@@ -233,8 +233,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')
+        // RFC 7235: the scheme name is case-insensitive ("bearer" and "BEARER" too).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
 }
 
@@ -248,6 +250,7 @@ async fn home() -> Html<&'static str> {
 
 /// No `Debug`: it holds a password.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LogonRequest {
     pub name: String,
     pub password: String,
@@ -291,6 +294,7 @@ async fn me(
 
 /// No `Debug`: it holds a password.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
@@ -310,16 +314,33 @@ async fn change_own_password(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// How many items to skip (0 or more; default 0).
     #[serde(default)]
     pub offset: i64,
-    #[serde(default = "default_limit")]
-    pub limit: i64,
+    /// How many items at most: 1 to 1,000 for lists (default 100), 1 to 100,000 for a run's report
+    /// lines (default 10,000). The response gives the offset and limit that were applied.
+    pub limit: Option<i64>,
 }
 
-fn default_limit() -> i64 {
-    100
+impl PageQuery {
+    /// The window that is applied, which the response echoes: a client that pages by `offset += limit`
+    /// must not skip what a clamped limit left out.
+    fn window(&self, default: i64, max: i64) -> (i64, i64) {
+        (
+            self.offset.max(0),
+            self.limit.unwrap_or(default).clamp(1, max),
+        )
+    }
 }
+
+/// Lists: users, runs, the audit log.
+const LIST_DEFAULT: i64 = 100;
+const LIST_MAX: i64 = 1000;
+/// A run's report lines: one page is usually the whole report.
+const LINES_DEFAULT: i64 = 10_000;
+const LINES_MAX: i64 = 100_000;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PageOf<T> {
@@ -336,12 +357,13 @@ async fn list_users(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<User>>> {
-    let page = roster.list_users(&caller, q.offset, q.limit).await?;
+    let (offset, limit) = q.window(LIST_DEFAULT, LIST_MAX);
+    let page = roster.list_users(&caller, offset, limit).await?;
     Ok(Json(PageOf {
         items: page.items,
         total: page.total,
-        offset: q.offset,
-        limit: q.limit,
+        offset,
+        limit,
     }))
 }
 
@@ -359,7 +381,7 @@ async fn create_user(
 }
 
 /// One user (administrators, or the user themselves).
-#[utoipa::path(get, path = "/api/v1/users/{name}", responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
 async fn get_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -369,7 +391,7 @@ async fn get_user(
 }
 
 /// Change a user's full name or addresses.
-#[utoipa::path(patch, path = "/api/v1/users/{name}", request_body = roster_app::UserUpdateInput, responses((status = 200, body = User)))]
+#[utoipa::path(patch, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = roster_app::UserUpdateInput, responses((status = 200, body = User)))]
 async fn update_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -387,7 +409,7 @@ pub struct DeletedUserBody {
 }
 
 /// Delete a user; a folder that holds messages is kept.
-#[utoipa::path(delete, path = "/api/v1/users/{name}", responses((status = 200, body = DeletedUserBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), responses((status = 200, body = DeletedUserBody), (status = 403, body = ErrorBody)))]
 async fn delete_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -401,7 +423,7 @@ async fn delete_user(
 }
 
 /// Set a user's global privileges and folder access.
-#[utoipa::path(put, path = "/api/v1/users/{name}/privileges", request_body = roster_app::PrivilegesInput, responses((status = 200, body = User)))]
+#[utoipa::path(put, path = "/api/v1/users/{name}/privileges", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = roster_app::PrivilegesInput, responses((status = 200, body = User)))]
 async fn set_privileges(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -412,12 +434,13 @@ async fn set_privileges(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuthRequest {
     pub auth: AuthMethod,
 }
 
 /// Switch a user between a local password and the directory password.
-#[utoipa::path(put, path = "/api/v1/users/{name}/auth", request_body = AuthRequest, responses((status = 200, body = User)))]
+#[utoipa::path(put, path = "/api/v1/users/{name}/auth", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = AuthRequest, responses((status = 200, body = User)))]
 async fn set_auth(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -429,12 +452,13 @@ async fn set_auth(
 
 /// No `Debug`: it holds a password.
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordRequest {
     pub password: String,
 }
 
 /// Set a user's local password (administrators).
-#[utoipa::path(put, path = "/api/v1/users/{name}/password", request_body = PasswordRequest, responses((status = 204)))]
+#[utoipa::path(put, path = "/api/v1/users/{name}/password", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = PasswordRequest, responses((status = 204)))]
 async fn set_password(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -455,12 +479,13 @@ async fn list_folders(
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MessageCountRequest {
     pub count: i64,
 }
 
 /// Set a folder's message count (there is no mail store yet; this makes the deletion rules testable).
-#[utoipa::path(put, path = "/api/v1/folders/{folder}/message-count", request_body = MessageCountRequest, responses((status = 200, body = Folder)))]
+#[utoipa::path(put, path = "/api/v1/folders/{folder}/message-count", params(("folder" = String, Path, description = "The folder's name, or its id when several folders share the name")), request_body = MessageCountRequest, responses((status = 200, body = Folder)))]
 async fn set_message_count(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -501,12 +526,13 @@ async fn audit_log(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<AuditEntry>>> {
-    let page = roster.audit_log(&caller, q.offset, q.limit).await?;
+    let (offset, limit) = q.window(LIST_DEFAULT, LIST_MAX);
+    let page = roster.audit_log(&caller, offset, limit).await?;
     Ok(Json(PageOf {
         items: page.items,
         total: page.total,
-        offset: q.offset,
-        limit: q.limit,
+        offset,
+        limit,
     }))
 }
 
@@ -568,12 +594,13 @@ async fn list_runs(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<RunSummary>>> {
-    let page = roster.list_runs(&caller, q.offset, q.limit).await?;
+    let (offset, limit) = q.window(LIST_DEFAULT, LIST_MAX);
+    let page = roster.list_runs(&caller, offset, limit).await?;
     Ok(Json(PageOf {
         items: page.items,
         total: page.total,
-        offset: q.offset,
-        limit: q.limit,
+        offset,
+        limit,
     }))
 }
 
@@ -584,25 +611,21 @@ pub struct RunDetail {
 }
 
 /// One run with its report lines (paged: `offset`, `limit`).
-#[utoipa::path(get, path = "/api/v1/directory/runs/{id}", params(PageQuery), responses((status = 200, body = RunDetail)))]
+#[utoipa::path(get, path = "/api/v1/directory/runs/{id}", params(("id" = i64, Path, description = "The run's id"), PageQuery), responses((status = 200, body = RunDetail)))]
 async fn get_run(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<RunDetail>> {
-    let limit = if q.limit == default_limit() {
-        10_000
-    } else {
-        q.limit
-    };
-    let (run, lines) = roster.get_run(&caller, id, q.offset, limit).await?;
+    let (offset, limit) = q.window(LINES_DEFAULT, LINES_MAX);
+    let (run, lines) = roster.get_run(&caller, id, offset, limit).await?;
     Ok(Json(RunDetail {
         run,
         lines: PageOf {
             items: lines.items,
             total: lines.total,
-            offset: q.offset,
+            offset,
             limit,
         },
     }))
@@ -610,6 +633,7 @@ async fn get_run(
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ApiConventions),
     info(
         title = "Roster API",
         description = "Users, privileges and directory synchronization of the email archive."
@@ -658,6 +682,94 @@ async fn get_run(
     ))
 )]
 pub struct ApiDoc;
+
+/// What every operation shares, added to the document in one place rather than on each handler: the bearer
+/// token (all but logging on and the document itself need one), and the error body that any failure
+/// answers with (401 without a valid token, 400 for invalid input, 403, 404, 409, 503 and 500 by the
+/// failure's kind; the codes are in the body).
+struct ApiConventions;
+
+impl utoipa::Modify for ApiConventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
+        const SCHEME: &str = "bearer";
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from POST /api/v1/sessions"))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(SCHEME, Vec::<String>::new())]);
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        // `Unsupported` only catches the planned types so that they get a clear refusal; it is not a type a
+        // client can choose.
+        if let Some(RefOr::T(Schema::OneOf(settings))) =
+            components.schemas.get_mut("DirectorySettings")
+        {
+            settings.items.retain(|variant| {
+                let RefOr::T(Schema::Object(object)) = variant else {
+                    return true;
+                };
+                !matches!(
+                    object.properties.get("type"),
+                    Some(RefOr::T(Schema::Object(tag)))
+                        if tag.enum_values.as_ref().is_some_and(|v| v.iter().any(|v| v == "unsupported"))
+                )
+            });
+        }
+        // The settings' `type` tag sits beside their fields (`allOf`), so the `additionalProperties: false`
+        // that `deny_unknown_fields` puts on each would make every valid body fail a schema validator.
+        // The server refuses unknown keys itself, with the key's name.
+        for name in ["LdapSettings", "LdifSettings"] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+                object.additional_properties = None;
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = path == "/api/v1/sessions";
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                if public {
+                    // Logging on needs no token.
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                } else {
+                    responses
+                        .entry("401".to_owned())
+                        .or_insert_with(|| error("no valid bearer token").into());
+                }
+                responses.entry("default".to_owned()).or_insert_with(|| {
+                    error("any other failure, with a stable code in the body").into()
+                });
+            }
+        }
+    }
+}
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

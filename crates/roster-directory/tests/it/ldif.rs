@@ -133,6 +133,28 @@ async fn ldif_errors() {
         "DI017-ldif"
     );
 
+    // Regressions (review of issue 4): an empty file, a file of comments, and a file cut inside a line
+    // were read as complete, so that every user after the cut looked deleted.
+    let cut_at = SAMPLE.find("uid: jsmith").unwrap() + 7;
+    for (name, text, fragment) in [
+        ("empty.ldif", "", "no entries"),
+        (
+            "comments.ldif",
+            "version: 1\n# nothing else\n",
+            "no entries",
+        ),
+        ("cut.ldif", &SAMPLE[..cut_at], "truncated"),
+    ] {
+        let file = write(dir.path(), name, text);
+        let err = connector(&DirectorySettings::Ldif(settings(file)))
+            .unwrap()
+            .read_entries(&NoProgress)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "DI017-ldif", "{name}: {err}");
+        assert!(err.to_string().contains(fragment), "{name}: {err}");
+    }
+
     // Extensible matches need a server: refused with the settings, not in the middle of a read.
     let mut s = settings(dir.path().join("x.ldif"));
     s.filter = "(cn:caseExactMatch:=x)".into();

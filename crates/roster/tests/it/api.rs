@@ -348,4 +348,168 @@ async fn the_openapi_document_describes_the_api() {
         );
     }
     assert!(v["components"]["schemas"].get("User").is_some());
+
+    // Regressions (review of issue 4: the document failed openapi-spec-validator with 16 errors).
+    // Every `{parameter}` of a path is declared in its operations as a path parameter, and nothing else
+    // is; paging parameters are in the query.
+    for (path, item) in paths {
+        let in_template: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split('}').next())
+            .collect();
+        for (method, operation) in item.as_object().unwrap() {
+            let params = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let declared = |place: &str| -> Vec<String> {
+                params
+                    .iter()
+                    .filter(|p| p["in"] == place)
+                    .map(|p| p["name"].as_str().unwrap().to_owned())
+                    .collect()
+            };
+            assert_eq!(declared("path"), in_template, "{method} {path}");
+            for q in declared("query") {
+                assert!(
+                    ["offset", "limit"].contains(&q.as_str()),
+                    "{method} {path}: {q}"
+                );
+            }
+            assert!(
+                operation["responses"].get("default").is_some(),
+                "{method} {path}"
+            );
+            if path != "/api/v1/sessions" {
+                assert!(
+                    operation["responses"].get("401").is_some(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        v["paths"]["/api/v1/users"]["get"]["parameters"][1]["in"],
+        "query"
+    );
+    assert_eq!(
+        v["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(v["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        v["paths"]["/api/v1/sessions"]["post"]["security"],
+        json!([{}])
+    );
+    // The service password can be set (write-only); "unsupported" is not a type a client can choose.
+    let ldap = &v["components"]["schemas"]["LdapSettings"];
+    assert_eq!(ldap["properties"]["password"]["writeOnly"], true, "{ldap}");
+    assert!(ldap.get("additionalProperties").is_none(), "{ldap}");
+    let settings = v["components"]["schemas"]["DirectorySettings"].to_string();
+    assert!(!settings.contains("unsupported"), "{settings}");
+}
+
+/// Regressions from the API review of issue 4: a response echoed the limit asked for rather than the one
+/// applied (a client paging by `offset += limit` skipped users), `limit=100` on a run's lines was taken
+/// for "not given", some bodies silently dropped unknown keys, and `bearer` in lower case was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_echoes_the_applied_window_and_bodies_are_strict() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    for (query, offset, limit) in [
+        ("limit=5000", 0, 1000),
+        ("limit=0", 0, 1),
+        ("limit=-1", 0, 1),
+        ("offset=-5", 0, 100),
+        ("offset=3&limit=7", 3, 7),
+    ] {
+        for list in ["/users", "/audit", "/directory/runs"] {
+            let (s, v) = api
+                .call(M::GET, &format!("{list}?{query}"), Some(&admin), None)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{list}?{query}: {v}");
+            assert_eq!(
+                (v["offset"].as_i64(), v["limit"].as_i64()),
+                (Some(offset), Some(limit)),
+                "{list}?{query}"
+            );
+        }
+    }
+    // A run's report lines: 10,000 by default, and an explicit 100 is 100.
+    let file = env.dir.path().join("people.ldif");
+    std::fs::write(
+        &file,
+        "dn: uid=a,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: a\nmail: a@example.com\n",
+    )
+    .unwrap();
+    let (s, v) = api
+        .call(
+            M::PUT,
+            "/directory",
+            Some(&admin),
+            Some(
+                json!({"type": "ldif", "file": file, "base_dn": "dc=example,dc=com",
+                "filter": "(uid=*)", "username_attribute": "uid", "email_attributes": "mail"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = api
+        .call(M::POST, "/directory/preview", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let run = v["run_id"].as_i64().unwrap();
+    for (query, limit) in [
+        ("", 10_000),
+        ("?limit=100", 100),
+        ("?limit=1000000", 100_000),
+    ] {
+        let (s, v) = api
+            .call(
+                M::GET,
+                &format!("/directory/runs/{run}{query}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["lines"]["limit"], limit, "{query}");
+    }
+    // Unknown keys are refused everywhere, not only on some bodies.
+    for (method, path, body) in [
+        (
+            M::PUT,
+            "/privileges/defaults",
+            json!({"privileges": ["log_on"], "own_folder": ["read"], "own_foldr": ["write"]}),
+        ),
+        (
+            M::POST,
+            "/sessions",
+            json!({"name": "admin", "password": ADMIN_PASSWORD, "remember": true}),
+        ),
+    ] {
+        let (s, v) = api.call(method, path, Some(&admin), Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["error"]["code"], "HT001-invalid-json", "{path}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field"),
+            "{v}"
+        );
+    }
+    // The scheme name is case-insensitive (RFC 7235).
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/me", api.base))
+            .header("authorization", format!("{scheme} {admin}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{scheme}");
+    }
+    env.check().await;
 }

@@ -1830,6 +1830,35 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
     let synced = state(&env).await;
     assert_eq!(sync(&env).await.counts, counts(|c| c.unchanged = 2));
     assert_eq!(state(&env).await, synced);
+
+    // Regression (review of issue 4): with delete_users, a file cut inside a line, or emptied, was read
+    // as complete and the users after the cut were deleted. Now the run fails and changes nothing.
+    let file = env.dir.path().join("people.ldif");
+    env.roster
+        .set_directory_settings(
+            &env.local_admin(),
+            DirectorySettings::Ldif(LdifSettings {
+                file: file.clone(),
+                base_dn: PEOPLE.into(),
+                filter: "(&(objectClass=inetOrgPerson)(mail=*))".into(),
+                username_attribute: "uid".into(),
+                full_name_attribute: Some("cn".into()),
+                email_attributes: Some("mail".into()),
+                delete_users: true,
+            }),
+        )
+        .await
+        .unwrap();
+    let full = std::fs::read_to_string(&file).unwrap();
+    let cut = full.find("uid: fol").unwrap() + 6;
+    for (text, fragment) in [(&full[..cut], "truncated"), ("", "no entries")] {
+        std::fs::write(&file, text).unwrap();
+        let before = state(&env).await;
+        let (_, code, message) = failed(run(&env, RunKind::Sync).await);
+        assert_eq!(code, "DI017-ldif", "{message}");
+        assert!(message.contains(fragment), "{message}");
+        assert_eq!(state(&env).await, before, "{fragment}: nothing changed");
+    }
     env.check().await;
 }
 
