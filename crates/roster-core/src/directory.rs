@@ -4,6 +4,14 @@ use crate::filter::LdapFilter;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// The prefix of the id of an entry that has no stable id and is identified by its DN instead.
+pub const DN_ID_PREFIX: &str = "dn:";
+
+/// Whether `id` (an entry's, or a user's directory link's) is a stable id rather than a DN stand-in.
+pub fn is_stable_id(id: &str) -> bool {
+    !id.starts_with(DN_ID_PREFIX)
+}
+
 /// One entry as read from a directory, before any validation. Connectors fill it; the planner judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryEntry {

@@ -10,7 +10,9 @@
 //!    applied.
 //! 3. Matching: by stable id within the same source first, then by user name. A user found by name is
 //!    *linked*; its authentication method is left as the administrator set it. A user whose own linked
-//!    entry was seen is never taken over by another entry with its name.
+//!    entry was seen is never taken over by another entry with its name, and neither is a user linked to
+//!    this source by a stable id when the entry has another stable id (a new person with a departed
+//!    user's name): that entry is a new user, in conflict with the old one until it is deleted.
 //! 4. Targets: the name, full name and addresses follow the directory (a missing full-name or email
 //!    attribute setting leaves them as they are). Privileges are never changed for existing users; new users
 //!    get the defaults when the plan is applied.
@@ -22,7 +24,7 @@
 //!    the keys the withdrawn users fall back to until the result is consistent. Everything else still
 //!    goes ahead.
 
-use crate::directory::DirectoryEntry;
+use crate::directory::{DirectoryEntry, is_stable_id};
 use crate::names::{EmailAddress, UserName, dedup_emails};
 use crate::user::{AuthMethod, DirectoryLink};
 use serde::{Deserialize, Serialize};
@@ -393,6 +395,8 @@ pub fn plan_sync(
                 reason: "the entry's DN or id contains a control character".into(),
                 dn: None,
             });
+            // Seen all the same (rule 1): skipping an entry must never delete its user.
+            other_seen.push(id);
             continue;
         }
         if duplicated.contains(&id) {
@@ -597,11 +601,18 @@ pub fn plan_sync(
             continue;
         }
         let candidate = by_name.get(e.name_key()).copied().filter(|&u| {
-            let own_entry_seen = current
+            let link = current
                 .get(u)
                 .and_then(|c| c.link.as_ref())
-                .is_some_and(|l| l.source == options.source && seen_ids.contains(l.id.as_str()));
-            !claimed.get(u).copied().unwrap_or(true) && !own_entry_seen
+                .filter(|l| l.source == options.source);
+            let own_entry_seen = link.is_some_and(|l| seen_ids.contains(l.id.as_str()));
+            // A user linked by a stable id to an entry that is gone, and an entry with another stable
+            // id: a different person given a departed user's name. Linking them would hand the newcomer
+            // the old account's archive folder and privileges; the entry is a new user instead, which
+            // conflicts with the old one until that is deleted (rule 6 says so). Where either id is a DN
+            // stand-in, a DN change can't be told from a new person, and the name still links.
+            let another_person = link.is_some_and(|l| is_stable_id(&l.id)) && is_stable_id(&e.id);
+            !claimed.get(u).copied().unwrap_or(true) && !own_entry_seen && !another_person
         });
         match candidate.and_then(|u| current.get(u).map(|c| (u, c))) {
             Some((_, user)) if user.builtin_admin => {
@@ -1298,6 +1309,72 @@ mod tests {
         assert!(plan.changes.update.is_empty());
         assert!(plan.changes.delete.is_empty());
         assert_eq!(plan.counts.conflicts, 1, "{:?}", plan.lines);
+    }
+
+    /// Regression (planner review of issue 4): a new person given a departed user's name took over the
+    /// old account, its archive folder (with messages) and its privileges.
+    #[test]
+    fn a_new_person_with_a_departed_users_name_does_not_take_over_the_account() {
+        let mut old = user(2, "bob", &["bob@x.com"], AuthMethod::Directory, Some("id1"));
+        old.folder_messages = 7;
+        // With delete_users: the old bob is deleted (his folder kept), the new one created.
+        let plan = plan_sync(
+            &[admin(), old.clone()],
+            vec![entry("id2", Some("bob"), &[])],
+            &opts(true),
+        );
+        assert!(plan.changes.update.is_empty(), "{:?}", plan.lines);
+        assert_eq!(plan.changes.delete.len(), 1);
+        assert!(plan.changes.delete[0].keep_folder);
+        assert_eq!(plan.changes.create.len(), 1);
+        assert_eq!(plan.changes.create[0].link.id, "id2");
+        // Without: the old bob stays, and the new entry is a conflict that says what to do.
+        let plan = plan_sync(
+            &[admin(), old.clone()],
+            vec![entry("id2", Some("bob"), &[])],
+            &opts(false),
+        );
+        assert!(plan.changes.update.is_empty() && plan.changes.create.is_empty());
+        assert_eq!(plan.counts.conflicts, 1, "{:?}", plan.lines);
+        assert!(
+            plan.lines[0].reason.contains("no longer returns"),
+            "{:?}",
+            plan.lines
+        );
+        // Where either id is a DN stand-in, the name still links (a DN change is not a new person).
+        for (linked, read) in [
+            ("dn:uid=bob,ou=people", "id2"),
+            ("id1", "dn:uid=bob,ou=people"),
+        ] {
+            let mut u = old.clone();
+            u.link = Some(DirectoryLink {
+                source: "ldap".into(),
+                id: linked.into(),
+                dn: None,
+            });
+            let plan = plan_sync(
+                &[admin(), u],
+                vec![entry(read, Some("bob"), &[])],
+                &opts(true),
+            );
+            assert_eq!(plan.counts.linked, 1, "{linked} / {read}: {:?}", plan.lines);
+            assert!(plan.changes.delete.is_empty());
+        }
+    }
+
+    /// Regression (planner review of issue 4): an entry skipped for a control character in its DN didn't
+    /// count as seen, so its user was deleted.
+    #[test]
+    fn an_entry_skipped_for_a_control_character_still_counts_as_seen() {
+        let mut e = entry("id1", Some("bob"), &[]);
+        e.dn = "uid=bob\tx,ou=People".into();
+        let plan = plan_sync(
+            &[user(2, "bob", &[], AuthMethod::Directory, Some("id1"))],
+            vec![e],
+            &opts(true),
+        );
+        assert_eq!(plan.counts.skipped, 1);
+        assert!(plan.changes.delete.is_empty(), "{:?}", plan.lines);
     }
 
     #[test]

@@ -789,6 +789,50 @@ async fn departed_users_are_deleted_only_with_delete_users_and_folders_with_mess
     assert_eq!(again.counts, counts(|c| c.unchanged = 1));
     assert!(again.lines.is_empty());
     assert_eq!(state(&env).await, synced);
+
+    // Regression (planner review of issue 4): alice leaves and a new person is given her uid (a new
+    // entry, a new entryUUID). The newcomer must not take over her account and archive: the old alice
+    // is deleted (her folder, holding mail, kept) and a new alice created with a folder of her own.
+    env.roster
+        .set_message_count(&env.local_admin(), "alice", 3)
+        .await
+        .unwrap();
+    let old_alice = stored(&env, "alice").await;
+    slapd
+        .modify(&format!("dn: uid=alice,{PEOPLE}\nchangetype: delete\n"))
+        .unwrap();
+    slapd
+        .add(&ldap_user(
+            "alice",
+            "Alice Newcomer",
+            &["alice.n@example.com"],
+            "new-pw",
+        ))
+        .unwrap();
+    let report = sync(&env).await;
+    assert_eq!(
+        report.counts,
+        counts(|c| {
+            c.created = 1;
+            c.deleted = 1;
+            c.folders_kept = 1;
+        }),
+        "{:#?}",
+        report.lines
+    );
+    let new_alice = stored(&env, "alice").await;
+    assert_ne!(new_alice.id, old_alice.id);
+    assert_ne!(new_alice.directory_id, old_alice.directory_id);
+    assert_eq!(new_alice.full_name, "Alice Newcomer");
+    let folders = env.store.list_folders().await.unwrap();
+    assert!(
+        folder_rows(&folders).contains(&("alice", None, 3)),
+        "{folders:?}"
+    );
+    assert!(
+        folder_rows(&folders).contains(&("alice", Some("alice"), 0)),
+        "{folders:?}"
+    );
     env.check().await;
 }
 on_both_backends!(departed_users_are_deleted_only_with_delete_users_and_folders_with_messages_stay);
