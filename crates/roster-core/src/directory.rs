@@ -7,11 +7,6 @@ use std::path::PathBuf;
 /// The prefix of the id of an entry that has no stable id and is identified by its DN instead.
 pub const DN_ID_PREFIX: &str = "dn:";
 
-/// Whether `id` (an entry's, or a user's directory link's) is a stable id rather than a DN stand-in.
-pub fn is_stable_id(id: &str) -> bool {
-    !id.starts_with(DN_ID_PREFIX)
-}
-
 /// One entry as read from a directory, before any validation. Connectors fill it; the planner judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryEntry {
@@ -271,6 +266,14 @@ impl LdapSettings {
 
     /// Everything that can be checked without a network: done before anything connects.
     pub fn validate(&self) -> Result<LdapFilter, SettingsError> {
+        // Read by whichever process connects (the server, or a CLI started elsewhere): a relative path
+        // would mean a different file to each. The CLI resolves one in a settings file against it.
+        if self.ca_file.as_ref().is_some_and(|f| f.is_relative()) {
+            return Err(settings_error(
+                "ca_file",
+                "give the CA file's absolute path (a relative path would be resolved against the server's working directory)",
+            ));
+        }
         let server = self.server.trim();
         if server.is_empty() {
             return Err(settings_error(

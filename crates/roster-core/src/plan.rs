@@ -10,9 +10,8 @@
 //!    applied.
 //! 3. Matching: by stable id within the same source first, then by user name. A user found by name is
 //!    *linked*; its authentication method is left as the administrator set it. A user whose own linked
-//!    entry was seen is never taken over by another entry with its name, and neither is a user linked to
-//!    this source by a stable id when the entry has another stable id (a new person with a departed
-//!    user's name): that entry is a new user, in conflict with the old one until it is deleted.
+//!    entry was seen is never taken over by another entry with its name. A user whose linked entry is gone
+//!    is (an entry re-created with a new id keeps its user), and the report says which entry it was.
 //! 4. Targets: the name, full name and addresses follow the directory (a missing full-name or email
 //!    attribute setting leaves them as they are). Privileges are never changed for existing users; new users
 //!    get the defaults when the plan is applied.
@@ -24,7 +23,7 @@
 //!    the keys the withdrawn users fall back to until the result is consistent. Everything else still
 //!    goes ahead.
 
-use crate::directory::{DirectoryEntry, is_stable_id};
+use crate::directory::DirectoryEntry;
 use crate::names::{EmailAddress, UserName, dedup_emails};
 use crate::user::{AuthMethod, DirectoryLink};
 use serde::{Deserialize, Serialize};
@@ -606,13 +605,13 @@ pub fn plan_sync(
                 .and_then(|c| c.link.as_ref())
                 .filter(|l| l.source == options.source);
             let own_entry_seen = link.is_some_and(|l| seen_ids.contains(l.id.as_str()));
-            // A user linked by a stable id to an entry that is gone, and an entry with another stable
-            // id: a different person given a departed user's name. Linking them would hand the newcomer
-            // the old account's archive folder and privileges; the entry is a new user instead, which
-            // conflicts with the old one until that is deleted (rule 6 says so). Where either id is a DN
-            // stand-in, a DN change can't be told from a new person, and the name still links.
-            let another_person = link.is_some_and(|l| is_stable_id(&l.id)) && is_stable_id(&e.id);
-            !claimed.get(u).copied().unwrap_or(true) && !own_entry_seen && !another_person
+            // A user whose linked entry is gone is matched by name, as the issue says ("by stable id
+            // first, then by user name"): entries re-created with a new entryUUID (ldapadd after a
+            // delete, provisioning tools, a move to another server) keep their users, privileges and
+            // archives. The price: a new person given a departed user's name inherits that account;
+            // the report line says so ("was linked to the entry …, which the directory no longer
+            // returns"), and the preview shows it first.
+            !claimed.get(u).copied().unwrap_or(true) && !own_entry_seen
         });
         match candidate.and_then(|u| current.get(u).map(|c| (u, c))) {
             Some((_, user)) if user.builtin_admin => {
@@ -1311,54 +1310,27 @@ mod tests {
         assert_eq!(plan.counts.conflicts, 1, "{:?}", plan.lines);
     }
 
-    /// Regression (planner review of issue 4): a new person given a departed user's name took over the
-    /// old account, its archive folder (with messages) and its privileges.
+    /// An entry re-created with a new stable id (or a new person given a departed user's name) is
+    /// matched by name, as the issue says, and the report says which entry the user was linked to.
     #[test]
-    fn a_new_person_with_a_departed_users_name_does_not_take_over_the_account() {
+    fn a_user_whose_entry_is_gone_is_matched_by_name_and_the_report_says_so() {
         let mut old = user(2, "bob", &["bob@x.com"], AuthMethod::Directory, Some("id1"));
         old.folder_messages = 7;
-        // With delete_users: the old bob is deleted (his folder kept), the new one created.
-        let plan = plan_sync(
-            &[admin(), old.clone()],
-            vec![entry("id2", Some("bob"), &[])],
-            &opts(true),
-        );
-        assert!(plan.changes.update.is_empty(), "{:?}", plan.lines);
-        assert_eq!(plan.changes.delete.len(), 1);
-        assert!(plan.changes.delete[0].keep_folder);
-        assert_eq!(plan.changes.create.len(), 1);
-        assert_eq!(plan.changes.create[0].link.id, "id2");
-        // Without: the old bob stays, and the new entry is a conflict that says what to do.
-        let plan = plan_sync(
-            &[admin(), old.clone()],
-            vec![entry("id2", Some("bob"), &[])],
-            &opts(false),
-        );
-        assert!(plan.changes.update.is_empty() && plan.changes.create.is_empty());
-        assert_eq!(plan.counts.conflicts, 1, "{:?}", plan.lines);
-        assert!(
-            plan.lines[0].reason.contains("no longer returns"),
-            "{:?}",
-            plan.lines
-        );
-        // Where either id is a DN stand-in, the name still links (a DN change is not a new person).
-        for (linked, read) in [
-            ("dn:uid=bob,ou=people", "id2"),
-            ("id1", "dn:uid=bob,ou=people"),
-        ] {
-            let mut u = old.clone();
-            u.link = Some(DirectoryLink {
-                source: "ldap".into(),
-                id: linked.into(),
-                dn: None,
-            });
+        for delete in [false, true] {
             let plan = plan_sync(
-                &[admin(), u],
-                vec![entry(read, Some("bob"), &[])],
-                &opts(true),
+                &[admin(), old.clone()],
+                vec![entry("id2", Some("bob"), &[])],
+                &opts(delete),
             );
-            assert_eq!(plan.counts.linked, 1, "{linked} / {read}: {:?}", plan.lines);
-            assert!(plan.changes.delete.is_empty());
+            assert_eq!(plan.counts.linked, 1, "{:?}", plan.lines);
+            assert!(plan.changes.delete.is_empty() && plan.changes.create.is_empty());
+            assert!(
+                plan.lines[0]
+                    .reason
+                    .contains("was linked to the entry id1, which the directory no longer returns"),
+                "{:?}",
+                plan.lines
+            );
         }
     }
 

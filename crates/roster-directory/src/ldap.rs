@@ -238,7 +238,7 @@ impl LdapDirectory {
         match error {
             LdapError::Timeout { .. } if self.encryption == Encryption::Starttls => {
                 connect(format!(
-                    "no answer within {} s; an LDAPS port (usually 636) waits for a TLS handshake and never answers the StartTLS request: if this is one, set `encryption = \"ssl\"`",
+                    "no answer within {} s: the server may be unreachable, or this may be an LDAPS port (usually 636), which waits for a TLS handshake and never answers the StartTLS request; then set `encryption = \"ssl\"`",
                     self.timeout_seconds
                 ))
             }

@@ -103,6 +103,7 @@ impl LdifConfig {
             references_skipped: 0,
         };
         let mut seen: u64 = 0;
+        let mut in_base: u64 = 0;
         for record in reader {
             // Any error fails the whole read: a half-read file would look like deleted users.
             let entry = record.map_err(|e| self.ldif_error(e.to_string()))?;
@@ -114,10 +115,27 @@ impl LdifConfig {
             if !dn::is_at_or_below(&entry.dn, &self.base_dn) {
                 continue;
             }
+            in_base += 1;
+            // Values the filter looks at must be text: a damaged byte or another encoding (Latin-1)
+            // would make the entry miss the filter and its user look deleted. Elsewhere (a photo, a
+            // description) bytes are left alone.
+            let not_text: std::cell::Cell<Option<String>> = std::cell::Cell::new(None);
             let keep = self
                 .filter
-                .matches(|attr| entry.values(attr))
+                .matches(|attr| {
+                    let values = entry.values(attr);
+                    if values.iter().any(|v| std::str::from_utf8(v).is_err()) {
+                        not_text.set(Some(attr.to_owned()));
+                    }
+                    values
+                })
                 .map_err(|e| DirectoryError::settings("filter", e.to_string()))?;
+            if let Some(attr) = not_text.take() {
+                return Err(self.ldif_error(format!(
+                    "line {}: a value of '{attr}', which the filter looks at, is not valid UTF-8 (the file may be damaged, or saved in another encoding such as Latin-1); save the file as UTF-8",
+                    entry.line
+                )));
+            }
             if !keep {
                 continue;
             }
@@ -134,6 +152,14 @@ impl LdifConfig {
                 "it holds no entries (it is empty, or holds only comments); check that `file` names the export"
                     .to_owned(),
             ));
+        }
+        if in_base == 0 {
+            // An LDAP server answers a base DN that doesn't exist with an error; so does a file. A read
+            // of nothing would make every user from it look deleted.
+            return Err(self.ldif_error(format!(
+                "none of its {seen} entries is at or below the base DN {:?}; check `base_dn`",
+                self.base_dn
+            )));
         }
         let _ = progress.send(read.entries.len() as u64);
         Ok(read)

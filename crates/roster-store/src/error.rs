@@ -14,7 +14,7 @@ pub enum StoreError {
     #[error("the built-in administrator can't be {0}")]
     BuiltinAdmin(&'static str),
     #[error(
-        "another directory run (#{run_id}, a {kind} started {started_at} by {actor}) is in progress; wait for it to finish and try again. If the process running it was stopped, the run is taken for dead at {dead_after}, once it has been silent long enough"
+        "another directory run (#{run_id}, a {kind} started {started_at} by {actor}) is in progress; wait for it to finish and try again. If the process running it was stopped, the run is taken for dead after {dead_after}, once it has been silent long enough"
     )]
     RunInProgress {
         run_id: i64,

@@ -362,13 +362,23 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                     .map_err(|e| AppError::Invalid(format!("{e:#}")))?;
                 let mut settings: DirectorySettings = toml::from_str(&text)
                     .map_err(|e| AppError::Invalid(format!("{}: {e}", file.display())))?;
-                // A relative LDIF path is relative to the settings file, not to wherever the server runs.
-                if let DirectorySettings::Ldif(s) = &mut settings
-                    && s.file.is_relative()
-                {
-                    let base = file.parent().unwrap_or(std::path::Path::new("."));
-                    s.file = std::path::absolute(base.join(&s.file))
-                        .unwrap_or_else(|_| base.join(&s.file));
+                // A relative path (the LDIF file, a CA file) is relative to the settings file, not to
+                // wherever the server runs.
+                let base = file.parent().unwrap_or(std::path::Path::new("."));
+                let resolve = |path: &mut std::path::PathBuf| {
+                    if path.is_relative() {
+                        *path = std::path::absolute(base.join(&*path))
+                            .unwrap_or_else(|_| base.join(&*path));
+                    }
+                };
+                match &mut settings {
+                    DirectorySettings::Ldif(s) => resolve(&mut s.file),
+                    DirectorySettings::Ldap(s) => {
+                        if let Some(ca) = &mut s.ca_file {
+                            resolve(ca);
+                        }
+                    }
+                    _ => {}
                 }
                 let v = roster.set_directory_settings(&me, settings).await?;
                 eprintln!("roster: directory settings saved.");

