@@ -62,8 +62,13 @@ impl UserName {
 
 pub const ADMIN_NAME: &str = "admin";
 
-/// Case-insensitive key of a user name or address: NFC, then lowercase, then NFC again (lowercasing can
-/// produce decomposed sequences).
+/// Case-insensitive key of a user name or address: NFC, then Unicode simple case folding, then NFC again
+/// (folding can produce decomposed sequences). Folding is lowercasing plus [`fold_lowercase`]: Rust's
+/// `to_lowercase` turns a word-final Σ into ς, and leaves a few letters (ſ, µ, ϐ, …) that are case
+/// variants of others as they are, so "ΝΙΚΟΣ_Π" and "νικοσ_π" would be two users.
+///
+/// Stored keys depend on this function: a change to it needs the store to re-key (see `refold_keys` in
+/// roster-store, and its `KEYS_FOLDED` version).
 pub fn name_key(raw: &str) -> String {
     let raw = raw.trim();
     // ASCII is already in NFC and lowercases to ASCII: the common case costs one allocation.
@@ -71,7 +76,40 @@ pub fn name_key(raw: &str) -> String {
         return raw.to_ascii_lowercase();
     }
     let nfc: String = raw.nfc().collect();
-    nfc.to_lowercase().nfc().collect()
+    nfc.to_lowercase()
+        .chars()
+        .map(fold_lowercase)
+        .nfc()
+        .collect()
+}
+
+/// The letters whose simple case folding (Unicode's CaseFolding.txt, status C and S) differs from their
+/// lowercase, mapped to their folding. The list is every such code point (generated with Perl's
+/// `Unicode::UCD::casefold` against `lc`, Unicode 14; later versions added no more).
+fn fold_lowercase(c: char) -> char {
+    match c {
+        '\u{00B5}' => '\u{03BC}',              // micro sign -> mu
+        '\u{017F}' => 's',                     // long s
+        '\u{0345}' | '\u{1FBE}' => '\u{03B9}', // ypogegrammeni, prosgegrammeni -> iota
+        '\u{03C2}' => '\u{03C3}',              // final sigma -> sigma
+        '\u{03D0}' => '\u{03B2}',
+        '\u{03D1}' => '\u{03B8}',
+        '\u{03D5}' => '\u{03C6}',
+        '\u{03D6}' => '\u{03C0}',
+        '\u{03F0}' => '\u{03BA}',
+        '\u{03F1}' => '\u{03C1}',
+        '\u{03F5}' => '\u{03B5}',
+        '\u{1C80}' => '\u{0432}',
+        '\u{1C81}' => '\u{0434}',
+        '\u{1C82}' => '\u{043E}',
+        '\u{1C83}' => '\u{0441}',
+        '\u{1C84}' | '\u{1C85}' => '\u{0442}',
+        '\u{1C86}' => '\u{044A}',
+        '\u{1C87}' => '\u{0463}',
+        '\u{1C88}' => '\u{A64B}',
+        '\u{1E9B}' => '\u{1E61}',
+        other => other,
+    }
 }
 
 /// Whether a trimmed name or address is its own [`name_key`]: lowercase ASCII (no normalization can change
@@ -203,6 +241,29 @@ mod tests {
             "invisible characters"
         );
         assert_eq!(name_key(" MiXed "), "mixed");
+    }
+
+    /// Regression (planner review of issue 4): keys were lowercase, not case-folded, so names that are
+    /// equal case-insensitively got different keys (a word-final Σ lowercases to ς).
+    #[test]
+    fn keys_are_case_folded() {
+        for (a, b) in [
+            (
+                "\u{39d}\u{399}\u{39a}\u{39f}\u{3a3}_\u{3a0}",
+                "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c3}_\u{3c0}",
+            ), // ΝΙΚΟΣ_Π, νικοσ_π
+            (
+                "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c2}",
+                "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c3}",
+            ), // final sigma
+            ("\u{17f}am", "sam"),
+            ("\u{b5}a", "\u{3bc}a"),
+            ("\u{1c80}ова", "вова"),
+        ] {
+            assert_eq!(name_key(a), name_key(b), "{a} / {b}");
+        }
+        // Full folding is not simple folding: ß stays ß.
+        assert_ne!(name_key("stra\u{df}e"), name_key("strasse"));
     }
 
     #[test]

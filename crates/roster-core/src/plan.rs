@@ -1334,6 +1334,29 @@ mod tests {
         }
     }
 
+    /// Regression (planner review of issue 4): a manual user "νικοσ_π" was not linked by the entry
+    /// "ΝΙΚΟΣ_Π" (whose final Σ lowercased to ς), and a second, case-variant user was created.
+    #[test]
+    fn names_that_differ_only_in_case_match_under_case_folding() {
+        let plan = plan_sync(
+            &[user(
+                2,
+                "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c3}_\u{3c0}",
+                &[],
+                AuthMethod::Local,
+                None,
+            )],
+            vec![entry(
+                "1",
+                Some("\u{39d}\u{399}\u{39a}\u{39f}\u{3a3}_\u{3a0}"),
+                &[],
+            )],
+            &opts(false),
+        );
+        assert_eq!(plan.counts.linked, 1, "{:?}", plan.lines);
+        assert!(plan.changes.create.is_empty());
+    }
+
     /// Regression (planner review of issue 4): an entry skipped for a control character in its DN didn't
     /// count as seen, so its user was deleted.
     #[test]

@@ -29,6 +29,7 @@ impl PgStore {
                 ))
             })?;
         run_migrations(&MIGRATOR, &pool).await?;
+        refold_keys(&pool).await?;
         Ok(PgStore { pool })
     }
 }

@@ -192,6 +192,76 @@ async fn bump_version(conn: &mut Conn) -> Result<i64> {
     .await?)
 }
 
+/// The version of [`roster_core::names::name_key`] that the stored `name_key` and `address_key` columns
+/// were made with, in `meta` under `keys_folded` (absent: lowercase only, before 2026-11-24).
+const KEYS_FOLDED: i64 = 1;
+
+/// Re-keys stored names and addresses once after `name_key` changed (it became a case folding: the
+/// lowercase keys of a few letters, a word-final ς among them, differ). Runs at every open and does
+/// nothing once `meta` says the keys are current. A name whose new key another user already holds (two
+/// users the old keys told apart) keeps its old key and is logged: the store opens regardless, since
+/// refusing to start would lock everyone out over a naming problem an administrator can fix by renaming.
+async fn refold_keys(pool: &sqlx::Pool<Db>) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let folded: Option<i64> = sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'keys_folded'")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if folded.is_some_and(|v| v >= KEYS_FOLDED) {
+        return Ok(());
+    }
+    let users: Vec<(i64, String, String)> =
+        sqlx::query_as::<Db, (i64, String, String)>("SELECT id, name, name_key FROM users")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut held: std::collections::HashSet<String> = users.iter().map(|(_, _, k)| k.clone()).collect();
+    for (id, name, key) in &users {
+        let new = roster_core::names::name_key(name);
+        if new == *key {
+            continue;
+        }
+        if held.contains(&new) {
+            tracing::warn!(user = %name, "another user's name differs from this one only in case; rename one of them");
+            continue;
+        }
+        sqlx::query::<Db>("UPDATE users SET name_key = $1 WHERE id = $2")
+            .bind(&new)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+        held.insert(new);
+    }
+    let addresses: Vec<(String, String)> =
+        sqlx::query_as::<Db, (String, String)>("SELECT address_key, address FROM user_emails")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut held: std::collections::HashSet<String> = addresses.iter().map(|(k, _)| k.clone()).collect();
+    for (key, address) in &addresses {
+        let new = roster_core::names::name_key(address);
+        if new == *key {
+            continue;
+        }
+        if held.contains(&new) {
+            tracing::warn!(%address, "another user's address differs from this one only in case; change one of them");
+            continue;
+        }
+        sqlx::query::<Db>("UPDATE user_emails SET address_key = $1 WHERE address_key = $2")
+            .bind(&new)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        held.insert(new);
+    }
+    sqlx::query::<Db>("DELETE FROM meta WHERE key = 'keys_folded'")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query::<Db>("INSERT INTO meta (key, value) VALUES ('keys_folded', $1)")
+        .bind(KEYS_FOLDED)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The user database version, as [`bump_version`] left it.
 async fn read_version(conn: &mut Conn) -> Result<i64> {
     Ok(sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'user_db_version'")
@@ -1282,6 +1352,15 @@ impl Store for ThisStore {
         for (name, key) in keys {
             if roster_core::names::name_key(&name) != key {
                 problems.push(format!("user {name:?} has the stale name key {key:?}"));
+            }
+        }
+        let keys: Vec<(String, String)> =
+            sqlx::query_as::<Db, (String, String)>("SELECT address, address_key FROM user_emails")
+                .fetch_all(&mut *conn)
+                .await?;
+        for (address, key) in keys {
+            if roster_core::names::name_key(&address) != key {
+                problems.push(format!("address {address:?} has the stale key {key:?}"));
             }
         }
         // `run_lines` finds line n in chunk n / LINES_PER_CHUNK: that holds only if a run's chunks are numbered

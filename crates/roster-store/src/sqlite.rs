@@ -57,6 +57,7 @@ impl SqliteStore {
         crate::postgres::run_migrations(&MIGRATOR, &pool)
             .await
             .map_err(|e| with_path(e, &path))?;
+        refold_keys(&pool).await.map_err(|e| with_path(e, &path))?;
         Ok(SqliteStore {
             pool,
             apply_options,

@@ -1009,3 +1009,118 @@ async fn the_consistency_check_finds_rows_that_refer_to_nothing() {
         ["user_privileges row (without rowid) refers to a missing row of users"]
     );
 }
+
+/// Regression (planner review of issue 4): name and address keys were lowercase, not case-folded, so
+/// "ΝΙΚΟΣ" (whose final Σ lowercases to ς) and "νικοσ" were two users. Keys stored before the change are
+/// re-keyed once when the store opens; a user whose new key another already holds keeps the old one and
+/// the store still opens.
+async fn keys_made_before_case_folding_are_refolded_once(backend: Backend, url: &str) {
+    const OLD_NAME_KEY: &str = "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c2}"; // νικος, with the final ς
+    const NEW_NAME_KEY: &str = "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c3}"; // νικοσ
+    let dir = tempfile::tempdir().unwrap();
+    let open = || async {
+        let store: std::sync::Arc<dyn roster_store::Store> = match backend {
+            Backend::Sqlite => {
+                std::sync::Arc::new(roster_store::SqliteStore::open(dir.path()).await.unwrap())
+            }
+            Backend::Postgres => {
+                std::sync::Arc::new(roster_store::PgStore::open(url).await.unwrap())
+            }
+        };
+        store
+    };
+    // Raw SQL, as an older Roster would have left the rows.
+    let db_file = dir.path().join("roster.db");
+    let sql = |statement: String| {
+        let db_file = db_file.clone();
+        async move {
+            match backend {
+                Backend::Sqlite => {
+                    let pool = sqlx_pool(&db_file).await;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                    pool.close().await;
+                }
+                Backend::Postgres => {
+                    let pool = sqlx::PgPool::connect(url).await.unwrap();
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                    pool.close().await;
+                }
+            }
+        }
+    };
+    {
+        let env = Env::with_store(open().await, tempfile::tempdir().unwrap()).await;
+        env.roster
+            .create_user(
+                &env.local_admin(),
+                local(
+                    "\u{39d}\u{399}\u{39a}\u{39f}\u{3a3}",
+                    &["\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3a3}@example.com"],
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    sql(format!(
+        "UPDATE users SET name_key = '{OLD_NAME_KEY}' WHERE name_key = '{NEW_NAME_KEY}'; \
+         UPDATE user_emails SET address_key = '{OLD_NAME_KEY}@example.com'; \
+         DELETE FROM meta WHERE key = 'keys_folded';"
+    ))
+    .await;
+    let store = open().await;
+    let found = store
+        .get_user(&roster_core::names::UserName::parse(NEW_NAME_KEY).unwrap())
+        .await
+        .unwrap()
+        .expect("found by its case-folded name after the re-key");
+    assert_eq!(found.name.as_str(), "\u{39d}\u{399}\u{39a}\u{39f}\u{3a3}");
+    let env = Env::with_store(store, tempfile::tempdir().unwrap()).await;
+    env.check().await;
+    // Two users that only the old keys told apart: the one whose new key is taken keeps its old key,
+    // and the store still opens (refusing to start would lock everyone out).
+    env.roster
+        .create_user(&env.local_admin(), local("other", &[]))
+        .await
+        .unwrap();
+    drop(env);
+    sql(format!(
+        "UPDATE users SET name = 'nikos-twin', name_key = 'nikos-twin' WHERE name_key = '{NEW_NAME_KEY}'; \
+         UPDATE users SET name = '{NEW_NAME_KEY}', name_key = '{NEW_NAME_KEY}' WHERE name_key = 'other'; \
+         UPDATE users SET name = '\u{39d}\u{399}\u{39a}\u{39f}\u{3a3}', name_key = '{OLD_NAME_KEY}' WHERE name_key = 'nikos-twin'; \
+         DELETE FROM meta WHERE key = 'keys_folded';"
+    ))
+    .await;
+    let store = open().await;
+    let found = store
+        .get_user(&roster_core::names::UserName::parse(NEW_NAME_KEY).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.name.as_str(),
+        NEW_NAME_KEY,
+        "the user that held the key keeps it"
+    );
+}
+
+#[tokio::test]
+async fn keys_made_before_case_folding_are_refolded_once_on_sqlite() {
+    crate::support::init();
+    keys_made_before_case_folding_are_refolded_once(Backend::Sqlite, "").await;
+}
+
+#[tokio::test]
+async fn keys_made_before_case_folding_are_refolded_once_on_postgres() {
+    crate::support::init();
+    let url = TestPostgres::shared()
+        .unwrap()
+        .create_database("refold")
+        .unwrap();
+    keys_made_before_case_folding_are_refolded_once(Backend::Postgres, &url).await;
+}
