@@ -251,11 +251,12 @@ async fn refold_keys(pool: &sqlx::Pool<Db>) -> Result<()> {
             .await?;
         held.insert(new);
     }
-    sqlx::query::<Db>("DELETE FROM meta WHERE key = 'keys_folded'")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query::<Db>("INSERT INTO meta (key, value) VALUES ('keys_folded', $1)")
-        .bind(KEYS_FOLDED)
+    // An upsert: several instances sharing a PostgreSQL database may start together and all re-key
+    // (to the same keys); the later ones wait for the first and then update its row.
+    sqlx::query::<Db>(
+        "INSERT INTO meta (key, value) VALUES ('keys_folded', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(KEYS_FOLDED)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
