@@ -21,6 +21,11 @@ use std::sync::Arc;
 pub use error::{AppError, ErrorKind, Result};
 pub use sync::{RunReport, SyncPhase, SyncProgress};
 
+/// The most items one page of users, runs or audit entries holds; a larger limit is clamped to it.
+pub const PAGE_MAX: i64 = 1000;
+/// The most report lines one page of a run holds.
+pub const RUN_LINES_MAX: i64 = 100_000;
+
 /// Who is asking.
 #[derive(Debug, Clone)]
 pub enum Caller {
@@ -360,7 +365,7 @@ impl Roster {
         caller.require_admin("list users")?;
         Ok(self
             .store
-            .list_users(offset.max(0), limit.clamp(1, 1000))
+            .list_users(offset.max(0), limit.clamp(1, PAGE_MAX))
             .await?)
     }
 
@@ -627,7 +632,7 @@ impl Roster {
         caller.require_admin("read the audit log")?;
         Ok(self
             .store
-            .list_audit(offset.max(0), limit.clamp(1, 1000))
+            .list_audit(offset.max(0), limit.clamp(1, PAGE_MAX))
             .await?)
     }
 }

@@ -155,8 +155,12 @@ impl Roster {
         }
         // Everything that can be checked without connecting is checked now (the CA file is read, the
         // filter's matching rules are looked at), so that a mistake shows here and not at the first run.
-        if !matches!(settings, DirectorySettings::None) {
-            roster_directory::connector(&settings)?;
+        // The connector made is cached for the runs and logons that follow; with no directory, the old
+        // one (and its service connection) goes.
+        if matches!(settings, DirectorySettings::None) {
+            *self.directory_cache.lock().await = None;
+        } else {
+            self.directory(&settings).await?;
         }
         let json =
             serde_json::to_string(&settings).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -185,7 +189,6 @@ impl Roster {
         self.store
             .put_setting(SETTINGS_KEY, &json, &actor, now, &details)
             .await?;
-        *self.directory_cache.lock().await = None;
         settings_view(&settings)
     }
 
@@ -429,7 +432,7 @@ impl Roster {
         caller.require_admin("see directory runs")?;
         Ok(self
             .store
-            .list_runs(offset.max(0), limit.clamp(1, 1000))
+            .list_runs(offset.max(0), limit.clamp(1, crate::PAGE_MAX))
             .await?)
     }
 
@@ -448,7 +451,7 @@ impl Roster {
             .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
         let lines = self
             .store
-            .run_lines(id, offset.max(0), limit.clamp(1, 100_000))
+            .run_lines(id, offset.max(0), limit.clamp(1, crate::RUN_LINES_MAX))
             .await?;
         Ok((run, lines))
     }

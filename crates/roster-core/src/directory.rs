@@ -4,9 +4,6 @@ use crate::filter::LdapFilter;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// The prefix of the id of an entry that has no stable id and is identified by its DN instead.
-pub const DN_ID_PREFIX: &str = "dn:";
-
 /// One entry as read from a directory, before any validation. Connectors fill it; the planner judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryEntry {
@@ -177,6 +174,26 @@ pub struct SettingsError {
     pub message: String,
 }
 
+/// A file named in the settings is read by whichever process connects (the server, or a CLI started
+/// elsewhere): a relative path would mean a different file to each. The CLI makes a path in a settings
+/// file absolute against that file's directory before it gets here.
+fn require_absolute(
+    key: &'static str,
+    path: &std::path::Path,
+    what: &str,
+) -> Result<(), SettingsError> {
+    if path.is_absolute() {
+        Ok(())
+    } else {
+        Err(settings_error(
+            key,
+            format!(
+                "give {what}'s absolute path (a relative path would be resolved against the server's working directory)"
+            ),
+        ))
+    }
+}
+
 fn never_shown(_: &Option<Secret>) -> bool {
     true
 }
@@ -266,13 +283,8 @@ impl LdapSettings {
 
     /// Everything that can be checked without a network: done before anything connects.
     pub fn validate(&self) -> Result<LdapFilter, SettingsError> {
-        // Read by whichever process connects (the server, or a CLI started elsewhere): a relative path
-        // would mean a different file to each. The CLI resolves one in a settings file against it.
-        if self.ca_file.as_ref().is_some_and(|f| f.is_relative()) {
-            return Err(settings_error(
-                "ca_file",
-                "give the CA file's absolute path (a relative path would be resolved against the server's working directory)",
-            ));
+        if let Some(ca_file) = &self.ca_file {
+            require_absolute("ca_file", ca_file, "the CA file")?;
         }
         let server = self.server.trim();
         if server.is_empty() {
@@ -322,15 +334,7 @@ impl LdifSettings {
         if self.file.as_os_str().is_empty() {
             return Err(settings_error("file", "give the path of the LDIF file"));
         }
-        // The file is read by whichever process runs the sync (the server, or a CLI started elsewhere):
-        // a relative path would mean a different file to each. The CLI makes a path in a settings file
-        // absolute against that file's directory before it gets here.
-        if !self.file.is_absolute() {
-            return Err(settings_error(
-                "file",
-                "give the LDIF file's absolute path (a relative path would be resolved against the server's working directory)",
-            ));
-        }
+        require_absolute("file", &self.file, "the LDIF file")?;
         check_mapping(
             &self.filter,
             &self.username_attribute,

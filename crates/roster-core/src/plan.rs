@@ -600,11 +600,10 @@ pub fn plan_sync(
             continue;
         }
         let candidate = by_name.get(e.name_key()).copied().filter(|&u| {
-            let link = current
+            let own_entry_seen = current
                 .get(u)
                 .and_then(|c| c.link.as_ref())
-                .filter(|l| l.source == options.source);
-            let own_entry_seen = link.is_some_and(|l| seen_ids.contains(l.id.as_str()));
+                .is_some_and(|l| l.source == options.source && seen_ids.contains(l.id.as_str()));
             // A user whose linked entry is gone is matched by name, as the issue says ("by stable id
             // first, then by user name"): entries re-created with a new entryUUID (ldapadd after a
             // delete, provisioning tools, a move to another server) keep their users, privileges and

@@ -117,14 +117,7 @@ where
 {
     match stable_id(values) {
         Some(id) => (id, true),
-        None => (
-            format!(
-                "{}{}",
-                roster_core::directory::DN_ID_PREFIX,
-                dn.to_lowercase()
-            ),
-            false,
-        ),
+        None => (format!("dn:{}", dn.to_lowercase()), false),
     }
 }
 

@@ -335,12 +335,10 @@ impl PageQuery {
     }
 }
 
-/// Lists: users, runs, the audit log.
+/// Lists: users, runs, the audit log (at most `roster_app::PAGE_MAX`).
 const LIST_DEFAULT: i64 = 100;
-const LIST_MAX: i64 = 1000;
-/// A run's report lines: one page is usually the whole report.
+/// A run's report lines: one page is usually the whole report (at most `roster_app::RUN_LINES_MAX`).
 const LINES_DEFAULT: i64 = 10_000;
-const LINES_MAX: i64 = 100_000;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PageOf<T> {
@@ -357,7 +355,7 @@ async fn list_users(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<User>>> {
-    let (offset, limit) = q.window(LIST_DEFAULT, LIST_MAX);
+    let (offset, limit) = q.window(LIST_DEFAULT, roster_app::PAGE_MAX);
     let page = roster.list_users(&caller, offset, limit).await?;
     Ok(Json(PageOf {
         items: page.items,
@@ -526,7 +524,7 @@ async fn audit_log(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<AuditEntry>>> {
-    let (offset, limit) = q.window(LIST_DEFAULT, LIST_MAX);
+    let (offset, limit) = q.window(LIST_DEFAULT, roster_app::PAGE_MAX);
     let page = roster.audit_log(&caller, offset, limit).await?;
     Ok(Json(PageOf {
         items: page.items,
@@ -594,7 +592,7 @@ async fn list_runs(
     Authenticated(caller): Authenticated,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<PageOf<RunSummary>>> {
-    let (offset, limit) = q.window(LIST_DEFAULT, LIST_MAX);
+    let (offset, limit) = q.window(LIST_DEFAULT, roster_app::PAGE_MAX);
     let page = roster.list_runs(&caller, offset, limit).await?;
     Ok(Json(PageOf {
         items: page.items,
@@ -618,7 +616,7 @@ async fn get_run(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<RunDetail>> {
-    let (offset, limit) = q.window(LINES_DEFAULT, LINES_MAX);
+    let (offset, limit) = q.window(LINES_DEFAULT, roster_app::RUN_LINES_MAX);
     let (run, lines) = roster.get_run(&caller, id, offset, limit).await?;
     Ok(Json(RunDetail {
         run,

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use roster_app::{RunReport, SyncPhase, SyncProgress};
-use roster_core::plan::ReportLine;
+use roster_core::plan::{ReportCounts, ReportLine};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, Folder, User};
 use roster_store::RunSummary;
@@ -178,22 +178,27 @@ pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
             r.directory_type,
             r.entries_read
         )?;
-        writeln!(
-            out,
-            "created {}, updated {}, renamed {}, linked {}, deleted {}, folders kept {}, unchanged {}, conflicts {}, skipped {}",
-            c.created,
-            c.updated,
-            c.renamed,
-            c.linked,
-            c.deleted,
-            c.folders_kept,
-            c.unchanged,
-            c.conflicts,
-            c.skipped
-        )?;
+        writeln!(out, "{}", counts(c, ", "))?;
         Ok(())
     })?;
     lines(&r.lines)
+}
+
+/// A run's counts as text, each as "created 3"; `sep` between them (", " in a report, " " in a table).
+fn counts(c: &ReportCounts, sep: &str) -> String {
+    [
+        ("created", c.created),
+        ("updated", c.updated),
+        ("renamed", c.renamed),
+        ("linked", c.linked),
+        ("deleted", c.deleted),
+        ("folders kept", c.folders_kept),
+        ("unchanged", c.unchanged),
+        ("conflicts", c.conflicts),
+        ("skipped", c.skipped),
+    ]
+    .map(|(what, n)| format!("{what} {n}"))
+    .join(sep)
 }
 
 /// Buffered (through `emit`): a line per system call would be 100,000 calls for a first sync's report.
@@ -224,18 +229,7 @@ pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
         for r in runs {
             let result = match (&r.counts, &r.error) {
                 (_, Some(e)) => e.clone(),
-                (Some(c), None) => format!(
-                    "created {} updated {} renamed {} linked {} deleted {} folders kept {} unchanged {} conflicts {} skipped {}",
-                    c.created,
-                    c.updated,
-                    c.renamed,
-                    c.linked,
-                    c.deleted,
-                    c.folders_kept,
-                    c.unchanged,
-                    c.conflicts,
-                    c.skipped
-                ),
+                (Some(c), None) => counts(c, " "),
                 (None, None) => String::new(),
             };
             writeln!(

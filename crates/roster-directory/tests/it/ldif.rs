@@ -39,10 +39,18 @@ uid: other
 cn: Outside The Base
 ";
 
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A whole read with these settings.
+async fn read(s: LdifSettings) -> Result<roster_directory::DirectoryRead, DirectoryError> {
+    connector(&DirectorySettings::Ldif(s))
+        .unwrap()
+        .read_entries(&NoProgress)
+        .await
 }
 
 fn settings(file: std::path::PathBuf) -> LdifSettings {
@@ -114,11 +122,7 @@ async fn ldif_errors() {
         "bad.ldif",
         "dn: uid=a,ou=People,dc=example,dc=com\nuid: a\n\ndn: uid=b,ou=People,dc=example,dc=com\nthis line has no colon\n",
     );
-    let err = connector(&DirectorySettings::Ldif(settings(bad)))
-        .unwrap()
-        .read_entries(&NoProgress)
-        .await
-        .unwrap_err();
+    let err = read(settings(bad)).await.unwrap_err();
     assert!(matches!(err, DirectoryError::Ldif { .. }), "{err:?}");
     assert!(err.to_string().contains("line 5"), "{err}");
 
@@ -146,11 +150,7 @@ async fn ldif_errors() {
         ("cut.ldif", &SAMPLE[..cut_at], "truncated"),
     ] {
         let file = write(dir.path(), name, text);
-        let err = connector(&DirectorySettings::Ldif(settings(file)))
-            .unwrap()
-            .read_entries(&NoProgress)
-            .await
-            .unwrap_err();
+        let err = read(settings(file)).await.unwrap_err();
         assert_eq!(err.code(), "DI017-ldif", "{name}: {err}");
         assert!(err.to_string().contains(fragment), "{name}: {err}");
     }
@@ -160,38 +160,26 @@ async fn ldif_errors() {
     let file = write(dir.path(), "sample.ldif", SAMPLE);
     let mut s = settings(file.clone());
     s.base_dn = "ou=Peple,dc=example,dc=com".into();
-    let err = connector(&DirectorySettings::Ldif(s))
-        .unwrap()
-        .read_entries(&NoProgress)
-        .await
-        .unwrap_err();
+    let err = read(s).await.unwrap_err();
     assert_eq!(err.code(), "DI017-ldif", "{err}");
     assert!(err.to_string().contains("`base_dn`"), "{err}");
     // Bytes that are not UTF-8 where the filter looks fail the read; elsewhere they are left alone.
-    let latin1 = dir.path().join("latin1.ldif");
-    let mut bytes = SAMPLE.as_bytes().to_vec();
-    bytes.extend_from_slice(
+    let with_sample =
+        |name: &str, extra: &[u8]| write(dir.path(), name, [SAMPLE.as_bytes(), extra].concat());
+    let latin1 = with_sample(
+        "latin1.ldif",
         b"\ndn: uid=l,ou=People,dc=example,dc=com\nobjectClass: inetOrgPers\xf6n\nuid: l\n",
     );
-    std::fs::write(&latin1, &bytes).unwrap();
-    let err = connector(&DirectorySettings::Ldif(settings(latin1)))
-        .unwrap()
-        .read_entries(&NoProgress)
-        .await
-        .unwrap_err();
+    let err = read(settings(latin1)).await.unwrap_err();
     assert!(
         err.to_string().contains("'objectClass'") && err.to_string().contains("UTF-8"),
         "{err}"
     );
-    let photo = dir.path().join("photo.ldif");
-    let mut bytes = SAMPLE.as_bytes().to_vec();
-    bytes.extend_from_slice(b"\ndn: uid=p,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: p\ndescription: caf\xe9\n");
-    std::fs::write(&photo, &bytes).unwrap();
-    let read = connector(&DirectorySettings::Ldif(settings(photo)))
-        .unwrap()
-        .read_entries(&NoProgress)
-        .await
-        .unwrap();
+    let photo = with_sample(
+        "photo.ldif",
+        b"\ndn: uid=p,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: p\ndescription: caf\xe9\n",
+    );
+    let read = read(settings(photo)).await.unwrap();
     assert!(read.entries.iter().any(|e| e.name.as_deref() == Some("p")));
 
     // Extensible matches need a server: refused with the settings, not in the middle of a read.

@@ -1797,19 +1797,17 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
     );
     let file = env.dir.path().join("people.ldif");
     std::fs::write(&file, text).unwrap();
+    let ldif = LdifSettings {
+        file: file.clone(),
+        base_dn: PEOPLE.into(),
+        filter: "(&(objectClass=inetOrgPerson)(mail=*))".into(),
+        username_attribute: "uid".into(),
+        full_name_attribute: Some("cn".into()),
+        email_attributes: Some("mail".into()),
+        delete_users: false,
+    };
     env.roster
-        .set_directory_settings(
-            &env.local_admin(),
-            DirectorySettings::Ldif(LdifSettings {
-                file,
-                base_dn: PEOPLE.into(),
-                filter: "(&(objectClass=inetOrgPerson)(mail=*))".into(),
-                username_attribute: "uid".into(),
-                full_name_attribute: Some("cn".into()),
-                email_attributes: Some("mail".into()),
-                delete_users: false,
-            }),
-        )
+        .set_directory_settings(&env.local_admin(), DirectorySettings::Ldif(ldif.clone()))
         .await
         .unwrap();
     let empty = state(&env).await;
@@ -1876,18 +1874,12 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
 
     // Regression (review of issue 4): with delete_users, a file cut inside a line, or emptied, was read
     // as complete and the users after the cut were deleted. Now the run fails and changes nothing.
-    let file = env.dir.path().join("people.ldif");
     env.roster
         .set_directory_settings(
             &env.local_admin(),
             DirectorySettings::Ldif(LdifSettings {
-                file: file.clone(),
-                base_dn: PEOPLE.into(),
-                filter: "(&(objectClass=inetOrgPerson)(mail=*))".into(),
-                username_attribute: "uid".into(),
-                full_name_attribute: Some("cn".into()),
-                email_attributes: Some("mail".into()),
                 delete_users: true,
+                ..ldif
             }),
         )
         .await

@@ -9,7 +9,6 @@ use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::AuthMethod;
 use roster_core::{FolderRight, Privilege};
 use roster_store::{Actor, NewRun, RunKind, RunOutcome, RunStatus, StoreError};
-use roster_testkit::TestPostgres;
 use std::collections::BTreeSet;
 
 fn local(name: &str, emails: &[&str]) -> NewUserInput {
@@ -594,6 +593,41 @@ fn old_runs_sql(first: &[ReportLine], second: &[ReportLine]) -> String {
     sql
 }
 
+/// For tests that prepare the database themselves (as an older Roster left it) and then open the store:
+/// `$body(backend, url)` on SQLite (no url) and on a new PostgreSQL database.
+macro_rules! on_both_databases {
+    ($body:ident) => {
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                crate::support::init();
+                super::$body(crate::support::Backend::Sqlite, "").await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                crate::support::init();
+                let url = roster_testkit::TestPostgres::shared()
+                    .unwrap()
+                    .create_database(stringify!($body))
+                    .unwrap();
+                super::$body(crate::support::Backend::Postgres, &url).await;
+            }
+        }
+    };
+}
+
+/// The store on `dir`'s SQLite file or on the PostgreSQL database at `url`.
+async fn open_store(
+    backend: Backend,
+    dir: &std::path::Path,
+    url: &str,
+) -> std::sync::Arc<dyn roster_store::Store> {
+    match backend {
+        Backend::Sqlite => std::sync::Arc::new(roster_store::SqliteStore::open(dir).await.unwrap()),
+        Backend::Postgres => std::sync::Arc::new(roster_store::PgStore::open(url).await.unwrap()),
+    }
+}
+
 /// Runs' report lines written before migration 0002 survive it.
 async fn old_runs_keep_their_lines(backend: Backend, url: &str) {
     let first = made_up_lines(1500);
@@ -609,7 +643,7 @@ async fn old_runs_keep_their_lines(backend: Backend, url: &str) {
         .unwrap();
     let old = sqlx::raw_sql(sqlx::AssertSqlSafe(old_runs_sql(&first, &second)));
     let dir = tempfile::tempdir().unwrap();
-    let store: std::sync::Arc<dyn roster_store::Store> = match backend {
+    match backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect_with(
                 sqlx::sqlite::SqliteConnectOptions::new()
@@ -621,16 +655,15 @@ async fn old_runs_keep_their_lines(backend: Backend, url: &str) {
             migrator.run_to(1, &pool).await.unwrap();
             old.execute(&pool).await.unwrap();
             pool.close().await;
-            std::sync::Arc::new(roster_store::SqliteStore::open(dir.path()).await.unwrap())
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
             migrator.run_to(1, &pool).await.unwrap();
             old.execute(&pool).await.unwrap();
             pool.close().await;
-            std::sync::Arc::new(roster_store::PgStore::open(url).await.unwrap())
         }
-    };
+    }
+    let store = open_store(backend, dir.path(), url).await;
     let env = Env::with_store(store, dir).await;
     assert_pages(&env, 1, &first, &[(0, 100), (950, 100), (0, 2000)]).await;
     assert_pages(&env, 2, &second, &[(0, 10), (1, 1), (3, 1)]).await;
@@ -643,21 +676,7 @@ async fn old_runs_keep_their_lines(backend: Backend, url: &str) {
     env.check().await;
 }
 
-#[tokio::test]
-async fn old_runs_keep_their_lines_on_sqlite() {
-    crate::support::init();
-    old_runs_keep_their_lines(Backend::Sqlite, "").await;
-}
-
-#[tokio::test]
-async fn old_runs_keep_their_lines_on_postgres() {
-    crate::support::init();
-    let url = TestPostgres::shared()
-        .unwrap()
-        .create_database("roster")
-        .unwrap();
-    old_runs_keep_their_lines(Backend::Postgres, &url).await;
-}
+on_both_databases!(old_runs_keep_their_lines);
 
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused_with_advice() {
@@ -1018,17 +1037,7 @@ async fn keys_made_before_case_folding_are_refolded_once(backend: Backend, url: 
     const OLD_NAME_KEY: &str = "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c2}"; // νικος, with the final ς
     const NEW_NAME_KEY: &str = "\u{3bd}\u{3b9}\u{3ba}\u{3bf}\u{3c3}"; // νικοσ
     let dir = tempfile::tempdir().unwrap();
-    let open = || async {
-        let store: std::sync::Arc<dyn roster_store::Store> = match backend {
-            Backend::Sqlite => {
-                std::sync::Arc::new(roster_store::SqliteStore::open(dir.path()).await.unwrap())
-            }
-            Backend::Postgres => {
-                std::sync::Arc::new(roster_store::PgStore::open(url).await.unwrap())
-            }
-        };
-        store
-    };
+    let open = || open_store(backend, dir.path(), url);
     // Raw SQL, as an older Roster would have left the rows.
     let db_file = dir.path().join("roster.db");
     let sql = |statement: String| {
@@ -1108,19 +1117,4 @@ async fn keys_made_before_case_folding_are_refolded_once(backend: Backend, url: 
         "the user that held the key keeps it"
     );
 }
-
-#[tokio::test]
-async fn keys_made_before_case_folding_are_refolded_once_on_sqlite() {
-    crate::support::init();
-    keys_made_before_case_folding_are_refolded_once(Backend::Sqlite, "").await;
-}
-
-#[tokio::test]
-async fn keys_made_before_case_folding_are_refolded_once_on_postgres() {
-    crate::support::init();
-    let url = TestPostgres::shared()
-        .unwrap()
-        .create_database("refold")
-        .unwrap();
-    keys_made_before_case_folding_are_refolded_once(Backend::Postgres, &url).await;
-}
+on_both_databases!(keys_made_before_case_folding_are_refolded_once);
