@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use error::{AppError, ErrorKind, Result};
-pub use sync::{RunReport, SyncPhase, SyncProgress};
+pub use sync::{DirectorySettingsView, RunReport, SyncPhase, SyncProgress};
 
 /// The most items one page of users, runs or audit entries holds; a larger limit is clamped to it.
 pub const PAGE_MAX: i64 = 1000;
@@ -129,7 +129,9 @@ pub struct Roster {
     clock: Arc<dyn Clock>,
     secrets: SecretBox,
     sessions: SessionPolicy,
-    directory_cache: tokio::sync::Mutex<Option<(String, Arc<dyn roster_directory::Directory>)>>,
+    directory_cache: tokio::sync::Mutex<Option<(String, roster_directory::Connector)>>,
+    /// Makes connectors from settings: the real ones, or a fake in the use cases' own tests.
+    connectors: Arc<dyn roster_directory::ConnectorFactory>,
 }
 
 /// What [`Roster::bootstrap`] did on first start.
@@ -181,7 +183,17 @@ impl Roster {
             secrets,
             sessions,
             directory_cache: tokio::sync::Mutex::new(None),
+            connectors: Arc::new(roster_directory::RealConnectors),
         }
+    }
+
+    /// The same use cases over other connectors (a fake directory in tests).
+    pub fn with_connectors(
+        mut self,
+        connectors: Arc<dyn roster_directory::ConnectorFactory>,
+    ) -> Roster {
+        self.connectors = connectors;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -280,29 +292,25 @@ impl Roster {
             ));
         };
         let directory = self.directory(&settings).await?;
-        let dn = creds
+        let checker = directory
+            .password_checker()
+            .map_err(|e| AppError::DirectoryLogonUnavailable(e.to_string()))?;
+        // A link to an entry of another directory type says nothing about this one.
+        let link = creds
             .link
             .as_ref()
-            .filter(|l| l.source == directory.source())
-            .and_then(|l| l.dn.as_deref());
+            .filter(|l| l.source == directory.kind.name());
         let subject = roster_directory::LogonSubject {
             name: creds.name.as_str(),
-            dn,
-            id: creds
-                .link
-                .as_ref()
-                .filter(|l| l.source == directory.source())
-                .map(|l| l.id.as_str()),
+            dn: link.and_then(|l| l.dn.as_deref()),
+            id: link.map(|l| l.id.as_str()),
         };
         let secret = roster_core::directory::Secret::new(password);
-        match directory.authenticate(&subject, &secret).await {
+        match checker.authenticate(&subject, &secret).await {
             Ok(roster_directory::LogonOutcome::Accepted { .. }) => Ok(true),
             Ok(roster_directory::LogonOutcome::Rejected(reason)) => {
                 tracing::info!(user = %creds.name, ?reason, "directory logon rejected");
                 Ok(false)
-            }
-            Err(e @ roster_directory::DirectoryError::LogonUnsupported) => {
-                Err(AppError::DirectoryLogonUnavailable(e.to_string()))
             }
             Err(e) => {
                 tracing::warn!(user = %creds.name, code = e.code(), error = %e, "the directory could not check a logon");

@@ -6,17 +6,17 @@
 
 use crate::error::{AppError, Result};
 use crate::{Caller, Roster};
-use roster_core::directory::{DirectorySettings, Secret};
+use roster_core::directory::{DirectoryKind, DirectorySettings, Secret, TypeSettings};
 use roster_core::plan::{
     PlanOptions, PlannedChanges, ReportAction, ReportCounts, ReportLine, deletion_reason, plan_sync,
 };
-use roster_directory::{Directory, ReadProgress};
+use roster_directory::{Connector, ReadProgress};
 use roster_store::{AppliedPlan, NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 const SETTINGS_KEY: &str = "directory";
 const PASSWORD_KEY: &str = "directory_password";
@@ -82,77 +82,58 @@ impl Roster {
             && !sealed.is_empty()
         {
             let plain = self.secrets.open(PASSWORD_PURPOSE, &sealed)?;
-            settings.set_password(Some(Secret::new(plain)));
+            if let Some(slot) = settings
+                .configured_mut()
+                .and_then(|(_, typed)| typed.secret_slot())
+            {
+                *slot = Some(Secret::new(plain));
+            }
         }
         Ok(Some(settings))
     }
 
     /// The settings as the API and CLI show them: everything but the password, and whether one is set.
-    pub async fn directory_settings(&self, caller: &Caller) -> Result<serde_json::Value> {
+    pub async fn directory_settings(&self, caller: &Caller) -> Result<DirectorySettingsView> {
         caller.require_admin("see the directory settings")?;
         let settings = self
             .load_directory_settings()
             .await?
             .unwrap_or(DirectorySettings::None);
-        settings_view(&settings)
+        Ok(DirectorySettingsView::of(settings))
     }
 
-    /// Replaces the directory settings. A missing password keeps the stored one (for the same type).
+    /// Replaces the directory settings. A missing password keeps the stored one (for the same type and
+    /// target, see [`keep_or_require_secret`]).
     pub async fn set_directory_settings(
         &self,
         caller: &Caller,
         mut settings: DirectorySettings,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<DirectorySettingsView> {
         caller.require_admin("change the directory settings")?;
-        let invalid = |key: &str, message: String| AppError::InvalidSetting {
-            key: key.to_owned(),
-            message,
-        };
-        match &settings {
-            DirectorySettings::Unsupported => {
-                return Err(invalid(
-                    "type",
-                    "this directory type is not available in this version; use none, ldap or ldif (active-directory, icewarp and kerio are planned)".into(),
-                ));
-            }
-            DirectorySettings::Ldap(s) => {
-                s.validate().map_err(|e| invalid(e.key, e.to_string()))?;
-            }
-            DirectorySettings::Ldif(s) => {
-                s.validate().map_err(|e| invalid(e.key, e.to_string()))?;
-            }
-            DirectorySettings::None => {}
+        if matches!(settings, DirectorySettings::Unsupported) {
+            return Err(AppError::InvalidSetting {
+                key: "type".into(),
+                message: format!(
+                    "this directory type is not available in this version; use one of: none, {} (active-directory, icewarp and kerio are planned)",
+                    DirectoryKind::ALL
+                        .iter()
+                        .map(|k| k.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
         }
         let previous = self.load_directory_settings().await?;
-        let password_changed = settings.password().is_some();
-        if let DirectorySettings::Ldap(s) = &mut settings {
-            if s.password.as_ref().is_some_and(Secret::is_empty) {
-                return Err(invalid(
-                    "password",
-                    "the password is empty: Roster never binds anonymously; give the service account's password".into(),
-                ));
+        let secret_given = match settings.configured_mut() {
+            Some((kind, typed)) => {
+                typed.validate().map_err(|e| AppError::InvalidSetting {
+                    key: e.key.to_owned(),
+                    message: e.to_string(),
+                })?;
+                keep_or_require_secret(kind, typed, previous.as_ref())?
             }
-            if s.password.is_none() {
-                // The stored password goes only to the server and account it was given for: otherwise
-                // pointing `server` elsewhere would send it there, in clear with `encryption = "none"`.
-                s.password = match &previous {
-                    Some(DirectorySettings::Ldap(p)) if same_target(p, s) => p.password.clone(),
-                    Some(DirectorySettings::Ldap(_)) => {
-                        return Err(invalid(
-                            "password",
-                            "the server, port, encryption, certificate settings or bind DN changed: give the service account's password again".into(),
-                        ));
-                    }
-                    _ => None,
-                };
-            }
-            if s.password.is_none() {
-                return Err(invalid(
-                    "password",
-                    "give the password of the service account (bind_dn)".into(),
-                ));
-            }
-        }
+            None => false,
+        };
         // Everything that can be checked without connecting is checked now (the CA file is read, the
         // filter's matching rules are looked at), so that a mistake shows here and not at the first run.
         // The connector made is cached for the runs and logons that follow; with no directory, the old
@@ -164,7 +145,7 @@ impl Roster {
         }
         let json =
             serde_json::to_string(&settings).map_err(|e| AppError::Internal(e.to_string()))?;
-        let sealed = match settings.password() {
+        let sealed = match settings.secret() {
             Some(p) => self.secrets.seal(PASSWORD_PURPOSE, p.expose())?,
             None => String::new(),
         };
@@ -178,28 +159,24 @@ impl Roster {
                 &sealed,
                 &actor,
                 now,
-                if password_changed {
+                if secret_given {
                     "directory password changed"
                 } else {
                     "directory password kept"
                 },
             )
             .await?;
-        let details = describe(&settings);
         self.store
-            .put_setting(SETTINGS_KEY, &json, &actor, now, &details)
+            .put_setting(SETTINGS_KEY, &json, &actor, now, &settings.describe())
             .await?;
-        settings_view(&settings)
+        Ok(DirectorySettingsView::of(settings))
     }
 
     /// The connector for these settings, reused while they don't change (so is its service connection).
-    pub(crate) async fn directory(
-        &self,
-        settings: &DirectorySettings,
-    ) -> Result<Arc<dyn Directory>> {
+    pub(crate) async fn directory(&self, settings: &DirectorySettings) -> Result<Connector> {
         let mut hasher = Sha256::new();
         hasher.update(serde_json::to_vec(settings).map_err(|e| AppError::Internal(e.to_string()))?);
-        hasher.update(settings.password().map(Secret::expose).unwrap_or_default());
+        hasher.update(settings.secret().map(Secret::expose).unwrap_or_default());
         let fingerprint: String = hasher
             .finalize()
             .iter()
@@ -211,7 +188,7 @@ impl Roster {
         {
             return Ok(d.clone());
         }
-        let d = roster_directory::connector(settings)?;
+        let d = self.connectors.connector(settings)?;
         *cache = Some((fingerprint, d.clone()));
         Ok(d)
     }
@@ -251,16 +228,8 @@ impl Roster {
             // CA file that went away since `directory set`, fail a run that the history shows.
             let work = async {
                 let directory = self.directory(&settings).await?;
-                self.run_steps(
-                    run_id,
-                    kind,
-                    &settings,
-                    directory.as_ref(),
-                    &read,
-                    progress,
-                    &actor,
-                )
-                .await
+                self.run_steps(run_id, kind, &settings, &directory, &read, progress, &actor)
+                    .await
             };
             tokio::pin!(heartbeat);
             tokio::select! {
@@ -284,6 +253,7 @@ impl Roster {
                         },
                         self.now(),
                     )
+                    .instrument(tracing::info_span!("record", run_id))
                     .await?;
                 Ok(RunReport {
                     run_id,
@@ -338,7 +308,7 @@ impl Roster {
         run_id: i64,
         kind: RunKind,
         settings: &DirectorySettings,
-        directory: &dyn Directory,
+        directory: &Connector,
         read: &AtomicU64,
         progress: &dyn SyncProgress,
         actor: &roster_store::Actor,
@@ -352,8 +322,15 @@ impl Roster {
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
         // other fails: a read cut off mid-page would leave the service connection mid-search, and the
         // error reported is then always the directory's, which is the one the administrator can act on.
-        let (fetched, snapshot) =
-            tokio::join!(directory.read_entries(&counter), self.store.snapshot());
+        let (fetched, snapshot) = tokio::join!(
+            directory
+                .reader
+                .read_entries(&counter)
+                .instrument(tracing::info_span!("read", run_id)),
+            self.store
+                .snapshot()
+                .instrument(tracing::info_span!("snapshot", run_id))
+        );
         let fetched = fetched?;
         let mut snapshot = snapshot?;
         read.store(
@@ -366,19 +343,26 @@ impl Roster {
         // If someone changed users during the read, load them again: the plan must start from the users
         // as they are now, and the window in which another change makes it stale is only the planning.
         if self.store.user_db_version().await? != snapshot.version {
-            snapshot = self.store.snapshot().await?;
+            snapshot = self
+                .store
+                .snapshot()
+                .instrument(tracing::info_span!("snapshot", run_id, again = true))
+                .await?;
         }
         let options = PlanOptions {
-            source: directory.source().to_owned(),
+            source: directory.kind.name().to_owned(),
             delete_users: settings.delete_users(),
         };
         // Planning 100,000 users takes a moment of CPU: off the async workers, so the heartbeat and other
         // requests keep going.
         let users = snapshot.users;
         let entries = fetched.entries;
-        let plan = tokio::task::spawn_blocking(move || plan_sync(&users, entries, &options))
-            .await
-            .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
+        let span = tracing::info_span!("plan", run_id);
+        let plan = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| plan_sync(&users, entries, &options))
+        })
+        .await
+        .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
         let mut counts = plan.counts;
         let mut lines = plan.lines;
         if kind == RunKind::Sync && !plan.changes.is_empty() {
@@ -394,6 +378,7 @@ impl Roster {
                     actor,
                     self.now(),
                 )
+                .instrument(tracing::info_span!("apply", run_id))
                 .await?;
             report_folders_decided_at_apply(&applied, &plan.changes, &mut counts, &mut lines);
         }
@@ -457,51 +442,74 @@ impl Roster {
     }
 }
 
-/// Whether a stored password may be kept: same server, port, encryption, trust and account.
-fn same_target(
-    a: &roster_core::directory::LdapSettings,
-    b: &roster_core::directory::LdapSettings,
-) -> bool {
-    a.server.trim().eq_ignore_ascii_case(b.server.trim())
-        && a.effective_port() == b.effective_port()
-        && a.encryption == b.encryption
-        && a.ignore_certificate_errors == b.ignore_certificate_errors
-        && a.ca_file == b.ca_file
-        && a.bind_dn.trim().eq_ignore_ascii_case(b.bind_dn.trim())
+/// The settings as shown: everything but the secret, and whether one is set (for the types that have
+/// one).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DirectorySettingsView {
+    #[serde(flatten)]
+    pub settings: DirectorySettings,
+    /// Whether the service password is stored (never the password itself); absent for types without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_set: Option<bool>,
 }
 
-fn settings_view(settings: &DirectorySettings) -> Result<serde_json::Value> {
-    let mut v = serde_json::to_value(settings).map_err(|e| AppError::Internal(e.to_string()))?;
-    if let (Some(obj), DirectorySettings::Ldap(s)) = (v.as_object_mut(), settings) {
-        obj.insert(
-            "password_set".into(),
-            serde_json::Value::Bool(s.password.is_some()),
-        );
+impl DirectorySettingsView {
+    fn of(settings: DirectorySettings) -> DirectorySettingsView {
+        let password_set = settings
+            .configured()
+            .and_then(|(_, s)| s.secret_spec().map(|_| s.secret().is_some()));
+        DirectorySettingsView {
+            settings,
+            password_set,
+        }
     }
-    Ok(v)
 }
 
-/// For the audit log: what changed, never the password.
-fn describe(settings: &DirectorySettings) -> String {
-    match settings {
-        DirectorySettings::None => "directory type none (manual users only)".into(),
-        DirectorySettings::Ldap(s) => format!(
-            "directory type ldap: server {}:{} ({:?}), bind DN {}, base DN {}, filter {}, delete users {}",
-            s.server,
-            s.effective_port(),
-            s.encryption,
-            s.bind_dn,
-            s.base_dn,
-            s.filter,
-            s.delete_users
-        ),
-        DirectorySettings::Ldif(s) => format!(
-            "directory type ldif: file {}, filter {}, delete users {}",
-            s.file.display(),
-            s.filter,
-            s.delete_users
-        ),
-        DirectorySettings::Unsupported => "unsupported".into(),
+/// The rule for a type's service secret when its settings are replaced. Given, it is used (and must not
+/// be empty: Roster never binds anonymously). Left out, the stored one is kept only for the same type and
+/// the same target (`TypeSettings::secret_target`): otherwise pointing `server` elsewhere would send the
+/// stored password there, in clear with `encryption = "none"`. Returns whether a new secret was given.
+pub(crate) fn keep_or_require_secret(
+    kind: DirectoryKind,
+    settings: &mut dyn TypeSettings,
+    previous: Option<&DirectorySettings>,
+) -> Result<bool> {
+    let Some(spec) = settings.secret_spec() else {
+        return Ok(false);
+    };
+    let target = settings.secret_target();
+    let invalid = |message: String| AppError::InvalidSetting {
+        key: spec.key.to_owned(),
+        message,
+    };
+    let Some(slot) = settings.secret_slot() else {
+        return Err(AppError::Internal(format!(
+            "the {kind} settings name a secret but have no place for it"
+        )));
+    };
+    match slot {
+        Some(given) if given.is_empty() => Err(invalid(format!(
+            "the {} is empty: Roster never binds anonymously; give {}",
+            spec.key, spec.what
+        ))),
+        Some(_) => Ok(true),
+        None => {
+            let stored = previous
+                .and_then(DirectorySettings::configured)
+                .filter(|(previous_kind, _)| *previous_kind == kind)
+                .and_then(|(_, p)| p.secret().map(|secret| (p.secret_target(), secret)));
+            match stored {
+                Some((stored_target, secret)) if stored_target == target => {
+                    *slot = Some(secret.clone());
+                    Ok(false)
+                }
+                Some(_) => Err(invalid(format!(
+                    "{} changed: give {} again",
+                    spec.bound_to, spec.what
+                ))),
+                None => Err(invalid(format!("give {}", spec.what))),
+            }
+        }
     }
 }
 

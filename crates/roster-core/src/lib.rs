@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod directory;
+pub mod dn;
 pub mod filter;
 pub mod ldif;
 pub mod names;

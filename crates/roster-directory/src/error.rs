@@ -5,7 +5,7 @@
 //! calls, and ldap3's errors don't echo them. Fields that hold server text (`message`, `detail`) come from
 //! the server's diagnostic message or from ldap3/rustls errors, never from our own request.
 
-use roster_core::directory::SettingsError;
+use roster_core::directory::{DirectoryKind, SettingsError};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -19,32 +19,28 @@ pub enum DirectoryError {
     NotConfigured,
 
     #[error(
-        "this directory type is not available in this version; use \"ldap\" (any LDAP server, Active Directory included, with simple bind) or \"ldif\""
+        "this directory type is not available in this version; use one of: none, {}",
+        DirectoryKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
     )]
     UnsupportedType,
 
-    #[error(
-        "cannot connect to the LDAP server {server}:{port} ({detail}); check the server name, the port, the encryption setting and any firewall in between"
-    )]
+    /// `target` names the server as the connector knows it ("the LDAP server ldap.example.com:389"),
+    /// `hint` says which settings to check for this type.
+    #[error("cannot connect to {target} ({detail}); {hint}")]
     Connect {
-        server: String,
-        port: u16,
+        target: String,
         detail: String,
+        hint: &'static str,
     },
 
     #[error(
-        "the certificate of {server}:{port} is not trusted ({detail}); give the CA certificate that issued it in `ca_file` (PEM), or set `ignore_certificate_errors = true` if you accept the risk"
+        "the certificate of {target} is not trusted ({detail}); give the CA certificate that issued it in `ca_file` (PEM), or set `ignore_certificate_errors = true` if you accept the risk"
     )]
-    CertificateUntrusted {
-        server: String,
-        port: u16,
-        detail: String,
-    },
+    CertificateUntrusted { target: String, detail: String },
 
-    #[error("TLS with {server}:{port} failed ({detail}); {hint}")]
+    #[error("TLS with {target} failed ({detail}); {hint}")]
     Tls {
-        server: String,
-        port: u16,
+        target: String,
         detail: String,
         hint: &'static str,
     },
@@ -57,9 +53,10 @@ pub enum DirectoryError {
     },
 
     #[error(
-        "the LDAP server did not answer within {seconds} s while {operation}; nothing was changed. Check the server's load, or raise `timeout_seconds`"
+        "{target} did not answer within {seconds} s while {operation}; nothing was changed. Check the server's load, or raise `timeout_seconds`"
     )]
     Timeout {
+        target: String,
         operation: &'static str,
         seconds: u32,
     },
@@ -89,10 +86,11 @@ pub enum DirectoryError {
     Search { rc: u32, message: String },
 
     #[error(
-        "the connection to the LDAP server was lost while {operation} ({detail}){}; nothing was changed. {hint}",
+        "the connection to {target} was lost while {operation} ({detail}){}; nothing was changed. {hint}",
         if *entries > 0 { format!("; the read was incomplete after {entries} entries") } else { String::new() }
     )]
     Disconnected {
+        target: String,
         operation: &'static str,
         entries: u64,
         detail: String,
@@ -102,14 +100,15 @@ pub enum DirectoryError {
     },
 
     #[error(
-        "the LDAP server sent a response Roster cannot decode ({message}); nothing was changed. Check that `server` and `port` point to an LDAP server"
+        "the server sent a response Roster cannot decode ({message}); nothing was changed. Check that `server` and `port` point to a server of the configured directory type"
     )]
     Protocol { message: String },
 
     #[error(
-        "users from an LDIF file can't log on with a directory password; set them to local authentication, or configure an LDAP server as the directory"
+        "users from {} can't log on with a directory password; set them to local authentication, or configure a directory server that checks passwords",
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "this directory" }
     )]
-    LogonUnsupported,
+    LogonUnsupported { kind: DirectoryKind },
 
     #[error(
         "cannot read the LDIF file {file}: {message}; nothing was changed. Fix the file and try again"
@@ -139,7 +138,7 @@ impl DirectoryError {
             DirectoryError::Search { .. } => "DI013-search",
             DirectoryError::Disconnected { .. } => "DI014-disconnected",
             DirectoryError::Protocol { .. } => "DI015-protocol",
-            DirectoryError::LogonUnsupported => "DI016-logon-unsupported",
+            DirectoryError::LogonUnsupported { .. } => "DI016-logon-unsupported",
             DirectoryError::Ldif { .. } => "DI017-ldif",
             DirectoryError::Internal { .. } => "DI018-internal",
         }

@@ -5,16 +5,27 @@ use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use roster_core::directory::LdifSettings;
+use roster_core::directory::{DirectoryKind, LdifSettings};
+use roster_core::dn;
 use roster_core::filter::LdapFilter;
 use roster_core::ldif::LdifReader;
 
+use crate::connector::{Connector, DirectoryRead, DirectoryReader, ReadProgress};
 use crate::error::DirectoryError;
+use crate::ids::IdPolicy;
 use crate::mapping::AttributeMap;
-use crate::{DirectoryRead, ReadProgress, dn};
+
+/// A file has nobody to ask about passwords: the connector has no [`crate::PasswordChecker`].
+pub(crate) fn connector(settings: &LdifSettings) -> Result<Connector, DirectoryError> {
+    Ok(Connector {
+        kind: DirectoryKind::Ldif,
+        reader: Arc::new(LdifDirectory::new(settings)?),
+        passwords: None,
+    })
+}
 
 #[derive(Debug)]
-pub(crate) struct LdifDirectory {
+struct LdifDirectory {
     config: Arc<LdifConfig>,
 }
 
@@ -27,32 +38,27 @@ struct LdifConfig {
 }
 
 impl LdifDirectory {
-    pub(crate) fn new(settings: &LdifSettings) -> Result<LdifDirectory, DirectoryError> {
-        let filter = settings.validate()?;
+    fn new(settings: &LdifSettings) -> Result<LdifDirectory, DirectoryError> {
+        let filter = settings.checked_filter()?;
         // Extensible matches need the server's matching rules; `matches` refuses them whatever the
         // entry, so trying an empty entry finds them now rather than in the middle of a read.
         if let Err(e) = filter.matches(|_| Vec::new()) {
             return Err(DirectoryError::settings("filter", e.to_string()));
         }
-        let email_attributes = roster_core::directory::parse_attribute_list(
-            "email_attributes",
-            settings.email_attributes.as_deref(),
-        )?;
         Ok(LdifDirectory {
             config: Arc::new(LdifConfig {
                 file: settings.file.clone(),
                 base_dn: settings.base_dn.trim().to_owned(),
                 filter,
-                attributes: AttributeMap::new(
-                    &settings.username_attribute,
-                    settings.full_name_attribute.as_deref(),
-                    email_attributes,
-                ),
+                attributes: AttributeMap::new(&settings.mapping, IdPolicy::GENERIC_LDAP)?,
             }),
         })
     }
+}
 
-    pub(crate) async fn read_entries(
+#[async_trait::async_trait]
+impl DirectoryReader for LdifDirectory {
+    async fn read_entries(
         &self,
         progress: &dyn ReadProgress,
     ) -> Result<DirectoryRead, DirectoryError> {
@@ -69,7 +75,7 @@ impl LdifDirectory {
         })?
     }
 
-    pub(crate) async fn check_connection(&self) -> Result<(), DirectoryError> {
+    async fn check_connection(&self) -> Result<(), DirectoryError> {
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || config.open().map(drop))
             .await

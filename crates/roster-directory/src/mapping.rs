@@ -1,9 +1,9 @@
 //! From the attributes of one entry to a [`DirectoryEntry`]: the same rules for LDAP and LDIF.
 
-use roster_core::directory::DirectoryEntry;
+use roster_core::directory::{AttributeMapping, DirectoryEntry};
 
-/// Stable identifiers, in order of preference: OpenLDAP and most RFC 4530 servers, eDirectory, 389-DS.
-pub(crate) const ID_ATTRIBUTES: [&str; 3] = ["entryUUID", "GUID", "nsUniqueId"];
+use crate::error::DirectoryError;
+use crate::ids::IdPolicy;
 
 /// Which attributes hold what, as configured.
 #[derive(Debug, Clone)]
@@ -12,26 +12,25 @@ pub(crate) struct AttributeMap {
     pub(crate) full_name: Option<String>,
     /// `None` when not configured, so that the planner leaves addresses alone.
     pub(crate) emails: Option<Vec<String>>,
+    pub(crate) ids: IdPolicy,
 }
 
 impl AttributeMap {
     pub(crate) fn new(
-        username: &str,
-        full_name: Option<&str>,
-        email_attributes: Vec<String>,
-    ) -> AttributeMap {
-        AttributeMap {
-            username: username.trim().to_owned(),
-            full_name: full_name
-                .map(str::trim)
-                .filter(|a| !a.is_empty())
-                .map(str::to_owned),
+        mapping: &AttributeMapping,
+        ids: IdPolicy,
+    ) -> Result<AttributeMap, DirectoryError> {
+        let email_attributes = mapping.email_attribute_list()?;
+        Ok(AttributeMap {
+            username: mapping.username_attribute.trim().to_owned(),
+            full_name: mapping.full_name_attribute().map(str::to_owned),
             emails: if email_attributes.is_empty() {
                 None
             } else {
                 Some(email_attributes)
             },
-        }
+            ids,
+        })
     }
 
     /// Everything a read asks the server for.
@@ -49,7 +48,7 @@ impl AttributeMap {
         for e in self.emails.iter().flatten() {
             add(e);
         }
-        for id in ID_ATTRIBUTES {
+        for id in self.ids.attribute_names() {
             add(id);
         }
         out
@@ -94,7 +93,7 @@ impl AttributeMap {
             }
             out
         });
-        let (id, has_stable) = entry_id(dn, &values);
+        let (id, has_stable) = self.ids.entry_id(dn, &values);
         (
             DirectoryEntry {
                 id,
@@ -106,57 +105,6 @@ impl AttributeMap {
             has_stable,
         )
     }
-}
-
-/// The id a sync gives an entry, and whether it is stable: the first of [`ID_ATTRIBUTES`] the entry
-/// has, else `dn:` and the lowercased DN. Logons compare against it, so it must stay the one function
-/// that makes ids.
-pub(crate) fn entry_id<'a, F>(dn: &str, values: &F) -> (String, bool)
-where
-    F: Fn(&str) -> Vec<&'a [u8]>,
-{
-    match stable_id(values) {
-        Some(id) => (id, true),
-        None => (format!("dn:{}", dn.to_lowercase()), false),
-    }
-}
-
-fn stable_id<'a, F>(values: &F) -> Option<String>
-where
-    F: Fn(&str) -> Vec<&'a [u8]>,
-{
-    for attr in ID_ATTRIBUTES {
-        let Some(value) = values(attr).into_iter().find(|v| !v.is_empty()) else {
-            continue;
-        };
-        // eDirectory's GUID is 16 raw bytes; the text ids are case-insensitive hex, lowercased so that
-        // a server that changes case between versions doesn't turn every user into a new one.
-        if attr == "GUID" && value.len() == 16 {
-            return Some(format_uuid(value));
-        }
-        return Some(match std::str::from_utf8(value) {
-            Ok(text) => text.trim().to_ascii_lowercase(),
-            Err(_) => hex(value),
-        });
-    }
-    None
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn format_uuid(bytes: &[u8]) -> String {
-    let h = hex(bytes);
-    let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default().to_owned();
-    format!(
-        "{}-{}-{}-{}-{}",
-        part(0..8),
-        part(8..12),
-        part(12..16),
-        part(16..20),
-        part(20..32)
-    )
 }
 
 #[cfg(test)]
@@ -173,13 +121,19 @@ mod tests {
         }
     }
 
+    fn map_of(username: &str, full_name: Option<&str>, emails: Option<&str>) -> AttributeMap {
+        let mapping = AttributeMapping {
+            filter: "(objectClass=*)".into(),
+            username_attribute: username.into(),
+            full_name_attribute: full_name.map(str::to_owned),
+            email_attributes: emails.map(str::to_owned),
+        };
+        AttributeMap::new(&mapping, IdPolicy::GENERIC_LDAP).unwrap()
+    }
+
     #[test]
     fn maps_names_emails_and_ids() {
-        let map = AttributeMap::new(
-            "uid",
-            Some("cn"),
-            vec!["mail".into(), "otherMailbox".into()],
-        );
+        let map = map_of("uid", Some("cn"), Some("mail, otherMailbox"));
         let attrs: Vec<(&str, Vec<&[u8]>)> = vec![
             ("UID", vec![b"zo\xc3\xab"]),
             ("cn", vec!["Zoë Ångström".as_bytes()]),
@@ -197,7 +151,7 @@ mod tests {
 
     #[test]
     fn missing_attributes_and_fallback_id() {
-        let map = AttributeMap::new("uid", Some("cn"), vec!["mail".into()]);
+        let map = map_of("uid", Some("cn"), Some("mail"));
         let (e, stable) = map.map("CN=Smith\\, John,DC=X", lookup(&[]));
         assert!(!stable);
         assert_eq!(e.name, None);
@@ -206,7 +160,7 @@ mod tests {
         assert_eq!(e.id, "dn:cn=smith\\, john,dc=x");
         assert_eq!(e.dn, "CN=Smith\\, John,DC=X");
 
-        let unconfigured = AttributeMap::new("uid", Some("  "), vec![]);
+        let unconfigured = map_of("uid", Some("  "), None);
         let (e, _) = unconfigured.map("cn=a", lookup(&[]));
         assert_eq!(e.full_name, None);
         assert_eq!(e.emails, None);
@@ -214,7 +168,7 @@ mod tests {
 
     #[test]
     fn edirectory_guid_is_formatted() {
-        let map = AttributeMap::new("uid", None, vec![]);
+        let map = map_of("uid", None, None);
         let guid: Vec<u8> = (0u8..16).collect();
         let attrs: Vec<(&str, Vec<&[u8]>)> =
             vec![("guid", vec![&guid]), ("nsUniqueId", vec![b"x"])];

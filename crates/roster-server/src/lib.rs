@@ -535,21 +535,21 @@ async fn audit_log(
 }
 
 /// The directory settings (the password is never shown; `password_set` says whether one is stored).
-#[utoipa::path(get, path = "/api/v1/directory", responses((status = 200, body = serde_json::Value)))]
+#[utoipa::path(get, path = "/api/v1/directory", responses((status = 200, body = roster_app::DirectorySettingsView)))]
 async fn get_directory(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<roster_app::DirectorySettingsView>> {
     Ok(Json(roster.directory_settings(&caller).await?))
 }
 
 /// Replace the directory settings; leave out `password` to keep the stored one.
-#[utoipa::path(put, path = "/api/v1/directory", request_body = DirectorySettings, responses((status = 200, body = serde_json::Value), (status = 400, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/directory", request_body = DirectorySettings, responses((status = 200, body = roster_app::DirectorySettingsView), (status = 400, body = ErrorBody)))]
 async fn put_directory(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
     JsonBody(settings): JsonBody<DirectorySettings>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<roster_app::DirectorySettingsView>> {
     Ok(Json(
         roster.set_directory_settings(&caller, settings).await?,
     ))
@@ -735,9 +735,18 @@ impl utoipa::Modify for ApiConventions {
         // The settings' `type` tag sits beside their fields (`allOf`), so the `additionalProperties: false`
         // that `deny_unknown_fields` puts on each would make every valid body fail a schema validator.
         // The server refuses unknown keys itself, with the key's name.
-        for name in ["LdapSettings", "LdifSettings"] {
-            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
-                object.additional_properties = None;
+        for kind in roster_core::directory::DirectoryKind::ALL {
+            match components.schemas.get_mut(kind.schema_name()) {
+                Some(RefOr::T(Schema::Object(object))) => object.additional_properties = None,
+                // A type that flattens the shared mapping is `allOf` its schema and its own fields.
+                Some(RefOr::T(Schema::AllOf(all))) => {
+                    for part in &mut all.items {
+                        if let RefOr::T(Schema::Object(object)) = part {
+                            object.additional_properties = None;
+                        }
+                    }
+                }
+                Some(_) | None => {}
             }
         }
         for (path, item) in openapi.paths.paths.iter_mut() {

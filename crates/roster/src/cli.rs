@@ -371,14 +371,10 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                             .unwrap_or_else(|_| base.join(&*path));
                     }
                 };
-                match &mut settings {
-                    DirectorySettings::Ldif(s) => resolve(&mut s.file),
-                    DirectorySettings::Ldap(s) => {
-                        if let Some(ca) = &mut s.ca_file {
-                            resolve(ca);
-                        }
+                if let Some((_, typed)) = settings.configured_mut() {
+                    for (_, path) in typed.file_paths_mut() {
+                        resolve(path);
                     }
-                    _ => {}
                 }
                 let v = roster.set_directory_settings(&me, settings).await?;
                 eprintln!("roster: directory settings saved.");

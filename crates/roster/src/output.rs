@@ -150,13 +150,15 @@ pub fn defaults(d: &DefaultPrivileges, as_json: bool) -> Result<()> {
     })
 }
 
-pub fn directory(v: &serde_json::Value, as_json: bool) -> Result<()> {
+pub fn directory(view: &roster_app::DirectorySettingsView, as_json: bool) -> Result<()> {
     if as_json {
-        return json(v);
+        return json(view);
     }
-    match toml::to_string(v) {
+    // Through a JSON value, whose keys are sorted: the same order whatever the type.
+    let v = serde_json::to_value(view)?;
+    match toml::to_string(&v) {
         Ok(t) => emit(|out| write!(out, "{t}")),
-        Err(_) => json(v),
+        Err(_) => json(&v),
     }
 }
 

@@ -1,10 +1,8 @@
 //! Shared set-up: settings for a testkit slapd, and LDIF builders for what `user_ldif` can't express.
 
-use std::sync::Arc;
-
 use roster_core::directory::{DirectorySettings, Encryption, LdapSettings, Secret};
 use roster_directory::{
-    Directory, DirectoryError, ReadProgress, connector, install_crypto_provider,
+    Connector, DirectoryError, ReadProgress, connector, install_crypto_provider,
 };
 use roster_testkit::Slapd;
 use roster_testkit::ldif::push_attr;
@@ -20,22 +18,24 @@ pub fn settings(slapd: &Slapd) -> LdapSettings {
         bind_dn: slapd.root_dn().into(),
         password: Some(Secret::new(slapd.root_password())),
         base_dn: slapd.people_dn(),
-        filter: "(objectClass=inetOrgPerson)".into(),
-        username_attribute: "uid".into(),
-        full_name_attribute: Some("cn".into()),
-        email_attributes: Some("mail".into()),
+        mapping: roster_core::directory::AttributeMapping {
+            filter: "(objectClass=inetOrgPerson)".into(),
+            username_attribute: "uid".into(),
+            full_name_attribute: Some("cn".into()),
+            email_attributes: Some("mail".into()),
+        },
         delete_users: false,
         page_size: None,
         timeout_seconds: Some(10),
     }
 }
 
-pub fn connect(settings: LdapSettings) -> Arc<dyn Directory> {
+pub fn connect(settings: LdapSettings) -> Connector {
     install_crypto_provider();
     connector(&DirectorySettings::Ldap(settings)).unwrap()
 }
 
-pub fn try_connect(settings: LdapSettings) -> Result<Arc<dyn Directory>, DirectoryError> {
+pub fn try_connect(settings: LdapSettings) -> Result<Connector, DirectoryError> {
     install_crypto_provider();
     connector(&DirectorySettings::Ldap(settings))
 }

@@ -20,7 +20,7 @@ async fn settings_errors_come_before_any_connection() {
     };
 
     let mut s = base();
-    s.filter = "(uid=".into();
+    s.mapping.filter = "(uid=".into();
     let err = try_connect(s).unwrap_err();
     assert!(
         matches!(err, DirectoryError::InvalidSettings { key: "filter", .. }),
@@ -86,7 +86,7 @@ async fn settings_errors_come_before_any_connection() {
     // The valid settings do connect lazily: building the connector touches no network, and the
     // closed port is only reported when used.
     let dir = try_connect(base()).unwrap();
-    let err = dir.check_connection().await.unwrap_err();
+    let err = dir.reader.check_connection().await.unwrap_err();
     assert_eq!(err.code(), "DI004-connect", "{err}");
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{closed}")),
@@ -103,8 +103,8 @@ async fn wrong_service_password_is_a_service_bind_error_without_the_password() {
     let dir = connect(s);
     assert!(!format!("{dir:?}").contains(SERVICE_SECRET));
     for err in [
-        dir.check_connection().await.unwrap_err(),
-        dir.read_entries(&NoProgress).await.unwrap_err(),
+        dir.reader.check_connection().await.unwrap_err(),
+        dir.reader.read_entries(&NoProgress).await.unwrap_err(),
     ] {
         assert!(
             matches!(err, DirectoryError::ServiceBind { rc: 49, .. }),
@@ -120,7 +120,11 @@ async fn wrong_service_password_is_a_service_bind_error_without_the_password() {
         assert!(!text.contains(SERVICE_SECRET), "{text}");
     }
     // The right password works with the same connector type.
-    connect(settings(&slapd)).check_connection().await.unwrap();
+    connect(settings(&slapd))
+        .reader
+        .check_connection()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -128,19 +132,31 @@ async fn server_down_and_missing_base() {
     let mut s = crate::common::settings(&Slapd::start(SlapdConfig::default()).unwrap());
     // The slapd above is already gone (dropped): nothing listens on its port any more.
     s.timeout_seconds = Some(2);
-    let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
+    let err = connect(s)
+        .reader
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DirectoryError::Connect { .. }), "{err:?}");
 
     let slapd = Slapd::start(SlapdConfig::default()).unwrap();
     let mut s = settings(&slapd);
     s.base_dn = format!("ou=Nowhere,{}", slapd.suffix());
-    let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
+    let err = connect(s)
+        .reader
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DirectoryError::NoSuchBase { .. }), "{err:?}");
     assert!(err.to_string().contains("ou=Nowhere"), "{err}");
     // A base DN that is not a DN at all (regression, review of issue 4: the message didn't name it).
     let mut s = settings(&slapd);
     s.base_dn = "garbage".into();
-    let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
+    let err = connect(s)
+        .reader
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("`base_dn`"), "{err:?}");
 }
 
@@ -154,7 +170,11 @@ async fn a_server_that_never_answers_times_out() {
     s.port = Some(port);
     s.timeout_seconds = Some(1);
     let started = std::time::Instant::now();
-    let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
+    let err = connect(s)
+        .reader
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
     assert!(matches!(err, DirectoryError::Timeout { .. }), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(err.to_string().contains("timeout_seconds"), "{err}");

@@ -75,14 +75,16 @@ async fn logons() {
         .unwrap();
 
     let mut s = settings(&slapd);
-    s.filter = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))".into();
+    s.mapping.filter = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))".into();
     let dir = connect(s);
     let alice_dn = user_dn(&suffix, &alice);
     let pw = |p: &str| Secret::new(p);
 
     // Right password, by name and by stored DN.
     assert_eq!(
-        dir.authenticate(&by_name("alice"), &pw("alice-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("alice"), &pw("alice-pw"))
             .await
             .unwrap(),
         LogonOutcome::Accepted {
@@ -95,7 +97,11 @@ async fn logons() {
         id: None,
     };
     assert_eq!(
-        dir.authenticate(&stored, &pw("alice-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&stored, &pw("alice-pw"))
+            .await
+            .unwrap(),
         LogonOutcome::Accepted {
             dn: alice_dn.clone()
         }
@@ -108,29 +114,43 @@ async fn logons() {
         id: None,
     };
     assert!(matches!(
-        dir.authenticate(&stale, &pw("alice-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&stale, &pw("alice-pw"))
+            .await
+            .unwrap(),
         LogonOutcome::Accepted { .. }
     ));
 
     let rejected = |r| LogonOutcome::Rejected(r);
     assert_eq!(
-        dir.authenticate(&by_name("alice"), &pw("wrong"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("alice"), &pw("wrong"))
             .await
             .unwrap(),
         rejected(RejectReason::WrongPassword)
     );
     assert_eq!(
-        dir.authenticate(&stored, &pw("")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&stored, &pw(""))
+            .await
+            .unwrap(),
         rejected(RejectReason::EmptyPassword)
     );
     assert_eq!(
-        dir.authenticate(&by_name("nobody"), &pw("x"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("nobody"), &pw("x"))
             .await
             .unwrap(),
         rejected(RejectReason::NotFound)
     );
     assert_eq!(
-        dir.authenticate(&by_name("dup"), &pw("dup-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("dup"), &pw("dup-pw"))
             .await
             .unwrap(),
         rejected(RejectReason::Ambiguous)
@@ -138,12 +158,16 @@ async fn logons() {
 
     // Unicode names and DNs with escaped characters.
     assert!(matches!(
-        dir.authenticate(&by_name("zoë"), &pw("zoë-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("zoë"), &pw("zoë-pw"))
             .await
             .unwrap(),
         LogonOutcome::Accepted { .. }
     ));
     match dir
+        .password_checker()
+        .unwrap()
         .authenticate(&by_name("jsmith"), &pw("smith-pw"))
         .await
         .unwrap()
@@ -165,6 +189,8 @@ async fn logons() {
         "",
     ] {
         let outcome = dir
+            .password_checker()
+            .unwrap()
             .authenticate(&by_name(name), &pw("alice-pw"))
             .await
             .unwrap();
@@ -182,7 +208,9 @@ async fn logons() {
         ("disabled", &disabled_dn, "disabled-pw"),
     ] {
         assert_eq!(
-            dir.authenticate(&by_name(name), &pw(password))
+            dir.password_checker()
+                .unwrap()
+                .authenticate(&by_name(name), &pw(password))
                 .await
                 .unwrap(),
             rejected(RejectReason::NotFound),
@@ -194,7 +222,11 @@ async fn logons() {
             id: None,
         };
         assert_eq!(
-            dir.authenticate(&subject, &pw(password)).await.unwrap(),
+            dir.password_checker()
+                .unwrap()
+                .authenticate(&subject, &pw(password))
+                .await
+                .unwrap(),
             rejected(RejectReason::NotFound),
             "{name}"
         );
@@ -206,20 +238,27 @@ async fn logons() {
         id: None,
     };
     assert_eq!(
-        dir.authenticate(&wrong_user, &pw("zoë-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&wrong_user, &pw("zoë-pw"))
+            .await
+            .unwrap(),
         rejected(RejectReason::WrongPassword)
     );
 
     // After a server restart the cached service connection is dead: the logon reconnects once.
     slapd.restart().unwrap();
     assert!(matches!(
-        dir.authenticate(&by_name("alice"), &pw("alice-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("alice"), &pw("alice-pw"))
             .await
             .unwrap(),
         LogonOutcome::Accepted { .. }
     ));
     // And the service connection is still the service account: reads still see everything.
     let read = dir
+        .reader
         .read_entries(&roster_directory::NoProgress)
         .await
         .unwrap();
@@ -262,11 +301,12 @@ async fn linked_logons_accept_only_the_linked_entry() {
     slapd.add(&ldif).unwrap();
 
     let mut s = settings(&slapd);
-    s.filter = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))".into();
+    s.mapping.filter = "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))".into();
     let dir = connect(s);
     let pw = |p: &str| Secret::new(p);
     // What a sync stores: each entry's id and DN.
     let read = dir
+        .reader
         .read_entries(&roster_directory::NoProgress)
         .await
         .unwrap();
@@ -288,7 +328,11 @@ async fn linked_logons_accept_only_the_linked_entry() {
     // While everything is in place, the linked logon works.
     let jdoe = linked("jdoe", &jdoe_dn, &jdoe_id);
     assert_eq!(
-        dir.authenticate(&jdoe, &pw("jdoe-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&jdoe, &pw("jdoe-pw"))
+            .await
+            .unwrap(),
         accepted(&jdoe_dn)
     );
 
@@ -309,11 +353,19 @@ async fn linked_logons_accept_only_the_linked_entry() {
         .unwrap();
     // The other person can't log on as Roster's jdoe, and neither can jdoe (out of scope).
     assert_eq!(
-        dir.authenticate(&jdoe, &pw("contractor-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&jdoe, &pw("contractor-pw"))
+            .await
+            .unwrap(),
         rejected(RejectReason::NotFound)
     );
     assert_eq!(
-        dir.authenticate(&jdoe, &pw("jdoe-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&jdoe, &pw("jdoe-pw"))
+            .await
+            .unwrap(),
         rejected(RejectReason::NotFound)
     );
     // Linked without a stored DN: the same.
@@ -323,7 +375,9 @@ async fn linked_logons_accept_only_the_linked_entry() {
         id: Some(&jdoe_id),
     };
     assert_eq!(
-        dir.authenticate(&jdoe_no_dn, &pw("contractor-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&jdoe_no_dn, &pw("contractor-pw"))
             .await
             .unwrap(),
         rejected(RejectReason::NotFound)
@@ -331,7 +385,9 @@ async fn linked_logons_accept_only_the_linked_entry() {
     // An unlinked user named jdoe (created in Roster, switched to directory authentication) is whoever
     // is the one jdoe in scope: that is what linking is for.
     assert_eq!(
-        dir.authenticate(&by_name("jdoe"), &pw("contractor-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("jdoe"), &pw("contractor-pw"))
             .await
             .unwrap(),
         accepted(&contractor_dn)
@@ -351,7 +407,9 @@ async fn linked_logons_accept_only_the_linked_entry() {
         ))
         .unwrap();
     assert_eq!(
-        dir.authenticate(&linked("reused", &reused_dn, &reused_id), &pw("new-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&linked("reused", &reused_dn, &reused_id), &pw("new-pw"))
             .await
             .unwrap(),
         rejected(RejectReason::NotFound)
@@ -367,11 +425,19 @@ async fn linked_logons_accept_only_the_linked_entry() {
         .unwrap();
     let mover = linked("mover", &mover_dn, &mover_id);
     assert_eq!(
-        dir.authenticate(&mover, &pw("mover-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&mover, &pw("mover-pw"))
+            .await
+            .unwrap(),
         accepted(&moved_dn)
     );
     assert_eq!(
-        dir.authenticate(&mover, &pw("wrong")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&mover, &pw("wrong"))
+            .await
+            .unwrap(),
         rejected(RejectReason::WrongPassword)
     );
 
@@ -385,7 +451,11 @@ async fn linked_logons_accept_only_the_linked_entry() {
     ] {
         let carol = linked("carol", &stale, &carol_id);
         assert_eq!(
-            dir.authenticate(&carol, &pw("carol-pw")).await.unwrap(),
+            dir.password_checker()
+                .unwrap()
+                .authenticate(&carol, &pw("carol-pw"))
+                .await
+                .unwrap(),
             accepted(&carol_dn),
             "{stale}"
         );
@@ -393,7 +463,9 @@ async fn linked_logons_accept_only_the_linked_entry() {
     // A stored DN that points at another in-scope user is not taken for the linked one, even with
     // that user's password.
     assert_eq!(
-        dir.authenticate(&linked("carol", &moved_dn, &carol_id), &pw("mover-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&linked("carol", &moved_dn, &carol_id), &pw("mover-pw"))
             .await
             .unwrap(),
         rejected(RejectReason::WrongPassword)
@@ -407,15 +479,25 @@ async fn linked_logons_accept_only_the_linked_entry() {
         id: Some(&dup_one_id),
     };
     assert_eq!(
-        dir.authenticate(&dup_one, &pw("dup-one-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&dup_one, &pw("dup-one-pw"))
+            .await
+            .unwrap(),
         accepted(&dup_one_dn)
     );
     assert_eq!(
-        dir.authenticate(&dup_one, &pw("dup-two-pw")).await.unwrap(),
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&dup_one, &pw("dup-two-pw"))
+            .await
+            .unwrap(),
         rejected(RejectReason::WrongPassword)
     );
     assert_eq!(
-        dir.authenticate(&by_name("dup"), &pw("dup-one-pw"))
+        dir.password_checker()
+            .unwrap()
+            .authenticate(&by_name("dup"), &pw("dup-one-pw"))
             .await
             .unwrap(),
         rejected(RejectReason::Ambiguous)

@@ -51,12 +51,12 @@ async fn maps_unicode_escaped_dns_several_email_attributes_and_missing_names() {
 
     let mut s = settings(&slapd);
     // Requested in another case than the server's canonical names: lookups must not care.
-    s.username_attribute = "UID".into();
-    s.full_name_attribute = Some("CN".into());
-    s.email_attributes = Some("MAIL, otherMailbox".into());
+    s.mapping.username_attribute = "UID".into();
+    s.mapping.full_name_attribute = Some("CN".into());
+    s.mapping.email_attributes = Some("MAIL, otherMailbox".into());
     let dir = connect(s);
-    assert_eq!(dir.source(), "ldap");
-    let read = dir.read_entries(&NoProgress).await.unwrap();
+    assert_eq!(dir.kind.name(), "ldap");
+    let read = dir.reader.read_entries(&NoProgress).await.unwrap();
     assert_eq!(read.entries.len(), 3, "{:#?}", read.entries);
     assert_eq!(read.without_stable_id, 0);
     assert_eq!(read.references_skipped, 0);
@@ -96,10 +96,10 @@ async fn maps_unicode_escaped_dns_several_email_attributes_and_missing_names() {
 
     // Without full-name and email attributes, the planner must leave them alone: None, not empty.
     let mut s = settings(&slapd);
-    s.full_name_attribute = None;
-    s.email_attributes = None;
-    s.username_attribute = "employeeNumber".into();
-    let read = connect(s).read_entries(&NoProgress).await.unwrap();
+    s.mapping.full_name_attribute = None;
+    s.mapping.email_attributes = None;
+    s.mapping.username_attribute = "employeeNumber".into();
+    let read = connect(s).reader.read_entries(&NoProgress).await.unwrap();
     assert_eq!(read.entries.len(), 3);
     for e in &read.entries {
         assert_eq!(e.name, None);
@@ -121,13 +121,13 @@ async fn rename_keeps_the_entry_uuid_and_the_connection_is_reused() {
         ))
         .unwrap();
     let dir = connect(settings(&slapd));
-    let first = dir.read_entries(&NoProgress).await.unwrap();
+    let first = dir.reader.read_entries(&NoProgress).await.unwrap();
     slapd
         .modify(&format!(
             "dn: uid=before,{people}\nchangetype: modrdn\nnewrdn: uid=after\ndeleteoldrdn: 1\n"
         ))
         .unwrap();
-    let second = dir.read_entries(&NoProgress).await.unwrap();
+    let second = dir.reader.read_entries(&NoProgress).await.unwrap();
     let (a, b) = (&first.entries[0], &second.entries[0]);
     assert_eq!(a.id, b.id);
     assert_eq!(a.name.as_deref(), Some("before"));
@@ -151,7 +151,11 @@ async fn paging_reads_everything_past_a_size_limit() {
     s.password = Some(Secret::new("pw"));
     s.page_size = Some(20);
     let progress = Recorder::default();
-    let read = connect(s.clone()).read_entries(&progress).await.unwrap();
+    let read = connect(s.clone())
+        .reader
+        .read_entries(&progress)
+        .await
+        .unwrap();
     assert_eq!(read.entries.len(), 120);
     assert!(read.pages >= 6, "pages: {}", read.pages);
     let calls = progress.0.lock().unwrap().clone();
@@ -167,7 +171,7 @@ async fn paging_reads_everything_past_a_size_limit() {
     // because prtotal is unlimited; what matters is that a page size above the soft limit isn't
     // required to succeed. A single-entry page size works too (many round trips).
     s.page_size = Some(1);
-    let read = connect(s).read_entries(&NoProgress).await.unwrap();
+    let read = connect(s).reader.read_entries(&NoProgress).await.unwrap();
     assert_eq!(read.entries.len(), 120);
     assert!(read.pages >= 120);
 }
@@ -184,7 +188,11 @@ async fn a_size_limit_fails_the_whole_read() {
     s.bind_dn = format!("uid=u1,{}", slapd.people_dn());
     s.password = Some(Secret::new("pw"));
     s.page_size = Some(20);
-    let err = connect(s).read_entries(&NoProgress).await.unwrap_err();
+    let err = connect(s)
+        .reader
+        .read_entries(&NoProgress)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, DirectoryError::SizeLimit { entries: 50 }),
         "{err:?}"
@@ -229,7 +237,7 @@ async fn a_server_killed_mid_read_fails_the_read() {
         slapd: Mutex::new(Some(slapd)),
         killed_at: Mutex::new(None),
     };
-    let result = dir.read_entries(&progress).await;
+    let result = dir.reader.read_entries(&progress).await;
     let killed_at = progress
         .killed_at
         .lock()
@@ -243,7 +251,7 @@ async fn a_server_killed_mid_read_fails_the_read() {
     );
     assert!(err.to_string().contains("nothing was changed"), "{err}");
     // The next read reconnects and reports the server as unreachable.
-    let again = dir.read_entries(&NoProgress).await.unwrap_err();
+    let again = dir.reader.read_entries(&NoProgress).await.unwrap_err();
     assert_eq!(again.code(), "DI004-connect", "{again}");
 }
 
@@ -274,6 +282,7 @@ async fn a_referral_fails_a_generic_ldap_read() {
         ))
         .unwrap();
     let err = connect(settings(&slapd))
+        .reader
         .read_entries(&NoProgress)
         .await
         .unwrap_err();

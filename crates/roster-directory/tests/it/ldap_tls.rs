@@ -52,11 +52,13 @@ async fn starttls_and_ldaps_with_the_ca_file() {
 
     for encryption in [Encryption::Starttls, Encryption::Ssl] {
         let dir = connect(tls_settings(&slapd, encryption, true));
-        dir.check_connection().await.unwrap();
-        let read = dir.read_entries(&NoProgress).await.unwrap();
+        dir.reader.check_connection().await.unwrap();
+        let read = dir.reader.read_entries(&NoProgress).await.unwrap();
         assert_eq!(read.entries.len(), 1, "{encryption:?}");
         // The user's bind goes over a new connection with the same TLS settings.
         let outcome = dir
+            .password_checker()
+            .unwrap()
             .authenticate(
                 &LogonSubject {
                     name: "tls",
@@ -75,6 +77,7 @@ async fn starttls_and_ldaps_with_the_ca_file() {
         // Without the CA, the server's certificate is not trusted (the system store doesn't know the
         // test CA)...
         let err = connect(tls_settings(&slapd, encryption, false))
+            .reader
             .check_connection()
             .await
             .unwrap_err();
@@ -82,14 +85,14 @@ async fn starttls_and_ldaps_with_the_ca_file() {
         // ...unless the administrator accepts any certificate.
         let mut s = tls_settings(&slapd, encryption, false);
         s.ignore_certificate_errors = true;
-        connect(s).check_connection().await.unwrap();
+        connect(s).reader.check_connection().await.unwrap();
     }
 
     // ldaps:// to the plain LDAP port: a clear error, not a hang.
     let mut s = tls_settings(&slapd, Encryption::Ssl, true);
     s.port = Some(slapd.port());
     s.timeout_seconds = Some(3);
-    let err = connect(s).check_connection().await.unwrap_err();
+    let err = connect(s).reader.check_connection().await.unwrap_err();
     assert!(matches!(err, DirectoryError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("636"), "{err}");
 
@@ -99,7 +102,7 @@ async fn starttls_and_ldaps_with_the_ca_file() {
         let mut s = tls_settings(&slapd, encryption, encryption == Encryption::Starttls);
         s.port = slapd.ldaps_port();
         s.timeout_seconds = Some(3);
-        let err = connect(s).check_connection().await.unwrap_err();
+        let err = connect(s).reader.check_connection().await.unwrap_err();
         assert!(
             err.to_string().contains("encryption = \"ssl\""),
             "{encryption:?}: {err:?}"
@@ -122,6 +125,7 @@ async fn a_self_signed_certificate_is_refused_unless_ignored() {
     for encryption in [Encryption::Starttls, Encryption::Ssl] {
         // Even with the CA file: the certificate isn't from that CA.
         let err = connect(tls_settings(&slapd, encryption, true))
+            .reader
             .read_entries(&NoProgress)
             .await
             .unwrap_err();
@@ -131,8 +135,8 @@ async fn a_self_signed_certificate_is_refused_unless_ignored() {
         let mut s = tls_settings(&slapd, encryption, false);
         s.ignore_certificate_errors = true;
         let dir = try_connect(s).unwrap();
-        dir.check_connection().await.unwrap();
-        dir.read_entries(&NoProgress).await.unwrap();
+        dir.reader.check_connection().await.unwrap();
+        dir.reader.read_entries(&NoProgress).await.unwrap();
     }
 }
 
@@ -141,7 +145,7 @@ async fn starttls_against_a_server_without_tls_is_a_tls_error() {
     let slapd = Slapd::start(SlapdConfig::default()).unwrap();
     let mut s = settings(&slapd);
     s.encryption = Encryption::Starttls;
-    let err = connect(s).check_connection().await.unwrap_err();
+    let err = connect(s).reader.check_connection().await.unwrap_err();
     assert!(matches!(err, DirectoryError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("StartTLS"), "{err}");
 }

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use roster_core::directory::{DirectorySettings, LdifSettings, Secret};
-use roster_directory::{DirectoryError, LogonSubject, NoProgress, connector};
+use roster_core::directory::{DirectorySettings, LdifSettings};
+use roster_directory::{DirectoryError, NoProgress, connector};
 
 const SAMPLE: &str = "\
 version: 1
@@ -49,6 +49,7 @@ fn write(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> std::path::PathBuf {
 async fn read(s: LdifSettings) -> Result<roster_directory::DirectoryRead, DirectoryError> {
     connector(&DirectorySettings::Ldif(s))
         .unwrap()
+        .reader
         .read_entries(&NoProgress)
         .await
 }
@@ -57,10 +58,12 @@ fn settings(file: std::path::PathBuf) -> LdifSettings {
     LdifSettings {
         file,
         base_dn: "ou=people,dc=example,dc=com".into(),
-        filter: "(&(objectClass=inetOrgPerson)(!(uid=skip)))".into(),
-        username_attribute: "uid".into(),
-        full_name_attribute: Some("cn".into()),
-        email_attributes: Some("mail,otherMailbox".into()),
+        mapping: roster_core::directory::AttributeMapping {
+            filter: "(&(objectClass=inetOrgPerson)(!(uid=skip)))".into(),
+            username_attribute: "uid".into(),
+            full_name_attribute: Some("cn".into()),
+            email_attributes: Some("mail,otherMailbox".into()),
+        },
         delete_users: false,
     }
 }
@@ -70,10 +73,10 @@ async fn reads_filters_and_maps_an_ldif_file() {
     let dir = roster_testkit::common::temp_dir("roster-ldif-").unwrap();
     let file = write(dir.path(), "users.ldif", SAMPLE);
     let ldif = connector(&DirectorySettings::Ldif(settings(file.clone()))).unwrap();
-    assert_eq!(ldif.source(), "ldif");
-    ldif.check_connection().await.unwrap();
+    assert_eq!(ldif.kind.name(), "ldif");
+    ldif.reader.check_connection().await.unwrap();
     let progress = crate::common::Recorder::default();
-    let read = ldif.read_entries(&progress).await.unwrap();
+    let read = ldif.reader.read_entries(&progress).await.unwrap();
     assert_eq!(read.entries.len(), 2, "{:#?}", read.entries);
     assert_eq!(progress.0.lock().unwrap().last(), Some(&2));
     let zoe = &read.entries[0];
@@ -95,22 +98,22 @@ async fn reads_filters_and_maps_an_ldif_file() {
     s.base_dn = String::new();
     let all = connector(&DirectorySettings::Ldif(s)).unwrap();
     assert_eq!(
-        all.read_entries(&NoProgress).await.unwrap().entries.len(),
+        all.reader
+            .read_entries(&NoProgress)
+            .await
+            .unwrap()
+            .entries
+            .len(),
         3
     );
 
-    let err = ldif
-        .authenticate(
-            &LogonSubject {
-                name: "zoe",
-                dn: None,
-                id: Some("dn:uid=zoe"),
-            },
-            &Secret::new("pw"),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, DirectoryError::LogonUnsupported), "{err:?}");
+    // A file can't check passwords: the connector has no password checker, and says so.
+    assert!(ldif.passwords.is_none());
+    let err = ldif.password_checker().unwrap_err();
+    assert!(
+        matches!(err, DirectoryError::LogonUnsupported { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("local authentication"), "{err}");
 }
 
@@ -129,11 +132,15 @@ async fn ldif_errors() {
     let missing = dir.path().join("missing.ldif");
     let ldif = connector(&DirectorySettings::Ldif(settings(missing))).unwrap();
     assert_eq!(
-        ldif.check_connection().await.unwrap_err().code(),
+        ldif.reader.check_connection().await.unwrap_err().code(),
         "DI017-ldif"
     );
     assert_eq!(
-        ldif.read_entries(&NoProgress).await.unwrap_err().code(),
+        ldif.reader
+            .read_entries(&NoProgress)
+            .await
+            .unwrap_err()
+            .code(),
         "DI017-ldif"
     );
 
@@ -184,7 +191,7 @@ async fn ldif_errors() {
 
     // Extensible matches need a server: refused with the settings, not in the middle of a read.
     let mut s = settings(dir.path().join("x.ldif"));
-    s.filter = "(cn:caseExactMatch:=x)".into();
+    s.mapping.filter = "(cn:caseExactMatch:=x)".into();
     let err = connector(&DirectorySettings::Ldif(s)).unwrap_err();
     assert!(
         matches!(err, DirectoryError::InvalidSettings { key: "filter", .. }),

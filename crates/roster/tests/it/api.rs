@@ -403,9 +403,29 @@ async fn the_openapi_document_describes_the_api() {
         json!([{}])
     );
     // The service password can be set (write-only); "unsupported" is not a type a client can choose.
+    // The shared mapping is flattened into each type's settings: `allOf` of its schema and the type's own
+    // fields.
     let ldap = &v["components"]["schemas"]["LdapSettings"];
-    assert_eq!(ldap["properties"]["password"]["writeOnly"], true, "{ldap}");
-    assert!(ldap.get("additionalProperties").is_none(), "{ldap}");
+    let parts = ldap["allOf"].as_array().expect("LdapSettings is allOf");
+    assert!(
+        parts
+            .iter()
+            .any(|p| p["$ref"] == "#/components/schemas/AttributeMapping"),
+        "{ldap}"
+    );
+    let own = parts
+        .iter()
+        .find(|p| p.get("properties").is_some())
+        .expect("the type's own fields");
+    assert_eq!(own["properties"]["password"]["writeOnly"], true, "{ldap}");
+    for part in parts {
+        assert!(part.get("additionalProperties").is_none(), "{ldap}");
+    }
+    let mapping = &v["components"]["schemas"]["AttributeMapping"];
+    assert!(
+        mapping["properties"].get("username_attribute").is_some(),
+        "{mapping}"
+    );
     let settings = v["components"]["schemas"]["DirectorySettings"].to_string();
     assert!(!settings.contains("unsupported"), "{settings}");
 }

@@ -140,10 +140,12 @@ fn settings(slapd: &Slapd) -> LdapSettings {
         bind_dn: SERVICE_DN.into(),
         password: Some(Secret::new(SERVICE_PASSWORD)),
         base_dn: PEOPLE.into(),
-        filter: "(objectClass=inetOrgPerson)".into(),
-        username_attribute: "uid".into(),
-        full_name_attribute: Some("cn".into()),
-        email_attributes: Some("mail".into()),
+        mapping: roster_core::directory::AttributeMapping {
+            filter: "(objectClass=inetOrgPerson)".into(),
+            username_attribute: "uid".into(),
+            full_name_attribute: Some("cn".into()),
+            email_attributes: Some("mail".into()),
+        },
         delete_users: false,
         page_size: None,
         timeout_seconds: Some(10),
@@ -472,7 +474,7 @@ async fn unicode_names_escaped_dns_several_email_attributes_and_nameless_entries
         )
         .unwrap();
     let mut s = settings(&slapd);
-    s.email_attributes = Some("mail,email".into());
+    s.mapping.email_attributes = Some("mail,email".into());
     configure(&env, s).await;
 
     let report = sync(&env).await;
@@ -1154,13 +1156,13 @@ async fn a_run_that_hits_a_size_limit_fails_and_changes_nothing() {
     );
     // First, a narrower filter that stays under the cap: u1, u10..u19, u100..u120.
     let mut s = settings(&slapd);
-    s.filter = "(&(objectClass=inetOrgPerson)(uid=u1*))".into();
+    s.mapping.filter = "(&(objectClass=inetOrgPerson)(uid=u1*))".into();
     s.page_size = Some(20);
     configure(&env, s.clone()).await;
     assert_eq!(sync(&env).await.counts, counts(|c| c.created = 32));
 
     // Then everyone, with deletion on: a partial read would delete the users it didn't return.
-    s.filter = "(objectClass=inetOrgPerson)".into();
+    s.mapping.filter = "(objectClass=inetOrgPerson)".into();
     s.delete_users = true;
     let before = state(&env).await;
     for (page_size, kind) in [
@@ -1294,7 +1296,7 @@ async fn bad_filter_wrong_service_password_and_server_down_change_nothing() {
     // on this port, so a connection attempt would be a different error).
     let mut s = settings(&slapd);
     s.port = Some(free_port());
-    s.filter = "(uid=*".into();
+    s.mapping.filter = "(uid=*".into();
     let e = env
         .roster
         .set_directory_settings(&admin, DirectorySettings::Ldap(s))
@@ -1308,7 +1310,7 @@ async fn bad_filter_wrong_service_password_and_server_down_change_nothing() {
         other => panic!("expected InvalidSetting, got {other:?}"),
     }
     assert_eq!(e.field(), Some("filter"));
-    let shown = env.roster.directory_settings(&admin).await.unwrap();
+    let shown = serde_json::to_value(env.roster.directory_settings(&admin).await.unwrap()).unwrap();
     assert_eq!(shown["type"], "none", "nothing stored: {shown}");
     assert_eq!(env.store.list_runs(0, 10).await.unwrap().total, 0);
     let before = state(&env).await;
@@ -1474,7 +1476,7 @@ async fn logon_with_the_ldap_password() {
         .concat(),
     );
     let mut s = settings(&slapd);
-    s.filter = "(&(objectClass=inetOrgPerson)(mail=*))".into();
+    s.mapping.filter = "(&(objectClass=inetOrgPerson)(mail=*))".into();
     configure(&env, s).await;
     assert_eq!(sync(&env).await.counts, counts(|c| c.created = 4));
     let alice = stored(&env, "alice").await;
@@ -1800,10 +1802,12 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
     let ldif = LdifSettings {
         file: file.clone(),
         base_dn: PEOPLE.into(),
-        filter: "(&(objectClass=inetOrgPerson)(mail=*))".into(),
-        username_attribute: "uid".into(),
-        full_name_attribute: Some("cn".into()),
-        email_attributes: Some("mail".into()),
+        mapping: roster_core::directory::AttributeMapping {
+            filter: "(&(objectClass=inetOrgPerson)(mail=*))".into(),
+            username_attribute: "uid".into(),
+            full_name_attribute: Some("cn".into()),
+            email_attributes: Some("mail".into()),
+        },
         delete_users: false,
     };
     env.roster
@@ -1915,10 +1919,12 @@ async fn entries_without_a_stable_id_are_reported() {
             DirectorySettings::Ldif(LdifSettings {
                 file,
                 base_dn: String::new(),
-                filter: "(objectClass=inetOrgPerson)".into(),
-                username_attribute: "uid".into(),
-                full_name_attribute: None,
-                email_attributes: Some("mail".into()),
+                mapping: roster_core::directory::AttributeMapping {
+                    filter: "(objectClass=inetOrgPerson)".into(),
+                    username_attribute: "uid".into(),
+                    full_name_attribute: None,
+                    email_attributes: Some("mail".into()),
+                },
                 delete_users: false,
             }),
         )

@@ -7,6 +7,7 @@
 //! - `logon`: local logon, tokens, expiry, who may see what.
 //! - `api`: the REST API over real HTTP.
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
+//! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
 
 // Test code: failing loudly is the point.
@@ -21,6 +22,7 @@
 mod support;
 
 mod api;
+mod directory_settings;
 mod e2e;
 mod ldap_sync;
 mod logon;

@@ -7,7 +7,7 @@
 type Rdn = Vec<(String, String)>;
 
 /// Parses a DN into normalized RDNs, most specific first. `None` when the text isn't a DN.
-pub(crate) fn normalize(dn: &str) -> Option<Vec<Rdn>> {
+pub fn normalize(dn: &str) -> Option<Vec<Rdn>> {
     // Only leading space: a trailing one may belong to an escape (`cn=x\ `); unescaped trailing
     // spaces of the last value are dropped below like those of any value.
     let dn = dn.trim_start();
@@ -79,9 +79,23 @@ pub(crate) fn normalize(dn: &str) -> Option<Vec<Rdn>> {
     Some(rdns)
 }
 
+/// Whether `text` is a DN as an administrator would write one: RDNs of `type=value`, each type an
+/// attribute name or OID. Checked for `base_dn` when settings are saved, so that a typo shows there and
+/// not as a server's "invalid DN syntax" at the first run.
+pub fn is_valid(text: &str) -> bool {
+    let Some(rdns) = normalize(text) else {
+        return false;
+    };
+    !rdns.is_empty()
+        && rdns
+            .iter()
+            .flatten()
+            .all(|(attr, _)| crate::directory::check_attribute_name("base_dn", attr).is_ok())
+}
+
 /// Whether `dn` is `base` or below it. An empty base contains everything. DNs that don't parse are
 /// compared as lowercased text, so a server's odd DN still has a chance to match.
-pub(crate) fn is_at_or_below(dn: &str, base: &str) -> bool {
+pub fn is_at_or_below(dn: &str, base: &str) -> bool {
     match (normalize(dn), normalize(base)) {
         (Some(dn), Some(base)) => dn.len() >= base.len() && dn.ends_with(&base),
         _ => {
@@ -129,5 +143,28 @@ mod tests {
         assert!(normalize("cn=bad\\").is_none());
         assert!(normalize("cn=bad\\zz").is_some());
         assert!(normalize("cn=bad\\4").is_none());
+    }
+
+    /// Regression (issue 19, item 5): `base_dn = "not a dn"` was accepted.
+    #[test]
+    fn what_is_a_valid_dn() {
+        for ok in [
+            "dc=example,dc=com",
+            "ou=People, dc=example,dc=com",
+            "2.5.4.3=x",
+            "cn=Smith\\, John",
+        ] {
+            assert!(is_valid(ok), "{ok}");
+        }
+        for bad in [
+            "not a dn",
+            "",
+            "dc=example,,dc=com",
+            "=x",
+            "dc example",
+            "d c=x",
+        ] {
+            assert!(!is_valid(bad), "{bad}");
+        }
     }
 }

@@ -1,0 +1,95 @@
+//! What a connector is: a reader of entries, and (for the types that can) a checker of passwords. The
+//! two are separate traits so that a type that can't check passwords (an LDIF file) says so in its type,
+//! not with an error at the first logon.
+
+use std::sync::Arc;
+
+use roster_core::directory::{DirectoryEntry, DirectoryKind, DirectorySettings};
+
+use crate::error::DirectoryError;
+use crate::logon::{LogonOutcome, LogonSubject};
+
+/// Told how many entries a read has produced so far: after each page, and at least every 1000 entries.
+pub trait ReadProgress: Send + Sync {
+    fn entries_read(&self, total_so_far: u64);
+}
+
+/// For callers that don't show progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl ReadProgress for NoProgress {
+    fn entries_read(&self, _total_so_far: u64) {}
+}
+
+/// The result of a complete read. There is no partial result: a read that fails returns an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirectoryRead {
+    pub entries: Vec<DirectoryEntry>,
+    /// Paged-results pages (1 for an LDIF file).
+    pub pages: u64,
+    /// Entries whose id is derived from their DN, so a rename will look like delete + create.
+    pub without_stable_id: u64,
+    /// Search result references skipped (Active Directory only; generic LDAP fails on them).
+    pub references_skipped: u64,
+}
+
+/// Reads the users of a directory.
+#[async_trait::async_trait]
+pub trait DirectoryReader: Send + Sync + std::fmt::Debug {
+    /// Reads every entry in scope. Fails as a whole (never a partial result) on any error.
+    async fn read_entries(
+        &self,
+        progress: &dyn ReadProgress,
+    ) -> Result<DirectoryRead, DirectoryError>;
+
+    /// Connects and authenticates with the service account only (or opens the file): "test connection".
+    async fn check_connection(&self) -> Result<(), DirectoryError>;
+}
+
+/// Checks a user's password against the directory.
+#[async_trait::async_trait]
+pub trait PasswordChecker: Send + Sync + std::fmt::Debug {
+    /// An empty password is refused before any network call (a bind with one is anonymous).
+    async fn authenticate(
+        &self,
+        subject: &LogonSubject<'_>,
+        password: &roster_core::directory::Secret,
+    ) -> Result<LogonOutcome, DirectoryError>;
+}
+
+/// A directory as the use cases see it. Cheap to clone; connections are opened lazily and shared.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub kind: DirectoryKind,
+    pub reader: Arc<dyn DirectoryReader>,
+    /// `None` for a type whose users can't log on with a directory password.
+    pub passwords: Option<Arc<dyn PasswordChecker>>,
+}
+
+impl Connector {
+    /// The password checker, or the error that says this type's users can't log on with a directory
+    /// password.
+    pub fn password_checker(&self) -> Result<&dyn PasswordChecker, DirectoryError> {
+        self.passwords
+            .as_deref()
+            .ok_or(DirectoryError::LogonUnsupported { kind: self.kind })
+    }
+}
+
+/// Makes connectors from settings. The use cases take one, so that their own tests can put a fake
+/// directory behind the same run and logon code ([`RealConnectors`] everywhere else).
+pub trait ConnectorFactory: Send + Sync + std::fmt::Debug {
+    /// Validates the settings (filter syntax etc.) BEFORE any network I/O and builds the connector.
+    fn connector(&self, settings: &DirectorySettings) -> Result<Connector, DirectoryError>;
+}
+
+/// The connectors of this crate, one per [`DirectoryKind`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealConnectors;
+
+impl ConnectorFactory for RealConnectors {
+    fn connector(&self, settings: &DirectorySettings) -> Result<Connector, DirectoryError> {
+        crate::connector(settings)
+    }
+}

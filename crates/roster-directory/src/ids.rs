@@ -1,0 +1,86 @@
+//! Which attribute gives an entry its stable id, and how its value is written. Per connector: generic
+//! LDAP servers use entryUUID (RFC 4530), eDirectory a 16-byte big-endian GUID, 389-DS nsUniqueId;
+//! Active Directory's objectGUID is 16 bytes with its first three fields little-endian. The id is the
+//! key of every stored link, so a policy never changes how it writes an id it has written before.
+
+/// How the value of an id attribute becomes the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdFormat {
+    /// Text, trimmed and lowercased (ids are case-insensitive hex, and a server that changes case
+    /// between versions must not turn every user into a new one); bytes that aren't UTF-8 as hex.
+    Text,
+    /// 16 raw bytes in network order (eDirectory's GUID), as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`;
+    /// any other length as [`IdFormat::Text`].
+    BigEndianGuid,
+}
+
+/// The id attributes a connector asks for, in order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdPolicy {
+    pub(crate) attributes: &'static [(&'static str, IdFormat)],
+}
+
+impl IdPolicy {
+    /// OpenLDAP and most RFC 4530 servers, eDirectory, 389-DS. LDIF exports use it too: they carry
+    /// the attributes of the server they came from.
+    pub(crate) const GENERIC_LDAP: IdPolicy = IdPolicy {
+        attributes: &[
+            ("entryUUID", IdFormat::Text),
+            ("GUID", IdFormat::BigEndianGuid),
+            ("nsUniqueId", IdFormat::Text),
+        ],
+    };
+
+    pub(crate) fn attribute_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.attributes.iter().map(|(name, _)| *name)
+    }
+
+    /// The id a sync gives an entry, and whether it is stable: the first id attribute the entry has,
+    /// else `dn:` and the lowercased DN. Logons compare against it, so it must stay the one function
+    /// that makes ids.
+    pub(crate) fn entry_id<'a, F>(&self, dn: &str, values: &F) -> (String, bool)
+    where
+        F: Fn(&str) -> Vec<&'a [u8]>,
+    {
+        match self.stable_id(values) {
+            Some(id) => (id, true),
+            None => (format!("dn:{}", dn.to_lowercase()), false),
+        }
+    }
+
+    fn stable_id<'a, F>(&self, values: &F) -> Option<String>
+    where
+        F: Fn(&str) -> Vec<&'a [u8]>,
+    {
+        for &(attr, format) in self.attributes {
+            let Some(value) = values(attr).into_iter().find(|v| !v.is_empty()) else {
+                continue;
+            };
+            return Some(match format {
+                IdFormat::BigEndianGuid if value.len() == 16 => format_uuid(value),
+                IdFormat::Text | IdFormat::BigEndianGuid => match std::str::from_utf8(value) {
+                    Ok(text) => text.trim().to_ascii_lowercase(),
+                    Err(_) => hex(value),
+                },
+            });
+        }
+        None
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn format_uuid(bytes: &[u8]) -> String {
+    let h = hex(bytes);
+    let part = |r: std::ops::Range<usize>| h.get(r).unwrap_or_default().to_owned();
+    format!(
+        "{}-{}-{}-{}-{}",
+        part(0..8),
+        part(8..12),
+        part(12..16),
+        part(16..20),
+        part(20..32)
+    )
+}

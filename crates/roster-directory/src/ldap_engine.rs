@@ -1,0 +1,1064 @@
+//! The LDAP protocol work that generic LDAP and Active Directory share: a paged subtree read with the
+//! service account, and search-then-bind logons. Each type maps its settings into an
+//! [`LdapEngineConfig`]; nothing here reads settings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use ldap3::asn1::StructureTag;
+use ldap3::controls::RawControl;
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchOptions,
+    SearchResult, SearchStream,
+};
+use roster_core::directory::{Encryption, Secret};
+use roster_core::dn;
+use roster_core::filter::{LdapFilter, escape_value};
+use rustls::ClientConfig;
+use tokio::sync::Mutex;
+
+use crate::ber::{PAGED_RESULTS_OID, decode_paged_response, encode_paged_request};
+use crate::connector::{DirectoryRead, DirectoryReader, PasswordChecker, ReadProgress};
+use crate::error::DirectoryError;
+use crate::logon::{LogonOutcome, LogonSubject, RejectReason};
+use crate::mapping::AttributeMap;
+use crate::tls;
+
+const READING: &str = "reading the users";
+const BINDING: &str = "binding the service account";
+const LOOKING_UP: &str = "looking up the user who logs on";
+const CHECKING_PASSWORD: &str = "checking the user's password";
+
+/// What a subtree read does with a search result reference (a pointer to another naming context).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReferencePolicy {
+    /// Generic LDAP: fail, since users behind a reference would be missing from the read.
+    Fail,
+    /// Active Directory returns continuation references (to DomainDnsZones etc.) in every subtree
+    /// search from a domain root: skip and count them.
+    SkipAndCount,
+}
+
+/// Everything the engine needs, already checked: what generic LDAP and Active Directory settings map
+/// into.
+#[derive(Debug)]
+pub(crate) struct LdapEngineConfig {
+    /// Name or IP address (IPv6 without brackets).
+    pub(crate) server: String,
+    pub(crate) port: u16,
+    pub(crate) encryption: Encryption,
+    /// `None` exactly when `encryption` is `None`.
+    pub(crate) tls: Option<Arc<ClientConfig>>,
+    pub(crate) bind_dn: String,
+    /// Never empty: checked by whoever builds the config (an empty one would be an anonymous bind).
+    pub(crate) password: Secret,
+    pub(crate) base_dn: String,
+    pub(crate) filter: LdapFilter,
+    /// Which attributes hold what, and the connector's id policy.
+    pub(crate) attributes: AttributeMap,
+    pub(crate) page_size: u32,
+    pub(crate) timeout_seconds: u32,
+    pub(crate) references: ReferencePolicy,
+}
+
+pub(crate) struct LdapEngine {
+    server: String,
+    port: u16,
+    url: String,
+    encryption: Encryption,
+    tls: Option<Arc<ClientConfig>>,
+    bind_dn: String,
+    password: Secret,
+    base_dn: String,
+    filter: LdapFilter,
+    attributes: AttributeMap,
+    page_size: u32,
+    timeout_seconds: u32,
+    references: ReferencePolicy,
+    /// The bound service connection, kept between reads and logons. `Ldap` multiplexes operations, so
+    /// callers work on clones; the lock only guards (re)connecting.
+    service: Mutex<Option<Ldap>>,
+    /// Set when a read was dropped before it finished (a client gone, a run cancelled): the service
+    /// connection may still be mid-search, so the next operation starts on a fresh one. A flag, not the
+    /// lock, because it is set from `Drop`, which can't wait for the lock.
+    service_interrupted: AtomicBool,
+}
+
+/// Marks the service connection as interrupted unless the read it guards ran to the end.
+struct ReadGuard<'a> {
+    interrupted: &'a AtomicBool,
+    finished: bool,
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.interrupted.store(true, AtomicOrdering::Relaxed);
+        }
+    }
+}
+
+impl std::fmt::Debug for LdapEngine {
+    // By hand: the TLS config's Debug is long and the password must not appear (Secret hides itself,
+    // but being explicit keeps it out even if the field type ever changes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapEngine")
+            .field("url", &self.url)
+            .field("encryption", &self.encryption)
+            .field("bind_dn", &self.bind_dn)
+            .field("base_dn", &self.base_dn)
+            .field("filter", &self.filter.as_str())
+            .field("attributes", &self.attributes)
+            .field("page_size", &self.page_size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("references", &self.references)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Lookup {
+    Found(String),
+    NotFound,
+    Ambiguous,
+}
+
+/// How many entries with the user's name a logon of a linked user looks at to find the linked one.
+const LINKED_LOOKUP_LIMIT: i32 = 100;
+
+/// One entry found by a logon search.
+struct Candidate {
+    dn: String,
+    /// The entry's id as a sync maps it; only asked for when the subject is linked to an id.
+    id: Option<String>,
+}
+
+struct Candidates {
+    entries: Vec<Candidate>,
+    /// The server had more matching entries than the search's size limit.
+    truncated: bool,
+}
+
+impl LdapEngine {
+    pub(crate) fn new(config: LdapEngineConfig) -> LdapEngine {
+        let LdapEngineConfig {
+            server,
+            port,
+            encryption,
+            tls,
+            bind_dn,
+            password,
+            base_dn,
+            filter,
+            attributes,
+            page_size,
+            timeout_seconds,
+            references,
+        } = config;
+        let host = if server.contains(':') {
+            format!("[{server}]")
+        } else {
+            server.clone()
+        };
+        let scheme = match encryption {
+            Encryption::Ssl => "ldaps",
+            Encryption::None | Encryption::Starttls => "ldap",
+        };
+        LdapEngine {
+            url: format!("{scheme}://{host}:{port}"),
+            server,
+            port,
+            encryption,
+            tls,
+            bind_dn,
+            password,
+            base_dn,
+            filter,
+            attributes,
+            page_size,
+            timeout_seconds,
+            references,
+            service: Mutex::new(None),
+            service_interrupted: AtomicBool::new(false),
+        }
+    }
+
+    /// "the LDAP server ldap.example.com:389", for messages.
+    fn target(&self) -> String {
+        format!("the LDAP server {}:{}", self.server, self.port)
+    }
+
+    /// The one mapping of a search's non-zero result code to an error, for reads and logon look-ups.
+    fn search_failed(&self, result: LdapResult, entries: u64) -> DirectoryError {
+        match result.rc {
+            3 => DirectoryError::TimeLimit { entries },
+            4 => DirectoryError::SizeLimit { entries },
+            10 => DirectoryError::Referral { refs: result.refs },
+            32 => DirectoryError::NoSuchBase {
+                base_dn: self.base_dn.clone(),
+            },
+            rc => DirectoryError::Search {
+                rc,
+                message: result.text,
+            },
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.timeout_seconds))
+    }
+
+    /// A new, unbound connection with the configured encryption.
+    async fn open(&self) -> Result<Ldap, DirectoryError> {
+        let mut settings = LdapConnSettings::new().set_conn_timeout(self.timeout());
+        if self.encryption == Encryption::Starttls {
+            settings = settings.set_starttls(true);
+        }
+        if let Some(config) = &self.tls {
+            settings = settings.set_config(config.clone());
+        }
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        tokio::spawn(async move {
+            // The connection ends when the last handle is dropped or the server goes away; the
+            // operation that was waiting reports the failure, so this is only worth a debug line.
+            if let Err(error) = conn.drive().await {
+                tracing::debug!(%error, "LDAP connection ended with an error");
+            }
+        });
+        Ok(ldap)
+    }
+
+    fn connect_error(&self, error: LdapError) -> DirectoryError {
+        let connect = |detail: String| DirectoryError::Connect {
+            target: self.target(),
+            detail,
+            hint: "check the server name, the port, the encryption setting and any firewall in between",
+        };
+        let tls_error = |e: &rustls::Error| {
+            if tls::certificate_problem(e) {
+                DirectoryError::CertificateUntrusted {
+                    target: self.target(),
+                    detail: e.to_string(),
+                }
+            } else {
+                DirectoryError::Tls {
+                    target: self.target(),
+                    detail: e.to_string(),
+                    hint: "check that the port and `encryption` match the server (ldaps is usually port 636, StartTLS uses the LDAP port 389)",
+                }
+            }
+        };
+        match error {
+            LdapError::Timeout { .. } if self.encryption == Encryption::Starttls => {
+                connect(format!(
+                    "no answer within {} s: the server may be unreachable, or this may be an LDAPS port (usually 636), which waits for a TLS handshake and never answers the StartTLS request; then set `encryption = \"ssl\"`",
+                    self.timeout_seconds
+                ))
+            }
+            LdapError::Timeout { .. } => {
+                connect(format!("no answer within {} s", self.timeout_seconds))
+            }
+            LdapError::Rustls { source } => tls_error(&source),
+            LdapError::Io { source } => {
+                // tokio-rustls reports handshake failures as io::Errors wrapping the rustls error.
+                if let Some(e) = source
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    return tls_error(e);
+                }
+                // Once TCP is up, a peer that hangs up or sends garbage during the handshake is most
+                // likely not speaking TLS on this port (ldaps:// to port 389, say).
+                let tls_in_use = self.encryption != Encryption::None;
+                let handshake_failure = matches!(
+                    source.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::InvalidData
+                );
+                if tls_in_use && handshake_failure {
+                    DirectoryError::Tls {
+                        target: self.target(),
+                        detail: source.to_string(),
+                        hint: "the server closed the connection during the TLS handshake: check that the port and `encryption` match the server (ldaps is usually port 636, StartTLS uses the LDAP port 389)",
+                    }
+                } else {
+                    connect(source.to_string())
+                }
+            }
+            LdapError::LdapResult { result } => DirectoryError::Tls {
+                target: self.target(),
+                detail: format!(
+                    "the server refused StartTLS with result code {}: {}",
+                    result.rc, result.text
+                ),
+                hint: "enable TLS on the server, or choose `encryption = \"ssl\"` or \"none\"",
+            },
+            LdapError::DNSName { source } => DirectoryError::settings(
+                "server",
+                format!(
+                    "{:?} can't be used as a TLS server name ({source})",
+                    self.server
+                ),
+            ),
+            LdapError::UrlParsing { source } => DirectoryError::settings(
+                "server",
+                format!("{:?} is not a valid host name ({source})", self.server),
+            ),
+            other => connect(other.to_string()),
+        }
+    }
+
+    /// Maps an ldap3 error from an operation on an open connection.
+    fn op_error(&self, error: LdapError, operation: &'static str, entries: u64) -> DirectoryError {
+        match error {
+            LdapError::Timeout { .. } => DirectoryError::Timeout {
+                target: self.target(),
+                operation,
+                seconds: self.timeout_seconds,
+            },
+            LdapError::FilterParsing => DirectoryError::settings(
+                "filter",
+                "the LDAP client can't encode this filter; simplify it or report it",
+            ),
+            other @ (LdapError::Io { .. }
+            | LdapError::EndOfStream
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::MiscSend { .. }) => DirectoryError::Disconnected {
+                target: self.target(),
+                operation,
+                entries,
+                detail: other.to_string(),
+                hint: if operation == BINDING && self.encryption != Encryption::Ssl {
+                    "If the server expects TLS from the first byte on this port (LDAPS, usually port 636), set `encryption = \"ssl\"`; otherwise try again, and check the server's logs if it keeps happening"
+                } else {
+                    "Try again; if it keeps happening, check the server's logs"
+                },
+            },
+            other => DirectoryError::Protocol {
+                message: other.to_string(),
+            },
+        }
+    }
+
+    async fn open_service(&self) -> Result<Ldap, DirectoryError> {
+        let mut ldap = self.open().await?;
+        let result = ldap
+            .with_timeout(self.timeout())
+            .simple_bind(&self.bind_dn, self.password.expose())
+            .await
+            .map_err(|e| self.op_error(e, BINDING, 0))?;
+        if result.rc != 0 {
+            let _ = ldap.unbind().await;
+            return Err(DirectoryError::ServiceBind {
+                bind_dn: self.bind_dn.clone(),
+                rc: result.rc,
+                message: result.text,
+            });
+        }
+        Ok(ldap)
+    }
+
+    /// The bound service connection, (re)connecting when there is none or it was closed.
+    async fn service(&self) -> Result<Ldap, DirectoryError> {
+        let mut slot = self.service.lock().await;
+        if self
+            .service_interrupted
+            .swap(false, AtomicOrdering::Relaxed)
+        {
+            *slot = None;
+        }
+        if let Some(ldap) = slot.as_mut()
+            && !ldap.is_closed()
+        {
+            return Ok(ldap.clone());
+        }
+        *slot = None;
+        let ldap = self.open_service().await?;
+        *slot = Some(ldap.clone());
+        Ok(ldap)
+    }
+
+    /// Drops the cached service connection after it failed, so the next operation reconnects.
+    async fn forget_service(&self) {
+        *self.service.lock().await = None;
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectoryReader for LdapEngine {
+    async fn check_connection(&self) -> Result<(), DirectoryError> {
+        // A fresh connection, not the cached one: the point is to test the settings as they are now.
+        let mut ldap = self.open_service().await?;
+        let _ = ldap.unbind().await;
+        Ok(())
+    }
+
+    async fn read_entries(
+        &self,
+        progress: &dyn ReadProgress,
+    ) -> Result<DirectoryRead, DirectoryError> {
+        let mut guard = ReadGuard {
+            interrupted: &self.service_interrupted,
+            finished: false,
+        };
+        let result = self.read(progress).await;
+        if let Err(
+            DirectoryError::Disconnected { .. }
+            | DirectoryError::Timeout { .. }
+            | DirectoryError::Protocol { .. },
+        ) = &result
+        {
+            self.forget_service().await;
+        }
+        // Only now: dropped while waiting for the lock above, the connection must still be marked.
+        guard.finished = true;
+        result
+    }
+}
+
+impl LdapEngine {
+    async fn read(&self, progress: &dyn ReadProgress) -> Result<DirectoryRead, DirectoryError> {
+        // A read is never retried: the planner must see one consistent answer or none.
+        let mut ldap = self.service().await?;
+        let attrs = self.attributes.requested_attributes();
+        let mut read = DirectoryRead {
+            entries: Vec::new(),
+            pages: 0,
+            without_stable_id: 0,
+            references_skipped: 0,
+        };
+        let mut cookie: Vec<u8> = Vec::new();
+        let mut guard = PageGuard::default();
+        loop {
+            let entries_before = read.entries.len();
+            let references_before = read.references_skipped;
+            let control = RawControl {
+                ctype: PAGED_RESULTS_OID.to_owned(),
+                crit: true,
+                val: Some(encode_paged_request(self.page_size, &cookie)),
+            };
+            let result = self
+                .read_page(&mut ldap, control, &attrs, &mut read, progress)
+                .await?;
+            read.pages += 1;
+            let count = read.entries.len() as u64;
+            progress.entries_read(count);
+            if result.rc != 0 {
+                return Err(self.search_failed(result, count));
+            }
+            let response = result
+                .ctrls
+                .iter()
+                .find(|c| c.1.ctype == PAGED_RESULTS_OID)
+                .map(|c| c.1.val.as_deref().unwrap_or_default());
+            cookie = match response {
+                Some(value) => decode_paged_response(value)?.cookie,
+                // RFC 2696 requires the control in every response; without it there is no next page
+                // to ask for, and rc 0 says the search is complete.
+                None => Vec::new(),
+            };
+            if cookie.is_empty() {
+                break;
+            }
+            let page = Page {
+                cookie: &cookie,
+                first_dn: read.entries.get(entries_before).map(|e| e.dn.as_str()),
+                progressed: read.entries.len() > entries_before
+                    || read.references_skipped > references_before,
+            };
+            guard.check(&page)?;
+        }
+        Ok(read)
+    }
+
+    /// Reads one page into `read`, mapping each entry as it arrives (ldap3's per-entry maps would
+    /// hold every attribute of 100k entries otherwise), and returns the page's result.
+    async fn read_page(
+        &self,
+        ldap: &mut Ldap,
+        control: RawControl,
+        attrs: &[String],
+        read: &mut DirectoryRead,
+        progress: &dyn ReadProgress,
+    ) -> Result<LdapResult, DirectoryError> {
+        let entries_so_far = |read: &DirectoryRead| read.entries.len() as u64;
+        let mut stream: SearchStream<'_, &str, Vec<&str>> = ldap
+            .with_controls(vec![control])
+            .with_timeout(self.timeout())
+            .streaming_search(
+                &self.base_dn,
+                Scope::Subtree,
+                self.filter.as_str(),
+                attrs.iter().map(String::as_str).collect(),
+            )
+            .await
+            .map_err(|e| self.op_error(e, READING, entries_so_far(read)))?;
+        loop {
+            let item = match stream.next().await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(e) => return Err(self.op_error(e, READING, entries_so_far(read))),
+            };
+            if item.is_ref() {
+                if self.references == ReferencePolicy::SkipAndCount {
+                    read.references_skipped += 1;
+                    continue;
+                }
+                let refs = parse_reference(item.0);
+                abandon(&mut stream).await;
+                return Err(DirectoryError::Referral { refs });
+            }
+            if item.is_intermediate() {
+                continue;
+            }
+            let (entry_dn, values) = parse_entry(item.0)?;
+            let (entry, stable) = self.attributes.map(&entry_dn, |name| lookup(&values, name));
+            if !stable {
+                read.without_stable_id += 1;
+            }
+            read.entries.push(entry);
+            if read.entries.len().is_multiple_of(1000) {
+                progress.entries_read(entries_so_far(read));
+            }
+        }
+        Ok(stream.finish().await)
+    }
+}
+
+#[async_trait::async_trait]
+impl PasswordChecker for LdapEngine {
+    async fn authenticate(
+        &self,
+        subject: &LogonSubject<'_>,
+        password: &Secret,
+    ) -> Result<LogonOutcome, DirectoryError> {
+        // Before any network call: ldap3 would turn an empty password into an unauthenticated bind,
+        // which some servers answer with success.
+        if password.is_empty() {
+            return Ok(LogonOutcome::Rejected(RejectReason::EmptyPassword));
+        }
+        let lookup = match self.find_user(subject).await {
+            Err(DirectoryError::Disconnected { .. }) => {
+                // The cached connection went stale (server restart, idle timeout): one retry on a
+                // fresh one, so that a logon doesn't fail just because nobody logged on for a while.
+                self.forget_service().await;
+                self.find_user(subject).await
+            }
+            other => other,
+        };
+        let lookup = match lookup {
+            Ok(l) => l,
+            Err(e) => {
+                if matches!(
+                    e,
+                    DirectoryError::Disconnected { .. } | DirectoryError::Timeout { .. }
+                ) {
+                    self.forget_service().await;
+                }
+                return Err(e);
+            }
+        };
+        let user_dn = match lookup {
+            Lookup::Found(dn) => dn,
+            Lookup::NotFound => return Ok(LogonOutcome::Rejected(RejectReason::NotFound)),
+            Lookup::Ambiguous => return Ok(LogonOutcome::Rejected(RejectReason::Ambiguous)),
+        };
+        // A separate connection: a bind changes the identity of the whole connection, and the service
+        // connection must stay the service account.
+        let mut conn = self.open().await?;
+        let bind = conn
+            .with_timeout(self.timeout())
+            .simple_bind(&user_dn, password.expose())
+            .await;
+        let _ = conn.with_timeout(self.timeout()).unbind().await;
+        drop(conn);
+        let result = bind.map_err(|e| self.op_error(e, CHECKING_PASSWORD, 0))?;
+        Ok(match result.rc {
+            0 => LogonOutcome::Accepted { dn: user_dn },
+            49 => LogonOutcome::Rejected(RejectReason::WrongPassword),
+            rc => {
+                tracing::info!(
+                    dn = %user_dn,
+                    rc,
+                    server_message = %result.text,
+                    "the directory refused a user's bind for a reason other than the password"
+                );
+                LogonOutcome::Rejected(RejectReason::AccountUnusable)
+            }
+        })
+    }
+}
+
+impl LdapEngine {
+    async fn find_user(&self, subject: &LogonSubject<'_>) -> Result<Lookup, DirectoryError> {
+        let mut ldap = self.service().await?;
+        // The id Roster linked the user to. With one, only the entry with that id is the user, whatever
+        // its DN or name is now: another person who has (or was given) the same user name must not log
+        // on as them. Without one (a user created by hand and switched to directory authentication),
+        // the user name must match exactly one entry in scope.
+        let linked_id = subject.id;
+        let is_linked = |c: &Candidate| linked_id.is_none_or(|id| c.id.as_deref() == Some(id));
+        if let Some(stored) = subject.dn.map(str::trim).filter(|d| !d.is_empty()) {
+            // The stored DN is only a shortcut: it must still be under base_dn and match the filter,
+            // so a user moved out of scope can't log on with a DN remembered from an earlier sync.
+            if dn::is_at_or_below(stored, &self.base_dn) {
+                let found = self
+                    .search_candidates(
+                        &mut ldap,
+                        stored,
+                        Scope::Base,
+                        self.filter.as_str(),
+                        linked_id.is_some(),
+                    )
+                    .await?;
+                if let [only] = found.entries.as_slice()
+                    && is_linked(only)
+                {
+                    return Ok(Lookup::Found(only.dn.clone()));
+                }
+            }
+        }
+        if subject.name.is_empty() {
+            return Ok(Lookup::NotFound);
+        }
+        let clause = format!(
+            "({}={})",
+            self.attributes.username,
+            escape_value(subject.name)
+        );
+        let Ok(clause) = LdapFilter::parse(&clause) else {
+            // Only reachable with characters no user name can hold (escape_value handles the rest).
+            return Ok(Lookup::NotFound);
+        };
+        let filter = self.filter.and(&clause);
+        let found = self
+            .search_candidates(
+                &mut ldap,
+                &self.base_dn,
+                Scope::Subtree,
+                filter.as_str(),
+                linked_id.is_some(),
+            )
+            .await?;
+        if linked_id.is_some() {
+            let mut linked = found.entries.into_iter().filter(is_linked);
+            return Ok(match (linked.next(), linked.next()) {
+                (Some(only), None) => Lookup::Found(only.dn),
+                (Some(_), Some(_)) => Lookup::Ambiguous,
+                // More entries had the name than we looked at: the user's may be among the rest.
+                (None, _) if found.truncated => Lookup::Ambiguous,
+                (None, _) => Lookup::NotFound,
+            });
+        }
+        let mut entries = found.entries.into_iter();
+        Ok(match (entries.next(), entries.next()) {
+            (None, _) => Lookup::NotFound,
+            (Some(only), None) if !found.truncated => Lookup::Found(only.dn),
+            _ => Lookup::Ambiguous,
+        })
+    }
+
+    /// The entries a logon search finds: at most two without ids (two is enough to tell
+    /// "ambiguous"), at most [`LINKED_LOOKUP_LIMIT`] with them.
+    async fn search_candidates(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        with_ids: bool,
+    ) -> Result<Candidates, DirectoryError> {
+        let (limit, attrs) = if with_ids {
+            (
+                LINKED_LOOKUP_LIMIT,
+                self.attributes.ids.attribute_names().collect(),
+            )
+        } else {
+            // "1.1": no attributes, only the DN.
+            (2, vec!["1.1"])
+        };
+        let SearchResult(entries, result) = ldap
+            .with_search_options(SearchOptions::new().sizelimit(limit))
+            .with_timeout(self.timeout())
+            .search(base, scope, filter, attrs)
+            .await
+            .map_err(|e| self.op_error(e, LOOKING_UP, 0))?;
+        let truncated = match result.rc {
+            0 => false,
+            // 4: more matched than the limit.
+            4 => true,
+            32 if scope == Scope::Base => {
+                return Ok(Candidates {
+                    entries: Vec::new(),
+                    truncated: false,
+                });
+            }
+            _ => return Err(self.search_failed(result, 0)),
+        };
+        let mut found = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry.is_ref() || entry.is_intermediate() {
+                continue;
+            }
+            let (entry_dn, values) = parse_entry(entry.0)?;
+            // An empty DN would make the user bind anonymous: never treat it as a user.
+            if entry_dn.trim().is_empty() {
+                continue;
+            }
+            // The same function as a sync's mapping, so the id compares equal to the stored link.
+            let id = with_ids.then(|| {
+                self.attributes
+                    .ids
+                    .entry_id(&entry_dn, &|name| lookup(&values, name))
+                    .0
+            });
+            found.push(Candidate { dn: entry_dn, id });
+        }
+        Ok(Candidates {
+            entries: found,
+            truncated,
+        })
+    }
+}
+
+/// Pages in a row without entries after which a paged read gives up. Servers may send an empty page
+/// now and then (Active Directory does when a page's time runs out), never this many.
+const MAX_EMPTY_PAGES_IN_A_ROW: u32 = 1000;
+
+/// What the paging loop knows about the page it just read, which had a non-empty cookie.
+struct Page<'a> {
+    cookie: &'a [u8],
+    /// The DN of the page's first entry.
+    first_dn: Option<&'a str>,
+    /// The page brought entries or skipped references.
+    progressed: bool,
+}
+
+/// Stops a paged read that would never end. A repeated cookie alone is not an error: 389-DS's cookie
+/// is its paged-results slot number, the same on every page of a search. A repeated cookie on a page
+/// that brought nothing new (no entries, or the same first entry as the page before) is, and so are
+/// [`MAX_EMPTY_PAGES_IN_A_ROW`] pages without entries whatever the cookies.
+#[derive(Debug, Default)]
+struct PageGuard {
+    previous_cookie: Vec<u8>,
+    previous_first_dn: Option<String>,
+    empty_in_a_row: u32,
+}
+
+impl PageGuard {
+    fn check(&mut self, page: &Page<'_>) -> Result<(), DirectoryError> {
+        let repeated = page.cookie == self.previous_cookie.as_slice()
+            && (!page.progressed
+                || (page.first_dn.is_some() && page.first_dn == self.previous_first_dn.as_deref()));
+        if repeated {
+            return Err(DirectoryError::Protocol {
+                message: "the server answered a paged search with the same page and cookie again, so the read would never end".into(),
+            });
+        }
+        self.empty_in_a_row = if page.progressed {
+            0
+        } else {
+            self.empty_in_a_row.saturating_add(1)
+        };
+        if self.empty_in_a_row >= MAX_EMPTY_PAGES_IN_A_ROW {
+            return Err(DirectoryError::Protocol {
+                message: format!(
+                    "the server sent {MAX_EMPTY_PAGES_IN_A_ROW} pages in a row without entries and still offers more, so the read would never end"
+                ),
+            });
+        }
+        page.cookie.clone_into(&mut self.previous_cookie);
+        self.previous_first_dn = page.first_dn.map(str::to_owned);
+        Ok(())
+    }
+}
+
+/// Attribute values of one entry as sent by the server.
+type Values = Vec<(String, Vec<Vec<u8>>)>;
+
+/// Names in responses may differ in case from the request (`mail` vs `Mail`); options are part of the
+/// name, so `cn;lang-de` never stands in for `cn`.
+fn lookup<'a>(values: &'a Values, name: &str) -> Vec<&'a [u8]> {
+    values
+        .iter()
+        .filter(|(attr, _)| attr.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter().map(Vec::as_slice))
+        .collect()
+}
+
+fn malformed(what: &str) -> DirectoryError {
+    DirectoryError::Protocol {
+        message: format!("malformed search result entry: {what}"),
+    }
+}
+
+/// `SearchResultEntry ::= [APPLICATION 4] SEQUENCE { objectName LDAPDN, attributes PartialAttributeList }`,
+/// decoded without panicking (ldap3's `SearchEntry::construct` panics on malformed input).
+fn parse_entry(tag: StructureTag) -> Result<(String, Values), DirectoryError> {
+    let mut parts = tag
+        .match_id(4)
+        .and_then(StructureTag::expect_constructed)
+        .ok_or_else(|| malformed("not a SearchResultEntry"))?
+        .into_iter();
+    let dn_bytes = parts
+        .next()
+        .and_then(StructureTag::expect_primitive)
+        .ok_or_else(|| malformed("no DN"))?;
+    let entry_dn = String::from_utf8(dn_bytes).map_err(|_| malformed("the DN is not UTF-8"))?;
+    let attributes = parts
+        .next()
+        .and_then(StructureTag::expect_constructed)
+        .ok_or_else(|| malformed("no attribute list"))?;
+    let mut values: Values = Vec::with_capacity(attributes.len());
+    for attribute in attributes {
+        let mut items = attribute
+            .expect_constructed()
+            .ok_or_else(|| malformed("an attribute is not a sequence"))?
+            .into_iter();
+        let name = items
+            .next()
+            .and_then(StructureTag::expect_primitive)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| malformed("an attribute has no valid name"))?;
+        let vals = items
+            .next()
+            .and_then(StructureTag::expect_constructed)
+            .ok_or_else(|| malformed("an attribute has no value set"))?
+            .into_iter()
+            .map(|v| {
+                v.expect_primitive()
+                    .ok_or_else(|| malformed("a value is not an octet string"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        values.push((name, vals));
+    }
+    Ok((entry_dn, values))
+}
+
+/// The URIs of a `SearchResultReference`, for the error message; undecodable parts are skipped.
+fn parse_reference(tag: StructureTag) -> Vec<String> {
+    tag.expect_constructed()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(StructureTag::expect_primitive)
+        .filter_map(|b| String::from_utf8(b).ok())
+        .collect()
+}
+
+/// Stops a search we no longer want: ldap3 drops its remaining results, and the server is asked to
+/// stop sending them.
+async fn abandon<'a>(stream: &mut SearchStream<'a, &'a str, Vec<&'a str>>) {
+    let msgid = stream.ldap_handle().last_id();
+    let _ = stream.finish().await;
+    let _ = stream.ldap_handle().abandon(msgid).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ldap3::asn1::{PL, TagClass};
+    use roster_core::directory::{AttributeMapping, LdapSettings};
+
+    fn prim(id: u64, bytes: &[u8]) -> StructureTag {
+        StructureTag {
+            class: TagClass::Universal,
+            id,
+            payload: PL::P(bytes.to_vec()),
+        }
+    }
+
+    fn cons(class: TagClass, id: u64, inner: Vec<StructureTag>) -> StructureTag {
+        StructureTag {
+            class,
+            id,
+            payload: PL::C(inner),
+        }
+    }
+
+    /// The Active Directory behaviour (skip and count references) is internal until that connector
+    /// exists, so it is tested here rather than through `connector`.
+    #[tokio::test]
+    async fn references_can_be_skipped_and_counted() {
+        use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
+        let slapd = Slapd::start(SlapdConfig::default()).unwrap();
+        let people = slapd.people_dn();
+        let mut ldif = user_ldif(
+            slapd.suffix(),
+            &TestUser {
+                uid: "here",
+                cn: "Here",
+                ..Default::default()
+            },
+        );
+        ldif.push_str(&format!(
+            "\ndn: ou=Elsewhere,{people}\nobjectClass: referral\nobjectClass: extensibleObject\nou: Elsewhere\nref: ldap://other.example.com/ou=Elsewhere,dc=example,dc=com\n"
+        ));
+        slapd.add(&ldif).unwrap();
+        let settings = LdapSettings {
+            server: "127.0.0.1".into(),
+            port: Some(slapd.port()),
+            encryption: Encryption::None,
+            ignore_certificate_errors: false,
+            ca_file: None,
+            bind_dn: slapd.root_dn().into(),
+            password: Some(Secret::new(slapd.root_password())),
+            base_dn: people,
+            mapping: AttributeMapping {
+                filter: "(objectClass=inetOrgPerson)".into(),
+                username_attribute: "uid".into(),
+                full_name_attribute: None,
+                email_attributes: None,
+            },
+            delete_users: false,
+            page_size: Some(10),
+            timeout_seconds: Some(10),
+        };
+        let mut config = crate::ldap::engine_config(&settings).unwrap();
+        config.references = ReferencePolicy::SkipAndCount;
+        let dir = LdapEngine::new(config);
+        let read = dir.read_entries(&crate::NoProgress).await.unwrap();
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.references_skipped, 1);
+    }
+
+    #[test]
+    fn paging_stops_when_the_server_repeats_itself() {
+        let page = |cookie: &'static [u8], first_dn: Option<&'static str>| Page {
+            cookie,
+            first_dn,
+            progressed: first_dn.is_some(),
+        };
+        let protocol = |r: Result<(), DirectoryError>| r.unwrap_err().code() == "DI015-protocol";
+
+        // OpenLDAP and Active Directory: a new cookie on every page.
+        let mut guard = PageGuard::default();
+        guard.check(&page(b"a", Some("uid=1"))).unwrap();
+        guard.check(&page(b"b", Some("uid=2"))).unwrap();
+        // 389-DS: the same cookie on every page, with new entries each time.
+        let mut guard = PageGuard::default();
+        for dn in ["uid=1", "uid=2", "uid=3"] {
+            guard.check(&page(b"0", Some(dn))).unwrap();
+        }
+        // The same cookie and the same page again, or the same cookie and nothing new.
+        assert!(protocol(guard.check(&page(b"0", Some("uid=3")))));
+        let mut guard = PageGuard::default();
+        guard.check(&page(b"x", Some("uid=1"))).unwrap();
+        guard.check(&page(b"y", None)).unwrap();
+        assert!(protocol(guard.check(&page(b"y", None))));
+        // A page of skipped references alone is progress.
+        let mut guard = PageGuard::default();
+        let refs = Page {
+            cookie: b"r",
+            first_dn: None,
+            progressed: true,
+        };
+        guard.check(&refs).unwrap();
+        guard.check(&page(b"s", Some("uid=1"))).unwrap();
+        // New cookies forever, but no entries: stopped after MAX_EMPTY_PAGES_IN_A_ROW pages.
+        let mut guard = PageGuard::default();
+        let mut pages = 0u32;
+        let error = loop {
+            pages += 1;
+            let cookie = pages.to_be_bytes();
+            let empty = Page {
+                cookie: &cookie,
+                first_dn: None,
+                progressed: false,
+            };
+            if let Err(e) = guard.check(&empty) {
+                break e;
+            }
+            assert!(pages < 10 * MAX_EMPTY_PAGES_IN_A_ROW, "never stopped");
+        };
+        assert_eq!(error.code(), "DI015-protocol");
+        assert_eq!(pages, MAX_EMPTY_PAGES_IN_A_ROW);
+        // Entries in between reset the count.
+        let mut guard = PageGuard::default();
+        for i in 0..3 * MAX_EMPTY_PAGES_IN_A_ROW {
+            let cookie = i.to_be_bytes();
+            let dn = format!("uid={i}");
+            let p = Page {
+                cookie: &cookie,
+                first_dn: (i % 500 == 0).then_some(dn.as_str()),
+                progressed: i % 500 == 0,
+            };
+            guard.check(&p).unwrap();
+        }
+    }
+
+    #[test]
+    fn entries_are_parsed_without_panics() {
+        let good = cons(
+            TagClass::Application,
+            4,
+            vec![
+                prim(4, b"uid=a,dc=x"),
+                cons(
+                    TagClass::Universal,
+                    16,
+                    vec![cons(
+                        TagClass::Universal,
+                        16,
+                        vec![
+                            prim(4, b"Mail"),
+                            cons(
+                                TagClass::Universal,
+                                17,
+                                vec![prim(4, b"a@x"), prim(4, b"b@x")],
+                            ),
+                        ],
+                    )],
+                ),
+            ],
+        );
+        let (dn, values) = parse_entry(good).unwrap();
+        assert_eq!(dn, "uid=a,dc=x");
+        assert_eq!(lookup(&values, "mail"), vec![b"a@x".as_slice(), b"b@x"]);
+        assert!(lookup(&values, "mail;x").is_empty());
+
+        let bad = [
+            prim(4, b"x"),
+            cons(TagClass::Application, 5, vec![]),
+            cons(TagClass::Application, 4, vec![]),
+            cons(TagClass::Application, 4, vec![prim(4, b"\xff")]),
+            cons(TagClass::Application, 4, vec![prim(4, b"dn")]),
+            cons(
+                TagClass::Application,
+                4,
+                vec![
+                    prim(4, b"dn"),
+                    cons(TagClass::Universal, 16, vec![prim(4, b"x")]),
+                ],
+            ),
+            cons(
+                TagClass::Application,
+                4,
+                vec![
+                    prim(4, b"dn"),
+                    cons(
+                        TagClass::Universal,
+                        16,
+                        vec![cons(TagClass::Universal, 16, vec![prim(4, b"cn")])],
+                    ),
+                ],
+            ),
+        ];
+        for tag in bad {
+            assert_eq!(parse_entry(tag).unwrap_err().code(), "DI015-protocol");
+        }
+        assert_eq!(
+            parse_reference(cons(
+                TagClass::Application,
+                19,
+                vec![prim(4, b"ldap://other/dc=x"), prim(4, b"\xff")]
+            )),
+            vec!["ldap://other/dc=x"]
+        );
+        assert!(parse_reference(prim(4, b"x")).is_empty());
+    }
+}

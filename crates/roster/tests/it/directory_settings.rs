@@ -1,0 +1,150 @@
+//! Directory settings of every kind through the use cases and a real store: the service secret is stored
+//! sealed, kept when the settings are replaced for the same target, required again for a new target, and
+//! never serialized (not in the stored settings, not in what is shown, not in the audit log).
+
+use roster_app::AppError;
+use roster_core::directory::{
+    AttributeMapping, DirectoryKind, DirectorySettings, Encryption, LdapSettings, LdifSettings,
+    Secret,
+};
+
+use crate::support::Env;
+
+const SECRET: &str = "s3rvice-Secret-that-must-not-leak";
+
+/// Two settings of `kind` whose secret targets differ, the first with its secret set if the kind has one.
+/// A `match` without a wildcard arm: a new kind doesn't compile until it has its examples here.
+fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
+    let mapping = AttributeMapping {
+        filter: "(objectClass=inetOrgPerson)".into(),
+        username_attribute: "uid".into(),
+        full_name_attribute: Some("cn".into()),
+        email_attributes: Some("mail".into()),
+    };
+    match kind {
+        DirectoryKind::Ldap => {
+            let first = LdapSettings {
+                server: "127.0.0.1".into(),
+                port: Some(10389),
+                encryption: Encryption::None,
+                ignore_certificate_errors: false,
+                ca_file: None,
+                bind_dn: "cn=roster,dc=example,dc=com".into(),
+                password: Some(Secret::new(SECRET)),
+                base_dn: "ou=People,dc=example,dc=com".into(),
+                mapping,
+                delete_users: false,
+                page_size: None,
+                timeout_seconds: None,
+            };
+            let elsewhere = LdapSettings {
+                server: "ldap.elsewhere.example".into(),
+                password: None,
+                ..first.clone()
+            };
+            (
+                DirectorySettings::Ldap(first),
+                DirectorySettings::Ldap(elsewhere),
+            )
+        }
+        DirectoryKind::Ldif => {
+            let first = LdifSettings {
+                file: "/srv/export/company.ldif".into(),
+                base_dn: "dc=example,dc=com".into(),
+                mapping,
+                delete_users: false,
+            };
+            let other = LdifSettings {
+                file: "/srv/export/other.ldif".into(),
+                ..first.clone()
+            };
+            (
+                DirectorySettings::Ldif(first),
+                DirectorySettings::Ldif(other),
+            )
+        }
+    }
+}
+
+fn without_secret(mut settings: DirectorySettings) -> DirectorySettings {
+    if let Some(slot) = settings
+        .configured_mut()
+        .and_then(|(_, typed)| typed.secret_slot())
+    {
+        *slot = None;
+    }
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_stores_keeps_and_requires_its_secret_and_never_shows_it() {
+    for &kind in DirectoryKind::ALL {
+        let env = Env::sqlite().await;
+        let admin = env.local_admin();
+        let (first, elsewhere) = examples(kind);
+        let has_secret = first.secret().is_some();
+
+        let shown = env
+            .roster
+            .set_directory_settings(&admin, first.clone())
+            .await
+            .unwrap();
+        assert_eq!(shown.password_set, has_secret.then_some(true), "{kind}");
+        let stored_settings = env.store.get_setting("directory").await.unwrap().unwrap();
+        let stored_secret = env
+            .store
+            .get_setting("directory_password")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!stored_settings.contains(SECRET), "{kind}");
+        assert!(!stored_secret.contains(SECRET), "{kind}: sealed, not plain");
+        assert_eq!(stored_secret.is_empty(), !has_secret, "{kind}");
+
+        // The same target without the secret: kept.
+        let kept = env
+            .roster
+            .set_directory_settings(&admin, without_secret(first.clone()))
+            .await
+            .unwrap();
+        assert_eq!(kept.password_set, has_secret.then_some(true), "{kind}");
+        assert_eq!(
+            env.store
+                .get_setting("directory_password")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_empty(),
+            !has_secret,
+            "{kind}"
+        );
+
+        // Another target without the secret: required again (kinds without a secret just take it).
+        let moved = env
+            .roster
+            .set_directory_settings(&admin, elsewhere.clone())
+            .await;
+        if has_secret {
+            match moved.unwrap_err() {
+                AppError::InvalidSetting { key, message } => {
+                    assert_eq!(key, "password", "{kind}");
+                    assert!(message.contains("again"), "{kind}: {message}");
+                }
+                other => panic!("{kind}: expected InvalidSetting, got {other:?}"),
+            }
+        } else {
+            moved.unwrap();
+        }
+
+        // Never shown: not by the view, not in the audit log.
+        let view = env.roster.directory_settings(&admin).await.unwrap();
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(!json.contains(SECRET), "{kind}: {json}");
+        assert_eq!(view.settings.kind(), Some(kind));
+        let audit = env.roster.audit_log(&admin, 0, 100).await.unwrap();
+        for entry in &audit.items {
+            assert!(!entry.details.contains(SECRET), "{kind}: {entry:?}");
+        }
+        env.check().await;
+    }
+}
