@@ -1,27 +1,35 @@
 //! The user database behind one [`Store`] trait, with two implementations: SQLite (the embedded default, a
 //! file in the data directory) and PostgreSQL (when several instances share the load).
 //!
-//! Both implementations are the same source (`queries.rs`, included twice with a different `Db` type), so
-//! the SQL can't drift between them; the shared test suite runs on both. Every method is one transaction,
-//! and every change writes its audit entry inside that transaction: a change without its audit line, or an
-//! audit line without its change, can't exist.
+//! Both implementations are the same source (`sql/store.rs` and the files it includes, one per concern,
+//! included twice with a different `Db` type), so the SQL can't drift between them; the shared test suite
+//! runs on both. Every method is one transaction, and every change writes its audit entry inside that
+//! transaction: a change without its audit line, or an audit line without its change, can't exist.
+//!
+//! The types the trait takes and returns live with their concern (`users`, `runs`, `sync`) and are
+//! re-exported here.
 
 mod error;
 mod postgres;
+mod runs;
 mod sqlite;
+mod sync;
+mod users;
 
 use async_trait::async_trait;
-use roster_core::plan::{CurrentUser, PlannedChanges, ReportCounts, ReportLine};
+use roster_core::plan::{PlannedChanges, ReportLine};
 use roster_core::privileges::DefaultPrivileges;
-use roster_core::user::{AuditEntry, AuthMethod, DirectoryLink, Folder, User};
-use roster_core::{EmailAddress, FolderRight, Privilege, Timestamp, UserName};
-use serde::{Deserialize, Serialize};
+use roster_core::user::{AuditEntry, AuthMethod, Folder, User};
+use roster_core::{FolderRight, Privilege, Timestamp, UserName};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
 pub use postgres::PgStore;
+pub use runs::{NewRun, RunKind, RunOutcome, RunStatus, RunSummary};
 pub use sqlite::SqliteStore;
+pub use sync::{AppliedPlan, Snapshot};
+pub use users::{Credentials, DeletedUser, NewUserRecord, UserPatch};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -33,141 +41,6 @@ impl Actor {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// A user to create by hand (API or CLI).
-#[derive(Debug, Clone)]
-pub struct NewUserRecord {
-    pub name: UserName,
-    pub full_name: String,
-    pub emails: Vec<EmailAddress>,
-    pub auth: AuthMethod,
-    /// Argon2id PHC string, for local users.
-    pub password_hash: Option<String>,
-    pub privileges: BTreeSet<Privilege>,
-    pub own_folder_rights: BTreeSet<FolderRight>,
-}
-
-/// Changes to a user's details; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct UserPatch {
-    pub full_name: Option<String>,
-    pub emails: Option<Vec<EmailAddress>>,
-}
-
-/// What logon needs to know about a user, and nothing the API shows.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub user_id: i64,
-    pub name: UserName,
-    pub auth: AuthMethod,
-    pub password_hash: Option<String>,
-    pub can_log_on: bool,
-    pub link: Option<DirectoryLink>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeletedUser {
-    pub name: UserName,
-    /// The folder held messages and stays, without an owner.
-    pub folder_kept: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunKind {
-    Preview,
-    Sync,
-}
-
-impl RunKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Preview => "preview",
-            RunKind::Sync => "sync",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    /// The process that ran it stopped without finishing it (its heartbeat went stale).
-    Abandoned,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Abandoned => "abandoned",
-        }
-    }
-
-    fn parse(raw: &str) -> RunStatus {
-        match raw {
-            "running" => RunStatus::Running,
-            "succeeded" => RunStatus::Succeeded,
-            "failed" => RunStatus::Failed,
-            _ => RunStatus::Abandoned,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct NewRun {
-    pub kind: RunKind,
-    /// `api`, `cli`, …
-    pub triggered_by: String,
-    pub actor: Actor,
-    pub directory_type: String,
-}
-
-/// A run as listed at `GET /api/v1/directory/runs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RunSummary {
-    pub id: i64,
-    pub kind: RunKind,
-    pub triggered_by: String,
-    pub actor: String,
-    pub directory_type: String,
-    pub status: RunStatus,
-    pub started_at: Timestamp,
-    pub finished_at: Option<Timestamp>,
-    pub entries_read: i64,
-    pub counts: Option<ReportCounts>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct RunOutcome<'a> {
-    pub status: RunStatus,
-    pub entries_read: i64,
-    pub counts: Option<ReportCounts>,
-    pub error: Option<String>,
-    pub lines: &'a [ReportLine],
-}
-
-/// What applying a plan decided that the plan could not know.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppliedPlan {
-    /// Deleted users whose archive folder was decided otherwise than planned, with whether it was kept.
-    /// A message count doesn't make a snapshot stale (the archive files messages all the time), so the
-    /// count may change between the plan and the apply; the store keeps or deletes the folder by its
-    /// count at the apply, and the run's report follows it.
-    pub folders_decided_at_apply: Vec<(i64, bool)>,
-}
-
-/// The users as the planner sees them, and the version of the user database they were read at.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub version: i64,
-    pub users: Vec<CurrentUser>,
 }
 
 #[derive(Debug, Clone)]

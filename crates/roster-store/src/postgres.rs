@@ -45,22 +45,4 @@ fn redact(message: &str, url: &str) -> String {
     message.replace(url, "(the database URL)")
 }
 
-/// Runs the embedded migrations, and turns "the database knows a migration we don't" into advice.
-pub(crate) async fn run_migrations<'a, A>(migrator: &sqlx::migrate::Migrator, pool: A) -> Result<()>
-where
-    A: sqlx::Acquire<'a>,
-    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
-{
-    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-    migrator.run(pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::VersionMissing(found) => {
-            StoreError::NewerSchema { found, known }
-        }
-        sqlx::migrate::MigrateError::Execute(inner) => StoreError::from_sqlx(inner),
-        other => StoreError::Open(format!(
-            "can't bring the database schema up to date: {other}"
-        )),
-    })
-}
-
-include!("queries.rs");
+include!("sql/store.rs");

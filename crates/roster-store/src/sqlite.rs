@@ -54,7 +54,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| with_path(StoreError::from_sqlx(e), &path))?;
-        crate::postgres::run_migrations(&MIGRATOR, &pool)
+        run_migrations(&MIGRATOR, &pool)
             .await
             .map_err(|e| with_path(e, &path))?;
         refold_keys(&pool).await.map_err(|e| with_path(e, &path))?;
@@ -146,4 +146,4 @@ fn check_header(path: &Path) -> Result<()> {
     }
 }
 
-include!("queries.rs");
+include!("sql/store.rs");

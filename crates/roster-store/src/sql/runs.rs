@@ -1,0 +1,214 @@
+// Directory runs: beginning one (at most one runs at a time, across processes), its heartbeat, finishing
+// it with its report, and reading runs and their report lines a page at a time. Included by `store.rs`.
+
+/// A run's report lines are stored this many to a row of `sync_run_line_chunks`, as one JSON array of
+/// `[user, action, reason, dn or null]` arrays: one row per line made a first sync of 100,000 users write
+/// 100,000 rows (11 MB). Line n of a run is line n % LINES_PER_CHUNK of chunk n / LINES_PER_CHUNK, so a page
+/// reads only the chunks it overlaps. Migration 0002 chunks old runs by the same number: keep them in step.
+const LINES_PER_CHUNK: usize = 1000;
+/// The same, for arithmetic on line numbers (1000 fits any integer type).
+const LINES_PER_CHUNK_I64: i64 = LINES_PER_CHUNK as i64;
+
+/// Chunks per INSERT: few round trips, and no more than a few MB of JSON held at once.
+const CHUNKS_PER_INSERT: usize = 50;
+
+/// A report line as stored in a chunk: `[user, action, reason, dn or null]`.
+type StoredLine = (String, ReportAction, String, Option<String>);
+
+fn encode_lines(lines: &[ReportLine]) -> Result<String> {
+    let stored: Vec<(&str, &str, &str, Option<&str>)> = lines
+        .iter()
+        .map(|l| (l.user.as_str(), l.action.as_str(), l.reason.as_ref(), l.dn.as_deref()))
+        .collect();
+    serde_json::to_string(&stored).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn decode_lines(json: &str) -> Result<Vec<ReportLine>> {
+    let stored: Vec<StoredLine> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Invalid(format!("a run's report lines: {e}")))?;
+    Ok(stored
+        .into_iter()
+        .map(|(user, action, reason, dn)| ReportLine { user, action, reason: reason.into(), dn })
+        .collect())
+}
+
+fn run_from_row(row: &<Db as sqlx::Database>::Row) -> Result<RunSummary> {
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "preview" => crate::RunKind::Preview,
+        _ => crate::RunKind::Sync,
+    };
+    let counts: Option<String> = row.try_get("counts")?;
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        kind,
+        triggered_by: row.try_get("triggered_by")?,
+        actor: row.try_get("actor")?,
+        directory_type: row.try_get("directory_type")?,
+        status: RunStatus::parse(&row.try_get::<String, _>("status")?),
+        started_at: Timestamp(row.try_get("started_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Timestamp),
+        entries_read: row.try_get("entries_read")?,
+        counts: counts
+            .map(|c| serde_json::from_str::<ReportCounts>(&c))
+            .transpose()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?,
+        error: row.try_get("error")?,
+    })
+}
+
+const RUN_COLUMNS: &str = "id, kind, triggered_by, actor, directory_type, status, started_at, finished_at, entries_read, counts, error";
+
+async fn begin_run(store: &ThisStore, run: &NewRun, now: Timestamp, stale_before: Timestamp) -> Result<i64> {
+    let mut tx = store.pool.begin().await?;
+    sqlx::query::<Db>(
+        "UPDATE sync_runs SET status = 'abandoned', finished_at = $1, \
+         error = 'the process running it stopped before it finished; nothing it had not committed was applied' \
+         WHERE status = 'running' AND heartbeat_at < $2",
+    )
+    .bind(now.0)
+    .bind(stale_before.0)
+    .execute(&mut *tx)
+    .await?;
+    let id: Option<i64> = sqlx::query_scalar::<Db, i64>(
+        "INSERT INTO sync_runs (kind, triggered_by, actor, directory_type, status, started_at, heartbeat_at) \
+         VALUES ($1, $2, $3, $4, 'running', $5, $5) ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind(run.kind.as_str())
+    .bind(run.triggered_by.clone())
+    .bind(run.actor.as_str().to_owned())
+    .bind(run.directory_type.clone())
+    .bind(now.0)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match id {
+        Some(id) => {
+            tx.commit().await?;
+            Ok(id)
+        }
+        None => {
+            let row = sqlx::query::<Db>(
+                "SELECT id, kind, actor, started_at, heartbeat_at FROM sync_runs WHERE status = 'running'",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let heartbeat_at: i64 = row.try_get("heartbeat_at")?;
+            Err(StoreError::RunInProgress {
+                run_id: row.try_get("id")?,
+                kind: row.try_get("kind")?,
+                actor: row.try_get("actor")?,
+                started_at: Timestamp(row.try_get("started_at")?),
+                // Stale once heartbeat_at < stale_before, and stale_before moves with the clock.
+                dead_after: Timestamp(heartbeat_at.saturating_add(now.0.saturating_sub(stale_before.0))),
+            })
+        }
+    }
+}
+
+async fn heartbeat_run(store: &ThisStore, run_id: i64, entries_read: i64, now: Timestamp) -> Result<()> {
+    let mut conn = store.pool.acquire().await?;
+    sqlx::query::<Db>("UPDATE sync_runs SET heartbeat_at = $1, entries_read = $2 WHERE id = $3 AND status = 'running'")
+        .bind(now.0)
+        .bind(entries_read)
+        .bind(run_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn finish_run(store: &ThisStore, run_id: i64, outcome: &RunOutcome<'_>, now: Timestamp) -> Result<()> {
+    let mut tx = store.pool.begin().await?;
+    let counts = outcome
+        .counts
+        .map(|c| serde_json::to_string(&c))
+        .transpose()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    sqlx::query::<Db>(
+        "UPDATE sync_runs SET status = $1, finished_at = $2, heartbeat_at = $2, entries_read = $3, counts = $4, error = $5 WHERE id = $6",
+    )
+    .bind(outcome.status.as_str())
+    .bind(now.0)
+    .bind(outcome.entries_read)
+    .bind(counts)
+    .bind(outcome.error.clone())
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    let chunks: Vec<(i64, &[ReportLine])> = (0_i64..).zip(outcome.lines.chunks(LINES_PER_CHUNK)).collect();
+    for batch in chunks.chunks(CHUNKS_PER_INSERT) {
+        let rows = batch
+            .iter()
+            .map(|(n, lines)| {
+                let count = i64::try_from(lines.len()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                Ok((*n, count, encode_lines(lines)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO sync_run_line_chunks (run_id, chunk, line_count, lines) ");
+        q.push_values(rows, |mut b, (n, count, json)| {
+            b.push_bind(run_id).push_bind(n).push_bind(count).push_bind(json);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn list_runs(store: &ThisStore, offset: i64, limit: i64) -> Result<Page<RunSummary>> {
+    let mut conn = store.pool.acquire().await?;
+    let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM sync_runs")
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2"
+    )))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Page { items: rows.iter().map(run_from_row).collect::<Result<_>>()?, total })
+}
+
+async fn get_run(store: &ThisStore, id: i64) -> Result<Option<RunSummary>> {
+    let mut conn = store.pool.acquire().await?;
+    let row = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+async fn run_lines(store: &ThisStore, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>> {
+    let mut conn = store.pool.acquire().await?;
+    // PostgreSQL sums BIGINTs to a NUMERIC: cast back.
+    let total: i64 = sqlx::query_scalar::<Db, i64>(
+        "SELECT CAST(COALESCE(SUM(line_count), 0) AS BIGINT) FROM sync_run_line_chunks WHERE run_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    // A negative offset reads from the first line (as SQLite's OFFSET did); a limit below 1 reads nothing.
+    let offset = offset.max(0);
+    let end = offset.saturating_add(limit.max(0)).min(total);
+    if end <= offset {
+        return Ok(Page { items: Vec::new(), total });
+    }
+    // Only the chunks that hold lines offset..end.
+    let rows = sqlx::query::<Db>(
+        "SELECT chunk, lines FROM sync_run_line_chunks WHERE run_id = $1 AND chunk >= $2 AND chunk <= $3 ORDER BY chunk",
+    )
+    .bind(id)
+    .bind(offset / LINES_PER_CHUNK_I64)
+    .bind((end - 1) / LINES_PER_CHUNK_I64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let wanted = usize::try_from(end - offset).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut items = Vec::with_capacity(wanted);
+    for row in rows {
+        let chunk: i64 = row.try_get("chunk")?;
+        let lines = decode_lines(&row.try_get::<String, _>("lines")?)?;
+        // The chunk starts at line chunk * LINES_PER_CHUNK; only the first chunk read starts before `offset`.
+        let skip = usize::try_from(offset.saturating_sub(chunk.saturating_mul(LINES_PER_CHUNK_I64))).unwrap_or(0);
+        let room = wanted.saturating_sub(items.len());
+        items.extend(lines.into_iter().skip(skip).take(room));
+    }
+    Ok(Page { items, total })
+}

@@ -1,0 +1,194 @@
+// The schema: the migrations and the re-keying of names and addresses that run at open (each backend's
+// `open` calls them), and the consistency check of the invariants the schema can't express, which every
+// test that writes ends with. Included by `store.rs`.
+
+/// Runs the embedded migrations, and turns "the database knows a migration we don't" into advice.
+async fn run_migrations<'a, A>(migrator: &sqlx::migrate::Migrator, pool: A) -> Result<()>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    migrator.run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(found) => {
+            StoreError::NewerSchema { found, known }
+        }
+        sqlx::migrate::MigrateError::Execute(inner) => StoreError::from_sqlx(inner),
+        other => StoreError::Open(format!(
+            "can't bring the database schema up to date: {other}"
+        )),
+    })
+}
+
+/// The version of [`roster_core::names::name_key`] that the stored `name_key` and `address_key` columns
+/// were made with, in `meta` under `keys_folded` (absent: lowercase only, before 2026-11-24).
+const KEYS_FOLDED: i64 = 1;
+
+/// Re-keys stored names and addresses once after `name_key` changed (it became a case folding: the
+/// lowercase keys of a few letters, a word-final ς among them, differ). Runs at every open and does
+/// nothing once `meta` says the keys are current. A name whose new key another user already holds (two
+/// users the old keys told apart) keeps its old key and is logged: the store opens regardless, since
+/// refusing to start would lock everyone out over a naming problem an administrator can fix by renaming.
+async fn refold_keys(pool: &sqlx::Pool<Db>) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let folded: Option<i64> = sqlx::query_scalar::<Db, i64>("SELECT value FROM meta WHERE key = 'keys_folded'")
+        .fetch_optional(&mut *tx)
+        .await?;
+    if folded.is_some_and(|v| v >= KEYS_FOLDED) {
+        return Ok(());
+    }
+    let users: Vec<(i64, String, String)> =
+        sqlx::query_as::<Db, (i64, String, String)>("SELECT id, name, name_key FROM users")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut held: std::collections::HashSet<String> = users.iter().map(|(_, _, k)| k.clone()).collect();
+    for (id, name, key) in &users {
+        let new = roster_core::names::name_key(name);
+        if new == *key {
+            continue;
+        }
+        if held.contains(&new) {
+            tracing::warn!(user = %name, "another user's name differs from this one only in case; rename one of them");
+            continue;
+        }
+        sqlx::query::<Db>("UPDATE users SET name_key = $1 WHERE id = $2")
+            .bind(&new)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+        held.insert(new);
+    }
+    let addresses: Vec<(String, String)> =
+        sqlx::query_as::<Db, (String, String)>("SELECT address_key, address FROM user_emails")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut held: std::collections::HashSet<String> = addresses.iter().map(|(k, _)| k.clone()).collect();
+    for (key, address) in &addresses {
+        let new = roster_core::names::name_key(address);
+        if new == *key {
+            continue;
+        }
+        if held.contains(&new) {
+            tracing::warn!(%address, "another user's address differs from this one only in case; change one of them");
+            continue;
+        }
+        sqlx::query::<Db>("UPDATE user_emails SET address_key = $1 WHERE address_key = $2")
+            .bind(&new)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        held.insert(new);
+    }
+    // An upsert: several instances sharing a PostgreSQL database may start together and all re-key
+    // (to the same keys); the later ones wait for the first and then update its row.
+    sqlx::query::<Db>(
+        "INSERT INTO meta (key, value) VALUES ('keys_folded', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(KEYS_FOLDED)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn check_consistency(store: &ThisStore) -> Result<Vec<String>> {
+    let mut conn = store.pool.acquire().await?;
+    let mut problems = Vec::new();
+    let checks: [(&str, &str); 6] = [
+        ("users without an own archive folder", "SELECT u.name FROM users u WHERE NOT EXISTS (SELECT 1 FROM folders f WHERE f.owner_user_id = u.id)"),
+        ("orphaned folders without messages", "SELECT name FROM folders WHERE owner_user_id IS NULL AND message_count = 0"),
+        ("users whose name key doesn't match", "SELECT name FROM users WHERE name_key LIKE '\u{1}%'"),
+        ("built-in administrators", "SELECT name FROM users WHERE builtin_admin = TRUE GROUP BY name HAVING COUNT(*) > 1"),
+        ("half-linked users", "SELECT name FROM users WHERE (dir_source IS NULL) <> (dir_id IS NULL)"),
+        ("runs still marked running", "SELECT CAST(id AS TEXT) FROM sync_runs WHERE status = 'running'"),
+    ];
+    for (what, sql) in checks {
+        let names: Vec<String> = sqlx::query_scalar::<Db, String>(sql).fetch_all(&mut *conn).await?;
+        if !names.is_empty() {
+            problems.push(format!("{what}: {}", names.join(", ")));
+        }
+    }
+    // SQLite applies a synchronization's plan without enforcing foreign keys (sqlite.rs,
+    // `apply_connection`): a row that points at nothing is a bug there. PostgreSQL always enforces them.
+    if BACKEND == "sqlite" {
+        let dangling: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>(
+            "SELECT \"table\" || ' row ' || COALESCE(CAST(rowid AS TEXT), '(without rowid)'), \"parent\" \
+             FROM pragma_foreign_key_check",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for (row, parent) in dangling {
+            problems.push(format!("{row} refers to a missing row of {parent}"));
+        }
+    }
+    let keys: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>("SELECT name, name_key FROM users")
+        .fetch_all(&mut *conn)
+        .await?;
+    for (name, key) in keys {
+        if roster_core::names::name_key(&name) != key {
+            problems.push(format!("user {name:?} has the stale name key {key:?}"));
+        }
+    }
+    let keys: Vec<(String, String)> =
+        sqlx::query_as::<Db, (String, String)>("SELECT address, address_key FROM user_emails")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (address, key) in keys {
+        if roster_core::names::name_key(&address) != key {
+            problems.push(format!("address {address:?} has the stale key {key:?}"));
+        }
+    }
+    // `run_lines` finds line n in chunk n / LINES_PER_CHUNK: that holds only if a run's chunks are numbered
+    // from 0 without gaps, every chunk but the last is full, and each holds the lines it says it does.
+    {
+        let mut rows = sqlx::query::<Db>(
+            "SELECT run_id, chunk, line_count, lines FROM sync_run_line_chunks ORDER BY run_id, chunk",
+        )
+        .fetch(&mut *conn);
+        // (run, chunk, line count) of the chunk before.
+        let mut previous: Option<(i64, i64, i64)> = None;
+        while let Some(row) = rows.try_next().await? {
+            let run: i64 = row.try_get("run_id")?;
+            let chunk: i64 = row.try_get("chunk")?;
+            let count: i64 = row.try_get("line_count")?;
+            let expected = match previous {
+                Some((r, c, n)) if r == run => {
+                    if n != LINES_PER_CHUNK_I64 {
+                        problems.push(format!("run #{run}: chunk {c} holds {n} lines but is not the run's last"));
+                    }
+                    c.saturating_add(1)
+                }
+                _ => 0,
+            };
+            if chunk != expected {
+                problems.push(format!("run #{run}: report line chunk {chunk} where chunk {expected} was expected"));
+            }
+            if !(1..=LINES_PER_CHUNK_I64).contains(&count) {
+                problems.push(format!("run #{run}: chunk {chunk} has a line count of {count}"));
+            }
+            match decode_lines(&row.try_get::<String, _>("lines")?) {
+                Ok(lines) if i64::try_from(lines.len()).ok() == Some(count) => {}
+                Ok(lines) => problems.push(format!(
+                    "run #{run}: chunk {chunk} says it holds {count} lines but holds {}",
+                    lines.len()
+                )),
+                Err(e) => problems.push(format!("run #{run}: chunk {chunk}: {e}")),
+            }
+            previous = Some((run, chunk, count));
+        }
+    }
+    let admin_privs: i64 = sqlx::query_scalar::<Db, i64>(
+        "SELECT COUNT(*) FROM user_privileges p JOIN users u ON u.id = p.user_id WHERE u.builtin_admin = TRUE",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let admins: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users WHERE builtin_admin = TRUE")
+        .fetch_one(&mut *conn)
+        .await?;
+    if admins != 1 {
+        problems.push(format!("{admins} built-in administrators (expected 1)"));
+    } else if admin_privs != i64::try_from(Privilege::ALL.len()).unwrap_or(0) {
+        problems.push("the built-in administrator lacks some privileges".into());
+    }
+    Ok(problems)
+}

@@ -1,0 +1,268 @@
+// A synchronization's reads and writes of users: the snapshot the planner works from, the user database
+// version that tells whether it is stale, and `apply_plan`, which applies a plan in one transaction.
+// `delete_user_rows` is here because deleting departed users is the apply's main work; deleting a user by
+// hand (`users.rs`) uses it too. Included by `store.rs`.
+
+/// Deletes a user: an own folder with messages stays without an owner, an empty one goes.
+async fn delete_user_rows(conn: &mut Conn, id: i64, now: Timestamp) -> Result<bool> {
+    // Each step decides on the folder row as it is when the statement runs, not on a count read before:
+    // on PostgreSQL (read committed) the archive may file a message into the folder between a SELECT
+    // and a DELETE, and a folder with messages must never be deleted.
+    //
+    // The rows that the foreign keys' ON DELETE actions would remove are deleted here as well, because
+    // SQLite's apply connection doesn't enforce foreign keys (sqlite.rs, `apply_connection`).
+    let deleted_folder: Option<i64> = sqlx::query_scalar::<Db, i64>(
+        "DELETE FROM folders WHERE owner_user_id = $1 AND message_count = 0 RETURNING id",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let kept = match deleted_folder {
+        Some(folder) => {
+            // Anyone's access to the folder goes with it.
+            sqlx::query::<Db>("DELETE FROM folder_access WHERE folder_id = $1")
+                .bind(folder)
+                .execute(&mut *conn)
+                .await?;
+            0
+        }
+        None => sqlx::query::<Db>("UPDATE folders SET owner_user_id = NULL, orphaned_at = $1 WHERE owner_user_id = $2")
+            .bind(now.0)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    };
+    for sql in [
+        "DELETE FROM user_emails WHERE user_id = $1",
+        "DELETE FROM user_privileges WHERE user_id = $1",
+        "DELETE FROM folder_access WHERE user_id = $1",
+        "DELETE FROM sessions WHERE user_id = $1",
+        "DELETE FROM users WHERE id = $1",
+    ] {
+        sqlx::query::<Db>(sql).bind(id).execute(&mut *conn).await?;
+    }
+    Ok(kept > 0)
+}
+
+async fn snapshot(store: &ThisStore) -> Result<Snapshot> {
+    // One read transaction, so the users, addresses and version belong together.
+    let mut tx = store.pool.begin().await?;
+    let version = read_version(&mut tx).await?;
+    // Streamed, not fetched whole: at 100,000 users the rows alone would hold more than 100 MB. Sized
+    // exactly: a vector grown by doubling would hold up to twice the users' memory.
+    let count: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+    let mut users: Vec<CurrentUser> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    {
+        let mut rows = sqlx::query::<Db>(
+            "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
+             COALESCE(f.message_count, 0) AS messages \
+             FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id ORDER BY u.id",
+        )
+        .fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            let id: i64 = row.try_get("id")?;
+            users.push(CurrentUser {
+                id,
+                name: parse_name(&row.try_get::<String, _>("name")?)?,
+                full_name: row.try_get("full_name")?,
+                emails: Vec::new(),
+                auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
+                link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
+                builtin_admin: row.try_get("builtin_admin")?,
+                folder_messages: row.try_get("messages")?,
+            });
+        }
+    }
+    {
+        // Both queries are in id order: walk the users alongside the addresses instead of indexing them,
+        // and give each user a list of exactly its addresses.
+        let mut rows = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position")
+            .fetch(&mut *tx);
+        let mut owner = users.iter_mut().peekable();
+        let mut pending: Vec<EmailAddress> = Vec::new();
+        let mut pending_for: Option<i64> = None;
+        loop {
+            let row = rows.try_next().await?;
+            let uid: Option<i64> = row.as_ref().map(|r| r.try_get("user_id")).transpose()?;
+            if pending_for.is_some() && uid != pending_for {
+                while let Some(u) = owner.next_if(|u| Some(u.id) <= pending_for) {
+                    if Some(u.id) == pending_for {
+                        // Not `mem::take`: that would keep the scratch list's spare capacity.
+                        u.emails = Vec::with_capacity(pending.len());
+                        u.emails.append(&mut pending);
+                    }
+                }
+                pending.clear();
+            }
+            let (Some(row), Some(uid)) = (row, uid) else { break };
+            pending_for = Some(uid);
+            pending.push(parse_email(&row.try_get::<String, _>("address")?)?);
+        }
+    }
+    tx.commit().await?;
+    Ok(Snapshot { version, users })
+}
+
+async fn user_db_version(store: &ThisStore) -> Result<i64> {
+    let mut conn = store.pool.acquire().await?;
+    read_version(&mut conn).await
+}
+
+async fn apply_plan(
+    store: &ThisStore,
+    run_id: i64,
+    expected_version: i64,
+    changes: &PlannedChanges,
+    defaults: &DefaultPrivileges,
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<AppliedPlan> {
+    let mut conn = apply_connection(store).await?;
+    let mut tx = sqlx::Acquire::begin(&mut conn).await?;
+    let version = bump_version(&mut tx).await?;
+    if version != expected_version + 1 {
+        return Err(StoreError::StaleSnapshot);
+    }
+    // A run that another process declared dead must not apply behind its back.
+    let status: Option<String> = sqlx::query_scalar::<Db, String>("SELECT status FROM sync_runs WHERE id = $1")
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if status.as_deref() != Some("running") {
+        return Err(StoreError::RunNotRunning(run_id));
+    }
+    // Order matters for the unique constraints: free names and addresses before anyone takes them.
+    let mut applied = AppliedPlan::default();
+    for d in &changes.delete {
+        let kept = delete_user_rows(&mut tx, d.user_id, now).await?;
+        if kept != d.keep_folder {
+            applied.folders_decided_at_apply.push((d.user_id, kept));
+        }
+    }
+    let new_emails: Vec<i64> = changes.update.iter().filter(|u| u.emails.is_some()).map(|u| u.user_id).collect();
+    for chunk in new_emails.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM user_emails WHERE user_id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.build().execute(&mut *tx).await?;
+    }
+    // Renames go through a temporary key so that swaps (a -> b, b -> a) never collide.
+    for u in changes.update.iter().filter(|u| u.name.is_some()) {
+        sqlx::query::<Db>("UPDATE users SET name_key = $1 WHERE id = $2")
+            .bind(format!("\u{1}renaming:{}", u.user_id))
+            .bind(u.user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for u in &changes.update {
+        let mut q = QueryBuilder::<Db>::new("UPDATE users SET updated_at = ");
+        q.push_bind(now.0);
+        q.push(", dir_source = ").push_bind(u.link.source.clone());
+        q.push(", dir_id = ").push_bind(u.link.id.clone());
+        q.push(", dir_dn = ").push_bind(u.link.dn.clone());
+        if let Some(name) = &u.name {
+            q.push(", name = ").push_bind(name.as_str().to_owned());
+            q.push(", name_key = ").push_bind(name.key());
+            // The own folder is named after the user.
+            sqlx::query::<Db>("UPDATE folders SET name = $1 WHERE owner_user_id = $2 AND name = $3")
+                .bind(name.as_str().to_owned())
+                .bind(u.user_id)
+                .bind(u.old_name.as_str().to_owned())
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(full_name) = &u.full_name {
+            q.push(", full_name = ").push_bind(full_name.clone());
+        }
+        q.push(" WHERE id = ").push_bind(u.user_id);
+        q.build().execute(&mut *tx).await?;
+    }
+    if !changes.create.is_empty() {
+        let first = alloc_ids(&mut tx, "next_user_id", changes.create.len()).await?;
+        let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(changes.create.iter()).collect();
+        for chunk in with_ids.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO users (id, name, name_key, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, (id, n)| {
+                b.push_bind(*id)
+                    .push_bind(n.name.as_str().to_owned())
+                    .push_bind(n.name.key())
+                    .push_bind(n.full_name.clone())
+                    // Constants as SQL: a bound string is a copy per row.
+                    .push("'directory'")
+                    .push("FALSE")
+                    .push_bind(n.link.source.clone())
+                    .push_bind(n.link.id.clone())
+                    .push_bind(n.link.dn.clone())
+                    .push_bind(now.0)
+                    .push_bind(now.0);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // The new users hold the ids first.. (the counter was moved past them in this transaction):
+        // their privileges, own folders and access to them are derived from those rows by the
+        // database, without a bound value per row.
+        let after = first + i64::try_from(with_ids.len()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        for p in &defaults.privileges {
+            sqlx::query::<Db>(
+                "INSERT INTO user_privileges (user_id, privilege) SELECT id, $1 FROM users WHERE id >= $2 AND id < $3",
+            )
+            .bind(p.as_str())
+            .bind(first)
+            .bind(after)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let folder_first = alloc_ids(&mut tx, "next_folder_id", with_ids.len()).await?;
+        sqlx::query::<Db>(
+            "INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
+             SELECT id + $1, name, id, 0, $2 FROM users WHERE id >= $3 AND id < $4",
+        )
+        .bind(folder_first - first)
+        .bind(now.0)
+        .bind(first)
+        .bind(after)
+        .execute(&mut *tx)
+        .await?;
+        let rights = &defaults.own_folder;
+        if !rights.is_empty() {
+            sqlx::query::<Db>(
+                "INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) \
+                 SELECT id, id + $1, $2, $3, $4 FROM users WHERE id >= $5 AND id < $6",
+            )
+            .bind(folder_first - first)
+            .bind(rights.contains(&FolderRight::Read))
+            .bind(rights.contains(&FolderRight::Write))
+            .bind(rights.contains(&FolderRight::Delete))
+            .bind(first)
+            .bind(after)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let emails: Vec<(i64, &[EmailAddress])> = with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())).collect();
+        insert_emails(&mut tx, &emails).await?;
+    }
+    let updated_emails: Vec<(i64, &[EmailAddress])> = changes
+        .update
+        .iter()
+        .filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice())))
+        .collect();
+    insert_emails(&mut tx, &updated_emails).await?;
+    write_audit(
+        &mut tx,
+        actor,
+        "directory.sync",
+        &format!("run #{run_id}"),
+        &format!(
+            "applied: {} created, {} updated, {} deleted; each user's line is in the run's report",
+            changes.create.len(),
+            changes.update.len(),
+            changes.delete.len()
+        ),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(applied)
+}
