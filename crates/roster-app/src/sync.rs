@@ -8,13 +8,12 @@ use crate::error::{AppError, Result};
 use crate::{Caller, Roster};
 use roster_core::directory::{DirectoryKind, DirectorySettings, Secret, TypeSettings};
 use roster_core::plan::{
-    PlanOptions, PlannedChanges, ReportAction, ReportCounts, ReportLine, deletion_reason, plan_sync,
+    PlanOptions, ReportCounts, ReportLine, correct_report_for_folders_decided_at_apply, plan_sync,
 };
 use roster_directory::{Connector, ReadProgress};
-use roster_store::{AppliedPlan, NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
+use roster_store::{NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
@@ -380,7 +379,14 @@ impl Roster {
                 )
                 .instrument(tracing::info_span!("apply", run_id))
                 .await?;
-            report_folders_decided_at_apply(&applied, &plan.changes, &mut counts, &mut lines);
+            // The store decided some folders by their message count at the apply: the report follows.
+            correct_report_for_folders_decided_at_apply(
+                &applied.folders_decided_at_apply,
+                &plan.changes,
+                &plan.deleted_lines,
+                &mut counts,
+                &mut lines,
+            );
         }
         if fetched_without_id > 0 {
             // Said once per run, not per entry: the administrator should know renames can't be followed.
@@ -510,38 +516,5 @@ pub(crate) fn keep_or_require_secret(
                 None => Err(invalid(format!("give {}", spec.what))),
             }
         }
-    }
-}
-
-/// Makes the report say what the store did with the folders it decided otherwise than planned (their
-/// message count changed after the snapshot).
-fn report_folders_decided_at_apply(
-    applied: &AppliedPlan,
-    changes: &PlannedChanges,
-    counts: &mut ReportCounts,
-    lines: &mut [ReportLine],
-) {
-    if applied.folders_decided_at_apply.is_empty() {
-        return;
-    }
-    let decided: HashMap<i64, bool> = applied.folders_decided_at_apply.iter().copied().collect();
-    let names: HashMap<&str, bool> = changes
-        .delete
-        .iter()
-        .filter_map(|d| decided.get(&d.user_id).map(|&kept| (d.name.as_str(), kept)))
-        .collect();
-    for line in lines
-        .iter_mut()
-        .filter(|l| l.action == ReportAction::Deleted)
-    {
-        let Some(&kept) = names.get(line.user.as_str()) else {
-            continue;
-        };
-        if kept {
-            counts.folders_kept += 1;
-        } else {
-            counts.folders_kept = counts.folders_kept.saturating_sub(1);
-        }
-        line.reason = deletion_reason(kept).into();
     }
 }

@@ -1,0 +1,235 @@
+//! Rule 1: which entries can be planned at all, and which ids the read returned.
+
+use super::ReportAction;
+use super::keys::{
+    FastMap, FastSet, distinct_email_keys, distinct_key, email_keys, fast_map, fast_set,
+};
+use super::report::Report;
+use crate::directory::DirectoryEntry;
+use crate::names::{EmailAddress, UserName, dedup_emails};
+
+/// An entry that passed rule 1, with its comparison keys computed once.
+pub(super) struct ValidEntry {
+    pub(super) id: String,
+    pub(super) dn: String,
+    pub(super) name: UserName,
+    /// See [`distinct_key`].
+    name_key: Option<Box<str>>,
+    pub(super) full_name: Option<String>,
+    pub(super) emails: Option<Vec<EmailAddress>>,
+    /// See [`distinct_email_keys`].
+    email_keys: Option<Vec<Box<str>>>,
+}
+
+impl ValidEntry {
+    pub(super) fn name_key(&self) -> &str {
+        self.name_key.as_deref().unwrap_or(self.name.as_str())
+    }
+
+    /// The keys of the entry's addresses (none when the entry has no email attribute value).
+    pub(super) fn email_keys(&self) -> impl Iterator<Item = &str> {
+        email_keys(
+            self.emails.as_deref().unwrap_or_default(),
+            self.email_keys.as_deref(),
+        )
+    }
+}
+
+/// The entries after rule 1.
+pub(super) struct CheckedEntries {
+    /// In the order the directory returned them.
+    pub(super) valid: Vec<ValidEntry>,
+    /// Ids of entries that aren't planned but still count as seen (their users must not be deleted); the
+    /// ids of valid entries are borrowed from `valid` instead of copied.
+    pub(super) other_seen: Vec<String>,
+}
+
+/// What rule 1 makes of one entry.
+enum Checked {
+    Valid(ValidEntry),
+    /// Not planned (reported); only its id counts, as seen.
+    SeenOnly(String),
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// Phase "check the entries", rule 1: an entry without a usable user name, or with a control character in
+/// its DN or id, is skipped and reported; every copy of an id the directory returned more than once is a
+/// conflict (which copy wins must not depend on the order of the answer). Every entry's id counts as
+/// seen all the same, so skipping an entry never deletes its user. Invalid addresses and control
+/// characters in a full name are dropped with a warning: the rest of the entry still applies.
+pub(super) fn check_entries(entries: Vec<DirectoryEntry>, report: &mut Report) -> CheckedEntries {
+    let duplicated = duplicated_ids(&entries);
+    let mut other_seen: Vec<String> = Vec::new();
+    let mut valid: Vec<ValidEntry> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match check_entry(entry, &duplicated, report) {
+            Checked::Valid(e) => valid.push(e),
+            Checked::SeenOnly(id) => other_seen.push(id),
+        }
+    }
+    CheckedEntries { valid, other_seen }
+}
+
+/// Ids that more than one entry carries.
+fn duplicated_ids(entries: &[DirectoryEntry]) -> FastSet<String> {
+    let mut id_count: FastMap<&str, u32> = fast_map(entries.len());
+    for e in entries {
+        *id_count.entry(e.id.as_str()).or_default() += 1;
+    }
+    id_count
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| (*id).to_owned())
+        .collect()
+}
+
+fn check_entry(
+    entry: DirectoryEntry,
+    duplicated: &FastSet<String>,
+    report: &mut Report,
+) -> Checked {
+    let DirectoryEntry {
+        id,
+        dn,
+        name,
+        full_name,
+        emails,
+    } = entry;
+    if has_control(&id) || has_control(&dn) {
+        report.push(
+            dn.escape_default().to_string(),
+            ReportAction::Skipped,
+            "the entry's DN or id contains a control character",
+            None,
+        );
+        return Checked::SeenOnly(id);
+    }
+    if duplicated.contains(&id) {
+        report.push(
+            name.unwrap_or_else(|| dn.clone()),
+            ReportAction::Conflict,
+            format!("the directory returned more than one entry with the id {id}"),
+            Some(dn),
+        );
+        return Checked::SeenOnly(id);
+    }
+    let raw_name = match name.as_deref().map(str::trim) {
+        Some(n) if !n.is_empty() => n,
+        _ => {
+            report.push(
+                dn.clone(),
+                ReportAction::Skipped,
+                "the entry has no value for the user-name attribute",
+                Some(dn),
+            );
+            return Checked::SeenOnly(id);
+        }
+    };
+    let name = match UserName::parse(raw_name) {
+        Ok(n) => n,
+        Err(e) => {
+            report.push(dn.clone(), ReportAction::Skipped, e.to_string(), Some(dn));
+            return Checked::SeenOnly(id);
+        }
+    };
+    let full_name = full_name.map(|f| {
+        let f = f.trim();
+        if has_control(f) {
+            report.push(
+                name.to_string(),
+                ReportAction::Warning,
+                "control characters removed from the full name",
+                Some(dn.clone()),
+            );
+            f.chars().filter(|c| !c.is_control()).collect()
+        } else {
+            f.to_owned()
+        }
+    });
+    let emails = emails.map(|raw| {
+        let mut ok = Vec::with_capacity(raw.len());
+        for value in raw {
+            match EmailAddress::parse(&value) {
+                Ok(a) => ok.push(a),
+                Err(e) => report.push(
+                    name.to_string(),
+                    ReportAction::Warning,
+                    format!("address ignored: {e}"),
+                    Some(dn.clone()),
+                ),
+            }
+        }
+        dedup_emails(ok)
+    });
+    let email_keys = emails.as_deref().and_then(distinct_email_keys);
+    Checked::Valid(ValidEntry {
+        id,
+        dn,
+        name_key: distinct_key(name.as_str()),
+        name,
+        full_name,
+        emails,
+        email_keys,
+    })
+}
+
+/// Every id the read returned, planned or not (rules 3 and 5 ask whether a user's own entry was seen).
+pub(super) fn seen_ids(entries: &CheckedEntries) -> FastSet<&str> {
+    let mut seen = fast_set(entries.valid.len() + entries.other_seen.len());
+    seen.extend(
+        entries
+            .valid
+            .iter()
+            .map(|e| e.id.as_str())
+            .chain(entries.other_seen.iter().map(String::as_str)),
+    );
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::entry;
+
+    #[test]
+    fn rule_1_skips_or_conflicts_unusable_entries_and_every_id_counts_as_seen() {
+        let mut control = entry("c", Some("carl"), &[]);
+        control.dn.push('\n');
+        let mut bad_name = entry("n", Some("x"), &[]);
+        bad_name.name = Some("   ".into());
+        let mut warned = entry("w", Some(" wes "), &["no address", "w@x.com", "W@x.com"]);
+        warned.full_name = Some(" W\u{7}es ".into());
+        let entries = vec![
+            control,
+            entry("d", Some("dup1"), &[]),
+            entry("d", Some("dup2"), &[]),
+            bad_name,
+            entry("no", None, &[]),
+            warned,
+        ];
+        let mut report = Report::default();
+        let checked = check_entries(entries, &mut report);
+
+        assert_eq!(report.counts.skipped, 3);
+        assert_eq!(report.counts.conflicts, 2);
+        let warnings = report
+            .lines
+            .iter()
+            .filter(|l| l.action == ReportAction::Warning)
+            .count();
+        assert_eq!(warnings, 2, "{:?}", report.lines);
+
+        assert_eq!(checked.valid.len(), 1);
+        let wes = &checked.valid[0];
+        assert_eq!(wes.name.as_str(), "wes");
+        assert_eq!(wes.full_name.as_deref(), Some("Wes"));
+        assert_eq!(wes.email_keys().collect::<Vec<_>>(), ["w@x.com"]);
+
+        let mut seen: Vec<&str> = seen_ids(&checked).into_iter().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, ["c", "d", "n", "no", "w"]);
+    }
+}

@@ -1,0 +1,603 @@
+//! Rule 6: every user name and address has at most one holder once the plan is applied.
+//!
+//! A change that would give a key to a second holder is withdrawn; the withdrawn user then claims their
+//! current keys again, which may in turn clash, so the keys touched are re-checked in the next round
+//! (each withdrawal costs only the keys of that user, so a long chain of renames stays linear).
+//!
+//! Only keys that the plan *introduces* (gives to a holder that doesn't have it yet) can clash: the user
+//! database is consistent, so a key nobody introduces keeps its one current holder. The maps hold those
+//! keys only, with every claim on them; a re-sync with nothing new builds empty maps.
+
+use super::ReportAction;
+use super::entries::ValidEntry;
+use super::keys::{Current, FastMap, FastSet, fast_map};
+use super::matching::{EntryFate, LinkState};
+use super::report::{Report, listed};
+
+/// Who would hold a name or an address once the plan is applied.
+/// Ordered: existing users before new entries, each by index (the order conflict lines list them).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+enum Claimant {
+    /// An existing user (index into the current users).
+    User(usize),
+    /// A new user from an entry (index into the valid entries).
+    Entry(usize),
+}
+
+/// One claim on a key; `introduced` when the plan gives the key to a holder that doesn't have it yet.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Claim {
+    who: Claimant,
+    introduced: bool,
+}
+
+/// The two kinds of key that must stay unique. Ordered: names are judged before addresses in a round.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+enum KeyKind {
+    Name,
+    Address,
+}
+
+/// Key -> its claims. Keys borrow from the precomputed key vectors, and almost every key has exactly one
+/// claim, held inline: building the maps for 100,000 users allocates no per-key lists.
+type Claims<'k> = FastMap<&'k str, ClaimList>;
+
+#[derive(Clone, Debug, Default)]
+enum ClaimList {
+    #[default]
+    Empty,
+    One(Claim),
+    Many(Vec<Claim>),
+}
+
+impl ClaimList {
+    fn push(&mut self, claim: Claim) {
+        *self = match std::mem::take(self) {
+            ClaimList::Empty => ClaimList::One(claim),
+            ClaimList::One(first) => ClaimList::Many(vec![first, claim]),
+            ClaimList::Many(mut all) => {
+                all.push(claim);
+                ClaimList::Many(all)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            ClaimList::Empty => 0,
+            ClaimList::One(_) => 1,
+            ClaimList::Many(all) => all.len(),
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Claim) -> bool) {
+        match self {
+            ClaimList::One(c) if !keep(c) => *self = ClaimList::Empty,
+            ClaimList::Many(all) => all.retain(|c| keep(c)),
+            ClaimList::Empty | ClaimList::One(_) => {}
+        }
+    }
+
+    fn to_vec(&self) -> Vec<Claim> {
+        match self {
+            ClaimList::Empty => Vec::new(),
+            ClaimList::One(c) => vec![*c],
+            ClaimList::Many(all) => all.clone(),
+        }
+    }
+}
+
+/// The name and address claims.
+#[derive(Default)]
+struct KeyClaims<'k> {
+    names: Claims<'k>,
+    addresses: Claims<'k>,
+}
+
+impl<'k> KeyClaims<'k> {
+    fn of(&self, kind: KeyKind) -> &Claims<'k> {
+        match kind {
+            KeyKind::Name => &self.names,
+            KeyKind::Address => &self.addresses,
+        }
+    }
+
+    fn of_mut(&mut self, kind: KeyKind) -> &mut Claims<'k> {
+        match kind {
+            KeyKind::Name => &mut self.names,
+            KeyKind::Address => &mut self.addresses,
+        }
+    }
+}
+
+/// What rule 6 reads: the entries, the users and what the earlier phases decided about them.
+pub(super) struct Holders<'a> {
+    pub(super) valid: &'a [ValidEntry],
+    pub(super) current: &'a Current<'a>,
+    /// Current users by name key (see [`Lookup`](super::keys::Lookup)).
+    pub(super) by_name: &'a FastMap<&'a str, usize>,
+    pub(super) links: &'a [LinkState],
+    /// Users rule 5 deletes: they hold nothing after the plan.
+    pub(super) deleted: &'a [bool],
+}
+
+impl<'a> Holders<'a> {
+    /// The entry that gives current user `u` its new state, while the plan still has one.
+    fn target(&self, targets: &[Option<usize>], u: usize) -> Option<&'a ValidEntry> {
+        let valid: &'a [ValidEntry] = self.valid;
+        targets.get(u).copied().flatten().and_then(|i| valid.get(i))
+    }
+
+    fn planned_name(&self, targets: &[Option<usize>], u: usize) -> Option<&'a str> {
+        let current: &'a Current<'a> = self.current;
+        self.target(targets, u)
+            .map(ValidEntry::name_key)
+            .or_else(|| current.name_key(u))
+    }
+
+    /// The keys `u` holds once the plan is applied (`planned`), or holds now.
+    fn user_claims(
+        &self,
+        targets: &[Option<usize>],
+        u: usize,
+        planned: bool,
+    ) -> (Option<&'a str>, Vec<&'a str>) {
+        let current: &'a Current<'a> = self.current;
+        let entry = if planned {
+            self.target(targets, u)
+        } else {
+            None
+        };
+        let name = entry
+            .map(ValidEntry::name_key)
+            .or_else(|| current.name_key(u));
+        let emails = match entry {
+            Some(e) if e.emails.is_some() => e.email_keys().collect(),
+            _ => current.email_keys(u).collect(),
+        };
+        (name, emails)
+    }
+
+    fn keeps(&self, u: usize) -> bool {
+        !self.deleted.get(u).copied().unwrap_or(true)
+    }
+
+    /// How a conflict line names another holder. "Gone" from what the read returned, not from the
+    /// targets: a withdrawn change clears its target too.
+    fn label(&self, c: Claimant) -> String {
+        match c {
+            Claimant::User(u) => self
+                .current
+                .get(u)
+                .map(|x| {
+                    if self.links.get(u) == Some(&LinkState::Gone) {
+                        format!("user {} (linked to a directory entry the directory no longer returns; delete that user, or enable delete_users)", x.name)
+                    } else {
+                        format!("user {}", x.name)
+                    }
+                })
+                .unwrap_or_default(),
+            Claimant::Entry(i) => self
+                .valid
+                .get(i)
+                .map(|x| format!("the new entry {}", x.dn))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A withdrawn claimant, the first clashing key it lost, and the other holders of that key as listed.
+struct Loser<'k> {
+    who: Claimant,
+    kind: KeyKind,
+    key: &'k str,
+    others: String,
+}
+
+/// Phase "withdraw conflicting changes", rule 6. Withdraws every planned change or new user that would
+/// give a name or an address to a second holder, with a conflict line naming the key and its other
+/// holders, and clears the targets and fates to match. Everything else still goes ahead.
+pub(super) fn withdraw_conflicts(
+    holders: &Holders<'_>,
+    targets: &mut [Option<usize>],
+    fates: &mut [Option<EntryFate>],
+    report: &mut Report,
+) {
+    let mut claims = introduced_claims(holders, targets, fates);
+    add_current_holders(holders, targets, &mut claims);
+    // Rounds, so that the plan doesn't depend on the order keys are looked at: each round takes every key
+    // that has two holders, withdraws *all* the claims introducing them at once, and only then lets the
+    // withdrawn users claim their current keys again; the keys those reclaims land on are the next round.
+    // (One at a time, a withdrawn new entry would drop its other claims before they were checked, and
+    // which entries survived would follow hash order.)
+    let mut round = clashing_keys(&claims);
+    while !round.is_empty() {
+        let losers = judge(holders, &mut round, &claims);
+        round = withdraw(holders, losers, targets, fates, &mut claims, report);
+    }
+}
+
+/// The claims that introduce a key: planned changes of existing users (not deleted), and new users.
+fn introduced_claims<'k>(
+    holders: &Holders<'k>,
+    targets: &[Option<usize>],
+    fates: &[Option<EntryFate>],
+) -> KeyClaims<'k> {
+    let current: &'k Current<'k> = holders.current;
+    let mut claims = KeyClaims {
+        names: fast_map(0),
+        addresses: fast_map(0),
+    };
+    for u in 0..current.len() {
+        if holders.deleted.get(u).copied().unwrap_or(false) {
+            continue;
+        }
+        let Some(e) = holders.target(targets, u) else {
+            continue;
+        };
+        let me = Claim {
+            who: Claimant::User(u),
+            introduced: true,
+        };
+        if current.name_key(u) != Some(e.name_key()) {
+            claims.names.entry(e.name_key()).or_default().push(me);
+        }
+        if e.emails.is_some() {
+            for a in e.email_keys() {
+                if !current.email_keys(u).any(|k| k == a) {
+                    claims.addresses.entry(a).or_default().push(me);
+                }
+            }
+        }
+    }
+    for (i, fate) in fates.iter().enumerate() {
+        if !matches!(fate, Some(EntryFate::Create)) {
+            continue;
+        }
+        let Some(e) = holders.valid.get(i) else {
+            continue;
+        };
+        let me = Claim {
+            who: Claimant::Entry(i),
+            introduced: true,
+        };
+        claims.names.entry(e.name_key()).or_default().push(me);
+        for a in e.email_keys() {
+            claims.addresses.entry(a).or_default().push(me);
+        }
+    }
+    claims
+}
+
+/// Adds the current holder of each introduced key, if the plan leaves the key with them.
+fn add_current_holders<'k>(
+    holders: &Holders<'k>,
+    targets: &[Option<usize>],
+    claims: &mut KeyClaims<'k>,
+) {
+    let current: &'k Current<'k> = holders.current;
+    let mut by_address: FastMap<&str, usize> = fast_map(if claims.addresses.is_empty() {
+        0
+    } else {
+        current.len()
+    });
+    if !claims.addresses.is_empty() {
+        for u in 0..current.len() {
+            for a in current.email_keys(u) {
+                by_address.insert(a, u);
+            }
+        }
+    }
+    let held = Claim {
+        who: Claimant::User(0),
+        introduced: false,
+    };
+    for (key, list) in &mut claims.names {
+        if let Some(&u) = holders.by_name.get(key)
+            && holders.keeps(u)
+            && holders.planned_name(targets, u) == Some(*key)
+        {
+            list.push(Claim {
+                who: Claimant::User(u),
+                ..held
+            });
+        }
+    }
+    for (key, list) in &mut claims.addresses {
+        if let Some(&u) = by_address.get(key)
+            && holders.keeps(u)
+            && holders.user_claims(targets, u, true).1.contains(key)
+        {
+            list.push(Claim {
+                who: Claimant::User(u),
+                ..held
+            });
+        }
+    }
+}
+
+/// The keys with more than one claim: the first round.
+fn clashing_keys<'k>(claims: &KeyClaims<'k>) -> Vec<(KeyKind, &'k str)> {
+    let mut keys = Vec::new();
+    for kind in [KeyKind::Name, KeyKind::Address] {
+        keys.extend(
+            claims
+                .of(kind)
+                .iter()
+                .filter(|(_, c)| c.len() > 1)
+                .map(|(k, _)| (kind, *k)),
+        );
+    }
+    keys
+}
+
+/// One round's verdicts, against the claims as they stand at the start of the round: every claimant that
+/// introduces a key with two holders loses. Each loser comes with the first clashing key (names first,
+/// then addresses, each in key order, so that the key a loser's line names is always the same) and the
+/// other holders of that key (existing users by index, then new entries by DN: not in the order of the
+/// answer, so that a preview and a sync, two separate reads, name the same holders).
+fn judge<'k>(
+    holders: &Holders<'k>,
+    round: &mut Vec<(KeyKind, &'k str)>,
+    claims: &KeyClaims<'k>,
+) -> Vec<Loser<'k>> {
+    let valid = holders.valid;
+    round.sort_unstable();
+    round.dedup();
+    let mut losers: Vec<Loser<'k>> = Vec::new();
+    let mut judged: FastSet<Claimant> = FastSet::default();
+    for &(kind, key) in round.iter() {
+        let mut list: Vec<Claim> = claims
+            .of(kind)
+            .get(key)
+            .map(ClaimList::to_vec)
+            .unwrap_or_default();
+        if list.len() < 2 {
+            continue;
+        }
+        list.sort_unstable_by(|a, b| match (a.who, b.who) {
+            (Claimant::Entry(x), Claimant::Entry(y)) => {
+                let dn = |i: usize| valid.get(i).map(|e| e.dn.as_str());
+                dn(x).cmp(&dn(y))
+            }
+            (x, y) => x.cmp(&y),
+        });
+        for c in list.iter().filter(|c| c.introduced) {
+            if !judged.insert(c.who) {
+                continue;
+            }
+            let others = listed(
+                list.iter()
+                    .filter(|o| o.who != c.who)
+                    .map(|o| holders.label(o.who)),
+                list.len() - 1,
+                ", ",
+            );
+            losers.push(Loser {
+                who: c.who,
+                kind,
+                key,
+                others,
+            });
+        }
+    }
+    losers
+}
+
+/// Withdraws a round's losers, all at once: their planned claims leave the maps, then the existing users
+/// among them claim their current keys again (a key missing from the maps is introduced by nobody, so
+/// the user stays its only holder), and each gets its conflict line. Returns the next round: the keys
+/// those reclaims clash on.
+fn withdraw<'k>(
+    holders: &Holders<'k>,
+    losers: Vec<Loser<'k>>,
+    targets: &mut [Option<usize>],
+    fates: &mut [Option<EntryFate>],
+    claims: &mut KeyClaims<'k>,
+    report: &mut Report,
+) -> Vec<(KeyKind, &'k str)> {
+    let valid = holders.valid;
+    let current: &'k Current<'k> = holders.current;
+    // One pass over each key the losers touch (one pass per loser would be quadratic when many entries
+    // share a key), while the targets still say what each loser planned.
+    let judged: FastSet<Claimant> = losers.iter().map(|l| l.who).collect();
+    let mut touched: FastSet<(KeyKind, &str)> = FastSet::default();
+    for loser in &losers {
+        let (old_name, old_emails) = match loser.who {
+            Claimant::User(u) => holders.user_claims(targets, u, true),
+            Claimant::Entry(i) => valid
+                .get(i)
+                .map(|e| (Some(e.name_key()), e.email_keys().collect()))
+                .unwrap_or_default(),
+        };
+        touched.extend(old_name.map(|n| (KeyKind::Name, n)));
+        touched.extend(old_emails.into_iter().map(|a| (KeyKind::Address, a)));
+    }
+    for (kind, key) in touched {
+        if let Some(list) = claims.of_mut(kind).get_mut(key) {
+            list.retain(|c| !judged.contains(&c.who));
+        }
+    }
+    drop(judged);
+    let mut next: Vec<(KeyKind, &str)> = Vec::new();
+    for Loser {
+        who,
+        kind,
+        key,
+        others,
+    } in losers
+    {
+        let entry_index = match who {
+            Claimant::Entry(i) => Some(i),
+            Claimant::User(u) => targets.get(u).copied().flatten(),
+        };
+        if let Claimant::User(u) = who {
+            if let Some(t) = targets.get_mut(u) {
+                *t = None;
+            }
+            let (name, emails) = holders.user_claims(targets, u, false);
+            let reclaim = Claim {
+                who,
+                introduced: false,
+            };
+            if let Some(n) = name
+                && let Some(list) = claims.names.get_mut(n)
+            {
+                list.push(reclaim);
+                if list.len() > 1 {
+                    next.push((KeyKind::Name, n));
+                }
+            }
+            for a in emails {
+                if let Some(list) = claims.addresses.get_mut(a) {
+                    list.push(reclaim);
+                    if list.len() > 1 {
+                        next.push((KeyKind::Address, a));
+                    }
+                }
+            }
+        }
+        if let Some(i) = entry_index
+            && let (Some(fate), Some(e)) = (fates.get_mut(i), valid.get(i))
+        {
+            *fate = Some(EntryFate::Conflict);
+            // For a rename, say which user it was: the line carries the new name.
+            let renamed = match who {
+                Claimant::User(u) => current
+                    .get(u)
+                    .filter(|c| c.name.as_str() != e.name.as_str())
+                    .map(|c| format!(" (user {} -> {})", c.name, e.name))
+                    .unwrap_or_default(),
+                Claimant::Entry(_) => String::new(),
+            };
+            let what = match kind {
+                KeyKind::Name => "user name",
+                KeyKind::Address => "address",
+            };
+            report.push(
+                e.name.to_string(),
+                ReportAction::Conflict,
+                format!("not applied{renamed}: the {what} {key} is also held by {others}"),
+                Some(e.dn.clone()),
+            );
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::DirectoryEntry;
+    use crate::plan::CurrentUser;
+    use crate::plan::entries::{check_entries, seen_ids};
+    use crate::plan::keys::index_current;
+    use crate::plan::matching::{Matching, link_states, match_by_id, match_by_name, targets};
+    use crate::plan::tests::{entry, user};
+    use crate::user::AuthMethod;
+
+    /// Rules 1 to 4 as `plan_sync` runs them (no deletions), then rule 6.
+    fn after_rule_6(
+        users: &[CurrentUser],
+        entries: Vec<DirectoryEntry>,
+    ) -> (Vec<Option<EntryFate>>, Vec<Option<usize>>, Report) {
+        let mut report = Report::default();
+        let checked = check_entries(entries, &mut report);
+        let current = Current::new(users);
+        let lookup = index_current(&current, "ldap");
+        let links = link_states(users, "ldap", &seen_ids(&checked));
+        let mut matching = Matching::new(checked.valid.len(), users.len());
+        match_by_id(&checked.valid, &lookup, &mut matching);
+        match_by_name(
+            &checked.valid,
+            &current,
+            &lookup,
+            &links,
+            &mut matching,
+            &mut report,
+        );
+        let mut targets = targets(&matching.fates, users.len());
+        let deleted = vec![false; users.len()];
+        let holders = Holders {
+            valid: &checked.valid,
+            current: &current,
+            by_name: &lookup.by_name,
+            links: &links,
+            deleted: &deleted,
+        };
+        withdraw_conflicts(&holders, &mut targets, &mut matching.fates, &mut report);
+        (matching.fates, targets, report)
+    }
+
+    #[test]
+    fn a_chain_of_renames_into_a_held_name_is_withdrawn_round_by_round() {
+        // a -> b, b -> c, and c is a local user: b's rename loses in the first round, b then holds "b"
+        // again, and a's rename loses in the second.
+        let users = [
+            user(2, "a", &[], AuthMethod::Directory, Some("1")),
+            user(3, "b", &[], AuthMethod::Directory, Some("2")),
+            user(4, "c", &[], AuthMethod::Local, None),
+        ];
+        let (fates, targets, report) = after_rule_6(
+            &users,
+            vec![entry("1", Some("b"), &[]), entry("2", Some("c"), &[])],
+        );
+        assert_eq!(
+            fates,
+            [Some(EntryFate::Conflict), Some(EntryFate::Conflict)]
+        );
+        assert_eq!(targets, [None, None, None]);
+        let reasons: Vec<&str> = report.lines.iter().map(|l| &*l.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                "not applied (user b -> c): the user name c is also held by user c",
+                "not applied (user a -> b): the user name b is also held by user b",
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_that_change_hands_within_the_plan_are_not_conflicts() {
+        let users = [
+            user(2, "a", &["x@e.com"], AuthMethod::Directory, Some("1")),
+            user(3, "b", &["y@e.com"], AuthMethod::Directory, Some("2")),
+        ];
+        let (_, targets, report) = after_rule_6(
+            &users,
+            vec![
+                entry("1", Some("b"), &["y@e.com"]),
+                entry("2", Some("a"), &["x@e.com"]),
+            ],
+        );
+        assert_eq!(targets, [Some(0), Some(1)]);
+        assert!(report.lines.is_empty(), "{:?}", report.lines);
+    }
+
+    #[test]
+    fn new_entries_on_one_address_all_lose_and_list_each_other_by_dn() {
+        let (fates, _, report) = after_rule_6(
+            &[],
+            vec![
+                entry("2", Some("bo"), &["desk@x.com"]),
+                entry("1", Some("al"), &["desk@x.com"]),
+                entry("3", Some("cy"), &["own@x.com"]),
+            ],
+        );
+        assert_eq!(
+            fates,
+            [
+                Some(EntryFate::Conflict),
+                Some(EntryFate::Conflict),
+                Some(EntryFate::Create)
+            ]
+        );
+        assert_eq!(report.counts.conflicts, 2);
+        // Judged by DN: al's line comes first, and names bo.
+        assert_eq!(report.lines[0].user, "al");
+        assert_eq!(
+            report.lines[0].reason,
+            "not applied: the address desk@x.com is also held by the new entry uid=bo,ou=People"
+        );
+    }
+}
