@@ -46,7 +46,12 @@ pub(crate) enum HttpError {
     InvalidPath(String),
     /// The query string doesn't parse (axum's explanation).
     InvalidQuery(String),
+    /// The body is longer than [`BODY_LIMIT_BYTES`].
+    BodyTooLarge,
 }
+
+/// The largest request body read (axum's default, set explicitly so the error message can name it).
+pub(crate) const BODY_LIMIT_BYTES: usize = 2 << 20;
 
 impl HttpError {
     fn status(&self) -> StatusCode {
@@ -56,6 +61,7 @@ impl HttpError {
             }
             HttpError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -66,6 +72,7 @@ impl HttpError {
             HttpError::MethodNotAllowed => "HT003-method-not-allowed",
             HttpError::InvalidPath(_) => "HT004-invalid-path",
             HttpError::InvalidQuery(_) => "HT005-invalid-query",
+            HttpError::BodyTooLarge => "HT006-body-too-large",
         }
     }
 
@@ -76,6 +83,10 @@ impl HttpError {
             HttpError::MethodNotAllowed => {
                 "this endpoint does not take that HTTP method; see /api/v1/openapi.json".into()
             }
+            HttpError::BodyTooLarge => format!(
+                "the request body is larger than {} MiB, the most the server reads",
+                BODY_LIMIT_BYTES >> 20
+            ),
         }
     }
 }
@@ -96,7 +107,13 @@ impl From<HttpError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        HttpError::InvalidJson(rejection.body_text()).into()
+        // axum gives 413 for a body over the limit (and 415/422 for other failures, which we have always
+        // answered 400 with this code).
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            HttpError::BodyTooLarge.into()
+        } else {
+            HttpError::InvalidJson(rejection.body_text()).into()
+        }
     }
 }
 

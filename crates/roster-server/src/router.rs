@@ -1,10 +1,12 @@
 //! The routes of the whole HTTP application.
 
 use crate::api::{audit, directory, folders, privileges, runs, sessions, users};
-use crate::error::{ApiError, HttpError};
+use crate::error::{ApiError, BODY_LIMIT_BYTES, HttpError};
 use crate::openapi;
 use axum::Router;
-use axum::response::Html;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use roster_app::Roster;
 use std::sync::Arc;
@@ -13,6 +15,9 @@ use std::sync::Arc;
 pub(crate) type AppState = Arc<Roster>;
 
 /// The whole HTTP application: a home page, and the API under `/api/v1`.
+///
+/// A request head over hyper's limit (about 400 KB) never gets here: hyper answers it 431 itself, with an
+/// empty body that no setting or hook changes.
 pub fn router(roster: Arc<Roster>) -> Router {
     let api = Router::new()
         .route("/sessions", post(sessions::create_session))
@@ -53,11 +58,23 @@ pub fn router(roster: Arc<Roster>) -> Router {
     Router::new()
         .route("/", get(home))
         .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(roster)
 }
 
 async fn home() -> Html<&'static str> {
     Html(include_str!("home.html"))
+}
+
+/// Outside `/api/v1`: the error body anywhere under `/api` (`/api/v2/...` too), a plain 404 elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        no_such_endpoint().await.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 async fn no_such_endpoint() -> ApiError {

@@ -30,7 +30,7 @@ pub(crate) async fn create_session(
     ))
 }
 
-/// Log off: the token stops working.
+/// Log off: the token stops working. A token that is no live session answers 401.
 #[utoipa::path(delete, path = "/api/v1/sessions/current", responses((status = 204)))]
 pub(crate) async fn delete_session(
     State(roster): State<AppState>,
