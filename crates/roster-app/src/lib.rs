@@ -363,8 +363,15 @@ impl Roster {
         Ok(Caller::User(Box::new(user)))
     }
 
+    /// Ends the session behind a bearer token. A token that is no live session (unknown, already ended,
+    /// expired) is `Unauthenticated`: the client is not told it logged off when nothing ended. The
+    /// store's `delete_session` doesn't say whether it deleted a row, so the session is looked up first.
     pub async fn logout(&self, token: &str) -> Result<()> {
-        Ok(self.store.delete_session(&token_hash(token)).await?)
+        let hash = token_hash(token);
+        if self.store.session_user(&hash, self.now()).await?.is_none() {
+            return Err(AppError::Unauthenticated);
+        }
+        Ok(self.store.delete_session(&hash).await?)
     }
 
     // ---- users ------------------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+//! The directory settings.
+
+use crate::auth::Authenticated;
+use crate::error::{ApiResult, ErrorBody, Input};
+use crate::router::AppState;
+use axum::Json;
+use axum::extract::State;
+use roster_core::directory::DirectorySettings;
+
+/// The directory settings (the password is never shown; `password_set` says whether one is stored).
+#[utoipa::path(get, path = "/api/v1/directory", responses((status = 200, body = roster_app::DirectorySettingsView)))]
+pub(crate) async fn get_directory(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<roster_app::DirectorySettingsView>> {
+    Ok(Json(roster.directory_settings(&caller).await?))
+}
+
+/// Replace the directory settings; leave out `password` to keep the stored one.
+#[utoipa::path(put, path = "/api/v1/directory", request_body = DirectorySettings, responses((status = 200, body = roster_app::DirectorySettingsView), (status = 400, body = ErrorBody)))]
+pub(crate) async fn put_directory(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Input(Json(settings)): Input<Json<DirectorySettings>>,
+) -> ApiResult<Json<roster_app::DirectorySettingsView>> {
+    Ok(Json(
+        roster.set_directory_settings(&caller, settings).await?,
+    ))
+}

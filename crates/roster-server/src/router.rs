@@ -1,0 +1,86 @@
+//! The routes of the whole HTTP application.
+
+use crate::api::{audit, directory, folders, privileges, runs, sessions, users};
+use crate::error::{ApiError, BODY_LIMIT_BYTES, HttpError};
+use crate::openapi;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use roster_app::Roster;
+use std::sync::Arc;
+
+/// What every handler gets: the use cases.
+pub(crate) type AppState = Arc<Roster>;
+
+/// The whole HTTP application: a home page, and the API under `/api/v1`.
+///
+/// A request head over hyper's limit (about 400 KB) never gets here: hyper answers it 431 itself, with an
+/// empty body that no setting or hook changes.
+pub fn router(roster: Arc<Roster>) -> Router {
+    let api = Router::new()
+        .route("/sessions", post(sessions::create_session))
+        .route("/sessions/current", delete(sessions::delete_session))
+        .route("/me", get(users::me))
+        .route("/me/password", put(users::change_own_password))
+        .route("/users", get(users::list_users).post(users::create_user))
+        .route(
+            "/users/{name}",
+            get(users::get_user)
+                .patch(users::update_user)
+                .delete(users::delete_user),
+        )
+        .route("/users/{name}/privileges", put(privileges::set_privileges))
+        .route("/users/{name}/auth", put(users::set_auth))
+        .route("/users/{name}/password", put(users::set_password))
+        .route("/folders", get(folders::list_folders))
+        .route(
+            "/folders/{folder}/message-count",
+            put(folders::set_message_count),
+        )
+        .route(
+            "/privileges/defaults",
+            get(privileges::get_default_privileges).put(privileges::set_default_privileges),
+        )
+        .route("/audit", get(audit::audit_log))
+        .route(
+            "/directory",
+            get(directory::get_directory).put(directory::put_directory),
+        )
+        .route("/directory/preview", post(runs::preview))
+        .route("/directory/sync", post(runs::sync))
+        .route("/directory/runs", get(runs::list_runs))
+        .route("/directory/runs/{id}", get(runs::get_run))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .route("/", get(home))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .with_state(roster)
+}
+
+async fn home() -> Html<&'static str> {
+    Html(include_str!("home.html"))
+}
+
+/// Outside `/api/v1`: the error body anywhere under `/api` (`/api/v2/...` too), a plain 404 elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/api" || path.starts_with("/api/") {
+        no_such_endpoint().await.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn no_such_endpoint() -> ApiError {
+    HttpError::NoSuchEndpoint.into()
+}
+
+async fn method_not_allowed() -> ApiError {
+    HttpError::MethodNotAllowed.into()
+}
