@@ -10,6 +10,7 @@
 )]
 
 mod common;
+mod contract;
 mod ldap_errors;
 mod ldap_logon;
 mod ldap_read;

@@ -9,6 +9,8 @@
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
+//! - `fake_directory` and `runs_without_a_server`: the same use cases over a directory in memory (run
+//!   bookkeeping, preview/sync equivalence, failure paths, directory logon), on a real SQLite store.
 
 // Test code: failing loudly is the point.
 #![allow(
@@ -19,6 +21,7 @@
     clippy::disallowed_methods
 )]
 
+mod fake_directory;
 mod support;
 
 mod api;
@@ -26,4 +29,5 @@ mod directory_settings;
 mod e2e;
 mod ldap_sync;
 mod logon;
+mod runs_without_a_server;
 mod store;

@@ -3,6 +3,7 @@
 use roster_app::{Caller, Roster, SessionPolicy};
 use roster_core::Timestamp;
 use roster_core::clock::ManualClock;
+use roster_directory::ConnectorFactory;
 use roster_store::{PgStore, SqliteStore, Store};
 use roster_testkit::TestPostgres;
 use std::sync::Arc;
@@ -53,14 +54,33 @@ impl Env {
     }
 
     pub async fn with_store(store: Arc<dyn Store>, dir: tempfile::TempDir) -> Env {
+        Env::build(store, dir, Arc::new(roster_directory::RealConnectors)).await
+    }
+
+    /// On SQLite, with these connectors instead of the real ones (a fake directory).
+    pub async fn sqlite_with_connectors(connectors: Arc<dyn ConnectorFactory>) -> Env {
+        init();
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+        Env::build(store, dir, connectors).await
+    }
+
+    async fn build(
+        store: Arc<dyn Store>,
+        dir: tempfile::TempDir,
+        connectors: Arc<dyn ConnectorFactory>,
+    ) -> Env {
         let clock = Arc::new(ManualClock::new(T0));
         let secrets = roster_app::secrets::SecretBox::load(dir.path(), None).unwrap();
-        let roster = Arc::new(Roster::new(
-            store.clone(),
-            clock.clone(),
-            secrets,
-            SessionPolicy { ttl_seconds: 3600 },
-        ));
+        let roster = Arc::new(
+            Roster::new(
+                store.clone(),
+                clock.clone(),
+                secrets,
+                SessionPolicy { ttl_seconds: 3600 },
+            )
+            .with_connectors(connectors),
+        );
         roster.bootstrap(Some(ADMIN_PASSWORD)).await.unwrap();
         Env {
             roster,
