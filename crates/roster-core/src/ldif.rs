@@ -1,9 +1,16 @@
 //! Streaming reader for LDIF content files (RFC 2849), as exported by directory servers.
 //!
 //! Exports can hold hundreds of thousands of entries, so [`LdifReader`] reads one record at a
-//! time from a [`BufRead`] and never holds more than the current record in memory.
+//! time from a [`BufRead`] and never holds more than the current record in memory. How much that
+//! may be is capped by [`LdifLimits`]: a line, a record and the whole input each have a maximum,
+//! enforced while reading, so that a path that names something other than an export (a device, a
+//! log, a file that keeps growing) fails with a message instead of filling memory.
+//!
+//! Error messages name the line and what was expected, never bytes from the input: the path may
+//! name a file that is not an export at all (`/etc/shadow`), and the messages are stored with the
+//! run. (The one exception is a `changetype:` from RFC 2849's own list, which is named.)
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -49,14 +56,56 @@ pub struct LdifError {
     pub message: String,
 }
 
+/// How much the reader accepts. The defaults are far above any real export's lines and records
+/// (a folded 1 MB photo is a few kilobytes of lines; unfolded, 1.4 MB), and the file's default
+/// is room for millions of entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LdifLimits {
+    /// The longest physical line, in bytes, without its line break. A line is never held in
+    /// memory beyond this, so input without line breaks (`/dev/zero`) fails here.
+    pub max_line_bytes: u64,
+    /// The largest record, in bytes: its physical lines (folded ones and comments included) with
+    /// their line breaks, from its first line to the blank line that ends it.
+    pub max_record_bytes: u64,
+    /// The most bytes read from the input in all (a file that grows while it is read, or that
+    /// reports no size, such as those under /proc, stops here).
+    pub max_file_bytes: u64,
+}
+
+impl LdifLimits {
+    /// 16 MiB.
+    pub const DEFAULT_MAX_LINE_BYTES: u64 = 16 << 20;
+    /// 64 MiB.
+    pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 << 20;
+    /// 4 GiB.
+    pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
+}
+
+impl Default for LdifLimits {
+    fn default() -> Self {
+        LdifLimits {
+            max_line_bytes: Self::DEFAULT_MAX_LINE_BYTES,
+            max_record_bytes: Self::DEFAULT_MAX_RECORD_BYTES,
+            max_file_bytes: Self::DEFAULT_MAX_FILE_BYTES,
+        }
+    }
+}
+
 /// Iterator over the records of an LDIF content file.
 ///
 /// After a malformed record the error is yielded and reading resumes at the next record, so a
-/// caller may either stop at the first error or collect them all. A read error ends the iteration.
+/// caller may either stop at the first error or collect them all. A read error, a cut-off last line
+/// and a limit of [`LdifLimits`] end the iteration.
 pub struct LdifReader<R: BufRead> {
     reader: R,
+    limits: LdifLimits,
     /// Physical lines consumed so far.
     line: usize,
+    /// Bytes consumed so far.
+    bytes_read: u64,
+    /// Bytes of the physical lines since the last empty one, and the line where they start.
+    record_bytes: u64,
+    record_start: usize,
     /// One line of lookahead: a line is only complete once we know the next one is not a continuation.
     peeked: Option<(usize, Vec<u8>)>,
     /// Whether the first logical line has been seen (only it may be `version:`).
@@ -76,11 +125,21 @@ enum Logical {
 }
 
 impl<R: BufRead> LdifReader<R> {
-    /// Reads LDIF from `reader`; buffering is the caller's choice (e.g. a `BufReader<File>`).
+    /// Reads LDIF from `reader` with the default limits; buffering is the caller's choice (e.g. a
+    /// `BufReader<File>`).
     pub fn new(reader: R) -> Self {
+        Self::with_limits(reader, LdifLimits::default())
+    }
+
+    /// Reads LDIF from `reader`, refusing lines, records or input larger than `limits`.
+    pub fn with_limits(reader: R, limits: LdifLimits) -> Self {
         LdifReader {
             reader,
+            limits,
             line: 0,
+            bytes_read: 0,
+            record_bytes: 0,
+            record_start: 0,
             peeked: None,
             started: false,
             resync: false,
@@ -93,44 +152,108 @@ impl<R: BufRead> LdifReader<R> {
         if let Some(peeked) = self.peeked.take() {
             return Ok(Some(peeked));
         }
+        // Never more than one line over the limit (and its CR LF, and on the first line a byte order
+        // mark) in memory, nor past the file's limit: `take` bounds what `read_until` may read,
+        // however long the line.
+        let limits = self.limits;
+        let mark = if self.line == 0 { 3 } else { 0 };
+        let line_budget = limits.max_line_bytes.saturating_add(2 + mark);
+        let file_budget = limits
+            .max_file_bytes
+            .saturating_sub(self.bytes_read)
+            .saturating_add(1);
+        let budget = line_budget.min(file_budget);
         let mut buf = Vec::new();
-        match self.reader.read_until(b'\n', &mut buf) {
-            Ok(0) => Ok(None),
-            Ok(_) => {
-                self.line += 1;
-                // Editors on Windows like to prepend a byte order mark.
-                if self.line == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
-                    buf.drain(..3);
-                }
-                if buf.last() == Some(&b'\n') {
-                    buf.pop();
-                    if buf.last() == Some(&b'\r') {
-                        buf.pop();
-                    }
-                } else if !buf.is_empty() {
-                    // RFC 2849 ends every line of a record with a line break, so a file that stops
-                    // inside a line was cut off (a copy that ran out of space, a transfer that broke),
-                    // even when the tail is a space that continues the line before it. Read as
-                    // complete, its missing entries would look like users who left.
-                    self.done = true;
-                    return Err(LdifError {
-                        line: self.line,
-                        message: "the file ends in the middle of this line, without a line break: it looks \
-                                  truncated, so nothing was read from it. If the file is complete, end it \
-                                  with a line break"
-                            .to_owned(),
-                    });
-                }
-                Ok(Some((self.line, buf)))
-            }
+        let read = (&mut self.reader).take(budget).read_until(b'\n', &mut buf);
+        let n = match read {
+            Ok(n) => u64::try_from(n).unwrap_or(u64::MAX),
             Err(error) => {
                 self.done = true;
-                Err(LdifError {
+                return Err(LdifError {
                     line: self.line + 1,
                     message: format!("cannot read the file: {error}"),
-                })
+                });
+            }
+        };
+        self.bytes_read = self.bytes_read.saturating_add(n);
+        if self.bytes_read > limits.max_file_bytes {
+            return Err(self.limit_error(
+                self.line + 1,
+                format!(
+                    "the file is larger than `max_file_bytes` ({} bytes), so nothing was read from it; if \
+                     it is the right file, raise `max_file_bytes` in the directory settings",
+                    limits.max_file_bytes
+                ),
+            ));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        let complete = buf.last() == Some(&b'\n');
+        if complete {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
             }
         }
+        // Editors on Windows like to prepend a byte order mark.
+        if self.line == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
+            buf.drain(..3);
+        }
+        let length = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        if length > limits.max_line_bytes || (!complete && n == budget) {
+            return Err(self.limit_error(
+                self.line,
+                format!(
+                    "this line is longer than `max_line_bytes` ({} bytes), so nothing was read from the \
+                     file; it may not be an LDIF export. If it is the right file, raise `max_line_bytes` \
+                     in the directory settings",
+                    limits.max_line_bytes
+                ),
+            ));
+        }
+        if !complete && !buf.is_empty() {
+            // RFC 2849 ends every line of a record with a line break, so a file that stops
+            // inside a line was cut off (a copy that ran out of space, a transfer that broke),
+            // even when the tail is a space that continues the line before it. Read as
+            // complete, its missing entries would look like users who left.
+            self.done = true;
+            return Err(LdifError {
+                line: self.line,
+                message:
+                    "the file ends in the middle of this line, without a line break: it looks \
+                          truncated, so nothing was read from it. If the file is complete, end it \
+                          with a line break"
+                        .to_owned(),
+            });
+        }
+        if buf.is_empty() {
+            self.record_bytes = 0;
+        } else {
+            if self.record_bytes == 0 {
+                self.record_start = self.line;
+            }
+            self.record_bytes = self.record_bytes.saturating_add(n);
+            if self.record_bytes > limits.max_record_bytes {
+                return Err(self.limit_error(
+                    self.line,
+                    format!(
+                        "the record that starts at line {} is larger than `max_record_bytes` ({} bytes), \
+                         so nothing was read from the file; records are separated by a blank line. If \
+                         it is the right file, raise `max_record_bytes` in the directory settings",
+                        self.record_start, limits.max_record_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(Some((self.line, buf)))
+    }
+
+    /// A limit ends the read: what follows can't be trusted to start at a record.
+    fn limit_error(&mut self, line: usize, message: String) -> LdifError {
+        self.done = true;
+        LdifError { line, message }
     }
 
     fn read_logical(&mut self) -> Result<Option<Logical>, LdifError> {
@@ -213,10 +336,9 @@ impl<R: BufRead> LdifReader<R> {
         if !name.eq_ignore_ascii_case("dn") {
             return Err(LdifError {
                 line,
-                message: format!(
-                    "expected 'dn:' at the start of a record but found '{name}:'; every record starts \
-                     with its DN, and records are separated by a blank line"
-                ),
+                message: "expected 'dn:' at the start of a record, but this line starts with another \
+                          attribute; every record starts with its DN, and records are separated by a blank line"
+                    .to_owned(),
             });
         }
         let dn = String::from_utf8(value).map_err(|_| LdifError {
@@ -262,10 +384,10 @@ impl<R: BufRead> LdifReader<R> {
         if entry.attributes.is_empty() {
             return Err(LdifError {
                 line: entry.line,
-                message: format!(
-                    "the record for '{}' has no attributes; the file may be truncated",
-                    entry.dn
-                ),
+                message:
+                    "the record that starts on this line has no attributes, only its 'dn:' line; \
+                          the file may be truncated"
+                        .to_owned(),
             });
         }
         Ok(Some(entry))
@@ -300,10 +422,7 @@ fn check_version(line: usize, value: &[u8]) -> Result<(), LdifError> {
     }
     Err(LdifError {
         line,
-        message: format!(
-            "unsupported LDIF version '{}'; only 'version: 1' exists",
-            String::from_utf8_lossy(value)
-        ),
+        message: "unsupported LDIF version; only 'version: 1' exists".to_owned(),
     })
 }
 
@@ -317,12 +436,19 @@ fn check_changetype(line: usize, directly_after_dn: bool, value: &[u8]) -> Resul
     if value.eq_ignore_ascii_case(b"add") {
         return Ok(());
     }
+    // Named only when it is one of RFC 2849's own words: anything else may be a line of some other file.
+    let named = ["modify", "delete", "modrdn", "moddn"]
+        .into_iter()
+        .find(|known| value.eq_ignore_ascii_case(known.as_bytes()))
+        .map_or_else(
+            || "this changetype".to_owned(),
+            |known| format!("'changetype: {known}'"),
+        );
     Err(LdifError {
         line,
         message: format!(
-            "'changetype: {}' is not supported: only content records (or 'changetype: add') can be \
-             imported; export the entries themselves rather than a change log",
-            String::from_utf8_lossy(value)
+            "{named} is not supported: only content records (or 'changetype: add') can be \
+             imported; export the entries themselves rather than a change log"
         ),
     })
 }
@@ -350,8 +476,19 @@ fn parse_line(line: usize, text: &[u8]) -> Result<(String, Vec<u8>), LdifError> 
         Some(b':') => {
             let encoded = rest.get(1..).unwrap_or_default().trim_ascii();
             let value = STANDARD.decode(encoded).map_err(|e| {
+                // Not `e` itself: it shows the offending byte.
+                let why = match e {
+                    base64::DecodeError::InvalidByte(offset, _) => {
+                        format!("a character that is not base64 at offset {offset}")
+                    }
+                    base64::DecodeError::InvalidLastSymbol(offset, _) => {
+                        format!("a last character that can't end a value at offset {offset}")
+                    }
+                    base64::DecodeError::InvalidLength(_) => "a wrong length".to_owned(),
+                    base64::DecodeError::InvalidPadding => "wrong padding".to_owned(),
+                };
                 error(format!(
-                    "the base64 value of '{name}' is invalid ({e}); the file may be truncated or corrupted"
+                    "the base64 value on this line is invalid ({why}); the file may be truncated or corrupted"
                 ))
             })?;
             Ok((name, value))
@@ -363,9 +500,11 @@ fn parse_line(line: usize, text: &[u8]) -> Result<(String, Vec<u8>), LdifError> 
             let start = rest.iter().take_while(|&&b| b == b' ').count();
             let value = rest.get(start..).unwrap_or_default();
             if value.contains(&0) {
-                return Err(error(format!(
-                    "the value of '{name}' contains a NUL byte; binary values must be base64-encoded ('{name}:: ...')"
-                )));
+                return Err(error(
+                    "the value on this line contains a NUL byte; binary values must be base64-encoded \
+                     ('attribute:: ...')"
+                        .to_owned(),
+                ));
             }
             Ok((name, value.to_vec()))
         }
@@ -374,15 +513,11 @@ fn parse_line(line: usize, text: &[u8]) -> Result<(String, Vec<u8>), LdifError> 
 
 /// Validates an attribute description (`type *(";" option)`, type a name or numeric OID).
 fn check_name(name: &[u8]) -> Result<String, String> {
-    let shown = String::from_utf8_lossy(name);
     if name.is_empty() {
         return Err("missing attribute name before ':'".to_owned());
     }
     if name.last() == Some(&b' ') || name.last() == Some(&b'\t') {
-        return Err(format!(
-            "whitespace between the attribute name '{}' and ':' is not allowed",
-            shown.trim_end()
-        ));
+        return Err("whitespace between the attribute name and ':' is not allowed".to_owned());
     }
     let valid_chars = name
         .iter()
@@ -390,12 +525,14 @@ fn check_name(name: &[u8]) -> Result<String, String> {
     let valid_start = name.first().is_some_and(u8::is_ascii_alphanumeric);
     let valid_options = name.split(|&b| b == b';').all(|part| !part.is_empty());
     if !(valid_chars && valid_start && valid_options) {
-        return Err(format!(
-            "invalid attribute name '{shown}': attribute names contain only letters, digits and '-' \
+        return Err(
+            "invalid attribute name: attribute names contain only letters, digits and '-' \
              (or are numeric OIDs like 2.5.4.3), optionally followed by ';options'"
-        ));
+                .to_owned(),
+        );
     }
-    Ok(shown.into_owned())
+    // Only ASCII is left.
+    Ok(String::from_utf8_lossy(name).into_owned())
 }
 
 #[cfg(test)]
@@ -533,7 +670,11 @@ description:
     fn unsupported_version() {
         let results = read_all("version: 2\n\ndn: cn=a\ncn: a\n");
         assert_eq!(results.len(), 2);
-        assert_error(&results[0], 1, "unsupported LDIF version '2'");
+        assert_error(
+            &results[0],
+            1,
+            "unsupported LDIF version; only 'version: 1'",
+        );
         assert_eq!(results[1].as_ref().unwrap().dn, "cn=a");
     }
 
@@ -686,9 +827,13 @@ description:
         assert_single_error(
             "dn: cn=a\ncn: a\nphoto:: !!!!\n",
             3,
-            "base64 value of 'photo' is invalid",
+            "base64 value on this line is invalid (a character that is not base64 at offset 0)",
         );
-        assert_single_error("dn:: Y249YQ\ncn: a\n", 1, "base64 value of 'dn'");
+        assert_single_error(
+            "dn:: Y249YQ\ncn: a\n",
+            1,
+            "base64 value on this line is invalid (wrong padding)",
+        );
         // A file cut off in the middle of a folded base64 value.
         assert_single_error(
             "dn: cn=a\ncn: a\nphoto:: /9j/4AAQSkZJRgABAQEA\n YABgAAD/2w",
@@ -704,7 +849,7 @@ description:
         assert_error(
             &results[0],
             1,
-            "expected 'dn:' at the start of a record but found 'cn:'",
+            "expected 'dn:' at the start of a record, but this line starts with another attribute",
         );
         assert_eq!(results[1].as_ref().unwrap().dn, "cn=b");
     }
@@ -722,7 +867,11 @@ description:
     fn record_without_attributes_is_an_error() {
         let results = read_all("dn: cn=a\ncn: a\n\ndn: cn=truncated,dc=example\n");
         assert_eq!(results.len(), 2);
-        assert_error(&results[1], 4, "no attributes; the file may be truncated");
+        assert_error(
+            &results[1],
+            4,
+            "no attributes, only its 'dn:' line; the file may be truncated",
+        );
         // The blank line ending the bad record must not make us skip the next one.
         let results = read_all("dn: cn=a\n\ndn: cn=b\ncn: b\n");
         assert_eq!(results.len(), 2);
@@ -746,11 +895,11 @@ description:
         assert_single_error(
             "dn: cn=a\ncn : a\n",
             2,
-            "whitespace between the attribute name 'cn' and ':'",
+            "whitespace between the attribute name and ':'",
         );
         assert_single_error("dn: cn=a\n: a\n", 2, "missing attribute name");
-        assert_single_error("dn: cn=a\nc_n: a\n", 2, "invalid attribute name 'c_n'");
-        assert_single_error("dn: cn=a\ncn;: a\n", 2, "invalid attribute name 'cn;'");
+        assert_single_error("dn: cn=a\nc_n: a\n", 2, "invalid attribute name");
+        assert_single_error("dn: cn=a\ncn;: a\n", 2, "invalid attribute name");
         assert_single_error("dn: cn=a\ncn: a\0b\n", 2, "NUL");
     }
 
@@ -846,5 +995,151 @@ description:
             seen += 1;
         }
         assert_eq!(seen, count);
+    }
+
+    /// Regression (issue 19, item 2): an LDIF `file` of /dev/zero grew memory without limit, since a
+    /// line was read whole however long it was. Now a line stops at `max_line_bytes`, and nothing past
+    /// it is read.
+    #[test]
+    fn an_endless_line_stops_at_max_line_bytes() {
+        let total: u64 = 64 << 20;
+        let mut zeros = std::io::repeat(0).take(total);
+        let results: Vec<_> = LdifReader::new(BufReader::new(&mut zeros)).collect();
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_error(
+            &results[0],
+            1,
+            "this line is longer than `max_line_bytes` (16777216 bytes)",
+        );
+        let taken = total - zeros.limit();
+        assert!(taken <= (16 << 20) + 2 + 8192, "read {taken} bytes");
+    }
+
+    /// Regression (issue 19, item 2): lines, records and the whole input are capped, each by a
+    /// limit the message names (with the setting to raise); exactly at a limit is fine.
+    #[test]
+    fn lines_records_and_the_input_are_capped_by_the_limits() {
+        let limits = LdifLimits {
+            max_line_bytes: 20,
+            max_record_bytes: 60,
+            max_file_bytes: 800,
+        };
+        let read = |text: &[u8]| LdifReader::with_limits(text, limits).collect::<Vec<_>>();
+
+        // "cn: 0123456789abcdef" is 20 bytes, with a line break of either kind.
+        for ok in [
+            &b"dn: cn=a\ncn: 0123456789abcdef\n"[..],
+            b"dn: cn=a\r\ncn: 0123456789abcdef\r\n",
+            b"\xEF\xBB\xBFdn: cn=0123456789abc\r\ncn: a\n",
+        ] {
+            assert!(read(ok).iter().all(Result::is_ok), "{ok:?}");
+        }
+        for long in [
+            &b"dn: cn=a\ncn: 0123456789abcdefg\n"[..],
+            b"dn: cn=a\ncn: 0123456789abcdefg\r\n",
+            b"dn: cn=a\ncn: 0123456789abcdefghijklmnopqrstuvwxyz",
+            b"dn: cn=a\ncn: 0123456789abcdefg\n\ndn: cn=b\ncn: b\n",
+        ] {
+            let results = read(long);
+            assert_eq!(results.len(), 1, "a limit ends the read: {results:?}");
+            assert_error(&results[0], 2, "longer than `max_line_bytes` (20 bytes)");
+            assert_error(
+                &results[0],
+                2,
+                "raise `max_line_bytes` in the directory settings",
+            );
+        }
+
+        // A record of short lines that goes on and on (folded, here) stops at `max_record_bytes`:
+        // 9 + 6 + 12 + 12 + 12 bytes are 51, the next line makes 63.
+        let endless = format!("dn: cn=a\ncn: x\n{}", " 0123456789\n".repeat(10));
+        let results = read(endless.as_bytes());
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_error(
+            &results[0],
+            6,
+            "the record that starts at line 1 is larger than `max_record_bytes` (60 bytes)",
+        );
+        let after_blank = format!("dn: cn=a\ncn: a\n\n\n{endless}");
+        let results = read(after_blank.as_bytes());
+        assert_eq!(results.len(), 2, "{results:?}");
+        assert_error(&results[1], 10, "the record that starts at line 5");
+
+        // The count starts again at each blank line, and the input may be exactly the limit.
+        let records = "dn: cn=a\ncn: a\n\n".repeat(50);
+        assert_eq!(records.len(), 800);
+        assert!(read(records.as_bytes()).iter().all(Result::is_ok));
+        let more = "dn: cn=a\ncn: a\n\n".repeat(60);
+        let results = read(more.as_bytes());
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+        assert_error(
+            results.last().unwrap(),
+            151,
+            "the file is larger than `max_file_bytes` (800 bytes)",
+        );
+        assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
+    }
+
+    /// Regression (issue 19, item 4): errors repeated bytes of the file (`/etc/shadow` gave "found
+    /// 'root:'"), and the run stores them. Every error path, fed a file holding a secret-looking
+    /// marker, names the line and what was expected only.
+    #[test]
+    fn errors_never_repeat_the_file_contents() {
+        const MARKER: &str = "s3cretMarker";
+        let check = |text: &[u8], results: Vec<Result<LdifEntry, LdifError>>| {
+            let errors: Vec<String> = results
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| e.to_string()))
+                .collect();
+            assert!(!errors.is_empty(), "no error for {text:?}");
+            for error in errors {
+                assert!(
+                    !error.to_lowercase().contains(&MARKER.to_lowercase()),
+                    "{error}"
+                );
+                assert!(!error.contains("$6$"), "{error}");
+            }
+        };
+        let cases: [&[u8]; 20] = [
+            // A shadow file, a database, a /proc map: not LDIF at all.
+            b"s3cretMarker:$6$salt$hash:19000:0:99999:7:::\n",
+            b"SQLite format 3\0s3cretMarker\x01\x02\n\x00\n",
+            b"55d0-55d1 r-xp 00000000 08:01 1234 /usr/lib/s3cretMarker.so\n",
+            b"version: s3cretMarker\n\ndn: cn=a\ncn: a\n",
+            b"dn: cn=a\nchangetype: s3cretMarker\n",
+            b"dn: cn=s3cretMarker\n",
+            b"dn: cn=a\ns3cretMarker:: !!!!\n",
+            b"dn:: s3cretMarker\ncn: a\n",
+            b"dn: cn=a\ns3cretMarker: a\0b\n",
+            b"dn: cn=a\ns3cretMarker : a\n",
+            b"dn: cn=a\ns3cretMarker_x: a\n",
+            b"dn: cn=a\ns3cretMarker\n",
+            b"dn: cn=a\n\ts3cretMarker: a\n",
+            b"\n s3cretMarker\ndn: cn=a\ncn: a\n",
+            b"dn: cn=a\ncn: a\ndn: cn=s3cretMarker\n",
+            b"dn: cn=a\ncontrol: s3cretMarker true\n",
+            b"dn: cn=a\ncn:< file:///s3cretMarker\n",
+            b"dn: cn=s3cretMarker\xff\ncn: a\n",
+            b"dn: cn=a\ncn: s3cretMarker",
+            b"dn: cn=a\ns3cretMarker\n s3cretMarker\n",
+        ];
+        for text in cases {
+            check(text, LdifReader::new(text).collect());
+        }
+        let limits = LdifLimits {
+            max_line_bytes: 20,
+            max_record_bytes: 40,
+            max_file_bytes: 60,
+        };
+        let long = format!("dn: cn=a\ncn: {}\n", MARKER.repeat(2));
+        let folded = format!("dn: cn=a\ncn: x\n {MARKER}\n {MARKER}\n {MARKER}\n");
+        let large =
+            format!("dn: cn=a\ncn: a\n\ndn: cn=b\ncn: {MARKER}\n\ndn: cn={MARKER}\ncn: b\n");
+        for text in [long, folded, large] {
+            check(
+                text.as_bytes(),
+                LdifReader::with_limits(text.as_bytes(), limits).collect(),
+            );
+        }
     }
 }

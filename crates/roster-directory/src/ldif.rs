@@ -1,14 +1,21 @@
 //! Users from an LDIF file: read, filtered and mapped like an LDAP read, without a server.
+//!
+//! Only a regular file is read (a symbolic link is followed: exports are often published as a link to
+//! the latest one). A FIFO would block the open and the read for as long as nobody writes, a device
+//! such as /dev/zero never ends, and opening some devices does something; so the type is checked when
+//! the settings are saved, and again before each open, by `stat`, without opening. The path may change
+//! in between, so the file is opened with `O_NONBLOCK` (an open that can't hang) and what was opened is
+//! checked again. Its size is checked then too, and the reader enforces the limits while it reads.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::BufReader;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use roster_core::directory::{DirectoryKind, LdifSettings};
 use roster_core::dn;
 use roster_core::filter::LdapFilter;
-use roster_core::ldif::LdifReader;
+use roster_core::ldif::{LdifLimits, LdifReader};
 
 use crate::connector::{Connector, DirectoryRead, DirectoryReader, ReadProgress};
 use crate::error::DirectoryError;
@@ -35,6 +42,7 @@ struct LdifConfig {
     base_dn: String,
     filter: LdapFilter,
     attributes: AttributeMap,
+    limits: LdifLimits,
 }
 
 impl LdifDirectory {
@@ -45,12 +53,25 @@ impl LdifDirectory {
         if let Err(e) = filter.matches(|_| Vec::new()) {
             return Err(DirectoryError::settings("filter", e.to_string()));
         }
+        // A file that doesn't exist (yet) is allowed: the export may be written after the settings.
+        if let Ok(metadata) = std::fs::metadata(&settings.file)
+            && let Some(what) = not_a_regular_file(&metadata)
+        {
+            return Err(DirectoryError::settings(
+                "file",
+                format!(
+                    "{} is {what}, not a regular file; give the path of an LDIF export",
+                    settings.file.display()
+                ),
+            ));
+        }
         Ok(LdifDirectory {
             config: Arc::new(LdifConfig {
                 file: settings.file.clone(),
                 base_dn: settings.base_dn.trim().to_owned(),
                 filter,
                 attributes: AttributeMap::new(&settings.mapping, IdPolicy::GENERIC_LDAP)?,
+                limits: settings.limits.limits(),
             }),
         })
     }
@@ -93,15 +114,37 @@ impl LdifConfig {
         }
     }
 
+    /// Opens the file if it is a regular file within `max_file_bytes`, without ever blocking.
     fn open(&self) -> Result<File, DirectoryError> {
-        File::open(&self.file).map_err(|e| self.ldif_error(format!("cannot open it ({e})")))
+        let cannot_open = |e: std::io::Error| self.ldif_error(format!("cannot open it ({e})"));
+        self.check_metadata(&std::fs::metadata(&self.file).map_err(cannot_open)?)?;
+        let file = open_without_blocking(&self.file).map_err(cannot_open)?;
+        self.check_metadata(&file.metadata().map_err(cannot_open)?)?;
+        Ok(file)
+    }
+
+    fn check_metadata(&self, metadata: &Metadata) -> Result<(), DirectoryError> {
+        if let Some(what) = not_a_regular_file(metadata) {
+            return Err(self.ldif_error(format!(
+                "it is {what}, not a regular file, so it was not read; `file` must name an LDIF export"
+            )));
+        }
+        let max = self.limits.max_file_bytes;
+        if metadata.len() > max {
+            return Err(self.ldif_error(format!(
+                "it is {} bytes, larger than `max_file_bytes` ({max} bytes), so it was not read; if it is \
+                 the right file, raise `max_file_bytes` in the directory settings",
+                metadata.len()
+            )));
+        }
+        Ok(())
     }
 
     fn read(
         &self,
         progress: &tokio::sync::mpsc::UnboundedSender<u64>,
     ) -> Result<DirectoryRead, DirectoryError> {
-        let reader = LdifReader::new(BufReader::new(self.open()?));
+        let reader = LdifReader::with_limits(BufReader::new(self.open()?), self.limits);
         let mut read = DirectoryRead {
             entries: Vec::new(),
             pages: 1,
@@ -169,5 +212,82 @@ impl LdifConfig {
         }
         let _ = progress.send(read.entries.len() as u64);
         Ok(read)
+    }
+}
+
+/// What the file is when it is not a regular file, for a message.
+fn not_a_regular_file(metadata: &Metadata) -> Option<&'static str> {
+    #[cfg(unix)]
+    use std::os::unix::fs::FileTypeExt as _;
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        if kind.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a file")
+}
+
+/// Opening a FIFO for reading waits for a writer; with `O_NONBLOCK` it returns at once (and the type
+/// check that follows refuses it). On a regular file the flag changes nothing.
+fn open_without_blocking(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    options.open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19, item 3: the path may become a FIFO between the `stat` and the open, so the open itself
+    /// must not wait for a writer, and what it opened is refused.
+    #[test]
+    fn opening_a_fifo_does_not_wait_for_a_writer() {
+        let dir = roster_testkit::common::temp_dir("roster-ldif-").unwrap();
+        let fifo = dir.path().join("fifo.ldif");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let opened = open_without_blocking(&path).and_then(|file| file.metadata());
+            let _ = tx.send(opened.map(|metadata| not_a_regular_file(&metadata)));
+        });
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(answer) => assert_eq!(answer.unwrap(), Some("a FIFO (named pipe)")),
+            Err(_) => {
+                // Let the stuck open go, so the test process can end.
+                use std::os::unix::fs::OpenOptionsExt as _;
+                drop(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&fifo),
+                );
+                panic!("opening the FIFO waited for a writer");
+            }
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Settings for users read from an LDIF export: the file, a base DN, and the shared filter and mapping.
+//! Settings for users read from an LDIF export: the file, a base DN, the shared filter and mapping, and
+//! how large a file, line and record may be.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -8,10 +9,13 @@ use super::{
     settings_error,
 };
 use crate::filter::LdapFilter;
+use crate::ldif::LdifLimits;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdifSettings {
+    /// The export, a regular file (a symbolic link to one is followed); FIFOs, devices, directories
+    /// and sockets are refused.
     #[schema(value_type = String)]
     pub file: PathBuf,
     /// Entries are kept only if their DN is at or below this DN (empty: all).
@@ -21,6 +25,65 @@ pub struct LdifSettings {
     pub mapping: AttributeMapping,
     #[serde(default)]
     pub delete_users: bool,
+    #[serde(flatten)]
+    pub limits: LdifLimitSettings,
+}
+
+/// How large the file, a line and a record may be, in bytes; left out, the defaults. A read that meets
+/// a limit fails and says which one to raise. Flattened: a settings file writes `max_file_bytes = ...`
+/// at the top level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct LdifLimitSettings {
+    /// The largest file read, checked before reading and while reading (4 GiB when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_bytes: Option<u64>,
+    /// The longest line, without its line break (16 MiB when not given). Exporters fold lines at 76
+    /// columns; an unfolded 1 MB photo is a 1.4 MB line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_line_bytes: Option<u64>,
+    /// The largest record, its lines and line breaks from `dn:` to the blank line after it (64 MiB
+    /// when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_record_bytes: Option<u64>,
+}
+
+impl LdifLimitSettings {
+    /// The limits a read enforces: the given ones, defaults for the rest.
+    pub fn limits(&self) -> LdifLimits {
+        let default = LdifLimits::default();
+        LdifLimits {
+            max_file_bytes: self.max_file_bytes.unwrap_or(default.max_file_bytes),
+            max_line_bytes: self.max_line_bytes.unwrap_or(default.max_line_bytes),
+            max_record_bytes: self.max_record_bytes.unwrap_or(default.max_record_bytes),
+        }
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        for (key, value) in [
+            ("max_file_bytes", self.max_file_bytes),
+            ("max_line_bytes", self.max_line_bytes),
+            ("max_record_bytes", self.max_record_bytes),
+        ] {
+            if value == Some(0) {
+                return Err(settings_error(
+                    key,
+                    "give a number of bytes above 0, or leave it out for the default",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        [
+            ("max_file_bytes", self.max_file_bytes),
+            ("max_line_bytes", self.max_line_bytes),
+            ("max_record_bytes", self.max_record_bytes),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.map(|v| format!(", {key} {v}")))
+        .collect()
+    }
 }
 
 impl LdifSettings {
@@ -39,6 +102,7 @@ impl LdifSettings {
                 ),
             ));
         }
+        self.limits.check()?;
         self.mapping.check()
     }
 }
@@ -71,10 +135,11 @@ impl TypeSettings for LdifSettings {
 
     fn describe(&self) -> String {
         format!(
-            "file {}, filter {}, delete users {}",
+            "file {}, filter {}, delete users {}{}",
             self.file.display(),
             self.mapping.filter,
-            self.delete_users
+            self.delete_users,
+            self.limits.describe()
         )
     }
 
@@ -98,6 +163,7 @@ pub(super) mod tests {
                 email_attributes: None,
             },
             delete_users: false,
+            limits: LdifLimitSettings::default(),
         }
     }
 
@@ -112,5 +178,48 @@ pub(super) mod tests {
         assert_eq!(s.validate().unwrap_err().key, "file");
         s.file = "/srv/export/company.ldif".into();
         assert!(s.validate().is_ok());
+    }
+
+    /// The limits are optional, top-level keys, checked at set; left out, the reader's defaults.
+    #[test]
+    fn read_limits_are_optional_top_level_keys() {
+        let json = serde_json::to_value(example()).unwrap();
+        assert!(json.get("max_line_bytes").is_none(), "{json}");
+        assert!(json.get("limits").is_none(), "{json}");
+        assert_eq!(example().limits.limits(), LdifLimits::default());
+
+        let mut json = json;
+        json["max_line_bytes"] = 1000.into();
+        json["max_file_bytes"] = 5_000_000_000_u64.into();
+        let s: LdifSettings = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(s.limits.max_line_bytes, Some(1000));
+        let limits = s.limits.limits();
+        assert_eq!(limits.max_line_bytes, 1000);
+        assert_eq!(limits.max_file_bytes, 5_000_000_000);
+        assert_eq!(
+            limits.max_record_bytes,
+            LdifLimits::DEFAULT_MAX_RECORD_BYTES
+        );
+        assert_eq!(serde_json::to_value(&s).unwrap(), json);
+        assert!(
+            s.describe()
+                .ends_with(", max_file_bytes 5000000000, max_line_bytes 1000")
+        );
+
+        json["max_lines"] = 3.into();
+        let err = serde_json::from_value::<LdifSettings>(json).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_lines`"),
+            "{err}"
+        );
+
+        let zero = LdifSettings {
+            limits: LdifLimitSettings {
+                max_record_bytes: Some(0),
+                ..LdifLimitSettings::default()
+            },
+            ..example()
+        };
+        assert_eq!(zero.validate().unwrap_err().key, "max_record_bytes");
     }
 }

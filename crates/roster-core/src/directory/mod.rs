@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub use ldap::{Encryption, LdapSettings};
-pub use ldif::LdifSettings;
+pub use ldif::{LdifLimitSettings, LdifSettings};
 pub use mapping::{AttributeMapping, check_attribute_name, parse_attribute_list};
 
 /// One entry as read from a directory, before any validation. Connectors fill it; the planner judges it.

@@ -53,6 +53,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
                 base_dn: "dc=example,dc=com".into(),
                 mapping,
                 delete_users: false,
+                limits: Default::default(),
             };
             let other = LdifSettings {
                 file: "/srv/export/other.ldif".into(),

@@ -1809,6 +1809,7 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
             email_attributes: Some("mail".into()),
         },
         delete_users: false,
+        limits: Default::default(),
     };
     env.roster
         .set_directory_settings(&env.local_admin(), DirectorySettings::Ldif(ldif.clone()))
@@ -1926,6 +1927,7 @@ async fn entries_without_a_stable_id_are_reported() {
                     email_attributes: Some("mail".into()),
                 },
                 delete_users: false,
+                limits: Default::default(),
             }),
         )
         .await
