@@ -1,5 +1,6 @@
-//! Times `apply_plan` for a first synchronization of N users into a fresh SQLite store, in process, so that
-//! the store's share of a sync can be compared between builds without the noise of a directory read.
+//! Times `apply_plan` for a first synchronization of N users into a fresh SQLite store, and then for a
+//! synchronization that deletes them all again (every user left the directory), in process, so that the
+//! store's share of a sync can be compared between builds without the noise of a directory read.
 //!
 //!   cargo run --release -p roster-store --example apply_timing -- [N] [REPS] [random|sequential]
 //!
@@ -12,7 +13,7 @@
     clippy::indexing_slicing
 )]
 
-use roster_core::plan::{NewUser, PlannedChanges};
+use roster_core::plan::{NewUser, PlannedChanges, UserDeletion};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::DirectoryLink;
 use roster_core::{EmailAddress, Timestamp, UserName};
@@ -70,6 +71,7 @@ async fn main() {
     };
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
+    let mut delete_walls = Vec::new();
     for _ in 0..reps {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
@@ -99,7 +101,56 @@ async fn main() {
             .unwrap();
         walls.push(t.elapsed().as_secs_f64());
         cpus.push(cpu_seconds() - c);
+        store
+            .finish_run(
+                run_id,
+                &roster_store::RunOutcome {
+                    status: roster_store::RunStatus::Succeeded,
+                    entries_read: 0,
+                    counts: None,
+                    error: None,
+                    lines: &[],
+                },
+                Timestamp(4),
+            )
+            .await
+            .unwrap();
+
+        // Everyone leaves: one deletion per user, folders without messages go with them.
+        let snapshot = store.snapshot().await.unwrap();
+        let delete = PlannedChanges {
+            create: vec![],
+            update: vec![],
+            delete: snapshot
+                .users
+                .iter()
+                .filter(|u| !u.builtin_admin)
+                .map(|u| UserDeletion {
+                    user_id: u.id,
+                    name: u.name.clone(),
+                    keep_folder: false,
+                })
+                .collect(),
+        };
+        let run_id = store
+            .begin_run(&run, Timestamp(5), Timestamp(0))
+            .await
+            .unwrap();
+        let t = Instant::now();
+        store
+            .apply_plan(
+                run_id,
+                snapshot.version,
+                &delete,
+                &DefaultPrivileges::default(),
+                &Actor("bench".into()),
+                Timestamp(6),
+            )
+            .await
+            .unwrap();
+        delete_walls.push(t.elapsed().as_secs_f64());
     }
+    delete_walls.sort_by(f64::total_cmp);
     walls.sort_by(f64::total_cmp);
     cpus.sort_by(f64::total_cmp);
     println!(
@@ -108,5 +159,10 @@ async fn main() {
         walls[reps / 2],
         walls[0],
         cpus[reps / 2]
+    );
+    println!(
+        "apply_plan, the same {n} users deleted: wall median {:.3} s (min {:.3})",
+        delete_walls[reps / 2],
+        delete_walls[0]
     );
 }

@@ -33,6 +33,13 @@ pub use users::{Credentials, DeletedUser, NewUserRecord, UserPatch};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Statements slower than this, and waits for a pooled connection longer than sqlx's threshold, are
+/// logged at [`SLOW_LOG_LEVEL`]. sqlx logs them at WARN by default: on an ordinary sync or a burst of
+/// logons that was hundreds of warnings that are not the administrator's business; at INFO they are
+/// there for whoever looks into speed (`ROSTER_LOG=info`).
+pub(crate) const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const SLOW_LOG_LEVEL: log::LevelFilter = log::LevelFilter::Info;
+
 /// Who made a change, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor(pub String);

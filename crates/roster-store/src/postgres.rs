@@ -1,7 +1,9 @@
 //! PostgreSQL, for several Roster instances sharing one user database.
 
 use crate::{Result, StoreError};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
 use std::time::Duration;
 
 type Db = sqlx::Postgres;
@@ -17,10 +19,19 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn open(url: &str) -> Result<PgStore> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| {
+                StoreError::Open(format!(
+                    "can't connect to PostgreSQL: {}",
+                    redact(&e.to_string(), url)
+                ))
+            })?
+            .log_slow_statements(crate::SLOW_LOG_LEVEL, crate::SLOW_STATEMENT);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(15))
-            .connect(url)
+            .acquire_slow_level(crate::SLOW_LOG_LEVEL)
+            .connect_with(options)
             .await
             .map_err(|e| {
                 StoreError::Open(format!(

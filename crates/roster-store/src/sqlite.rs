@@ -2,6 +2,7 @@
 //! server can use it at the same time (readers never block, writers wait up to the busy timeout).
 
 use crate::{Result, StoreError};
+use sqlx::ConnectOptions;
 use sqlx::Connection as _;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -42,7 +43,8 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .log_slow_statements(crate::SLOW_LOG_LEVEL, crate::SLOW_STATEMENT);
         let apply_options = options
             .clone()
             .foreign_keys(false)
@@ -50,6 +52,7 @@ impl SqliteStore {
             .pragma("temp_store", "MEMORY");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_slow_level(crate::SLOW_LOG_LEVEL)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(options)
             .await
@@ -147,3 +150,64 @@ fn check_header(path: &Path) -> Result<()> {
 }
 
 include!("sql/store.rs");
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Collects the formatted events of one test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Regression (issue 19, item 10): sqlx logged every statement slower than a second, and every slow
+    /// wait for a pooled connection, at WARN: hundreds of warnings on ordinary syncs and logons.
+    #[tokio::test(flavor = "current_thread")]
+    async fn slow_statements_are_not_warnings() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // Global, not per thread: sqlx runs SQLite statements, and logs them, on a worker thread of its own.
+        // This is the only test in this binary.
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        // A statement that takes longer than SLOW_STATEMENT: count further until it does.
+        let mut rows: i64 = 2_000_000;
+        loop {
+            let started = std::time::Instant::now();
+            let _: i64 = sqlx::query_scalar(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < $1) SELECT count(*) FROM c",
+            )
+            .bind(rows)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+            if started.elapsed() > crate::SLOW_STATEMENT + Duration::from_millis(200) {
+                break;
+            }
+            rows *= 2;
+            assert!(rows < 1 << 40, "no statement was slow");
+        }
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("slow statement"), "{log}");
+        assert!(!log.contains("WARN"), "{log}");
+        assert!(log.contains("INFO"), "{log}");
+    }
+}

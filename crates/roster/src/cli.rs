@@ -234,9 +234,15 @@ fn parse_auth(raw: &str) -> std::result::Result<AuthMethod, String> {
 pub fn init_tracing(args: &Args) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour codes only for a person at a terminal: in a file, a pipe or the journal they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        // A run's phases (read, snapshot, plan, apply, record) are spans: at `ROSTER_LOG=info` each one's
+        // end is a line with its time, which shows where a slow run spends it.
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .try_init();
 }
 
@@ -301,10 +307,17 @@ impl roster_core::Clock for SystemClock {
     }
 }
 
+/// The administrator at the machine, named by the operating system's account of this process (the audit
+/// log's `cli:<name>`): not `$USER`, which systemd units and containers leave unset (and anyone can set).
+/// Without a passwd entry (a container started with a bare uid), the uid itself.
 fn local_caller() -> Caller {
-    let who = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let who = whoami::username().unwrap_or_else(|_| {
+        // /proc/self belongs to the process's effective uid.
+        match std::fs::metadata("/proc/self") {
+            Ok(m) => format!("uid-{}", std::os::unix::fs::MetadataExt::uid(&m)),
+            Err(_) => "unknown".into(),
+        }
+    });
     Caller::Local(who)
 }
 

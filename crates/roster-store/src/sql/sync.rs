@@ -5,44 +5,56 @@
 
 /// Deletes a user: an own folder with messages stays without an owner, an empty one goes.
 async fn delete_user_rows(conn: &mut Conn, id: i64, now: Timestamp) -> Result<bool> {
-    // Each step decides on the folder row as it is when the statement runs, not on a count read before:
-    // on PostgreSQL (read committed) the archive may file a message into the folder between a SELECT
-    // and a DELETE, and a folder with messages must never be deleted.
+    let kept = delete_users_rows(conn, &[id], now).await?;
+    Ok(kept.contains(&id))
+}
+
+/// Deletes these users and every row that refers to them, a statement per table for up to [`CHUNK`] users
+/// at a time (one statement per row made deleting 50,000 users take ten times as long as creating them).
+/// Returns the users whose folder was kept because it holds messages.
+async fn delete_users_rows(conn: &mut Conn, ids: &[i64], now: Timestamp) -> Result<BTreeSet<i64>> {
+    // Each statement decides on the folder rows as they are when it runs, not on counts read before:
+    // on PostgreSQL (read committed) the archive may file a message into a folder between a SELECT and a
+    // DELETE, and a folder with messages must never be deleted. So: delete the owned folders that are
+    // empty now, then orphan whichever owned folders are left (they had messages at that moment).
     //
     // The rows that the foreign keys' ON DELETE actions would remove are deleted here as well, because
     // SQLite's apply connection doesn't enforce foreign keys (sqlite.rs, `apply_connection`).
-    let deleted_folder: Option<i64> = sqlx::query_scalar::<Db, i64>(
-        "DELETE FROM folders WHERE owner_user_id = $1 AND message_count = 0 RETURNING id",
-    )
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let kept = match deleted_folder {
-        Some(folder) => {
-            // Anyone's access to the folder goes with it.
-            sqlx::query::<Db>("DELETE FROM folder_access WHERE folder_id = $1")
-                .bind(folder)
-                .execute(&mut *conn)
-                .await?;
-            0
+    let mut kept = BTreeSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM folders WHERE message_count = 0 AND owner_user_id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.push(" RETURNING id");
+        let deleted_folders: Vec<i64> = q.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
+        if !deleted_folders.is_empty() {
+            // Anyone's access to a deleted folder goes with it.
+            let mut q = QueryBuilder::<Db>::new("DELETE FROM folder_access WHERE folder_id IN (");
+            push_in_list(&mut q, deleted_folders);
+            q.build().execute(&mut *conn).await?;
         }
-        None => sqlx::query::<Db>("UPDATE folders SET owner_user_id = NULL, orphaned_at = $1 WHERE owner_user_id = $2")
-            .bind(now.0)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected(),
-    };
-    for sql in [
-        "DELETE FROM user_emails WHERE user_id = $1",
-        "DELETE FROM user_privileges WHERE user_id = $1",
-        "DELETE FROM folder_access WHERE user_id = $1",
-        "DELETE FROM sessions WHERE user_id = $1",
-        "DELETE FROM users WHERE id = $1",
-    ] {
-        sqlx::query::<Db>(sql).bind(id).execute(&mut *conn).await?;
+        // The owned folders left had messages when the DELETE ran; nobody but this transaction changes
+        // their owners, so these are exactly the folders the UPDATE below orphans.
+        let mut q = QueryBuilder::<Db>::new("SELECT owner_user_id FROM folders WHERE owner_user_id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        let owners: Vec<i64> = q.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
+        if !owners.is_empty() {
+            let mut q = QueryBuilder::<Db>::new("UPDATE folders SET owner_user_id = NULL, orphaned_at = ");
+            q.push_bind(now.0);
+            q.push(" WHERE owner_user_id IN (");
+            push_in_list(&mut q, owners.iter().copied());
+            q.build().execute(&mut *conn).await?;
+            kept.extend(owners);
+        }
+        for table in ["user_emails", "user_privileges", "folder_access", "sessions"] {
+            let mut q = QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE user_id IN ("));
+            push_in_list(&mut q, chunk.iter().copied());
+            q.build().execute(&mut *conn).await?;
+        }
+        let mut q = QueryBuilder::<Db>::new("DELETE FROM users WHERE id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.build().execute(&mut *conn).await?;
     }
-    Ok(kept > 0)
+    Ok(kept)
 }
 
 async fn snapshot(store: &ThisStore) -> Result<Snapshot> {
@@ -134,8 +146,10 @@ async fn apply_plan(
     }
     // Order matters for the unique constraints: free names and addresses before anyone takes them.
     let mut applied = AppliedPlan::default();
+    let deleted: Vec<i64> = changes.delete.iter().map(|d| d.user_id).collect();
+    let kept = delete_users_rows(&mut tx, &deleted, now).await?;
     for d in &changes.delete {
-        let kept = delete_user_rows(&mut tx, d.user_id, now).await?;
+        let kept = kept.contains(&d.user_id);
         if kept != d.keep_folder {
             applied.folders_decided_at_apply.push((d.user_id, kept));
         }

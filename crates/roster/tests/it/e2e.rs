@@ -468,3 +468,67 @@ fn the_binary_runs_on_postgresql() {
         .env("ROSTER_PASSWORD", "uma-pw"));
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Regression (issue 19, item 10): log lines written to a file or a pipe carried ANSI colour codes.
+#[test]
+fn logs_in_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Debug logging, so that there are lines to look at (sqlx logs each statement at debug).
+    let out = run(roster(&data).args(["--log", "debug", "users", "list"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("DEBUG"), "no log lines to check: {err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
+}
+
+/// Regression (issue 19, item 10): with `$USER` and `$LOGNAME` unset (systemd, containers) the audit log
+/// named the CLI's administrator `cli:unknown`. It names the operating system's account of the process.
+#[test]
+fn the_cli_audit_actor_is_the_os_user_without_user_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let os_user = String::from_utf8(run(Command::new("id").arg("-un")).stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(!os_user.is_empty());
+    let out = run(roster(&data)
+        .env_remove("USER")
+        .env_remove("LOGNAME")
+        .env("ROSTER_NEW_PASSWORD", "pw-of-kim")
+        .args(["users", "add", "kim"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(roster(&data).args(["audit", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let audit: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let create = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "user.create")
+        .unwrap_or_else(|| panic!("no user.create line: {audit}"));
+    assert_eq!(create["actor"], format!("cli:{os_user}"), "{create}");
+}
+
+/// Issue 18, item 9: at `ROSTER_LOG=info` a run says how long each of its phases took.
+#[test]
+fn info_logging_shows_the_time_of_each_phase_of_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let settings = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ldif-directory.toml");
+    let out = run(roster(&data)
+        .args(["directory", "set", "--file"])
+        .arg(&settings));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(roster(&data).args(["--log", "info", "sync"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    for phase in ["read", "snapshot", "plan", "apply", "record"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!(" {phase}{{")) && l.contains("time.busy")),
+            "no timing for {phase}: {err}"
+        );
+    }
+}
