@@ -54,6 +54,10 @@ pub enum AppError {
     SecretKey(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many password checks are waiting (a flood of logons): come back later. Answered alike whatever
+    /// the name, so it says nothing about which names exist.
+    #[error("Roster is busy checking other passwords; try again in {retry_after_seconds} seconds")]
+    Busy { retry_after_seconds: u64 },
 }
 
 /// How a failure should be answered, independent of the transport.
@@ -85,6 +89,7 @@ impl AppError {
             AppError::SecretKey(_) => "AP011-secret-key",
             AppError::Internal(_) => "AP012-internal",
             AppError::DirectoryUnavailableAtLogon => "AP013-directory-unavailable-at-logon",
+            AppError::Busy { .. } => "AP014-busy",
             AppError::RunFailed { code, .. } => code,
             AppError::Directory(e) => e.code(),
             AppError::Store(e) => e.code(),
@@ -100,9 +105,9 @@ impl AppError {
             | AppError::NoDirectory => ErrorKind::BadRequest,
             AppError::LogonNotAllowed | AppError::Forbidden(_) => ErrorKind::Forbidden,
             AppError::NotFound(_) => ErrorKind::NotFound,
-            AppError::DirectoryLogonUnavailable(_) | AppError::DirectoryUnavailableAtLogon => {
-                ErrorKind::Unavailable
-            }
+            AppError::DirectoryLogonUnavailable(_)
+            | AppError::DirectoryUnavailableAtLogon
+            | AppError::Busy { .. } => ErrorKind::Unavailable,
             AppError::RunFailed { kind, .. } => *kind,
             AppError::Directory(e) => {
                 if matches!(
@@ -128,6 +133,16 @@ impl AppError {
                 _ => ErrorKind::Internal,
             },
             AppError::SecretKey(_) | AppError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// For [`AppError::Busy`]: when to try again, in seconds (HTTP's `Retry-After`).
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            AppError::Busy {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
         }
     }
 

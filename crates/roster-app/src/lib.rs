@@ -129,6 +129,7 @@ pub struct Roster {
     clock: Arc<dyn Clock>,
     secrets: SecretBox,
     sessions: SessionPolicy,
+    passwords: Arc<passwords::PasswordPool>,
     directory_cache: tokio::sync::Mutex<Option<(String, roster_directory::Connector)>>,
     /// Makes connectors from settings: the real ones, or a fake in the use cases' own tests.
     connectors: Arc<dyn roster_directory::ConnectorFactory>,
@@ -182,6 +183,9 @@ impl Roster {
             clock,
             secrets,
             sessions,
+            passwords: Arc::new(passwords::PasswordPool::new(
+                passwords::PoolLimits::default(),
+            )),
             directory_cache: tokio::sync::Mutex::new(None),
             connectors: Arc::new(roster_directory::RealConnectors),
         }
@@ -194,6 +198,17 @@ impl Roster {
     ) -> Roster {
         self.connectors = connectors;
         self
+    }
+
+    /// Runs every Argon2id computation (logons, new passwords) in `pool` instead of the default one (a
+    /// slot per core, callers waiting at most 5 s).
+    pub fn with_password_pool(mut self, pool: Arc<passwords::PasswordPool>) -> Roster {
+        self.passwords = pool;
+        self
+    }
+
+    pub fn password_pool(&self) -> &Arc<passwords::PasswordPool> {
+        &self.passwords
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -221,7 +236,7 @@ impl Roster {
             Some(p) => (p.to_owned(), false),
             None => (passwords::generate()?, true),
         };
-        let hash = passwords::hash(password.clone()).await?;
+        let hash = self.passwords.hash(password.clone()).await?;
         let created = self.store.ensure_admin(&hash, self.now()).await?;
         Ok(Bootstrap {
             generated_admin_password: (created && generated).then_some(password),
@@ -232,28 +247,40 @@ impl Roster {
     // ---- logon -------------------------------------------------------------------------------------
 
     /// Checks a user's password (local or directory) and their `log_on` privilege.
+    ///
+    /// Every answer but the empty password's costs one Argon2id computation in the password pool, whatever
+    /// the name: a real verification, or a dummy one for unknown names, directory users (beside the bind)
+    /// and passwords over [`passwords::MAX_PASSWORD_BYTES`], so that the time doesn't tell them apart. When
+    /// the pool is full for longer than its wait, the answer is [`AppError::Busy`], before any bind.
     pub async fn verify_logon(&self, name: &str, password: &str) -> Result<User> {
         if password.is_empty() {
             return Err(AppError::EmptyPassword);
         }
-        let Ok(name) = UserName::parse(name) else {
-            passwords::verify(password.to_owned(), None).await?;
-            return Err(AppError::LogonFailed);
+        let creds = match UserName::parse(name) {
+            Ok(name) => self.store.credentials(&name).await?,
+            Err(_) => None,
         };
-        let Some(creds) = self.store.credentials(&name).await? else {
-            passwords::verify(password.to_owned(), None).await?;
+        // Too long: refused like a wrong password, without an Argon2 check of it or a bind (slapd drops a
+        // 1 MB bind unanswered, which was a 503), at the cost of a dummy check of an empty password.
+        let too_long = password.len() > passwords::MAX_PASSWORD_BYTES;
+        let checked = if too_long { "" } else { password };
+        let slot = self.passwords.acquire().await?;
+        let Some(creds) = creds else {
+            slot.verify(checked.to_owned(), None).await?;
             return Err(AppError::LogonFailed);
         };
         let accepted = match creds.auth {
+            _ if too_long => slot.verify(checked.to_owned(), None).await?,
             AuthMethod::Local => {
-                passwords::verify(password.to_owned(), creds.password_hash.clone()).await?
+                slot.verify(password.to_owned(), creds.password_hash.clone())
+                    .await?
             }
             AuthMethod::Directory => {
                 // A bind on a nearby directory answers in a few milliseconds, an Argon2 check in tens:
                 // without the dummy check beside it, a wrong password would answer faster for a
                 // directory user than for an unknown name, and the timing would tell them apart.
                 let (dummy, accepted) = tokio::join!(
-                    passwords::verify(password.to_owned(), None),
+                    slot.verify(password.to_owned(), None),
                     self.directory_password_ok(&creds, password)
                 );
                 dummy?;
@@ -266,7 +293,15 @@ impl Roster {
                     &Actor(creds.name.to_string()),
                     "logon.failed",
                     creds.name.as_str(),
-                    &format!("{} password rejected", creds.auth.as_str()),
+                    &if too_long {
+                        format!(
+                            "{} password rejected: longer than {} bytes",
+                            creds.auth.as_str(),
+                            passwords::MAX_PASSWORD_BYTES
+                        )
+                    } else {
+                        format!("{} password rejected", creds.auth.as_str())
+                    },
                     self.now(),
                 )
                 .await?;
@@ -417,7 +452,7 @@ impl Roster {
         }
         let emails = parse_emails(&input.emails)?;
         let password_hash = match (input.auth, input.password) {
-            (AuthMethod::Local, Some(p)) if !p.is_empty() => Some(passwords::hash(p).await?),
+            (AuthMethod::Local, Some(p)) if !p.is_empty() => Some(self.passwords.hash(p).await?),
             (AuthMethod::Local, _) => {
                 return Err(AppError::Invalid(
                     "a user with local authentication needs a password".into(),
@@ -523,7 +558,7 @@ impl Roster {
         if password.is_empty() {
             return Err(AppError::EmptyPassword);
         }
-        let hash = passwords::hash(password.to_owned()).await?;
+        let hash = self.passwords.hash(password.to_owned()).await?;
         Ok(self
             .store
             .set_password_hash(user.id, &hash, &caller.actor(), self.now())
@@ -556,7 +591,7 @@ impl Roster {
             return Err(AppError::EmptyPassword);
         }
         self.verify_logon(me.name.as_str(), current).await?;
-        let hash = passwords::hash(new.to_owned()).await?;
+        let hash = self.passwords.hash(new.to_owned()).await?;
         Ok(self
             .store
             .set_password_hash(me.id, &hash, &caller.actor(), self.now())

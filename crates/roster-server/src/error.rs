@@ -131,6 +131,11 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A refusal for load says when to come back (RFC 9110 `Retry-After`).
+        let retry_after = match &self {
+            ApiError::App(e) => e.retry_after_seconds(),
+            ApiError::Http(_) => None,
+        };
         let (status, detail) = match self {
             ApiError::App(e) => {
                 let status = match e.kind() {
@@ -168,6 +173,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(auth::CHALLENGE),
             );
+        }
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
         }
         response
     }

@@ -2,10 +2,15 @@
 
 use crate::on_both_backends;
 use crate::support::{ADMIN_PASSWORD, Env};
-use roster_app::{AppError, Caller, NewUserInput, PrivilegesInput};
+use roster_app::passwords::{PasswordPool, PoolLimits};
+use roster_app::{AppError, Caller, NewUserInput, PrivilegesInput, Roster, SessionPolicy};
 use roster_core::Privilege;
+use roster_core::directory::DirectorySettings;
 use roster_core::user::AuthMethod;
+use roster_store::RunKind;
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
 async fn add(env: &Env, name: &str, password: &str) {
     env.roster
@@ -196,4 +201,339 @@ async fn a_directory_user_cannot_log_on_without_a_directory() {
     let e = env.roster.logon("olga", "anything").await.unwrap_err();
     assert!(matches!(e, AppError::DirectoryLogonUnavailable(_)), "{e}");
     assert!(e.to_string().contains("no directory is configured"), "{e}");
+}
+
+// ---- issue 19: a flood of failed logons, oversized passwords --------------------------------------------
+
+/// `roster serve` from the binary under test, on a new data directory; killed when dropped.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    _data: tempfile::TempDir,
+}
+
+impl Served {
+    fn start() -> Served {
+        let data = tempfile::tempdir().unwrap();
+        let port = roster_testkit::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("ROSTER_DATABASE_URL")
+            .env_remove("ROSTER_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        roster_testkit::wait_for_port(port, Duration::from_secs(60)).unwrap();
+        Served {
+            child,
+            base: format!("http://127.0.0.1:{port}/api/v1"),
+            _data: data,
+        }
+    }
+
+    /// A line of `/proc/<pid>/status` in KiB, e.g. `VmHWM` (peak resident memory) or `VmRSS`.
+    fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status:\n{status}"))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 19, item 1 (regression): failed logons ran one Argon2id verification each at once (19 MiB
+/// apiece, on as many blocking threads) and the allocator kept the memory: 400 logons of unknown names
+/// from 100 clients left the server at 7.8 GB. Here 150 from 50 clients against the real binary: the
+/// server must stay under 200 MB (10⁶ bytes) at its peak and after, and refuse each like a wrong password
+/// (or, if the machine is so slow that a caller waits longer than the pool allows, answer 503 with
+/// `Retry-After`). Before the fix: a peak of about 1 GB here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_item_1_a_flood_of_failed_logons_keeps_the_server_small() {
+    const CLIENTS: usize = 50;
+    const EACH: usize = 3;
+    const LIMIT_KIB: u64 = 200_000_000 / 1024;
+    let server = Served::start();
+    let http = reqwest::Client::new();
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..CLIENTS {
+        let (http, url) = (http.clone(), format!("{}/sessions", server.base));
+        clients.spawn(async move {
+            let mut answers = Vec::new();
+            for i in 0..EACH {
+                let r = http
+                    .post(&url)
+                    .json(&serde_json::json!({"name": format!("nobody-{c}-{i}"), "password": "guess"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = r.headers().get("retry-after").is_some();
+                answers.push((r.status().as_u16(), retry_after));
+            }
+            answers
+        });
+    }
+    let mut refused = 0;
+    let mut busy = 0;
+    while let Some(answers) = clients.join_next().await {
+        for (status, retry_after) in answers.unwrap() {
+            match status {
+                401 => refused += 1,
+                503 if retry_after => busy += 1,
+                other => panic!("a failed logon answered {other} (Retry-After: {retry_after})"),
+            }
+        }
+    }
+    let (peak, after) = (server.memory_kib("VmHWM"), server.memory_kib("VmRSS"));
+    assert_eq!(refused + busy, CLIENTS * EACH);
+    assert!(
+        refused >= CLIENTS,
+        "only {refused} of {} logons were checked; {busy} answered busy",
+        CLIENTS * EACH
+    );
+    assert!(
+        peak < LIMIT_KIB && after < LIMIT_KIB,
+        "{} failed logons from {CLIENTS} clients: peak RSS {} MiB, {} MiB after (limit 200 MB)",
+        CLIENTS * EACH,
+        peak / 1024,
+        after / 1024
+    );
+}
+
+/// A Roster on `env`'s database whose password pool is `pool`.
+fn with_pool(env: &Env, pool: &Arc<PasswordPool>) -> Arc<Roster> {
+    let secrets = roster_app::secrets::SecretBox::load(env.dir.path(), None).unwrap();
+    Arc::new(
+        Roster::new(
+            env.store.clone(),
+            env.clock.clone(),
+            secrets,
+            SessionPolicy { ttl_seconds: 3600 },
+        )
+        .with_password_pool(pool.clone()),
+    )
+}
+
+/// Issue 19, item 1: no more Argon2id computations run at once than the pool has slots, whether the name
+/// is unknown, the password wrong or right; the callers queue instead, and every answer is the usual one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_item_1_no_more_verifications_at_once_than_the_pool_has_slots() {
+    let env = Env::sqlite().await;
+    add(&env, "pia", "pia-password").await;
+    let pool = Arc::new(PasswordPool::new(PoolLimits {
+        concurrent: 2,
+        max_wait: Duration::from_secs(600),
+    }));
+    let roster = with_pool(&env, &pool);
+    let mut logons = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let roster = roster.clone();
+        logons.spawn(async move {
+            let (name, password) = match i % 3 {
+                0 => (format!("nobody{i}"), "guess"),
+                1 => ("pia".to_owned(), "wrong"),
+                _ => ("pia".to_owned(), "pia-password"),
+            };
+            (i, roster.verify_logon(&name, password).await)
+        });
+    }
+    while let Some(done) = logons.join_next().await {
+        match done.unwrap() {
+            (i, Ok(user)) if i % 3 == 2 => assert_eq!(user.name.as_str(), "pia"),
+            (i, Err(AppError::LogonFailed)) if i % 3 != 2 => {}
+            (i, other) => panic!("logon {i}: {other:?}"),
+        }
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.computed, 24, "{stats:?}");
+    assert_eq!(stats.peak_in_flight, 2, "{stats:?}");
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+    assert!(stats.buffers_allocated <= 2, "{stats:?}");
+    env.check().await;
+}
+
+/// Issue 19, item 1: a caller who waited for a slot as long as the pool allows hears 503 with
+/// `Retry-After`, the same for a known name as for an unknown one, and nothing reaches the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_item_1_a_full_queue_answers_503_with_retry_after() {
+    let env = Env::sqlite().await;
+    add(&env, "quinn", "quinn-password").await;
+    let pool = Arc::new(PasswordPool::new(PoolLimits {
+        concurrent: 1,
+        max_wait: Duration::from_millis(1500),
+    }));
+    let roster = with_pool(&env, &pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    let app = roster_server::router(roster.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let logon = |name: &str, password: &str| {
+        http.post(format!("{base}/sessions"))
+            .json(&serde_json::json!({"name": name, "password": password}))
+            .send()
+    };
+
+    let held = pool.acquire().await.unwrap();
+    for (name, password) in [("quinn", "quinn-password"), ("nobody", "guess")] {
+        let started = std::time::Instant::now();
+        let r = logon(name, password).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+        assert_eq!(r.status(), 503, "{name}");
+        assert_eq!(r.headers()["retry-after"], "2", "{name}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "AP014-busy", "{body}");
+    }
+    assert_eq!(pool.stats().refused_busy, 2);
+    drop(held);
+    assert_eq!(logon("quinn", "guess").await.unwrap().status(), 401);
+    assert_eq!(
+        logon("quinn", "quinn-password").await.unwrap().status(),
+        201
+    );
+    server.abort();
+}
+
+/// Collects what is logged at WARN and above while it is the current thread's subscriber.
+#[derive(Clone, Default)]
+struct Warnings(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue 19, item 8 (regression): a 1 MB password for a directory user reached slapd, which drops such a
+/// bind unanswered, so the logon answered 503 (AP013) and logged a WARN. It is now refused before any
+/// bind, with the wrong-password answer, in the time a wrong password takes; local users and unknown names
+/// get the same answer, and such a password can't be set.
+// A current-thread runtime, so that the subscriber below sees everything the logon logs.
+#[tokio::test]
+async fn issue_19_item_8_an_oversized_directory_password_is_a_wrong_password() {
+    const SUFFIX: &str = "dc=example,dc=com";
+    const SERVICE_DN: &str = "cn=roster,ou=People,dc=example,dc=com";
+    let mut ldif = String::from(
+        "dn: cn=roster,ou=People,dc=example,dc=com\nobjectClass: organizationalRole\n\
+         objectClass: simpleSecurityObject\ncn: roster\nuserPassword: roster-service-secret\n\n",
+    );
+    ldif.push_str(&roster_testkit::user_ldif(
+        SUFFIX,
+        &roster_testkit::TestUser {
+            uid: "alice",
+            cn: "Alice Liddell",
+            mail: vec!["alice@example.com"],
+            password: Some("alice-pw"),
+            ..Default::default()
+        },
+    ));
+    let slapd = roster_testkit::Slapd::start(roster_testkit::SlapdConfig {
+        base_ldif: Some(ldif),
+        ..Default::default()
+    })
+    .unwrap();
+    let env = Env::sqlite().await;
+    let settings: DirectorySettings = serde_json::from_value(serde_json::json!({
+        "type": "ldap",
+        "server": "127.0.0.1",
+        "port": slapd.port(),
+        "encryption": "none",
+        "bind_dn": SERVICE_DN,
+        "password": "roster-service-secret",
+        "base_dn": format!("ou=People,{SUFFIX}"),
+        "filter": "(objectClass=inetOrgPerson)",
+        "username_attribute": "uid",
+        "full_name_attribute": "cn",
+        "email_attributes": "mail",
+        "timeout_seconds": 10,
+    }))
+    .unwrap();
+    env.roster
+        .set_directory_settings(&env.local_admin(), settings)
+        .await
+        .unwrap();
+    env.roster
+        .run_directory(&env.local_admin(), RunKind::Sync, "test", &())
+        .await
+        .unwrap();
+    env.roster.verify_logon("alice", "alice-pw").await.unwrap();
+    add(&env, "rita", "rita-password").await;
+
+    let huge = "x".repeat(1_000_000);
+    let warnings = Warnings::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer({
+            let w = warnings.clone();
+            move || w.clone()
+        })
+        .finish();
+    let logged = tracing::subscriber::set_default(subscriber);
+    for name in ["alice", "rita", "nobody"] {
+        let e = env.roster.verify_logon(name, &huge).await.unwrap_err();
+        assert!(matches!(e, AppError::LogonFailed), "{name}: {e:?}");
+    }
+    drop(logged);
+    let warnings = String::from_utf8(warnings.0.lock().unwrap().clone()).unwrap();
+    assert!(warnings.is_empty(), "logged:\n{warnings}");
+
+    // In the time of a wrong password (fastest of three each, as in ldap_sync's timing check).
+    let fastest = |name: &'static str, password: String| {
+        let roster = env.roster.clone();
+        async move {
+            let mut fastest = Duration::MAX;
+            for _ in 0..3 {
+                let started = std::time::Instant::now();
+                let e = roster.verify_logon(name, &password).await.unwrap_err();
+                assert!(matches!(e, AppError::LogonFailed), "{name}: {e:?}");
+                fastest = fastest.min(started.elapsed());
+            }
+            fastest
+        }
+    };
+    let oversized = fastest("alice", huge.clone()).await;
+    let unknown = fastest("nobody", "guess".into()).await;
+    assert!(
+        oversized * 2 >= unknown && unknown * 2 >= oversized,
+        "an oversized password took {oversized:?}, an unknown name {unknown:?}"
+    );
+
+    // The limit: 1024 bytes are checked (and wrong here), 1025 are not; neither can be set beyond it.
+    let at_limit = "é".repeat(512);
+    assert!(matches!(
+        env.roster
+            .verify_logon("alice", &at_limit)
+            .await
+            .unwrap_err(),
+        AppError::LogonFailed
+    ));
+    let e = env
+        .roster
+        .set_password(&env.local_admin(), "rita", &format!("{at_limit}x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::Invalid(_)), "{e:?}");
+    env.roster
+        .set_password(&env.local_admin(), "rita", &at_limit)
+        .await
+        .unwrap();
+    env.roster.verify_logon("rita", &at_limit).await.unwrap();
+    env.check().await;
 }
