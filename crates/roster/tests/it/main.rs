@@ -9,6 +9,7 @@
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
+//! - `runs`: a run's deadline, and cancelling it from this process or another.
 
 // Test code: failing loudly is the point.
 #![allow(
@@ -26,4 +27,5 @@ mod directory_settings;
 mod e2e;
 mod ldap_sync;
 mod logon;
+mod runs;
 mod store;
