@@ -48,6 +48,12 @@ pub enum AppError {
         kind: ErrorKind,
         message: String,
     },
+    #[error(
+        "the run did not finish within its deadline of {seconds} s and was stopped; nothing was changed. Check that the directory answers (an LDIF file must be a regular file, not a pipe), or raise the deadline (--run-deadline-seconds, ROSTER_RUN_DEADLINE_SECONDS)"
+    )]
+    RunDeadline { seconds: u64 },
+    #[error("the run was cancelled by {by}; nothing was changed")]
+    RunCancelled { by: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the encryption key for stored secrets is unusable: {0}")]
@@ -70,6 +76,8 @@ pub enum ErrorKind {
     Conflict,
     /// A directory or database we depend on failed or can't be reached.
     Unavailable,
+    /// An administrator cancelled the run (or the server running it was stopped).
+    Cancelled,
     Internal,
 }
 
@@ -90,6 +98,8 @@ impl AppError {
             AppError::Internal(_) => "AP012-internal",
             AppError::DirectoryUnavailableAtLogon => "AP013-directory-unavailable-at-logon",
             AppError::Busy { .. } => "AP014-busy",
+            AppError::RunDeadline { .. } => "AP015-run-deadline",
+            AppError::RunCancelled { .. } => "AP016-run-cancelled",
             AppError::RunFailed { code, .. } => code,
             AppError::Directory(e) => e.code(),
             AppError::Store(e) => e.code(),
@@ -109,6 +119,8 @@ impl AppError {
             | AppError::DirectoryUnavailableAtLogon
             | AppError::Busy { .. } => ErrorKind::Unavailable,
             AppError::RunFailed { kind, .. } => *kind,
+            AppError::RunDeadline { .. } => ErrorKind::Unavailable,
+            AppError::RunCancelled { .. } => ErrorKind::Cancelled,
             AppError::Directory(e) => {
                 if matches!(
                     e,
@@ -126,7 +138,9 @@ impl AppError {
                 | StoreError::DuplicateEmail { .. }
                 | StoreError::RunInProgress { .. }
                 | StoreError::StaleSnapshot
-                | StoreError::RunNotRunning(_) => ErrorKind::Conflict,
+                | StoreError::RunNotRunning(_)
+                | StoreError::RunFinished { .. } => ErrorKind::Conflict,
+                StoreError::CancelRequested { .. } => ErrorKind::Cancelled,
                 StoreError::NotFound(_) => ErrorKind::NotFound,
                 StoreError::BuiltinAdmin(_) => ErrorKind::Forbidden,
                 StoreError::Locked => ErrorKind::Unavailable,

@@ -19,7 +19,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use error::{AppError, ErrorKind, Result};
-pub use sync::{DirectorySettingsView, RunReport, SyncPhase, SyncProgress};
+pub use sync::{
+    DEFAULT_RUN_DEADLINE_SECONDS, DirectorySettingsView, RunReport, RunStarted, SyncPhase,
+    SyncProgress,
+};
 
 /// The most items one page of users, runs or audit entries holds; a larger limit is clamped to it.
 pub const PAGE_MAX: i64 = 1000;
@@ -133,6 +136,10 @@ pub struct Roster {
     directory_cache: tokio::sync::Mutex<Option<(String, roster_directory::Connector)>>,
     /// Makes connectors from settings: the real ones, or a fake in the use cases' own tests.
     connectors: Arc<dyn roster_directory::ConnectorFactory>,
+    /// The runs going on in this process (`sync.rs`): their live progress, and how to stop them.
+    live_runs: sync::LiveRuns,
+    /// How long a run may take before it is stopped (`sync.rs`).
+    run_deadline: std::time::Duration,
 }
 
 /// What [`Roster::bootstrap`] did on first start.
@@ -188,7 +195,17 @@ impl Roster {
             )),
             directory_cache: tokio::sync::Mutex::new(None),
             connectors: Arc::new(roster_directory::RealConnectors),
+            live_runs: sync::LiveRuns::default(),
+            run_deadline: std::time::Duration::from_secs(sync::DEFAULT_RUN_DEADLINE_SECONDS),
         }
+    }
+
+    /// How long a run may take (default [`DEFAULT_RUN_DEADLINE_SECONDS`]): past it, the run is stopped,
+    /// fails with `AP015-run-deadline` and changes nothing. A sync that has begun to apply its plan (one
+    /// transaction, seconds long) is let finish.
+    pub fn with_run_deadline(mut self, deadline: std::time::Duration) -> Roster {
+        self.run_deadline = deadline;
+        self
     }
 
     /// The same use cases over other connectors (a fake directory in tests).

@@ -2,35 +2,47 @@
 //!
 //! A run is: read every entry (a failed or partial read ends the run before anything else happens), take a
 //! snapshot of the users, plan (pure), and for a sync apply the plan in one transaction that checks the
-//! snapshot is still current. The preview stops after planning. Both record the run and its report.
+//! snapshot is still current. The preview stops after planning. Both record the run and its report: a sync
+//! that applies records it in the apply's transaction, so a crash can't leave applied users behind a run
+//! that says otherwise.
+//!
+//! A run has a deadline, and an administrator can cancel it, from this process or another (the request is
+//! stored; the run's heartbeat sees it). Either stops the run while it reads or plans, which changes
+//! nothing; a sync that has begun to apply runs to its commit.
 
 use crate::error::{AppError, Result};
 use crate::{Caller, Roster};
 use roster_core::directory::{DirectoryKind, DirectorySettings, Secret, TypeSettings};
-use roster_core::plan::{
-    PlanOptions, ReportCounts, ReportLine, correct_report_for_folders_decided_at_apply, plan_sync,
-};
+use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, SyncPlan, plan_sync};
 use roster_directory::{Connector, ReadProgress};
-use roster_store::{NewRun, RunKind, RunOutcome, RunStatus, RunSummary, StoreError};
+use roster_store::{
+    Actor, NewRun, RunControl, RunKind, RunOutcome, RunRecord, RunStatus, RunSummary, StoreError,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::watch;
 use tracing::Instrument;
+
+/// Where a run is; the CLI's progress bar and `GET /api/v1/directory/runs/{id}` show it.
+pub use roster_store::RunPhase as SyncPhase;
 
 const SETTINGS_KEY: &str = "directory";
 const PASSWORD_KEY: &str = "directory_password";
 const PASSWORD_PURPOSE: &str = "roster:directory:password";
 /// A running run whose heartbeat is older than this is taken to be dead (its process crashed).
 const STALE_AFTER_SECONDS: i64 = 120;
+/// How often a run records that it is alive (and how far it got), and looks for a cancel request made by
+/// another process.
 const HEARTBEAT_SECONDS: u64 = 5;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncPhase {
-    Reading,
-    Planning,
-    Applying,
-}
+/// How long a run may take unless told otherwise ([`Roster::with_run_deadline`]): generous, since a first
+/// sync of 100,000 users from a slow directory takes minutes, but a run that waits forever on a directory
+/// that never answers (or on an LDIF "file" that is a pipe) must not hold the run slot until a restart.
+pub const DEFAULT_RUN_DEADLINE_SECONDS: u64 = 3600;
+/// How long stopping the server waits for its runs to record that they were stopped.
+const STOP_WAIT_SECONDS: u64 = 60;
 
 /// What a front end wants to hear while a run goes on (the CLI draws a progress bar).
 pub trait SyncProgress: Send + Sync {
@@ -54,16 +66,213 @@ pub struct RunReport {
     pub lines: Vec<ReportLine>,
 }
 
-struct Counter<'a> {
-    read: &'a AtomicU64,
+/// A run started in the background ([`Roster::start_directory_run`]): follow it at
+/// `GET /api/v1/directory/runs/{run_id}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RunStarted {
+    pub run_id: i64,
+    pub kind: RunKind,
+    /// `running`.
+    pub status: RunStatus,
+}
+
+/// Why a run of this process is asked to stop.
+#[derive(Debug, Clone)]
+enum Stop {
+    /// Cancelled, by this administrator or by the server stopping.
+    Cancelled(String),
+    /// Another process took the run for dead (or cancelled it as such): it must not go on.
+    Lost,
+}
+
+/// A run going on in this process: its progress, fresher than its heartbeat, and how to stop it.
+#[derive(Debug)]
+pub(crate) struct LiveRun {
+    read: AtomicU64,
+    phase: std::sync::Mutex<SyncPhase>,
+    stop: watch::Sender<Option<Stop>>,
+}
+
+impl LiveRun {
+    fn new() -> LiveRun {
+        LiveRun {
+            read: AtomicU64::new(0),
+            phase: std::sync::Mutex::new(SyncPhase::Reading),
+            stop: watch::Sender::new(None),
+        }
+    }
+
+    fn phase(&self) -> SyncPhase {
+        self.phase.lock().map_or(SyncPhase::Reading, |p| *p)
+    }
+
+    fn set_phase(&self, phase: SyncPhase) {
+        if let Ok(mut p) = self.phase.lock() {
+            *p = phase;
+        }
+    }
+
+    fn entries_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The first reason given is the one the run is recorded with.
+    fn stop(&self, why: Stop) {
+        self.stop.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(why);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// The runs going on in this process, by id.
+#[derive(Debug, Default)]
+pub(crate) struct LiveRuns(std::sync::Mutex<HashMap<i64, Arc<LiveRun>>>);
+
+impl LiveRuns {
+    fn insert(&self, id: i64, run: Arc<LiveRun>) {
+        if let Ok(mut runs) = self.0.lock() {
+            runs.insert(id, run);
+        }
+    }
+
+    fn get(&self, id: i64) -> Option<Arc<LiveRun>> {
+        self.0.lock().ok().and_then(|runs| runs.get(&id).cloned())
+    }
+
+    fn remove(&self, id: i64) {
+        if let Ok(mut runs) = self.0.lock() {
+            runs.remove(&id);
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<LiveRun>> {
+        self.0
+            .lock()
+            .map(|runs| runs.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.lock().map(|runs| runs.is_empty()).unwrap_or(true)
+    }
+}
+
+/// Takes a run off the live runs when its work ends, however it ends (its task dropped, too).
+struct Registered<'a> {
+    runs: &'a LiveRuns,
+    id: i64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.runs.remove(self.id);
+    }
+}
+
+/// A run recorded as running, not yet at work.
+struct BegunRun {
+    run_id: i64,
+    kind: RunKind,
+    settings: DirectorySettings,
+    actor: Actor,
+    live: Arc<LiveRun>,
+}
+
+/// Passes a run's progress to its live record and to the front end's.
+struct Tracker<'a> {
+    live: &'a LiveRun,
     outer: &'a dyn SyncProgress,
 }
 
-impl ReadProgress for Counter<'_> {
-    fn entries_read(&self, total_so_far: u64) {
-        self.read.store(total_so_far, Ordering::Relaxed);
-        self.outer.entries_read(total_so_far);
+impl Tracker<'_> {
+    fn phase(&self, phase: SyncPhase) {
+        self.live.set_phase(phase);
+        self.outer.phase(phase);
     }
+
+    fn read(&self, total: u64) {
+        self.live.read.store(total, Ordering::Relaxed);
+        self.outer.entries_read(total);
+    }
+}
+
+impl ReadProgress for Tracker<'_> {
+    fn entries_read(&self, total_so_far: u64) {
+        self.read(total_so_far);
+    }
+}
+
+/// What stops a run's work before it applies anything: a cancel, another process taking the run for dead,
+/// or the deadline.
+struct StopSignals {
+    run_id: i64,
+    stop: watch::Receiver<Option<Stop>>,
+    deadline: tokio::time::Instant,
+    seconds: u64,
+}
+
+impl StopSignals {
+    fn error(&self, why: &Stop) -> AppError {
+        match why {
+            Stop::Cancelled(by) => AppError::RunCancelled { by: by.clone() },
+            Stop::Lost => AppError::Store(StoreError::RunNotRunning(self.run_id)),
+        }
+    }
+
+    /// Runs `work` unless the run is stopped first; then `work` is dropped where it waits (a read cut
+    /// off, a snapshot's read transaction rolled back), which changes nothing.
+    async fn until_stopped<T>(&mut self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let deadline = self.deadline;
+        let seconds = self.seconds;
+        let stop = &mut self.stop;
+        let stopped = async move {
+            let why = stop
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .map(|r| (*r).clone());
+            match why {
+                Some(why) => why,
+                // The sender lives as long as the run: never.
+                None => std::future::pending().await,
+            }
+        };
+        let why = tokio::select! {
+            r = work => return r,
+            () = tokio::time::sleep_until(deadline) => return Err(AppError::RunDeadline { seconds }),
+            why = stopped => why,
+        };
+        match why {
+            Some(why) => Err(self.error(&why)),
+            None => Err(AppError::Internal("a run was stopped for no reason".into())),
+        }
+    }
+
+    /// Whether the run may go on to apply its plan.
+    fn check(&self) -> Result<()> {
+        if tokio::time::Instant::now() >= self.deadline {
+            return Err(AppError::RunDeadline {
+                seconds: self.seconds,
+            });
+        }
+        match &*self.stop.borrow() {
+            Some(why) => Err(self.error(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A run's work done: its report, and whether it is recorded already (a sync that applied records its
+/// outcome in the apply's transaction).
+struct Done {
+    counts: ReportCounts,
+    lines: Vec<ReportLine>,
+    recorded: bool,
 }
 
 impl Roster {
@@ -192,7 +401,7 @@ impl Roster {
         Ok(d)
     }
 
-    /// Test Settings (`kind = Preview`) or Synchronize now (`kind = Sync`).
+    /// Test Settings (`kind = Preview`) or Synchronize now (`kind = Sync`), to the end: the CLI's way.
     pub async fn run_directory(
         &self,
         caller: &Caller,
@@ -200,6 +409,46 @@ impl Roster {
         triggered_by: &str,
         progress: &dyn SyncProgress,
     ) -> Result<RunReport> {
+        let run = self.begin_directory_run(caller, kind, triggered_by).await?;
+        self.execute_run(run, progress).await
+    }
+
+    /// Starts Test Settings or Synchronize now in a task of its own and answers at once, the API's way:
+    /// the run goes on whether or not anyone waits for it (a client that disconnects doesn't stop it), and
+    /// its outcome, a failure too, is recorded with it. What refuses a run before it exists (not an
+    /// administrator, no directory, another run in progress) is answered here.
+    pub async fn start_directory_run(
+        self: &Arc<Self>,
+        caller: &Caller,
+        kind: RunKind,
+        triggered_by: &str,
+    ) -> Result<RunStarted> {
+        let run = self.begin_directory_run(caller, kind, triggered_by).await?;
+        let started = RunStarted {
+            run_id: run.run_id,
+            kind,
+            status: RunStatus::Running,
+        };
+        let roster = Arc::clone(self);
+        let span = tracing::info_span!("run", run_id = run.run_id);
+        tokio::spawn(
+            async move {
+                if let Err(e) = roster.execute_run(run, &()).await {
+                    tracing::warn!(code = e.code(), error = %e, "directory run failed");
+                }
+            }
+            .instrument(span),
+        );
+        Ok(started)
+    }
+
+    /// Checks that the run may start and records it as running.
+    async fn begin_directory_run(
+        &self,
+        caller: &Caller,
+        kind: RunKind,
+        triggered_by: &str,
+    ) -> Result<BegunRun> {
         caller.require_admin("run a directory synchronization")?;
         let settings = self
             .load_directory_settings()
@@ -220,15 +469,56 @@ impl Roster {
                 now.plus_seconds(-STALE_AFTER_SECONDS),
             )
             .await?;
-        let read = AtomicU64::new(0);
+        let live = Arc::new(LiveRun::new());
+        self.live_runs.insert(run_id, live.clone());
+        Ok(BegunRun {
+            run_id,
+            kind,
+            settings,
+            actor,
+            live,
+        })
+    }
+
+    /// Does a begun run's work and records how it ended.
+    async fn execute_run(&self, run: BegunRun, progress: &dyn SyncProgress) -> Result<RunReport> {
+        let BegunRun {
+            run_id,
+            kind,
+            settings,
+            actor,
+            live,
+        } = run;
+        let _registered = Registered {
+            runs: &self.live_runs,
+            id: run_id,
+        };
+        let tracker = Tracker {
+            live: &live,
+            outer: progress,
+        };
+        let mut signals = StopSignals {
+            run_id,
+            stop: live.stop.subscribe(),
+            deadline: tokio::time::Instant::now() + self.run_deadline,
+            seconds: self.run_deadline.as_secs(),
+        };
         let result = {
-            let heartbeat = self.heartbeat(run_id, &read);
+            let heartbeat = self.heartbeat(run_id, &live);
             // The connector is made inside the recorded run: settings stored by an older version, or a
             // CA file that went away since `directory set`, fail a run that the history shows.
             let work = async {
-                let directory = self.directory(&settings).await?;
-                self.run_steps(run_id, kind, &settings, &directory, &read, progress, &actor)
-                    .await
+                let directory = signals.until_stopped(self.directory(&settings)).await?;
+                self.run_steps(
+                    run_id,
+                    kind,
+                    &settings,
+                    &directory,
+                    &tracker,
+                    &actor,
+                    &mut signals,
+                )
+                .await
             };
             tokio::pin!(heartbeat);
             tokio::select! {
@@ -236,40 +526,55 @@ impl Roster {
                 () = &mut heartbeat => Err(AppError::Internal("heartbeat ended".into())),
             }
         };
-        let entries_read = read.load(Ordering::Relaxed);
+        let entries_read = live.entries_read();
         let entries_read_i = i64::try_from(entries_read).unwrap_or(i64::MAX);
         match result {
-            Ok((counts, lines)) => {
-                self.store
-                    .finish_run(
-                        run_id,
-                        &RunOutcome {
-                            status: RunStatus::Succeeded,
-                            entries_read: entries_read_i,
-                            counts: Some(counts),
-                            error: None,
-                            lines: &lines,
-                        },
-                        self.now(),
-                    )
-                    .instrument(tracing::info_span!("record", run_id))
-                    .await?;
+            Ok(done) => {
+                if !done.recorded {
+                    tracker.phase(SyncPhase::Recording);
+                    self.store
+                        .finish_run(
+                            run_id,
+                            &RunOutcome {
+                                status: RunStatus::Succeeded,
+                                entries_read: entries_read_i,
+                                counts: Some(done.counts),
+                                error: None,
+                                error_code: None,
+                                phase: SyncPhase::Recording,
+                                lines: &done.lines,
+                            },
+                            self.now(),
+                        )
+                        .instrument(tracing::info_span!("record", run_id))
+                        .await?;
+                }
                 Ok(RunReport {
                     run_id,
                     kind,
                     preview: kind == RunKind::Preview,
                     directory_type: settings.type_name().to_owned(),
                     entries_read,
-                    counts,
-                    lines,
+                    counts: done.counts,
+                    lines: done.lines,
                 })
             }
             Err(e) => {
+                if matches!(
+                    e,
+                    AppError::RunDeadline { .. }
+                        | AppError::RunCancelled { .. }
+                        | AppError::Store(StoreError::RunNotRunning(_))
+                ) {
+                    // The read may have been cut off mid-operation: the next run starts on a new
+                    // connection.
+                    *self.directory_cache.lock().await = None;
+                }
                 let message = match &e {
                     AppError::Store(StoreError::StaleSnapshot) => "users were changed by someone else while the synchronization was being planned; nothing was applied; run it again".to_owned(),
                     other => {
                         let text = other.to_string();
-                        if text.contains("nothing was changed") {
+                        if text.contains("nothing was changed") || text.contains("nothing was applied") {
                             text
                         } else {
                             format!("{text}; nothing was changed")
@@ -277,24 +582,33 @@ impl Roster {
                     }
                 };
                 let code = e.code();
-                let kind = e.kind();
-                self.store
-                    .finish_run(
-                        run_id,
-                        &RunOutcome {
-                            status: RunStatus::Failed,
-                            entries_read: entries_read_i,
-                            counts: None,
-                            error: Some(message.clone()),
-                            lines: &[],
-                        },
-                        self.now(),
-                    )
-                    .await?;
+                let error_kind = e.kind();
+                // A run that another process took for dead already has its final status: keep it.
+                if !matches!(e, AppError::Store(StoreError::RunNotRunning(_))) {
+                    self.store
+                        .finish_run(
+                            run_id,
+                            &RunOutcome {
+                                status: if matches!(e, AppError::RunCancelled { .. }) {
+                                    RunStatus::Cancelled
+                                } else {
+                                    RunStatus::Failed
+                                },
+                                entries_read: entries_read_i,
+                                counts: None,
+                                error: Some(message.clone()),
+                                error_code: Some(code.to_owned()),
+                                phase: live.phase(),
+                                lines: &[],
+                            },
+                            self.now(),
+                        )
+                        .await?;
+                }
                 Err(AppError::RunFailed {
                     run_id,
                     code,
-                    kind,
+                    kind: error_kind,
                     message,
                 })
             }
@@ -308,15 +622,91 @@ impl Roster {
         kind: RunKind,
         settings: &DirectorySettings,
         directory: &Connector,
-        read: &AtomicU64,
-        progress: &dyn SyncProgress,
-        actor: &roster_store::Actor,
-    ) -> Result<(ReportCounts, Vec<ReportLine>)> {
-        progress.phase(SyncPhase::Reading);
-        let counter = Counter {
-            read,
-            outer: progress,
-        };
+        tracker: &Tracker<'_>,
+        actor: &Actor,
+        signals: &mut StopSignals,
+    ) -> Result<Done> {
+        // Reading and planning change nothing: a cancel or the deadline stops them where they are.
+        let (plan, version, fetched_without_id) = signals
+            .until_stopped(self.read_and_plan(run_id, settings, directory, tracker))
+            .await?;
+        let SyncPlan {
+            changes,
+            mut counts,
+            mut lines,
+            mut deleted_lines,
+        } = plan;
+        if fetched_without_id > 0 {
+            // Said once per run, not per entry: the administrator should know renames can't be followed.
+            lines.insert(
+                0,
+                ReportLine {
+                    user: format!("{fetched_without_id} entries"),
+                    action: roster_core::plan::ReportAction::Warning,
+                    reason: "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".into(),
+                    dn: None,
+                },
+            );
+            for at in &mut deleted_lines {
+                at.line += 1;
+            }
+        }
+        if kind == RunKind::Sync && !changes.is_empty() {
+            // Once the apply has begun, it runs to its commit (one transaction, seconds long): a cancel
+            // that comes now is too late, and the deadline doesn't cut it off. The apply itself refuses a
+            // run that someone asked (perhaps from another process) to cancel.
+            signals.check()?;
+            tracker.phase(SyncPhase::Applying);
+            let defaults = self.store.default_privileges().await?;
+            let mut record = RunRecord {
+                entries_read: i64::try_from(tracker.live.entries_read()).unwrap_or(i64::MAX),
+                counts,
+                lines,
+                deleted_lines,
+            };
+            // The report is corrected for the folders the store decided at the apply, and recorded with
+            // the run, in the apply's transaction.
+            self.store
+                .apply_plan(
+                    run_id,
+                    version,
+                    &changes,
+                    &defaults,
+                    &mut record,
+                    actor,
+                    self.now(),
+                )
+                .instrument(tracing::info_span!("apply", run_id))
+                .await
+                .map_err(|e| match e {
+                    StoreError::CancelRequested { by, .. } => AppError::RunCancelled { by },
+                    other => AppError::Store(other),
+                })?;
+            counts = record.counts;
+            lines = record.lines;
+            return Ok(Done {
+                counts,
+                lines,
+                recorded: true,
+            });
+        }
+        Ok(Done {
+            counts,
+            lines,
+            recorded: false,
+        })
+    }
+
+    /// Reads the directory and the users, and plans: the plan, the user database version it was made
+    /// from, and how many entries had no stable id.
+    async fn read_and_plan(
+        &self,
+        run_id: i64,
+        settings: &DirectorySettings,
+        directory: &Connector,
+        tracker: &Tracker<'_>,
+    ) -> Result<(SyncPlan, i64, u64)> {
+        tracker.phase(SyncPhase::Reading);
         // The users are loaded while the directory is read: the read mostly waits for the server, and
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
         // other fails: a read cut off mid-page would leave the service connection mid-search, and the
@@ -324,7 +714,7 @@ impl Roster {
         let (fetched, snapshot) = tokio::join!(
             directory
                 .reader
-                .read_entries(&counter)
+                .read_entries(tracker)
                 .instrument(tracing::info_span!("read", run_id)),
             self.store
                 .snapshot()
@@ -332,13 +722,9 @@ impl Roster {
         );
         let fetched = fetched?;
         let mut snapshot = snapshot?;
-        read.store(
-            u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        progress.entries_read(read.load(Ordering::Relaxed));
+        tracker.read(u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX));
         let fetched_without_id = fetched.without_stable_id;
-        progress.phase(SyncPhase::Planning);
+        tracker.phase(SyncPhase::Planning);
         // If someone changed users during the read, load them again: the plan must start from the users
         // as they are now, and the window in which another change makes it stale is only the planning.
         if self.store.user_db_version().await? != snapshot.version {
@@ -362,56 +748,76 @@ impl Roster {
         })
         .await
         .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
-        let mut counts = plan.counts;
-        let mut lines = plan.lines;
-        if kind == RunKind::Sync && !plan.changes.is_empty() {
-            progress.phase(SyncPhase::Applying);
-            let defaults = self.store.default_privileges().await?;
-            let applied = self
-                .store
-                .apply_plan(
-                    run_id,
-                    snapshot.version,
-                    &plan.changes,
-                    &defaults,
-                    actor,
-                    self.now(),
-                )
-                .instrument(tracing::info_span!("apply", run_id))
-                .await?;
-            // The store decided some folders by their message count at the apply: the report follows.
-            correct_report_for_folders_decided_at_apply(
-                &applied.folders_decided_at_apply,
-                &plan.changes,
-                &plan.deleted_lines,
-                &mut counts,
-                &mut lines,
-            );
-        }
-        if fetched_without_id > 0 {
-            // Said once per run, not per entry: the administrator should know renames can't be followed.
-            lines.insert(
-                0,
-                ReportLine {
-                    user: format!("{fetched_without_id} entries"),
-                    action: roster_core::plan::ReportAction::Warning,
-                    reason: "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".into(),
-                    dn: None,
-                },
-            );
-        }
-        Ok((counts, lines))
+        Ok((plan, snapshot.version, fetched_without_id))
     }
 
-    /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive.
-    async fn heartbeat(&self, run_id: i64, read: &AtomicU64) {
+    /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive, and
+    /// stops the run when a cancel was asked for in the database (perhaps by another process) or another
+    /// process took it for dead.
+    async fn heartbeat(&self, run_id: i64, live: &LiveRun) {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(HEARTBEAT_SECONDS)).await;
-            let n = i64::try_from(read.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
-            if let Err(e) = self.store.heartbeat_run(run_id, n, self.now()).await {
-                tracing::warn!(run_id, error = %e, "couldn't record the run's heartbeat");
+            let n = i64::try_from(live.entries_read()).unwrap_or(i64::MAX);
+            match self
+                .store
+                .heartbeat_run(run_id, n, live.phase(), self.now())
+                .await
+            {
+                Ok(RunControl::Continue) => {}
+                Ok(RunControl::CancelRequested { by }) => live.stop(Stop::Cancelled(by)),
+                Ok(RunControl::NotRunning) => live.stop(Stop::Lost),
+                Err(e) => {
+                    tracing::warn!(run_id, error = %e, "couldn't record the run's heartbeat");
+                }
             }
         }
+    }
+
+    /// Asks a running run to stop (`roster runs cancel`, `POST /api/v1/directory/runs/{id}/cancel`), with
+    /// its audit line. A run of this process stops at once; a run of another process at its next
+    /// heartbeat (within a few seconds). A run that has begun to commit its changes can't be stopped: the
+    /// commit wins, and the request then fails with `ST014-run-finished`. Returns the run as it is now.
+    pub async fn cancel_run(&self, caller: &Caller, id: i64) -> Result<RunSummary> {
+        caller.require_admin("cancel a directory run")?;
+        let actor = caller.actor();
+        let now = self.now();
+        self.store
+            .request_cancel(id, &actor, now, now.plus_seconds(-STALE_AFTER_SECONDS))
+            .await?;
+        if let Some(live) = self.live_runs.get(id) {
+            live.stop(Stop::Cancelled(actor.0.clone()));
+        }
+        let run = self
+            .store
+            .get_run(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no run #{id}")))?;
+        Ok(self.with_live_progress(run))
+    }
+
+    /// Stops the runs of this process (the server is stopping) and waits a while for them to record
+    /// that: they are recorded as cancelled by `why`, except a sync already committing, which finishes.
+    pub async fn stop_runs(&self, why: &str) {
+        for live in self.live_runs.all() {
+            live.stop(Stop::Cancelled(why.to_owned()));
+        }
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(STOP_WAIT_SECONDS);
+        while !self.live_runs.is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A running run of this process shows its progress as it is now, not as of its last heartbeat.
+    fn with_live_progress(&self, mut run: RunSummary) -> RunSummary {
+        if run.status == RunStatus::Running
+            && let Some(live) = self.live_runs.get(run.id)
+        {
+            run.entries_read = run
+                .entries_read
+                .max(i64::try_from(live.entries_read()).unwrap_or(i64::MAX));
+            run.phase = Some(live.phase());
+        }
+        run
     }
 
     pub async fn list_runs(
@@ -421,12 +827,20 @@ impl Roster {
         limit: i64,
     ) -> Result<roster_store::Page<RunSummary>> {
         caller.require_admin("see directory runs")?;
-        Ok(self
+        let mut page = self
             .store
             .list_runs(offset.max(0), limit.clamp(1, crate::PAGE_MAX))
-            .await?)
+            .await?;
+        page.items = page
+            .items
+            .into_iter()
+            .map(|r| self.with_live_progress(r))
+            .collect();
+        Ok(page)
     }
 
+    /// One run (with its live progress while it runs in this process) and a page of its report lines
+    /// (none until it has finished).
     pub async fn get_run(
         &self,
         caller: &Caller,
@@ -444,7 +858,7 @@ impl Roster {
             .store
             .run_lines(id, offset.max(0), limit.clamp(1, crate::RUN_LINES_MAX))
             .await?;
-        Ok((run, lines))
+        Ok((self.with_live_progress(run), lines))
     }
 }
 

@@ -47,7 +47,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         preview,
         sync,
         list_runs,
-        get_run
+        get_run,
+        cancel_run
     ),
     components(schemas(
         ErrorBody,
@@ -62,6 +63,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         roster_app::UserUpdateInput,
         roster_app::PrivilegesInput,
         roster_app::RunReport,
+        roster_app::RunStarted,
         RunSummary,
         ReportLine,
         DirectorySettings

@@ -17,7 +17,7 @@ use roster_core::plan::{NewUser, PlannedChanges, UserDeletion};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::DirectoryLink;
 use roster_core::{EmailAddress, Timestamp, UserName};
-use roster_store::{Actor, NewRun, RunKind, SqliteStore, Store};
+use roster_store::{Actor, NewRun, RunKind, RunRecord, SqliteStore, Store};
 use std::time::Instant;
 
 fn cpu_seconds() -> f64 {
@@ -94,6 +94,13 @@ async fn main() {
                 version,
                 &changes,
                 &DefaultPrivileges::default(),
+                // No report lines: this times the apply itself (a real sync also records its report).
+                &mut RunRecord {
+                    entries_read: 0,
+                    counts: Default::default(),
+                    lines: Vec::new(),
+                    deleted_lines: Vec::new(),
+                },
                 &Actor("bench".into()),
                 Timestamp(3),
             )

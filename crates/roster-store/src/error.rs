@@ -31,6 +31,10 @@ pub enum StoreError {
         "run #{0} is no longer running (another process took it for dead after its heartbeat stopped); nothing was applied; run it again"
     )]
     RunNotRunning(i64),
+    #[error("run #{run_id} has already {status}; it can't be cancelled any more")]
+    RunFinished { run_id: i64, status: &'static str },
+    #[error("{by} asked to cancel run #{run_id}; nothing was applied")]
+    CancelRequested { run_id: i64, by: String },
     #[error(
         "the database is locked by another process and stayed locked for too long; try again, and check that no other program holds it open"
     )]
@@ -68,6 +72,8 @@ impl StoreError {
             StoreError::Database(_) => "ST011-database",
             StoreError::Invalid(_) => "ST012-invalid-value",
             StoreError::RunNotRunning(_) => "ST013-run-not-running",
+            StoreError::RunFinished { .. } => "ST014-run-finished",
+            StoreError::CancelRequested { .. } => "ST015-cancel-requested",
         }
     }
 

@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::StoreError;
 pub use postgres::PgStore;
-pub use runs::{NewRun, RunKind, RunOutcome, RunStatus, RunSummary};
+pub use runs::{
+    CancelOutcome, NewRun, RunControl, RunKind, RunOutcome, RunPhase, RunRecord, RunStatus,
+    RunSummary,
+};
 pub use sqlite::SqliteStore;
 pub use sync::{AppliedPlan, Snapshot};
 pub use users::{Credentials, DeletedUser, NewUserRecord, UserPatch};
@@ -160,18 +163,41 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// than `stale_before` is marked abandoned first (its process died).
     async fn begin_run(&self, run: &NewRun, now: Timestamp, stale_before: Timestamp)
     -> Result<i64>;
-    async fn heartbeat_run(&self, run_id: i64, entries_read: i64, now: Timestamp) -> Result<()>;
-    /// Applies a plan in one transaction, if the user database is still at `expected_version`
-    /// ([`StoreError::StaleSnapshot`] otherwise: plan again).
+    /// Keeps a running run alive (its heartbeat, entries read so far and phase) and says whether it should
+    /// go on: a cancel may have been requested from another process.
+    async fn heartbeat_run(
+        &self,
+        run_id: i64,
+        entries_read: i64,
+        phase: RunPhase,
+        now: Timestamp,
+    ) -> Result<RunControl>;
+    /// Asks a running run to stop ([`StoreError::RunFinished`] if it isn't running: too late), with its
+    /// audit line. A run whose heartbeat is older than `stale_before` has no process left to stop it: it
+    /// is recorded as cancelled at once.
+    async fn request_cancel(
+        &self,
+        run_id: i64,
+        actor: &Actor,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<CancelOutcome>;
+    /// Applies a plan and records the run as succeeded with its report, in one transaction, if the user
+    /// database is still at `expected_version` ([`StoreError::StaleSnapshot`] otherwise: plan again), the
+    /// run is still running ([`StoreError::RunNotRunning`]) and no cancel was requested
+    /// ([`StoreError::CancelRequested`]). `record` is corrected for the folders decided at the apply.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_plan(
         &self,
         run_id: i64,
         expected_version: i64,
         changes: &PlannedChanges,
         defaults: &DefaultPrivileges,
+        record: &mut RunRecord,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<AppliedPlan>;
+    /// Records how a run ended (a preview, a sync with nothing to apply, a failure, a cancellation).
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome<'_>, now: Timestamp)
     -> Result<()>;
     async fn list_runs(&self, offset: i64, limit: i64) -> Result<Page<RunSummary>>;

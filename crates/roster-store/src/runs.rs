@@ -2,7 +2,7 @@
 
 use crate::Actor;
 use roster_core::Timestamp;
-use roster_core::plan::{ReportCounts, ReportLine};
+use roster_core::plan::{DeletedLine, ReportCounts, ReportLine};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,6 +29,8 @@ pub enum RunStatus {
     Failed,
     /// The process that ran it stopped without finishing it (its heartbeat went stale).
     Abandoned,
+    /// An administrator cancelled it (or the server running it was stopped) before it committed anything.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -38,6 +40,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Abandoned => "abandoned",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -46,7 +49,40 @@ impl RunStatus {
             "running" => RunStatus::Running,
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
             _ => RunStatus::Abandoned,
+        }
+    }
+}
+
+/// Where a run is: it reads the directory (and loads the users), plans, applies the plan (a sync with
+/// changes only), and records its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    Reading,
+    Planning,
+    Applying,
+    Recording,
+}
+
+impl RunPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Reading => "reading",
+            RunPhase::Planning => "planning",
+            RunPhase::Applying => "applying",
+            RunPhase::Recording => "recording",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Option<RunPhase> {
+        match raw {
+            "reading" => Some(RunPhase::Reading),
+            "planning" => Some(RunPhase::Planning),
+            "applying" => Some(RunPhase::Applying),
+            "recording" => Some(RunPhase::Recording),
+            _ => None,
         }
     }
 }
@@ -74,13 +110,59 @@ pub struct RunSummary {
     pub entries_read: i64,
     pub counts: Option<ReportCounts>,
     pub error: Option<String>,
+    /// The stable code of the error that ended a failed or cancelled run (`AP015-run-deadline`…).
+    pub error_code: Option<String>,
+    /// Where the run is (while it runs) or was when it ended; absent for runs recorded before phases were.
+    pub phase: Option<RunPhase>,
+    /// When an administrator asked to cancel it, and who (the run stops at its next check).
+    pub cancel_requested_at: Option<Timestamp>,
+    pub cancel_requested_by: Option<String>,
 }
 
+/// How a run ended, as [`crate::Store::finish_run`] records it (a sync that applies a plan is recorded by
+/// [`crate::Store::apply_plan`] instead, in the same transaction).
 #[derive(Debug, Clone)]
 pub struct RunOutcome<'a> {
     pub status: RunStatus,
     pub entries_read: i64,
     pub counts: Option<ReportCounts>,
     pub error: Option<String>,
+    pub error_code: Option<String>,
+    /// Where it ended: `recording` for a run that succeeded, else the phase it stopped in.
+    pub phase: RunPhase,
     pub lines: &'a [ReportLine],
+}
+
+/// A sync's report as planned, which [`crate::Store::apply_plan`] corrects for the folders it decided at
+/// the apply (`roster_core::plan::correct_report_for_folders_decided_at_apply`) and records as the run's
+/// outcome in the transaction that applies the plan: a crash can't leave applied users with a run that
+/// says nothing was applied.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub entries_read: i64,
+    pub counts: ReportCounts,
+    pub lines: Vec<ReportLine>,
+    /// Where each deleted user's line is in `lines` (the plan's `deleted_lines`, shifted by any line put
+    /// before them).
+    pub deleted_lines: Vec<DeletedLine>,
+}
+
+/// What a run's heartbeat learned from the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunControl {
+    /// Go on.
+    Continue,
+    /// An administrator asked to cancel the run (perhaps from another process).
+    CancelRequested { by: String },
+    /// The run is no longer running: another process took it for dead, or it was cancelled as such.
+    NotRunning,
+}
+
+/// The answer to a cancel request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Recorded: the process running it stops at its next check and records it as cancelled.
+    Requested,
+    /// Its process had already stopped (no heartbeat for too long): it is recorded as cancelled now.
+    Cancelled,
 }

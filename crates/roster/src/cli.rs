@@ -11,7 +11,7 @@ use roster_app::{
 use roster_core::directory::DirectorySettings;
 use roster_core::privileges::{DefaultPrivileges, parse_privilege_list, parse_right_list};
 use roster_core::user::AuthMethod;
-use roster_store::{RunKind, StoreLocation};
+use roster_store::{RunKind, RunStatus, StoreError, StoreLocation};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +49,16 @@ pub struct Args {
         default_value = "warn,ldap3=error"
     )]
     pub log: String,
+    /// How long a preview or synchronization may take, in seconds: past it the run is stopped, fails
+    /// with AP015-run-deadline and changes nothing (a sync that has begun to commit finishes).
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_RUN_DEADLINE_SECONDS",
+        default_value_t = roster_app::DEFAULT_RUN_DEADLINE_SECONDS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub run_deadline_seconds: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -215,6 +225,14 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a running run, whichever process runs it (the server, another `roster sync`). It stops
+    /// without changing anything; a sync that is already committing finishes (exit code 4,
+    /// ST014-run-finished). Waits up to 30 s for the run to stop and shows it.
+    Cancel {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +273,7 @@ pub fn describe_error(e: &anyhow::Error) -> (String, u8) {
             ErrorKind::Conflict => 4,
             ErrorKind::Unavailable => 5,
             ErrorKind::Unauthenticated | ErrorKind::Forbidden => 6,
+            ErrorKind::Cancelled => 7,
             ErrorKind::Internal => 1,
         };
         return (app.code().to_owned(), exit);
@@ -277,7 +296,8 @@ async fn open(args: &Args) -> Result<Arc<Roster>> {
         Arc::new(SystemClock),
         secrets,
         SessionPolicy::default(),
-    );
+    )
+    .with_run_deadline(std::time::Duration::from_secs(args.run_deadline_seconds));
     let admin_password = std::env::var("ROSTER_ADMIN_PASSWORD").ok();
     let boot = roster.bootstrap(admin_password.as_deref()).await?;
     if let Some(p) = boot.generated_admin_password {
@@ -414,6 +434,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 let (run, lines) = roster.get_run(&me, id, 0, 100_000).await?;
                 output::run(&run, &lines.items, json)?;
             }
+            RunsCommand::Cancel { id, json } => cancel_run(&roster, &me, id, json).await?,
         },
         Command::Folders(cmd) => match cmd {
             FoldersCommand::List { json } => {
@@ -587,17 +608,52 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
     Ok(())
 }
 
+/// `roster runs cancel`: asks, then waits a while for the run to stop (its process sees the request at its
+/// next heartbeat, every 5 s).
+async fn cancel_run(roster: &Roster, me: &Caller, id: i64, json: bool) -> Result<()> {
+    let mut run = roster.cancel_run(me, id).await?;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while run.status == RunStatus::Running && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        run = roster.get_run(me, id, 0, 1).await?.0;
+    }
+    match run.status {
+        RunStatus::Cancelled | RunStatus::Running => {}
+        // It finished before it saw the request (a sync that was committing): too late.
+        status => {
+            return Err(AppError::from(StoreError::RunFinished {
+                run_id: id,
+                status: status.as_str(),
+            })
+            .into());
+        }
+    }
+    if json {
+        return output::json(&run);
+    }
+    output::runs(std::slice::from_ref(&run), false)?;
+    if run.status == RunStatus::Running {
+        eprintln!(
+            "roster: cancel requested; run #{id} has not stopped yet, it stops at its next check (`roster runs show {id}`)"
+        );
+    }
+    Ok(())
+}
+
 async fn serve(roster: Arc<Roster>, listen: &str) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow!("can't listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     eprintln!("roster: serving on http://{addr} (API under /api/v1)");
-    let app = roster_server::router(roster);
+    let app = roster_server::router(roster.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    // Runs started through the API go on in the server's tasks: stop them and let them record that,
+    // rather than leave them running until another process takes them for dead.
+    roster.stop_runs("the server stopping").await;
     eprintln!("roster: stopped");
     Ok(())
 }

@@ -3,9 +3,10 @@
 //! Exit codes are part of the contract (scripts rely on them):
 //! 0 success · 1 failure (database, internal) · 2 invalid command line or input (a run that fails on
 //! its settings, too) · 3 not found · 4 conflict (duplicate name or address, another run in progress, users
-//! changed by someone else while a run was planned) · 5 a directory or the database is
-//! unavailable (unreachable, refused the service account, a failed or partial read) · 6 logon refused or
-//! not permitted.
+//! changed by someone else while a run was planned, a run that finished before it could be cancelled) ·
+//! 5 a directory or the database is unavailable (unreachable, refused the service account, a failed or
+//! partial read, a run stopped at its deadline) · 6 logon refused or not permitted · 7 the run was
+//! cancelled (`roster runs cancel`, the API, or the server stopping).
 
 mod cli;
 mod output;

@@ -324,6 +324,7 @@ impl SyncProgress for Progress {
             SyncPhase::Reading => "reading the directory".to_owned(),
             SyncPhase::Planning => format!("{} entries read; planning", self.0.position()),
             SyncPhase::Applying => "applying in one transaction".to_owned(),
+            SyncPhase::Recording => "recording the report".to_owned(),
         });
     }
 

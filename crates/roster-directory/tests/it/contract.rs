@@ -618,6 +618,7 @@ impl LdifFixture {
             base_dn: format!("ou=People,{SUFFIX}"),
             mapping: standard_mapping(),
             delete_users: false,
+            limits: Default::default(),
         }
     }
 

@@ -2,43 +2,67 @@
 
 use crate::api::{LINES_DEFAULT, LIST_DEFAULT, PageOf, PageQuery};
 use crate::auth::Authenticated;
-use crate::error::{ApiError, ApiResult, ErrorBody, Input};
+use crate::error::{ApiResult, ErrorBody, Input};
 use crate::router::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use roster_app::{AppError, Caller};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use roster_app::Caller;
 use roster_core::plan::ReportLine;
 use roster_store::{RunKind, RunSummary};
 use serde::Serialize;
 
-/// Test Settings: what Synchronize now would do. Commits nothing.
-#[utoipa::path(post, path = "/api/v1/directory/preview", responses((status = 200, body = roster_app::RunReport), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+/// Test Settings: what Synchronize now would do; commits nothing. Starts the run and answers 202 at once
+/// with its id (and its address in `Location`); follow it at `GET /api/v1/directory/runs/{id}`. Refusals
+/// that come before the run exists (403, 400 without a directory, 409 while another run is in progress)
+/// answer synchronously.
+#[utoipa::path(post, path = "/api/v1/directory/preview", responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 409, body = ErrorBody)))]
 pub(crate) async fn preview(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-) -> ApiResult<Json<roster_app::RunReport>> {
-    Ok(Json(run_detached(roster, caller, RunKind::Preview).await?))
+) -> ApiResult<Response> {
+    start(&roster, &caller, RunKind::Preview).await
 }
 
-/// Synchronize now: applies the plan in one transaction.
-#[utoipa::path(post, path = "/api/v1/directory/sync", responses((status = 200, body = roster_app::RunReport), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
+/// Synchronize now: applies the plan in one transaction. Starts the run and answers 202 at once, like
+/// the preview.
+#[utoipa::path(post, path = "/api/v1/directory/sync", responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 409, body = ErrorBody)))]
 pub(crate) async fn sync(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
-) -> ApiResult<Json<roster_app::RunReport>> {
-    Ok(Json(run_detached(roster, caller, RunKind::Sync).await?))
+) -> ApiResult<Response> {
+    start(&roster, &caller, RunKind::Sync).await
 }
 
-/// Runs in its own task: a client that disconnects mid-run doesn't cut the run off half-recorded.
-async fn run_detached(
-    roster: AppState,
-    caller: Caller,
-    kind: RunKind,
-) -> Result<roster_app::RunReport, ApiError> {
-    tokio::spawn(async move { roster.run_directory(&caller, kind, "api", &()).await })
-        .await
-        .map_err(|e| ApiError::App(AppError::Internal(format!("the run's task failed: {e}"))))?
-        .map_err(ApiError::App)
+/// The run goes on in a task of the server's (`Roster::start_directory_run`): a client that disconnects
+/// doesn't stop it.
+async fn start(roster: &AppState, caller: &Caller, kind: RunKind) -> ApiResult<Response> {
+    let started = roster.start_directory_run(caller, kind, "api").await?;
+    let location = format!("/api/v1/directory/runs/{}", started.run_id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(started),
+    )
+        .into_response())
+}
+
+/// Cancel a running run (this server's or another process's). It stops without changing anything; a
+/// sync that is already committing its changes finishes, and the request then answers 409
+/// `ST014-run-finished`. Answers 202 with the run as it is now: a run of this server is recorded as
+/// `cancelled` at once, one of another process within a few seconds (follow it at
+/// `GET /api/v1/directory/runs/{id}`).
+#[utoipa::path(post, path = "/api/v1/directory/runs/{id}/cancel", params(("id" = i64, Path, description = "The run's id")), responses((status = 202, body = RunSummary), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn cancel_run(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Input(Path(id)): Input<Path<i64>>,
+) -> ApiResult<(StatusCode, Json<RunSummary>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(roster.cancel_run(&caller, id).await?),
+    ))
 }
 
 /// Every preview and sync, newest first.
@@ -64,7 +88,9 @@ pub(crate) struct RunDetail {
     pub lines: PageOf<ReportLine>,
 }
 
-/// One run with its report lines (paged: `offset`, `limit`).
+/// One run: its status (`running`, `succeeded`, `failed`, `abandoned`, `cancelled`), its phase and the
+/// entries read so far while it runs, and once it has finished its counts, its error (message and code)
+/// and its report lines (paged: `offset`, `limit`).
 #[utoipa::path(get, path = "/api/v1/directory/runs/{id}", params(("id" = i64, Path, description = "The run's id"), PageQuery), responses((status = 200, body = RunDetail)))]
 pub(crate) async fn get_run(
     State(roster): State<AppState>,

@@ -53,25 +53,33 @@ fn run_from_row(row: &<Db as sqlx::Database>::Row) -> Result<RunSummary> {
             .transpose()
             .map_err(|e| StoreError::Invalid(e.to_string()))?,
         error: row.try_get("error")?,
+        error_code: row.try_get("error_code")?,
+        phase: row.try_get::<Option<String>, _>("phase")?.as_deref().and_then(RunPhase::parse),
+        cancel_requested_at: row.try_get::<Option<i64>, _>("cancel_requested_at")?.map(Timestamp),
+        cancel_requested_by: row.try_get("cancel_requested_by")?,
     })
 }
 
-const RUN_COLUMNS: &str = "id, kind, triggered_by, actor, directory_type, status, started_at, finished_at, entries_read, counts, error";
+const RUN_COLUMNS: &str = "id, kind, triggered_by, actor, directory_type, status, started_at, finished_at, entries_read, counts, error, \
+     error_code, phase, cancel_requested_at, cancel_requested_by";
+
+/// What a run that another process takes for dead is recorded with. A sync's changes are committed with
+/// its outcome (`apply_plan`), so a run still marked running has committed nothing.
+const ABANDONED: &str = "the process running it stopped before the run finished (its heartbeat stopped); it applied nothing, since a synchronization's changes are committed together with its outcome";
 
 async fn begin_run(store: &ThisStore, run: &NewRun, now: Timestamp, stale_before: Timestamp) -> Result<i64> {
     let mut tx = store.pool.begin().await?;
     sqlx::query::<Db>(
-        "UPDATE sync_runs SET status = 'abandoned', finished_at = $1, \
-         error = 'the process running it stopped before it finished; nothing it had not committed was applied' \
-         WHERE status = 'running' AND heartbeat_at < $2",
+        "UPDATE sync_runs SET status = 'abandoned', finished_at = $1, error = $2 WHERE status = 'running' AND heartbeat_at < $3",
     )
     .bind(now.0)
+    .bind(ABANDONED)
     .bind(stale_before.0)
     .execute(&mut *tx)
     .await?;
     let id: Option<i64> = sqlx::query_scalar::<Db, i64>(
-        "INSERT INTO sync_runs (kind, triggered_by, actor, directory_type, status, started_at, heartbeat_at) \
-         VALUES ($1, $2, $3, $4, 'running', $5, $5) ON CONFLICT DO NOTHING RETURNING id",
+        "INSERT INTO sync_runs (kind, triggered_by, actor, directory_type, status, started_at, heartbeat_at, phase) \
+         VALUES ($1, $2, $3, $4, 'running', $5, $5, 'reading') ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(run.kind.as_str())
     .bind(run.triggered_by.clone())
@@ -104,34 +112,128 @@ async fn begin_run(store: &ThisStore, run: &NewRun, now: Timestamp, stale_before
     }
 }
 
-async fn heartbeat_run(store: &ThisStore, run_id: i64, entries_read: i64, now: Timestamp) -> Result<()> {
-    let mut conn = store.pool.acquire().await?;
-    sqlx::query::<Db>("UPDATE sync_runs SET heartbeat_at = $1, entries_read = $2 WHERE id = $3 AND status = 'running'")
+async fn heartbeat_run(
+    store: &ThisStore,
+    run_id: i64,
+    entries_read: i64,
+    phase: RunPhase,
+    now: Timestamp,
+) -> Result<RunControl> {
+    let mut tx = store.pool.begin().await?;
+    let row = sqlx::query::<Db>(
+        "UPDATE sync_runs SET heartbeat_at = $1, entries_read = $2, phase = $3 WHERE id = $4 AND status = 'running' \
+         RETURNING cancel_requested_by",
+    )
+    .bind(now.0)
+    .bind(entries_read)
+    .bind(phase.as_str())
+    .bind(run_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(match row {
+        None => RunControl::NotRunning,
+        Some(row) => match row.try_get::<Option<String>, _>("cancel_requested_by")? {
+            Some(by) => RunControl::CancelRequested { by },
+            None => RunControl::Continue,
+        },
+    })
+}
+
+async fn request_cancel(
+    store: &ThisStore,
+    run_id: i64,
+    actor: &Actor,
+    now: Timestamp,
+    stale_before: Timestamp,
+) -> Result<CancelOutcome> {
+    let mut tx = store.pool.begin().await?;
+    // A run without a live process (its heartbeat is stale) has nobody to stop it: cancelled now. The
+    // statements only touch a run that is still running, and lock its row: a sync that is committing holds
+    // that lock until its outcome is recorded, so the cancel then finds it finished (the commit wins).
+    let stopped = sqlx::query::<Db>(
+        "UPDATE sync_runs SET status = 'cancelled', finished_at = $1, cancel_requested_at = $1, cancel_requested_by = $2, \
+         error = $3, error_code = 'AP016-run-cancelled' WHERE id = $4 AND status = 'running' AND heartbeat_at < $5",
+    )
+    .bind(now.0)
+    .bind(actor.as_str().to_owned())
+    .bind(format!(
+        "cancelled by {}; the process running it had already stopped (its heartbeat stopped); nothing was applied",
+        actor.as_str()
+    ))
+    .bind(run_id)
+    .bind(stale_before.0)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let outcome = if stopped > 0 {
+        CancelOutcome::Cancelled
+    } else {
+        let requested = sqlx::query::<Db>(
+            "UPDATE sync_runs SET cancel_requested_at = COALESCE(cancel_requested_at, $1), \
+             cancel_requested_by = COALESCE(cancel_requested_by, $2) WHERE id = $3 AND status = 'running'",
+        )
         .bind(now.0)
-        .bind(entries_read)
+        .bind(actor.as_str().to_owned())
         .bind(run_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if requested == 0 {
+            let status: Option<String> = sqlx::query_scalar::<Db, String>("SELECT status FROM sync_runs WHERE id = $1")
+                .bind(run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match status {
+                None => StoreError::NotFound(format!("run #{run_id}")),
+                Some(status) => StoreError::RunFinished { run_id, status: RunStatus::parse(&status).as_str() },
+            });
+        }
+        CancelOutcome::Requested
+    };
+    write_audit(
+        &mut tx,
+        actor,
+        "directory.run.cancel",
+        &format!("run #{run_id}"),
+        match outcome {
+            CancelOutcome::Requested => "cancel requested; the run stops at its next check and applies nothing",
+            CancelOutcome::Cancelled => "cancelled; the process running it had already stopped",
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 async fn finish_run(store: &ThisStore, run_id: i64, outcome: &RunOutcome<'_>, now: Timestamp) -> Result<()> {
     let mut tx = store.pool.begin().await?;
+    record_outcome(&mut tx, run_id, outcome, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes a run's outcome and its report lines, in the caller's transaction.
+async fn record_outcome(conn: &mut Conn, run_id: i64, outcome: &RunOutcome<'_>, now: Timestamp) -> Result<()> {
     let counts = outcome
         .counts
         .map(|c| serde_json::to_string(&c))
         .transpose()
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     sqlx::query::<Db>(
-        "UPDATE sync_runs SET status = $1, finished_at = $2, heartbeat_at = $2, entries_read = $3, counts = $4, error = $5 WHERE id = $6",
+        "UPDATE sync_runs SET status = $1, finished_at = $2, heartbeat_at = $2, entries_read = $3, counts = $4, error = $5, \
+         error_code = $6, phase = $7 WHERE id = $8",
     )
     .bind(outcome.status.as_str())
     .bind(now.0)
     .bind(outcome.entries_read)
     .bind(counts)
     .bind(outcome.error.clone())
+    .bind(outcome.error_code.clone())
+    .bind(outcome.phase.as_str())
     .bind(run_id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     let chunks: Vec<(i64, &[ReportLine])> = (0_i64..).zip(outcome.lines.chunks(LINES_PER_CHUNK)).collect();
     for batch in chunks.chunks(CHUNKS_PER_INSERT) {
@@ -146,9 +248,8 @@ async fn finish_run(store: &ThisStore, run_id: i64, outcome: &RunOutcome<'_>, no
         q.push_values(rows, |mut b, (n, count, json)| {
             b.push_bind(run_id).push_bind(n).push_bind(count).push_bind(json);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().execute(&mut *conn).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

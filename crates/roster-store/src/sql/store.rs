@@ -18,12 +18,15 @@
 // them would be defined twice.
 
 use crate::{
-    Actor, AppliedPlan, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunOutcome, RunStatus,
-    RunSummary, Snapshot, Store, UserPatch,
+    Actor, AppliedPlan, CancelOutcome, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunControl,
+    RunOutcome, RunPhase, RunRecord, RunStatus, RunSummary, Snapshot, Store, UserPatch,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use roster_core::plan::{CurrentUser, PlannedChanges, ReportAction, ReportCounts, ReportLine};
+use roster_core::plan::{
+    CurrentUser, PlannedChanges, ReportAction, ReportCounts, ReportLine,
+    correct_report_for_folders_decided_at_apply,
+};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, AuthMethod, DirectoryLink, Folder, FolderAccess, User};
 use roster_core::{EmailAddress, FolderRight, Privilege, Timestamp, UserName};
@@ -210,10 +213,21 @@ impl Store for ThisStore {
         expected_version: i64,
         changes: &PlannedChanges,
         defaults: &DefaultPrivileges,
+        record: &mut RunRecord,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<AppliedPlan> {
-        apply_plan(self, run_id, expected_version, changes, defaults, actor, now).await
+        apply_plan(
+            self,
+            run_id,
+            expected_version,
+            changes,
+            defaults,
+            record,
+            actor,
+            now,
+        )
+        .await
     }
 
     // runs.rs
@@ -227,8 +241,24 @@ impl Store for ThisStore {
         begin_run(self, run, now, stale_before).await
     }
 
-    async fn heartbeat_run(&self, run_id: i64, entries_read: i64, now: Timestamp) -> Result<()> {
-        heartbeat_run(self, run_id, entries_read, now).await
+    async fn heartbeat_run(
+        &self,
+        run_id: i64,
+        entries_read: i64,
+        phase: RunPhase,
+        now: Timestamp,
+    ) -> Result<RunControl> {
+        heartbeat_run(self, run_id, entries_read, phase, now).await
+    }
+
+    async fn request_cancel(
+        &self,
+        run_id: i64,
+        actor: &Actor,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<CancelOutcome> {
+        request_cancel(self, run_id, actor, now, stale_before).await
     }
 
     async fn finish_run(

@@ -121,12 +121,14 @@ async fn user_db_version(store: &ThisStore) -> Result<i64> {
     read_version(&mut conn).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn apply_plan(
     store: &ThisStore,
     run_id: i64,
     expected_version: i64,
     changes: &PlannedChanges,
     defaults: &DefaultPrivileges,
+    record: &mut RunRecord,
     actor: &Actor,
     now: Timestamp,
 ) -> Result<AppliedPlan> {
@@ -136,13 +138,33 @@ async fn apply_plan(
     if version != expected_version + 1 {
         return Err(StoreError::StaleSnapshot);
     }
-    // A run that another process declared dead must not apply behind its back.
-    let status: Option<String> = sqlx::query_scalar::<Db, String>("SELECT status FROM sync_runs WHERE id = $1")
-        .bind(run_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if status.as_deref() != Some("running") {
-        return Err(StoreError::RunNotRunning(run_id));
+    // A run that another process declared dead must not apply behind its back, nor one that an
+    // administrator asked to cancel. The run's row stays locked until the commit, which records the outcome:
+    // a cancel that comes now waits, then finds the run finished (the commit wins).
+    let claimed = sqlx::query::<Db>(
+        "UPDATE sync_runs SET phase = 'applying', heartbeat_at = $1 WHERE id = $2 AND status = 'running' \
+         AND cancel_requested_at IS NULL",
+    )
+    .bind(now.0)
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        let row = sqlx::query::<Db>("SELECT status, cancel_requested_by FROM sync_runs WHERE id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let by = match &row {
+            Some(row) if row.try_get::<String, _>("status")? == "running" => {
+                row.try_get::<Option<String>, _>("cancel_requested_by")?
+            }
+            _ => None,
+        };
+        return Err(match by {
+            Some(by) => StoreError::CancelRequested { run_id, by },
+            None => StoreError::RunNotRunning(run_id),
+        });
     }
     // Order matters for the unique constraints: free names and addresses before anyone takes them.
     let mut applied = AppliedPlan::default();
@@ -274,6 +296,30 @@ async fn apply_plan(
             changes.update.len(),
             changes.delete.len()
         ),
+        now,
+    )
+    .await?;
+    // The run's outcome and report, in the same transaction: the users applied and the run that says so
+    // are committed together or not at all.
+    correct_report_for_folders_decided_at_apply(
+        &applied.folders_decided_at_apply,
+        changes,
+        &record.deleted_lines,
+        &mut record.counts,
+        &mut record.lines,
+    );
+    record_outcome(
+        &mut tx,
+        run_id,
+        &RunOutcome {
+            status: RunStatus::Succeeded,
+            entries_read: record.entries_read,
+            counts: Some(record.counts),
+            error: None,
+            error_code: None,
+            phase: RunPhase::Recording,
+            lines: &record.lines,
+        },
         now,
     )
     .await?;

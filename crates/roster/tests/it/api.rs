@@ -54,6 +54,50 @@ impl Api {
         (status, value)
     }
 
+    /// Starts a run (`/directory/preview` or `/directory/sync`): 202 at once, with its id and address.
+    async fn start_run(&self, token: &str, path: &str) -> i64 {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED, "{path}");
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["status"], "running", "{v}");
+        let id = v["run_id"].as_i64().unwrap();
+        assert_eq!(location, format!("/api/v1/directory/runs/{id}"));
+        id
+    }
+
+    /// Follows a run started through the API until it has finished: its `GET /directory/runs/{id}`.
+    async fn wait_for_run(&self, token: &str, run_id: i64) -> Value {
+        for _ in 0..600 {
+            let (s, v) = self
+                .call(
+                    M::GET,
+                    &format!("/directory/runs/{run_id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if v["run"]["status"] != "running" {
+                return v;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("run #{run_id} still running after 60 s");
+    }
+
     async fn logon(&self, name: &str, password: &str) -> String {
         let (s, v) = self
             .call(
@@ -294,16 +338,16 @@ async fn directory_settings_never_show_the_password() {
     assert_eq!(v["error"]["field"], "password");
     let (_, v) = api.call(M::GET, "/directory", Some(&admin), None).await;
     assert_eq!(v["server"], "127.0.0.1", "refused whole: {v}");
-    // An unreachable server: the run fails with advice; nothing changes.
-    let (s, v) = api
-        .call(M::POST, "/directory/preview", Some(&admin), None)
-        .await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    // An unreachable server: the run fails with advice (and its code); nothing changes.
+    let run = api.start_run(&admin, "/directory/preview").await;
+    let v = api.wait_for_run(&admin, run).await;
+    assert_eq!(v["run"]["status"], "failed", "{v}");
     assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1:1"),
+        v["run"]["error"].as_str().unwrap().contains("127.0.0.1:1"),
+        "{v}"
+    );
+    assert!(
+        v["run"]["error_code"].as_str().unwrap().starts_with("DI"),
         "{v}"
     );
     assert!(!v.to_string().contains("svc-very-secret"));
@@ -343,6 +387,8 @@ async fn the_openapi_document_describes_the_api() {
         "/api/v1/directory/preview",
         "/api/v1/directory/sync",
         "/api/v1/directory/runs",
+        "/api/v1/directory/runs/{id}",
+        "/api/v1/directory/runs/{id}/cancel",
         "/api/v1/audit",
         "/api/v1/privileges/defaults",
     ] {
@@ -480,11 +526,11 @@ async fn paging_echoes_the_applied_window_and_bodies_are_strict() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, v) = api
-        .call(M::POST, "/directory/preview", Some(&admin), None)
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let run = v["run_id"].as_i64().unwrap();
+    let run = api.start_run(&admin, "/directory/preview").await;
+    assert_eq!(
+        api.wait_for_run(&admin, run).await["run"]["status"],
+        "succeeded"
+    );
     for (query, limit) in [
         ("", 10_000),
         ("?limit=100", 100),
@@ -658,5 +704,149 @@ async fn logging_off_with_an_unknown_token_answers_401() {
         .call(M::DELETE, "/sessions/current", Some(&other), None)
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    env.check().await;
+}
+
+/// Issue 18, item 7 and issue 19, item 3: a preview or sync answers 202 at once with its id; the run is
+/// followed at `GET /directory/runs/{id}` (state, phase, entries read, then the report); what refuses a
+/// run before it exists answers synchronously; an administrator cancels a running run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_start_at_once_are_followed_and_can_be_cancelled() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    let (s, v) = api
+        .call(M::POST, "/directory/sync", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "AP010-no-directory");
+    let file = env.dir.path().join("people.ldif");
+    std::fs::write(
+        &file,
+        "dn: uid=a,ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: a\nmail: a@example.com\n",
+    )
+    .unwrap();
+    let (s, v) = api
+        .call(
+            M::PUT,
+            "/directory",
+            Some(&admin),
+            Some(
+                json!({"type": "ldif", "file": file, "base_dn": "dc=example,dc=com",
+                "filter": "(uid=*)", "username_attribute": "uid", "email_attributes": "mail"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Preview, then sync: each followed to its report.
+    let run = api.start_run(&admin, "/directory/preview").await;
+    let v = api.wait_for_run(&admin, run).await;
+    assert_eq!(v["run"]["status"], "succeeded", "{v}");
+    assert_eq!(v["run"]["kind"], "preview");
+    assert_eq!(v["run"]["counts"]["created"], 1, "{v}");
+    assert_eq!(v["run"]["entries_read"], 1, "{v}");
+    assert_eq!(v["run"]["phase"], "recording", "{v}");
+    assert_eq!(v["lines"]["items"][1]["user"], "a", "{v}");
+    let (_, users) = api.call(M::GET, "/users", Some(&admin), None).await;
+    assert_eq!(users["total"], 1, "the preview committed nothing");
+    let run = api.start_run(&admin, "/directory/sync").await;
+    let v = api.wait_for_run(&admin, run).await;
+    assert_eq!(v["run"]["status"], "succeeded", "{v}");
+    assert_eq!(v["run"]["phase"], "recording", "{v}");
+    let (_, users) = api.call(M::GET, "/users", Some(&admin), None).await;
+    assert_eq!(users["total"], 2);
+
+    // A directory that never answers: the run is shown running, in its phase; another run is refused
+    // synchronously; a non-administrator can't cancel it; an administrator can.
+    let roster_core::directory::DirectorySettings::Ldap(mut silent) = crate::runs::silent_ldap()
+    else {
+        panic!("LDAP settings expected");
+    };
+    silent.password = None; // never serialized: given in the body below
+    let mut settings =
+        serde_json::to_value(roster_core::directory::DirectorySettings::Ldap(silent)).unwrap();
+    settings["password"] = json!("service-secret");
+    let (s, v) = api
+        .call(M::PUT, "/directory", Some(&admin), Some(settings))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let run = api.start_run(&admin, "/directory/sync").await;
+    let (s, v) = api
+        .call(
+            M::GET,
+            &format!("/directory/runs/{run}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["run"]["status"], "running", "{v}");
+    assert_eq!(v["run"]["phase"], "reading", "{v}");
+    assert_eq!(v["run"]["entries_read"], 0, "{v}");
+    assert_eq!(v["lines"]["total"], 0, "{v}");
+    let (s, v) = api
+        .call(M::POST, "/directory/preview", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "ST005-run-in-progress");
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"name": "pat", "password": "pat-secret"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let pat = api.logon("pat", "pat-secret").await;
+    let (s, v) = api
+        .call(
+            M::POST,
+            &format!("/directory/runs/{run}/cancel"),
+            Some(&pat),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = api
+        .call(
+            M::POST,
+            &format!("/directory/runs/{run}/cancel"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["id"], run);
+    assert_eq!(v["cancel_requested_by"], "admin", "{v}");
+    let v = api.wait_for_run(&admin, run).await;
+    assert_eq!(v["run"]["status"], "cancelled", "{v}");
+    assert_eq!(v["run"]["error_code"], "AP016-run-cancelled", "{v}");
+    assert_eq!(v["run"]["counts"], Value::Null, "{v}");
+    let (s, v) = api
+        .call(
+            M::POST,
+            &format!("/directory/runs/{run}/cancel"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "ST014-run-finished");
+    let (s, v) = api
+        .call(M::POST, "/directory/runs/999/cancel", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let (_, users) = api.call(M::GET, "/users", Some(&admin), None).await;
+    assert_eq!(users["total"], 3, "the cancelled sync changed nothing");
+    let (_, audit) = api.call(M::GET, "/audit", Some(&admin), None).await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "directory.run.cancel" && a["actor"] == "admin"),
+        "{audit}"
+    );
     env.check().await;
 }

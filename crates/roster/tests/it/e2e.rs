@@ -532,3 +532,73 @@ fn info_logging_shows_the_time_of_each_phase_of_a_run() {
         );
     }
 }
+
+/// Issue 19, item 3, with the binary: `roster runs cancel` stops a run of the server (another process),
+/// and `--run-deadline-seconds` stops a CLI sync on a directory that never answers, each with its exit
+/// code; `roster serve` also runs a sync in the background (202) and shows it running.
+#[test]
+fn runs_cancel_stops_a_run_of_the_server_and_a_deadline_stops_a_cli_sync() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let settings = d.join("silent.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "type = \"ldap\"\nserver = \"127.0.0.1\"\nport = {}\nencryption = \"none\"\n\
+             bind_dn = \"cn=roster,dc=example,dc=com\"\npassword = \"service-secret\"\n\
+             base_dn = \"dc=example,dc=com\"\nfilter = \"(objectClass=inetOrgPerson)\"\n\
+             username_attribute = \"uid\"\ntimeout_seconds = 3600\n",
+            crate::runs::silent_port()
+        ),
+    )
+    .unwrap();
+    let o = run(roster(d)
+        .args(["directory", "set", "--file"])
+        .arg(&settings));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let server = Server::start(d);
+    let token = logon(&server.base, "admin", ADMIN_PW);
+    let r = http()
+        .post(format!("{}/directory/sync", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().unwrap()["run_id"].as_i64().unwrap();
+    let o = run(roster(d).args(["runs", "show", &id.to_string(), "--json"]));
+    let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(shown["run"]["status"], "running", "{shown}");
+    // The CLI, another process, cancels it: the server's run sees it at its next heartbeat.
+    let o = run(roster(d).args(["runs", "cancel", &id.to_string(), "--json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let cancelled: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["error_code"], "AP016-run-cancelled");
+    let o = run(roster(d).args(["runs", "cancel", &id.to_string()]));
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ST014-run-finished"), "{}", stderr(&o));
+    let o = run(roster(d).args(["runs", "cancel", "999"]));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    server.stop();
+
+    // A CLI sync past its deadline: exit code 5, AP015, and the slot is free for the next run.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let o = run(roster(d)
+            .args(["sync", "--run-deadline-seconds", "2"])
+            .env_remove("ROSTER_RUN_DEADLINE_SECONDS"));
+        assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+        assert!(stderr(&o).contains("AP015-run-deadline"), "{}", stderr(&o));
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+    let o = run(roster(d).args(["runs", "list", "--json"]));
+    let runs: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["failed", "failed", "cancelled"]);
+}

@@ -1728,6 +1728,8 @@ async fn two_runs_never_overlap() {
                 entries_read: 0,
                 counts: None,
                 error: Some("stopped".into()),
+                error_code: None,
+                phase: roster_store::RunPhase::Recording,
                 lines: &[],
             },
             now,

@@ -11,6 +11,7 @@
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
 //! - `fake_directory` and `runs_without_a_server`: the same use cases over a directory in memory (run
 //!   bookkeeping, preview/sync equivalence, failure paths, directory logon), on a real SQLite store.
+//! - `runs`: a run's deadline, and cancelling it from this process or another.
 
 // Test code: failing loudly is the point.
 #![allow(
@@ -29,5 +30,6 @@ mod directory_settings;
 mod e2e;
 mod ldap_sync;
 mod logon;
+mod runs;
 mod runs_without_a_server;
 mod store;

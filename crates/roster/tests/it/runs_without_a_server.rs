@@ -478,6 +478,7 @@ async fn a_directory_without_a_checker_refuses_directory_logons() {
                 email_attributes: Some("mail".into()),
             },
             delete_users: false,
+            limits: Default::default(),
         }),
     )
     .await;

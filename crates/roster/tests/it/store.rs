@@ -8,7 +8,7 @@ use roster_core::plan::{PlanOptions, ReportAction, ReportLine, plan_sync};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::AuthMethod;
 use roster_core::{FolderRight, Privilege};
-use roster_store::{Actor, NewRun, RunKind, RunOutcome, RunStatus, StoreError};
+use roster_store::{Actor, NewRun, RunKind, RunOutcome, RunRecord, RunStatus, StoreError};
 use std::collections::BTreeSet;
 
 fn local(name: &str, emails: &[&str]) -> NewUserInput {
@@ -332,6 +332,7 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
             snap.version,
             &plan.changes,
             &DefaultPrivileges::default(),
+            &mut record(&plan),
             &Actor("t".into()),
             T0,
         )
@@ -348,6 +349,7 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
             snap.version,
             &plan.changes,
             &DefaultPrivileges::default(),
+            &mut record(&plan),
             &Actor("t".into()),
             T0,
         )
@@ -370,20 +372,11 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
     let again = plan_sync(&snap.users, entries, &opts);
     assert!(again.changes.is_empty(), "{:?}", again.counts);
     assert_eq!(again.counts.unchanged, 2500);
-    env.store
-        .finish_run(
-            run,
-            &roster_store::RunOutcome {
-                status: roster_store::RunStatus::Succeeded,
-                entries_read: 2500,
-                counts: Some(plan.counts),
-                error: None,
-                lines: &plan.lines,
-            },
-            T0,
-        )
-        .await
-        .unwrap();
+    // The apply recorded the run with its report.
+    assert_eq!(
+        env.store.get_run(run).await.unwrap().unwrap().status,
+        RunStatus::Succeeded
+    );
     assert_eq!(env.store.run_lines(run, 0, 10).await.unwrap().total, 2500);
     env.check().await;
 }
@@ -435,6 +428,8 @@ async fn two_runs_never_overlap(env: Env) {
                 entries_read: 0,
                 counts: None,
                 error: Some("x".into()),
+                error_code: None,
+                phase: roster_store::RunPhase::Recording,
                 lines: &[],
             },
             later,
@@ -482,6 +477,16 @@ fn new_run(kind: RunKind) -> NewRun {
     }
 }
 
+/// A plan's report, as `apply_plan` records it with the run.
+fn record(plan: &roster_core::plan::SyncPlan) -> RunRecord {
+    RunRecord {
+        entries_read: 0,
+        counts: plan.counts,
+        lines: plan.lines.clone(),
+        deleted_lines: plan.deleted_lines.clone(),
+    }
+}
+
 /// Begins a sync run at `T0`.
 async fn begin_sync_run(env: &Env) -> i64 {
     env.store
@@ -501,6 +506,8 @@ async fn finished_run(env: &Env, lines: &[ReportLine]) -> i64 {
                 entries_read: i64::try_from(lines.len()).unwrap(),
                 counts: None,
                 error: None,
+                error_code: None,
+                phase: roster_store::RunPhase::Recording,
                 lines,
             },
             T0,
@@ -897,21 +904,8 @@ async fn sync_entries(
             snap.version,
             &plan.changes,
             defaults,
+            &mut record(&plan),
             &Actor("t".into()),
-            T0,
-        )
-        .await
-        .unwrap();
-    env.store
-        .finish_run(
-            run,
-            &RunOutcome {
-                status: RunStatus::Succeeded,
-                entries_read: 0,
-                counts: Some(plan.counts),
-                error: None,
-                lines: &plan.lines,
-            },
             T0,
         )
         .await
@@ -1118,3 +1112,238 @@ async fn keys_made_before_case_folding_are_refolded_once(backend: Backend, url: 
     );
 }
 on_both_databases!(keys_made_before_case_folding_are_refolded_once);
+
+/// Issue 19, item 7: a SIGKILL after the apply's commit but before the run was recorded (a separate
+/// transaction) left the users applied, the run shown as abandoned ("nothing … was applied") and an audit
+/// line pointing to a report that didn't exist. The outcome and the report are now written in the apply's
+/// transaction: the process dies right after `apply_plan` here, and the run is recorded all the same.
+async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: Env) {
+    let snap = env.store.snapshot().await.unwrap();
+    let opts = PlanOptions {
+        source: "ldap".into(),
+        delete_users: false,
+    };
+    let plan = plan_sync(&snap.users, vec![person("ann"), person("bob")], &opts);
+    let run = begin_sync_run(&env).await;
+    let mut report = RunRecord {
+        entries_read: 2,
+        ..record(&plan)
+    };
+    env.store
+        .apply_plan(
+            run,
+            snap.version,
+            &plan.changes,
+            &DefaultPrivileges::default(),
+            &mut report,
+            &Actor("t".into()),
+            T0,
+        )
+        .await
+        .unwrap();
+    // The process dies here: nothing after the apply runs. Later, another run takes over.
+    let later = T0.plus_seconds(600);
+    let next = env
+        .store
+        .begin_run(&new_run(RunKind::Preview), later, later.plus_seconds(-120))
+        .await
+        .unwrap();
+    assert_eq!(env.store.list_users(0, 10).await.unwrap().total, 3);
+    let recorded = env.store.get_run(run).await.unwrap().unwrap();
+    assert_eq!(
+        recorded.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        recorded.error
+    );
+    assert_eq!(recorded.entries_read, 2);
+    assert_eq!(recorded.counts, Some(plan.counts));
+    assert_eq!(recorded.finished_at, Some(T0));
+    let lines = env.store.run_lines(run, 0, 10).await.unwrap();
+    assert_eq!(lines.items, plan.lines);
+    // The audit line's report exists.
+    let audit = env.store.list_audit(0, 10).await.unwrap().items;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "directory.sync" && a.target == format!("run #{run}")),
+        "{audit:?}"
+    );
+    // A run that really was abandoned doesn't claim more than is known: it committed nothing, since a
+    // sync's changes and its outcome are one transaction.
+    let abandoned_at = later.plus_seconds(600);
+    let last = env
+        .store
+        .begin_run(
+            &new_run(RunKind::Preview),
+            abandoned_at,
+            abandoned_at.plus_seconds(-120),
+        )
+        .await
+        .unwrap();
+    let abandoned = env.store.get_run(next).await.unwrap().unwrap();
+    assert_eq!(abandoned.status, RunStatus::Abandoned);
+    assert!(
+        abandoned
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("applied nothing"),
+        "{abandoned:?}"
+    );
+    env.store
+        .finish_run(
+            last,
+            &RunOutcome {
+                status: RunStatus::Failed,
+                entries_read: 0,
+                counts: None,
+                error: Some("x".into()),
+                error_code: None,
+                phase: roster_store::RunPhase::Recording,
+                lines: &[],
+            },
+            abandoned_at,
+        )
+        .await
+        .unwrap();
+    env.check().await;
+}
+on_both_backends!(issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it);
+
+/// Issue 19, item 3 (cancel, in the store): a cancel request is stored with its audit line and seen by
+/// the run's heartbeat; the apply refuses a run whose cancel was asked for (nothing is applied); a run
+/// that has finished can't be cancelled; a run whose process is gone is cancelled at once.
+async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
+    use roster_store::{CancelOutcome, RunControl, RunPhase};
+    let snap = env.store.snapshot().await.unwrap();
+    let opts = PlanOptions {
+        source: "ldap".into(),
+        delete_users: false,
+    };
+    let plan = plan_sync(&snap.users, vec![person("ann")], &opts);
+    let run = begin_sync_run(&env).await;
+    assert_eq!(
+        env.store
+            .heartbeat_run(run, 7, RunPhase::Planning, T0.plus_seconds(5))
+            .await
+            .unwrap(),
+        RunControl::Continue
+    );
+    let shown = env.store.get_run(run).await.unwrap().unwrap();
+    assert_eq!(
+        (shown.entries_read, shown.phase),
+        (7, Some(RunPhase::Planning))
+    );
+    let who = Actor("cli:ops".into());
+    assert_eq!(
+        env.store
+            .request_cancel(run, &who, T0.plus_seconds(6), T0.plus_seconds(-114))
+            .await
+            .unwrap(),
+        CancelOutcome::Requested
+    );
+    assert_eq!(
+        env.store
+            .heartbeat_run(run, 7, RunPhase::Planning, T0.plus_seconds(10))
+            .await
+            .unwrap(),
+        RunControl::CancelRequested {
+            by: "cli:ops".into()
+        }
+    );
+    let e = env
+        .store
+        .apply_plan(
+            run,
+            snap.version,
+            &plan.changes,
+            &DefaultPrivileges::default(),
+            &mut record(&plan),
+            &Actor("t".into()),
+            T0.plus_seconds(11),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ST015-cancel-requested", "{e}");
+    assert_eq!(
+        env.store.list_users(0, 10).await.unwrap().total,
+        1,
+        "nothing applied"
+    );
+    let shown = env.store.get_run(run).await.unwrap().unwrap();
+    assert_eq!(shown.cancel_requested_by.as_deref(), Some("cli:ops"));
+    assert_eq!(shown.cancel_requested_at, Some(T0.plus_seconds(6)));
+    env.store
+        .finish_run(
+            run,
+            &RunOutcome {
+                status: RunStatus::Cancelled,
+                entries_read: 7,
+                counts: None,
+                error: Some("cancelled by cli:ops".into()),
+                error_code: Some("AP016-run-cancelled".into()),
+                phase: roster_store::RunPhase::Recording,
+                lines: &[],
+            },
+            T0.plus_seconds(12),
+        )
+        .await
+        .unwrap();
+    let shown = env.store.get_run(run).await.unwrap().unwrap();
+    assert_eq!(shown.status, RunStatus::Cancelled);
+    assert_eq!(shown.error_code.as_deref(), Some("AP016-run-cancelled"));
+    // Too late once it has finished; an unknown run is not found.
+    let e = env
+        .store
+        .request_cancel(run, &who, T0.plus_seconds(13), T0.plus_seconds(-107))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ST014-run-finished", "{e}");
+    assert!(e.to_string().contains("already cancelled"), "{e}");
+    let e = env
+        .store
+        .request_cancel(999, &who, T0.plus_seconds(13), T0.plus_seconds(-107))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+    // The heartbeat of a run that isn't running any more says so.
+    assert_eq!(
+        env.store
+            .heartbeat_run(run, 7, RunPhase::Planning, T0.plus_seconds(14))
+            .await
+            .unwrap(),
+        RunControl::NotRunning
+    );
+    // A run whose process died (its heartbeat is stale) is cancelled at once.
+    let orphan = env
+        .store
+        .begin_run(
+            &new_run(RunKind::Preview),
+            T0.plus_seconds(20),
+            T0.plus_seconds(-100),
+        )
+        .await
+        .unwrap();
+    let at = T0.plus_seconds(500);
+    assert_eq!(
+        env.store
+            .request_cancel(orphan, &who, at, at.plus_seconds(-120))
+            .await
+            .unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let shown = env.store.get_run(orphan).await.unwrap().unwrap();
+    assert_eq!(shown.status, RunStatus::Cancelled);
+    assert_eq!(shown.finished_at, Some(at));
+    // Each accepted request has its audit line.
+    let audit = env.store.list_audit(0, 10).await.unwrap().items;
+    let cancels: Vec<&str> = audit
+        .iter()
+        .filter(|a| a.action == "directory.run.cancel" && a.actor == "cli:ops")
+        .map(|a| a.target.as_str())
+        .collect();
+    assert_eq!(cancels, [format!("run #{orphan}"), format!("run #{run}")]);
+    env.check().await;
+}
+on_both_backends!(a_cancel_request_is_stored_audited_and_stops_the_apply);
