@@ -108,21 +108,6 @@ async fn main() {
             .unwrap();
         walls.push(t.elapsed().as_secs_f64());
         cpus.push(cpu_seconds() - c);
-        store
-            .finish_run(
-                run_id,
-                &roster_store::RunOutcome {
-                    status: roster_store::RunStatus::Succeeded,
-                    entries_read: 0,
-                    counts: None,
-                    error: None,
-                    lines: &[],
-                },
-                Timestamp(4),
-            )
-            .await
-            .unwrap();
-
         // Everyone leaves: one deletion per user, folders without messages go with them.
         let snapshot = store.snapshot().await.unwrap();
         let delete = PlannedChanges {
@@ -150,6 +135,12 @@ async fn main() {
                 snapshot.version,
                 &delete,
                 &DefaultPrivileges::default(),
+                &mut RunRecord {
+                    entries_read: 0,
+                    counts: Default::default(),
+                    lines: Vec::new(),
+                    deleted_lines: Vec::new(),
+                },
                 &Actor("bench".into()),
                 Timestamp(6),
             )
