@@ -11,7 +11,7 @@ use roster_core::plan::ReportCounts;
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, AuthMethod, Folder, User};
 use roster_core::{Clock, EmailAddress, FolderRight, Privilege, Timestamp, UserName};
-use roster_store::{Actor, NewUserRecord, Page, Store, UserPatch};
+use roster_store::{Actor, NewUserRecord, Store, UserPatch};
 use secrets::SecretBox;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use error::{AppError, ErrorKind, Result};
+/// The store's types that the use cases hand to front ends, re-exported so that front ends depend on the
+/// use cases alone (the binary still opens the store: it is where the parts are put together).
+pub use roster_store::{DeletedUser, Page, RunKind, RunPhase, RunStatus, RunSummary};
 pub use sync::{
     DEFAULT_RUN_DEADLINE_SECONDS, DirectorySettingsView, RunReport, RunStarted, SyncPhase,
     SyncProgress,

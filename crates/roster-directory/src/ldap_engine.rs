@@ -63,19 +63,9 @@ pub(crate) struct LdapEngineConfig {
 }
 
 pub(crate) struct LdapEngine {
-    server: String,
-    port: u16,
+    config: LdapEngineConfig,
+    /// `ldap://host:port` or `ldaps://…`, from the config.
     url: String,
-    encryption: Encryption,
-    tls: Option<Arc<ClientConfig>>,
-    bind_dn: String,
-    password: Secret,
-    base_dn: String,
-    filter: LdapFilter,
-    attributes: AttributeMap,
-    page_size: u32,
-    timeout_seconds: u32,
-    references: ReferencePolicy,
     /// The bound service connection, kept between reads and logons. `Ldap` multiplexes operations, so
     /// callers work on clones; the lock only guards (re)connecting.
     service: Mutex<Option<Ldap>>,
@@ -105,14 +95,14 @@ impl std::fmt::Debug for LdapEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LdapEngine")
             .field("url", &self.url)
-            .field("encryption", &self.encryption)
-            .field("bind_dn", &self.bind_dn)
-            .field("base_dn", &self.base_dn)
-            .field("filter", &self.filter.as_str())
-            .field("attributes", &self.attributes)
-            .field("page_size", &self.page_size)
-            .field("timeout_seconds", &self.timeout_seconds)
-            .field("references", &self.references)
+            .field("encryption", &self.config.encryption)
+            .field("bind_dn", &self.config.bind_dn)
+            .field("base_dn", &self.config.base_dn)
+            .field("filter", &self.config.filter.as_str())
+            .field("attributes", &self.config.attributes)
+            .field("page_size", &self.config.page_size)
+            .field("timeout_seconds", &self.config.timeout_seconds)
+            .field("references", &self.config.references)
             .finish_non_exhaustive()
     }
 }
@@ -141,43 +131,18 @@ struct Candidates {
 
 impl LdapEngine {
     pub(crate) fn new(config: LdapEngineConfig) -> LdapEngine {
-        let LdapEngineConfig {
-            server,
-            port,
-            encryption,
-            tls,
-            bind_dn,
-            password,
-            base_dn,
-            filter,
-            attributes,
-            page_size,
-            timeout_seconds,
-            references,
-        } = config;
-        let host = if server.contains(':') {
-            format!("[{server}]")
+        let host = if config.server.contains(':') {
+            format!("[{}]", config.server)
         } else {
-            server.clone()
+            config.server.clone()
         };
-        let scheme = match encryption {
+        let scheme = match config.encryption {
             Encryption::Ssl => "ldaps",
             Encryption::None | Encryption::Starttls => "ldap",
         };
         LdapEngine {
-            url: format!("{scheme}://{host}:{port}"),
-            server,
-            port,
-            encryption,
-            tls,
-            bind_dn,
-            password,
-            base_dn,
-            filter,
-            attributes,
-            page_size,
-            timeout_seconds,
-            references,
+            url: format!("{scheme}://{host}:{}", config.port),
+            config,
             service: Mutex::new(None),
             service_interrupted: AtomicBool::new(false),
         }
@@ -185,7 +150,10 @@ impl LdapEngine {
 
     /// "the LDAP server ldap.example.com:389", for messages.
     fn target(&self) -> String {
-        format!("the LDAP server {}:{}", self.server, self.port)
+        format!(
+            "the LDAP server {}:{}",
+            self.config.server, self.config.port
+        )
     }
 
     /// The one mapping of a search's non-zero result code to an error, for reads and logon look-ups.
@@ -195,7 +163,7 @@ impl LdapEngine {
             4 => DirectoryError::SizeLimit { entries },
             10 => DirectoryError::Referral { refs: result.refs },
             32 => DirectoryError::NoSuchBase {
-                base_dn: self.base_dn.clone(),
+                base_dn: self.config.base_dn.clone(),
             },
             rc => DirectoryError::Search {
                 rc,
@@ -205,16 +173,16 @@ impl LdapEngine {
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_secs(u64::from(self.timeout_seconds))
+        Duration::from_secs(u64::from(self.config.timeout_seconds))
     }
 
     /// A new, unbound connection with the configured encryption.
     async fn open(&self) -> Result<Ldap, DirectoryError> {
         let mut settings = LdapConnSettings::new().set_conn_timeout(self.timeout());
-        if self.encryption == Encryption::Starttls {
+        if self.config.encryption == Encryption::Starttls {
             settings = settings.set_starttls(true);
         }
-        if let Some(config) = &self.tls {
+        if let Some(config) = &self.config.tls {
             settings = settings.set_config(config.clone());
         }
         let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url)
@@ -251,15 +219,16 @@ impl LdapEngine {
             }
         };
         match error {
-            LdapError::Timeout { .. } if self.encryption == Encryption::Starttls => {
+            LdapError::Timeout { .. } if self.config.encryption == Encryption::Starttls => {
                 connect(format!(
                     "no answer within {} s: the server may be unreachable, or this may be an LDAPS port (usually 636), which waits for a TLS handshake and never answers the StartTLS request; then set `encryption = \"ssl\"`",
-                    self.timeout_seconds
+                    self.config.timeout_seconds
                 ))
             }
-            LdapError::Timeout { .. } => {
-                connect(format!("no answer within {} s", self.timeout_seconds))
-            }
+            LdapError::Timeout { .. } => connect(format!(
+                "no answer within {} s",
+                self.config.timeout_seconds
+            )),
             LdapError::Rustls { source } => tls_error(&source),
             LdapError::Io { source } => {
                 // tokio-rustls reports handshake failures as io::Errors wrapping the rustls error.
@@ -271,7 +240,7 @@ impl LdapEngine {
                 }
                 // Once TCP is up, a peer that hangs up or sends garbage during the handshake is most
                 // likely not speaking TLS on this port (ldaps:// to port 389, say).
-                let tls_in_use = self.encryption != Encryption::None;
+                let tls_in_use = self.config.encryption != Encryption::None;
                 let handshake_failure = matches!(
                     source.kind(),
                     std::io::ErrorKind::UnexpectedEof
@@ -300,12 +269,15 @@ impl LdapEngine {
                 "server",
                 format!(
                     "{:?} can't be used as a TLS server name ({source})",
-                    self.server
+                    self.config.server
                 ),
             ),
             LdapError::UrlParsing { source } => DirectoryError::settings(
                 "server",
-                format!("{:?} is not a valid host name ({source})", self.server),
+                format!(
+                    "{:?} is not a valid host name ({source})",
+                    self.config.server
+                ),
             ),
             other => connect(other.to_string()),
         }
@@ -317,7 +289,7 @@ impl LdapEngine {
             LdapError::Timeout { .. } => DirectoryError::Timeout {
                 target: self.target(),
                 operation,
-                seconds: self.timeout_seconds,
+                seconds: self.config.timeout_seconds,
             },
             LdapError::FilterParsing => DirectoryError::settings(
                 "filter",
@@ -333,7 +305,7 @@ impl LdapEngine {
                 operation,
                 entries,
                 detail: other.to_string(),
-                hint: if operation == BINDING && self.encryption != Encryption::Ssl {
+                hint: if operation == BINDING && self.config.encryption != Encryption::Ssl {
                     "If the server expects TLS from the first byte on this port (LDAPS, usually port 636), set `encryption = \"ssl\"`; otherwise try again, and check the server's logs if it keeps happening"
                 } else {
                     "Try again; if it keeps happening, check the server's logs"
@@ -349,13 +321,13 @@ impl LdapEngine {
         let mut ldap = self.open().await?;
         let result = ldap
             .with_timeout(self.timeout())
-            .simple_bind(&self.bind_dn, self.password.expose())
+            .simple_bind(&self.config.bind_dn, self.config.password.expose())
             .await
             .map_err(|e| self.op_error(e, BINDING, 0))?;
         if result.rc != 0 {
             let _ = ldap.unbind().await;
             return Err(DirectoryError::ServiceBind {
-                bind_dn: self.bind_dn.clone(),
+                bind_dn: self.config.bind_dn.clone(),
                 rc: result.rc,
                 message: result.text,
             });
@@ -425,7 +397,7 @@ impl LdapEngine {
     async fn read(&self, progress: &dyn ReadProgress) -> Result<DirectoryRead, DirectoryError> {
         // A read is never retried: the planner must see one consistent answer or none.
         let mut ldap = self.service().await?;
-        let attrs = self.attributes.requested_attributes();
+        let attrs = self.config.attributes.requested_attributes();
         let mut read = DirectoryRead {
             entries: Vec::new(),
             pages: 0,
@@ -440,7 +412,7 @@ impl LdapEngine {
             let control = RawControl {
                 ctype: PAGED_RESULTS_OID.to_owned(),
                 crit: true,
-                val: Some(encode_paged_request(self.page_size, &cookie)),
+                val: Some(encode_paged_request(self.config.page_size, &cookie)),
             };
             let result = self
                 .read_page(&mut ldap, control, &attrs, &mut read, progress)
@@ -491,9 +463,9 @@ impl LdapEngine {
             .with_controls(vec![control])
             .with_timeout(self.timeout())
             .streaming_search(
-                &self.base_dn,
+                &self.config.base_dn,
                 Scope::Subtree,
-                self.filter.as_str(),
+                self.config.filter.as_str(),
                 attrs.iter().map(String::as_str).collect(),
             )
             .await
@@ -505,7 +477,7 @@ impl LdapEngine {
                 Err(e) => return Err(self.op_error(e, READING, entries_so_far(read))),
             };
             if item.is_ref() {
-                if self.references == ReferencePolicy::SkipAndCount {
+                if self.config.references == ReferencePolicy::SkipAndCount {
                     read.references_skipped += 1;
                     continue;
                 }
@@ -517,7 +489,10 @@ impl LdapEngine {
                 continue;
             }
             let (entry_dn, values) = parse_entry(item.0)?;
-            let (entry, stable) = self.attributes.map(&entry_dn, |name| lookup(&values, name));
+            let (entry, stable) = self
+                .config
+                .attributes
+                .map(&entry_dn, |name| lookup(&values, name));
             if !stable {
                 read.without_stable_id += 1;
             }
@@ -606,13 +581,13 @@ impl LdapEngine {
         if let Some(stored) = subject.dn.map(str::trim).filter(|d| !d.is_empty()) {
             // The stored DN is only a shortcut: it must still be under base_dn and match the filter,
             // so a user moved out of scope can't log on with a DN remembered from an earlier sync.
-            if dn::is_at_or_below(stored, &self.base_dn) {
+            if dn::is_at_or_below(stored, &self.config.base_dn) {
                 let found = self
                     .search_candidates(
                         &mut ldap,
                         stored,
                         Scope::Base,
-                        self.filter.as_str(),
+                        self.config.filter.as_str(),
                         linked_id.is_some(),
                     )
                     .await?;
@@ -628,18 +603,18 @@ impl LdapEngine {
         }
         let clause = format!(
             "({}={})",
-            self.attributes.username,
+            self.config.attributes.username,
             escape_value(subject.name)
         );
         let Ok(clause) = LdapFilter::parse(&clause) else {
             // Only reachable with characters no user name can hold (escape_value handles the rest).
             return Ok(Lookup::NotFound);
         };
-        let filter = self.filter.and(&clause);
+        let filter = self.config.filter.and(&clause);
         let found = self
             .search_candidates(
                 &mut ldap,
-                &self.base_dn,
+                &self.config.base_dn,
                 Scope::Subtree,
                 filter.as_str(),
                 linked_id.is_some(),
@@ -676,7 +651,7 @@ impl LdapEngine {
         let (limit, attrs) = if with_ids {
             (
                 LINKED_LOOKUP_LIMIT,
-                self.attributes.ids.attribute_names().collect(),
+                self.config.attributes.ids.attribute_names().collect(),
             )
         } else {
             // "1.1": no attributes, only the DN.
@@ -712,7 +687,8 @@ impl LdapEngine {
             }
             // The same function as a sync's mapping, so the id compares equal to the stored link.
             let id = with_ids.then(|| {
-                self.attributes
+                self.config
+                    .attributes
                     .ids
                     .entry_id(&entry_dn, &|name| lookup(&values, name))
                     .0

@@ -8,11 +8,11 @@ use crate::api::{
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use axum::Json;
+use roster_app::RunSummary;
 use roster_core::directory::DirectorySettings;
 use roster_core::plan::ReportLine;
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, Folder, User};
-use roster_store::RunSummary;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};

@@ -8,10 +8,12 @@ use clap::{Parser, Subcommand};
 use roster_app::{
     AppError, Caller, ErrorKind, NewUserInput, PrivilegesInput, Roster, SessionPolicy,
 };
+use roster_app::{RunKind, RunStatus};
 use roster_core::directory::DirectorySettings;
 use roster_core::privileges::{DefaultPrivileges, parse_privilege_list, parse_right_list};
 use roster_core::user::AuthMethod;
-use roster_store::{RunKind, RunStatus, StoreError, StoreLocation};
+// Opening the store is the binary's job (it puts the parts together); everything else goes through Roster.
+use roster_store::{StoreError, StoreLocation};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -2,11 +2,11 @@
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
+use roster_app::RunSummary;
 use roster_app::{RunReport, SyncPhase, SyncProgress};
 use roster_core::plan::{ReportCounts, ReportLine};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::{AuditEntry, Folder, User};
-use roster_store::RunSummary;
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;

@@ -9,8 +9,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roster_app::Caller;
+use roster_app::{RunKind, RunSummary};
 use roster_core::plan::ReportLine;
-use roster_store::{RunKind, RunSummary};
 use serde::Serialize;
 
 /// Test Settings: what Synchronize now would do; commits nothing. Starts the run and answers 202 at once
