@@ -21,6 +21,11 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// A new user name that looks like an existing user's (issue 19, item 11).
+    #[error(
+        "the user name {name} looks like the name of the existing user {existing} (the same Unicode TR39 skeleton), and could pass for it; choose another name"
+    )]
+    LookAlikeUserName { name: String, existing: String },
     #[error("{message}")]
     InvalidSetting { key: String, message: String },
     #[error(
@@ -100,6 +105,7 @@ impl AppError {
             AppError::Busy { .. } => "AP014-busy",
             AppError::RunDeadline { .. } => "AP015-run-deadline",
             AppError::RunCancelled { .. } => "AP016-run-cancelled",
+            AppError::LookAlikeUserName { .. } => "AP017-look-alike-user-name",
             AppError::RunFailed { code, .. } => code,
             AppError::Directory(e) => e.code(),
             AppError::Store(e) => e.code(),
@@ -115,6 +121,7 @@ impl AppError {
             | AppError::NoDirectory => ErrorKind::BadRequest,
             AppError::LogonNotAllowed | AppError::Forbidden(_) => ErrorKind::Forbidden,
             AppError::NotFound(_) => ErrorKind::NotFound,
+            AppError::LookAlikeUserName { .. } => ErrorKind::Conflict,
             AppError::DirectoryLogonUnavailable(_)
             | AppError::DirectoryUnavailableAtLogon
             | AppError::Busy { .. } => ErrorKind::Unavailable,

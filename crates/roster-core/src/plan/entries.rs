@@ -6,7 +6,10 @@ use super::keys::{
 };
 use super::report::Report;
 use crate::directory::DirectoryEntry;
-use crate::names::{EmailAddress, UserName, dedup_emails};
+use crate::names::{
+    EMAIL_MAX_BYTES, EMAILS_MAX, EmailAddress, FULL_NAME_MAX_CHARS, NameError, UserName,
+    dedup_emails, parse_full_name,
+};
 
 /// An entry that passed rule 1, with its comparison keys computed once.
 pub(super) struct ValidEntry {
@@ -135,6 +138,17 @@ fn check_entry(
             return Checked::SeenOnly(id);
         }
     };
+    // Issue 19, item 6: a value over a limit skips the whole entry (its user stays as it is, and is still
+    // seen), rather than being cut or dropped: a cut name or a lost address would be a change nobody made.
+    if let Some(e) = over_limit(full_name.as_deref(), emails.as_deref()) {
+        report.push(
+            name.to_string(),
+            ReportAction::Skipped,
+            format!("not applied: {e}"),
+            Some(dn),
+        );
+        return Checked::SeenOnly(id);
+    }
     let full_name = full_name.map(|f| {
         let f = f.trim();
         if has_control(f) {
@@ -174,6 +188,27 @@ fn check_entry(
         emails,
         email_keys,
     })
+}
+
+/// The first of an entry's values that is over a limit of [`crate::names`]: the full name, the number of
+/// addresses (counted before any is parsed, so that a huge list costs nothing), an address.
+fn over_limit(full_name: Option<&str>, emails: Option<&[String]>) -> Option<NameError> {
+    // Most full names are short in bytes, and so in characters: only a long one is parsed (and fails).
+    if let Some(f) = full_name
+        && f.len() > FULL_NAME_MAX_CHARS
+        && let Err(e) = parse_full_name(f)
+    {
+        return Some(e);
+    }
+    let emails = emails.unwrap_or_default();
+    if emails.len() > EMAILS_MAX {
+        return Some(NameError::TooManyEmails(emails.len()));
+    }
+    // Only a value longer than the limit is parsed here (and fails on it); the rest are parsed once, below.
+    emails
+        .iter()
+        .filter(|a| a.trim().len() > EMAIL_MAX_BYTES)
+        .find_map(|a| EmailAddress::parse(a).err())
 }
 
 /// Every id the read returned, planned or not (rules 3 and 5 ask whether a user's own entry was seen).

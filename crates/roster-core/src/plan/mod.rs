@@ -4,8 +4,9 @@
 //! drift from what the sync does.
 //!
 //! The rules, in order:
-//! 1. An entry without a usable user name is skipped and reported. Its id still counts as *seen*, so the
-//!    user it belongs to is never deleted because of it.
+//! 1. An entry without a usable user name, or with a value over one of the limits of `names.rs` (a full
+//!    name, an address, the number of addresses), is skipped and reported. Its id still counts as *seen*,
+//!    so the user it belongs to is never deleted because of it.
 //! 2. Two entries with the same user name (case-insensitive) are both reported as conflicts and neither is
 //!    applied.
 //! 3. Matching: by stable id within the same source first, then by user name. A user found by name is
@@ -21,7 +22,8 @@
 //!    conflict for each change that would introduce it; those changes are withdrawn, all of a round's at
 //!    once so that the result doesn't depend on the order keys are looked at, and the check repeats on
 //!    the keys the withdrawn users fall back to until the result is consistent. Everything else still
-//!    goes ahead.
+//!    goes ahead. A name the plan gives to a user that looks like another user's or new entry's (the same
+//!    Unicode TR39 skeleton, a different key: a Cyrillic `аdmin` beside `admin`) is such a conflict too.
 //!
 //! The planner runs as a sequence of phases, one per rule or step of a rule, each a function of its own
 //! (in the files next to this one) with its own tests; `plan_sync` below is the order they run in.
@@ -225,12 +227,14 @@ pub fn plan_sync(
     let deleted = deletions::deleted_mask(&to_delete, current.len());
 
     // Rule 6.
+    let skeletons = uniqueness::Skeletons::new(&valid, &users, &targets, &matched.fates, &deleted);
     let holders = uniqueness::Holders {
         valid: &valid,
         current: &users,
         by_name: &lookup.by_name,
         links: &links,
         deleted: &deleted,
+        skeletons: &skeletons,
     };
     uniqueness::withdraw_conflicts(&holders, &mut targets, &mut matched.fates, &mut report);
     drop(lookup);

@@ -379,8 +379,21 @@ fn an_address_can_move_between_users_in_one_run() {
 /// leaves every name and address with one holder, and every entry is accounted for exactly once.
 #[test]
 fn any_plan_applied_keeps_names_and_addresses_unique() {
+    // With look-alikes (issue 19, item 11): Cyrillic а in "аnn" and "аdmin", and "rn" for "m", which
+    // looks like "admin" only beside the Cyrillic one (two ASCII names are never look-alikes).
     let names = [
-        "ann", "Ann", "bob", "BOB", "cy", "\u{c4}sa", "\u{e4}sa", "dee", "admin",
+        "ann",
+        "Ann",
+        "bob",
+        "BOB",
+        "cy",
+        "\u{c4}sa",
+        "\u{e4}sa",
+        "dee",
+        "admin",
+        "\u{430}nn",
+        "\u{430}dmin",
+        "adrnin",
     ];
     let mails = ["a@x", "A@X", "b@x", "c@x", "\u{c4}@x", "\u{e4}@x", "d@x"];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -489,6 +502,28 @@ fn any_plan_applied_keeps_names_and_addresses_unique() {
                 assert!(
                     seen_mails.insert(e.clone()),
                     "round {round}: address {e} held twice: {plan:#?}"
+                );
+            }
+        }
+        // No name the plan gives looks like another holder's (the current state may hold look-alikes
+        // already: stored before the rule, they are left alone).
+        let given: Vec<String> = plan
+            .changes
+            .update
+            .iter()
+            .filter_map(|u| {
+                u.name
+                    .as_ref()
+                    .map(UserName::key)
+                    .filter(|n| *n != u.old_name.key())
+            })
+            .chain(plan.changes.create.iter().map(|c| c.name.key()))
+            .collect();
+        for n in &given {
+            for (_, other, _) in &state {
+                assert!(
+                    !crate::names::look_alike(n, other),
+                    "round {round}: {n} given beside its look-alike {other}: {plan:#?}"
                 );
             }
         }
@@ -660,4 +695,237 @@ fn conflict_lines_list_new_entries_by_dn() {
         "not applied: the address desk@x.com is also held by the new entry uid=al,ou=People, \
          the new entry uid=bo,ou=People"
     );
+}
+
+/// Issue 19, item 6: a synced value over a limit (a 1 MB full name, a 255-byte address, 101 addresses) was
+/// stored as it was. Now the entry is skipped with a reason, the run goes on, and, like every skipped
+/// entry, its id counts as seen: with `delete_users` its user is neither changed nor deleted.
+#[test]
+fn issue_19_item_6_an_entry_over_a_limit_is_skipped_and_its_user_kept() {
+    let mut huge_full_name = entry("1", Some("ann"), &["ann@x.com"]);
+    huge_full_name.full_name = Some("A".repeat(1 << 20));
+    let long_address = format!("{}@x.com", "b".repeat(255 - "@x.com".len()));
+    let many: Vec<String> = (0..101).map(|i| format!("c{i}@x.com")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let mut at_the_limits = entry("4", Some(&"d".repeat(256)), &[]);
+    at_the_limits.full_name = Some("D".repeat(256));
+    at_the_limits.emails = Some(
+        (0..100)
+            .map(|i| format!("{}{i:03}@x.com", "d".repeat(254 - 9)))
+            .collect(),
+    );
+    let current = [
+        user(2, "ann", &["ann@x.com"], AuthMethod::Directory, Some("1")),
+        user(3, "bea", &[], AuthMethod::Directory, Some("2")),
+        user(4, "cy", &[], AuthMethod::Directory, Some("3")),
+    ];
+    let plan = plan_sync(
+        &current,
+        vec![
+            huge_full_name,
+            entry("2", Some("bea"), &["bea@x.com", &long_address]),
+            entry("3", Some("cy"), &many),
+            entry("5", Some("eve"), &[]),
+            at_the_limits,
+        ],
+        &opts(true),
+    );
+    assert_eq!(plan.counts.skipped, 3, "{:#?}", plan.lines);
+    assert!(plan.changes.delete.is_empty(), "{:#?}", plan.lines);
+    assert!(plan.changes.update.is_empty(), "{:#?}", plan.changes.update);
+    let created: Vec<usize> = plan
+        .changes
+        .create
+        .iter()
+        .map(|c| c.name.as_str().len())
+        .collect();
+    assert_eq!(
+        created,
+        [3, 256],
+        "eve, and the entry exactly at the limits"
+    );
+    let reasons: Vec<(&str, &str)> = plan
+        .lines
+        .iter()
+        .filter(|l| l.action == ReportAction::Skipped)
+        .map(|l| (l.user.as_str(), &*l.reason))
+        .collect();
+    assert_eq!(reasons[0].0, "ann");
+    assert_eq!(
+        reasons[0].1,
+        "not applied: the full name is 1048576 characters long, longer than 256; shorten it"
+    );
+    assert_eq!(reasons[1].0, "bea");
+    assert!(
+        reasons[1].1.starts_with("not applied: the address \"bbbb")
+            && reasons[1].1.contains("…\" is longer than 254 bytes"),
+        "{}",
+        reasons[1].1
+    );
+    assert!(reasons[1].1.len() < 300, "the value is not copied whole");
+    assert_eq!(
+        reasons[2],
+        (
+            "cy",
+            "not applied: 101 email addresses given, more than 100; remove some"
+        )
+    );
+}
+
+/// Issue 19, item 6: a user name over the limit was echoed whole in the skipped line's reason.
+#[test]
+fn issue_19_item_6_a_skipped_line_does_not_copy_an_over_long_value() {
+    let plan = plan_sync(
+        &[],
+        vec![entry("1", Some(&"n".repeat(1 << 20)), &[])],
+        &opts(false),
+    );
+    assert_eq!(plan.counts.skipped, 1);
+    assert!(
+        plan.lines[0].reason.len() < 200,
+        "{}",
+        plan.lines[0].reason.len()
+    );
+}
+
+/// Issue 19, item 11: a Cyrillic `аdmin` was created beside `admin`. A name the plan introduces that has
+/// the skeleton of another holder's name (an existing user's, or another new entry's) is a conflict
+/// naming both, and withdrawn; the rest goes ahead.
+#[test]
+fn issue_19_item_11_look_alike_names_are_conflicts() {
+    let current = [
+        admin(),
+        user(2, "bob", &[], AuthMethod::Directory, Some("b")),
+        user(3, "carl", &[], AuthMethod::Directory, Some("c")),
+        user(4, "dora", &[], AuthMethod::Directory, Some("d")),
+    ];
+    let plan = plan_sync(
+        &current,
+        vec![
+            entry("a", Some("\u{430}dmin"), &[]), // Cyrillic а
+            entry("b", Some("bob"), &[]),
+            // carl renamed to a look-alike of bob: withdrawn, carl stays carl.
+            entry("c", Some("B\u{43e}b"), &[]), // Cyrillic о
+            // dora renamed to a look-alike of her own name: nobody else looks like it.
+            entry("d", Some("d\u{43e}ra"), &[]),
+            // Two new entries that look alike: both lose.
+            entry("e", Some("eve"), &[]),
+            entry("f", Some("\u{435}ve"), &[]), // Cyrillic е
+            // TR39 also maps some ASCII ("rn" looks like "m"), but two ASCII names are never look-alikes:
+            // "adrnin" is held up by the Cyrillic "аdmin" only, and "jdoe1" and "jdoel" are both created.
+            entry("g", Some("adrnin"), &[]),
+            entry("h", Some("hal"), &[]),
+            entry("j1", Some("jdoe1"), &[]),
+            entry("jl", Some("jdoel"), &[]),
+        ],
+        &opts(true),
+    );
+    let created: Vec<&str> = plan
+        .changes
+        .create
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(created, ["hal", "jdoe1", "jdoel"]);
+    let renamed: Vec<(i64, &str)> = plan
+        .changes
+        .update
+        .iter()
+        .filter_map(|u| u.name.as_ref().map(|n| (u.user_id, n.as_str())))
+        .collect();
+    assert_eq!(renamed, [(4, "d\u{43e}ra")]);
+    assert!(plan.changes.delete.is_empty());
+    let conflicts: Vec<(&str, &str)> = plan
+        .lines
+        .iter()
+        .filter(|l| l.action == ReportAction::Conflict)
+        .map(|l| (l.user.as_str(), &*l.reason))
+        .collect();
+    assert_eq!(
+        conflicts,
+        [
+            (
+                "B\u{43e}b",
+                "not applied (user carl -> B\u{43e}b): the user name B\u{43e}b looks like the name of user bob (the same Unicode TR39 skeleton), and could pass for it; give one of them another name"
+            ),
+            (
+                "adrnin",
+                "not applied: the user name adrnin looks like the name of the new entry uid=\u{430}dmin,ou=People (the same Unicode TR39 skeleton), and could pass for it; give one of them another name"
+            ),
+            (
+                "eve",
+                "not applied: the user name eve looks like the name of the new entry uid=\u{435}ve,ou=People (the same Unicode TR39 skeleton), and could pass for it; give one of them another name"
+            ),
+            (
+                "\u{430}dmin",
+                "not applied: the user name \u{430}dmin looks like the name of user admin, the new entry uid=adrnin,ou=People (the same Unicode TR39 skeleton), and could pass for it; give one of them another name"
+            ),
+            (
+                "\u{435}ve",
+                "not applied: the user name \u{435}ve looks like the name of the new entry uid=eve,ou=People (the same Unicode TR39 skeleton), and could pass for it; give one of them another name"
+            ),
+        ]
+    );
+    assert_eq!(plan.counts.conflicts, 5);
+}
+
+/// Issue 19, item 11: when a look-alike rename is withdrawn, the user falls back to its current name,
+/// which may itself look like a name another change introduces: that change is withdrawn in the next
+/// round. Users already in the database that look alike (stored before the rule) are left alone, but
+/// a third name like theirs is not let in.
+#[test]
+fn look_alike_conflicts_follow_withdrawn_renames_and_spare_existing_pairs() {
+    let current = [
+        user(2, "ann", &[], AuthMethod::Directory, Some("a")),
+        user(3, "b\u{43e}b", &[], AuthMethod::Directory, Some("b")), // Cyrillic о
+        user(4, "carl", &[], AuthMethod::Local, None),
+        user(5, "bob", &[], AuthMethod::Local, None), // looks like user 3: stored before the rule
+    ];
+    let plan = plan_sync(
+        &current,
+        vec![
+            // ann -> "c\u{430}rl" looks like carl: withdrawn, so ann stays ann;
+            entry("a", Some("c\u{430}rl"), &[]),
+            // and a new "\u{430}nn" then looks like ann again.
+            entry("n", Some("\u{430}nn"), &[]),
+            entry("b", Some("b\u{43e}b"), &[]),
+            entry("x", Some("b\u{3bf}b"), &[]), // Greek ο: a third look-alike of bob
+        ],
+        &opts(false),
+    );
+    assert!(plan.changes.create.is_empty(), "{:#?}", plan.changes.create);
+    // The existing pair is left as it is: only its full name follows the entry.
+    let updated: Vec<(i64, bool)> = plan
+        .changes
+        .update
+        .iter()
+        .map(|u| (u.user_id, u.name.is_some()))
+        .collect();
+    assert_eq!(updated, [(3, false)]);
+    assert_eq!(plan.counts.conflicts, 3, "{:#?}", plan.lines);
+}
+
+/// Issue 19, item 11: names that are paths (`a/b`, `..`) must not become folder names; an entry with one
+/// is skipped, and its user kept.
+#[test]
+fn issue_19_item_11_an_entry_whose_name_is_a_path_is_skipped() {
+    let plan = plan_sync(
+        &[user(2, "eve", &[], AuthMethod::Directory, Some("1"))],
+        vec![
+            entry("1", Some("../eve"), &[]),
+            entry("2", Some(".."), &[]),
+            entry("3", Some("dom\\ann"), &[]),
+            entry("4", Some("a.b"), &[]),
+        ],
+        &opts(true),
+    );
+    assert_eq!(plan.counts.skipped, 3, "{:#?}", plan.lines);
+    assert!(plan.changes.delete.is_empty() && plan.changes.update.is_empty());
+    let created: Vec<&str> = plan
+        .changes
+        .create
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(created, ["a.b"]);
 }

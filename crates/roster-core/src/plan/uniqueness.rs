@@ -1,4 +1,6 @@
-//! Rule 6: every user name and address has at most one holder once the plan is applied.
+//! Rule 6: every user name and address has at most one holder once the plan is applied, and a name the
+//! plan gives to a user doesn't look like another's (issue 19, item 11: a Cyrillic `аdmin` beside
+//! `admin`): names with the same Unicode TR39 skeleton ([`crate::names::skeleton`]) but different keys.
 //!
 //! A change that would give a key to a second holder is withdrawn; the withdrawn user then claims their
 //! current keys again, which may in turn clash, so the keys touched are re-checked in the next round
@@ -7,6 +9,11 @@
 //! Only keys that the plan *introduces* (gives to a holder that doesn't have it yet) can clash: the user
 //! database is consistent, so a key nobody introduces keeps its one current holder. The maps hold those
 //! keys only, with every claim on them; a re-sync with nothing new builds empty maps.
+//!
+//! Look-alikes are claims on a name's skeleton, made with every name claim. The user database may hold
+//! several users with one skeleton (stored before this rule), so a skeleton's current holders are every
+//! user who keeps their name and has it; skeletons are computed only when some name is introduced
+//! ([`Skeletons::new`]).
 
 use super::ReportAction;
 use super::entries::ValidEntry;
@@ -29,12 +36,31 @@ enum Claimant {
 struct Claim {
     who: Claimant,
     introduced: bool,
+    /// On a skeleton: the claimant's name is not all ASCII. Two ASCII names never count as look-alikes
+    /// ([`crate::names::look_alike`]).
+    non_ascii: bool,
 }
 
-/// The two kinds of key that must stay unique. Ordered: names are judged before addresses in a round.
+impl Claim {
+    /// Whether `other` contests this claim on a key of `kind`: any other claimant does, except that on a
+    /// skeleton, one of the two names must be non-ASCII.
+    fn contested_by(&self, kind: KeyKind, other: &Claim) -> bool {
+        other.who != self.who && (kind != KeyKind::LookAlike || self.non_ascii || other.non_ascii)
+    }
+}
+
+/// Whether a list of claims on a key of `kind` may hold a clash (`judge` decides who loses).
+fn may_clash(kind: KeyKind, list: &ClaimList) -> bool {
+    list.len() > 1 && (kind != KeyKind::LookAlike || list.any_non_ascii())
+}
+
+/// The kinds of key that must stay unique. Ordered: names are judged first in a round, then look-alike
+/// names (a claimant with the same name as another is that, not a look-alike), then addresses.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 enum KeyKind {
     Name,
+    /// A name's skeleton.
+    LookAlike,
     Address,
 }
 
@@ -70,6 +96,14 @@ impl ClaimList {
         }
     }
 
+    fn any_non_ascii(&self) -> bool {
+        match self {
+            ClaimList::Empty => false,
+            ClaimList::One(c) => c.non_ascii,
+            ClaimList::Many(all) => all.iter().any(|c| c.non_ascii),
+        }
+    }
+
     fn retain(&mut self, keep: impl Fn(&Claim) -> bool) {
         match self {
             ClaimList::One(c) if !keep(c) => *self = ClaimList::Empty,
@@ -87,10 +121,11 @@ impl ClaimList {
     }
 }
 
-/// The name and address claims.
+/// The name, skeleton and address claims.
 #[derive(Default)]
 struct KeyClaims<'k> {
     names: Claims<'k>,
+    looks: Claims<'k>,
     addresses: Claims<'k>,
 }
 
@@ -98,6 +133,7 @@ impl<'k> KeyClaims<'k> {
     fn of(&self, kind: KeyKind) -> &Claims<'k> {
         match kind {
             KeyKind::Name => &self.names,
+            KeyKind::LookAlike => &self.looks,
             KeyKind::Address => &self.addresses,
         }
     }
@@ -105,7 +141,114 @@ impl<'k> KeyClaims<'k> {
     fn of_mut(&mut self, kind: KeyKind) -> &mut Claims<'k> {
         match kind {
             KeyKind::Name => &mut self.names,
+            KeyKind::LookAlike => &mut self.looks,
             KeyKind::Address => &mut self.addresses,
+        }
+    }
+}
+
+/// A skeleton as [`Skeletons`] holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Skeleton {
+    /// Not needed: the name is not introduced (entries), or no name is (users).
+    NotComputed,
+    /// The same as the name key (most ASCII names): not stored twice.
+    OwnKey,
+    Other(Box<str>),
+}
+
+impl Skeleton {
+    fn of(key: &str) -> Skeleton {
+        match crate::names::skeleton(key) {
+            std::borrow::Cow::Borrowed(_) => Skeleton::OwnKey,
+            std::borrow::Cow::Owned(s) => Skeleton::Other(s.into_boxed_str()),
+        }
+    }
+
+    fn get<'s>(&'s self, key: Option<&'s str>) -> Option<&'s str> {
+        match self {
+            Skeleton::NotComputed => None,
+            Skeleton::OwnKey => key,
+            Skeleton::Other(s) => Some(s),
+        }
+    }
+}
+
+/// The skeletons of the names rule 6 compares: of every entry whose name the plan introduces, and, when
+/// there is one, of every current user's name (their possible look-alikes). A re-sync that introduces no
+/// name computes none.
+pub(super) struct Skeletons {
+    entries: Vec<Skeleton>,
+    users: Vec<Skeleton>,
+    /// How many names the plan introduces (the size of the skeleton claims).
+    introduced: usize,
+}
+
+impl Skeletons {
+    pub(super) fn new(
+        valid: &[ValidEntry],
+        current: &Current<'_>,
+        targets: &[Option<usize>],
+        fates: &[Option<EntryFate>],
+        deleted: &[bool],
+    ) -> Skeletons {
+        let mut introduced = vec![false; valid.len()];
+        for (i, fate) in fates.iter().enumerate() {
+            if matches!(fate, Some(EntryFate::Create))
+                && let Some(x) = introduced.get_mut(i)
+            {
+                *x = true;
+            }
+        }
+        for (u, target) in targets.iter().enumerate() {
+            if let Some(i) = *target
+                && !deleted.get(u).copied().unwrap_or(false)
+                && let Some(e) = valid.get(i)
+                && current.name_key(u) != Some(e.name_key())
+                && let Some(x) = introduced.get_mut(i)
+            {
+                *x = true;
+            }
+        }
+        let count = introduced.iter().filter(|&&x| x).count();
+        // Two ASCII names are never look-alikes (`names::look_alike`): when every introduced name and
+        // every current one is ASCII, as in most directories, nothing is computed.
+        let any_non_ascii = || {
+            valid
+                .iter()
+                .zip(&introduced)
+                .any(|(e, &new)| new && !e.name_key().is_ascii())
+                || (0..current.len()).any(|u| current.name_key(u).is_some_and(|n| !n.is_ascii()))
+        };
+        if count == 0 || !any_non_ascii() {
+            return Skeletons {
+                entries: Vec::new(),
+                users: Vec::new(),
+                introduced: 0,
+            };
+        }
+        let entries = valid
+            .iter()
+            .zip(&introduced)
+            .map(|(e, &new)| {
+                if new {
+                    Skeleton::of(e.name_key())
+                } else {
+                    Skeleton::NotComputed
+                }
+            })
+            .collect();
+        let users = (0..current.len())
+            .map(|u| {
+                current
+                    .name_key(u)
+                    .map_or(Skeleton::NotComputed, Skeleton::of)
+            })
+            .collect();
+        Skeletons {
+            entries,
+            users,
+            introduced: count,
         }
     }
 }
@@ -119,6 +262,7 @@ pub(super) struct Holders<'a> {
     pub(super) links: &'a [LinkState],
     /// Users rule 5 deletes: they hold nothing after the plan.
     pub(super) deleted: &'a [bool],
+    pub(super) skeletons: &'a Skeletons,
 }
 
 impl<'a> Holders<'a> {
@@ -135,27 +279,55 @@ impl<'a> Holders<'a> {
             .or_else(|| current.name_key(u))
     }
 
-    /// The keys `u` holds once the plan is applied (`planned`), or holds now.
-    fn user_claims(
-        &self,
-        targets: &[Option<usize>],
-        u: usize,
-        planned: bool,
-    ) -> (Option<&'a str>, Vec<&'a str>) {
+    /// The skeleton of entry `i`'s name, when the plan introduces that name.
+    fn entry_skeleton(&self, i: usize) -> Option<&'a str> {
+        let skeletons: &'a Skeletons = self.skeletons;
+        let valid: &'a [ValidEntry] = self.valid;
+        let key = valid.get(i).map(ValidEntry::name_key);
+        skeletons.entries.get(i).and_then(|s| s.get(key))
+    }
+
+    /// The skeleton of user `u`'s current name (computed when the plan introduces some name).
+    fn user_skeleton(&self, u: usize) -> Option<&'a str> {
+        let skeletons: &'a Skeletons = self.skeletons;
         let current: &'a Current<'a> = self.current;
-        let entry = if planned {
-            self.target(targets, u)
+        skeletons
+            .users
+            .get(u)
+            .and_then(|s| s.get(current.name_key(u)))
+    }
+
+    /// Whether the plan gives user `u` a name with another key.
+    fn introduces_name(&self, targets: &[Option<usize>], u: usize) -> bool {
+        self.target(targets, u)
+            .is_some_and(|e| self.current.name_key(u) != Some(e.name_key()))
+    }
+
+    /// The keys `u` holds once the plan is applied (`planned`), or holds now.
+    fn user_claims(&self, targets: &[Option<usize>], u: usize, planned: bool) -> HeldKeys<'a> {
+        let current: &'a Current<'a> = self.current;
+        let target = if planned {
+            targets.get(u).copied().flatten()
         } else {
             None
         };
+        let entry = target.and_then(|i| self.valid.get(i));
         let name = entry
             .map(ValidEntry::name_key)
             .or_else(|| current.name_key(u));
+        let skeleton = match target {
+            Some(i) if self.introduces_name(targets, u) => self.entry_skeleton(i),
+            _ => self.user_skeleton(u),
+        };
         let emails = match entry {
             Some(e) if e.emails.is_some() => e.email_keys().collect(),
             _ => current.email_keys(u).collect(),
         };
-        (name, emails)
+        HeldKeys {
+            name,
+            skeleton,
+            emails,
+        }
     }
 
     fn keeps(&self, u: usize) -> bool {
@@ -184,6 +356,14 @@ impl<'a> Holders<'a> {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// The keys a user or new entry holds: a name, its skeleton (when computed), addresses.
+#[derive(Default)]
+struct HeldKeys<'k> {
+    name: Option<&'k str>,
+    skeleton: Option<&'k str>,
+    emails: Vec<&'k str>,
 }
 
 /// A withdrawn claimant, the first clashing key it lost, and the other holders of that key as listed.
@@ -226,6 +406,7 @@ fn introduced_claims<'k>(
     let current: &'k Current<'k> = holders.current;
     let mut claims = KeyClaims {
         names: fast_map(0),
+        looks: fast_map(holders.skeletons.introduced),
         addresses: fast_map(0),
     };
     for u in 0..current.len() {
@@ -238,9 +419,21 @@ fn introduced_claims<'k>(
         let me = Claim {
             who: Claimant::User(u),
             introduced: true,
+            non_ascii: false,
         };
         if current.name_key(u) != Some(e.name_key()) {
             claims.names.entry(e.name_key()).or_default().push(me);
+            if let Some(s) = targets
+                .get(u)
+                .copied()
+                .flatten()
+                .and_then(|i| holders.entry_skeleton(i))
+            {
+                claims.looks.entry(s).or_default().push(Claim {
+                    non_ascii: !e.name_key().is_ascii(),
+                    ..me
+                });
+            }
         }
         if e.emails.is_some() {
             for a in e.email_keys() {
@@ -260,8 +453,15 @@ fn introduced_claims<'k>(
         let me = Claim {
             who: Claimant::Entry(i),
             introduced: true,
+            non_ascii: false,
         };
         claims.names.entry(e.name_key()).or_default().push(me);
+        if let Some(s) = holders.entry_skeleton(i) {
+            claims.looks.entry(s).or_default().push(Claim {
+                non_ascii: !e.name_key().is_ascii(),
+                ..me
+            });
+        }
         for a in e.email_keys() {
             claims.addresses.entry(a).or_default().push(me);
         }
@@ -291,6 +491,7 @@ fn add_current_holders<'k>(
     let held = Claim {
         who: Claimant::User(0),
         introduced: false,
+        non_ascii: false,
     };
     for (key, list) in &mut claims.names {
         if let Some(&u) = holders.by_name.get(key)
@@ -303,10 +504,27 @@ fn add_current_holders<'k>(
             });
         }
     }
+    // A skeleton may have several current holders. Users whose name the plan changes claimed theirs
+    // above, as introduced.
+    if !claims.looks.is_empty() {
+        for u in 0..current.len() {
+            if holders.keeps(u)
+                && !holders.introduces_name(targets, u)
+                && let Some(s) = holders.user_skeleton(u)
+                && let Some(list) = claims.looks.get_mut(s)
+            {
+                list.push(Claim {
+                    who: Claimant::User(u),
+                    non_ascii: current.name_key(u).is_some_and(|n| !n.is_ascii()),
+                    ..held
+                });
+            }
+        }
+    }
     for (key, list) in &mut claims.addresses {
         if let Some(&u) = by_address.get(key)
             && holders.keeps(u)
-            && holders.user_claims(targets, u, true).1.contains(key)
+            && holders.user_claims(targets, u, true).emails.contains(key)
         {
             list.push(Claim {
                 who: Claimant::User(u),
@@ -319,12 +537,12 @@ fn add_current_holders<'k>(
 /// The keys with more than one claim: the first round.
 fn clashing_keys<'k>(claims: &KeyClaims<'k>) -> Vec<(KeyKind, &'k str)> {
     let mut keys = Vec::new();
-    for kind in [KeyKind::Name, KeyKind::Address] {
+    for kind in [KeyKind::Name, KeyKind::LookAlike, KeyKind::Address] {
         keys.extend(
             claims
                 .of(kind)
                 .iter()
-                .filter(|(_, c)| c.len() > 1)
+                .filter(|(_, c)| may_clash(kind, c))
                 .map(|(k, _)| (kind, *k)),
         );
     }
@@ -363,14 +581,13 @@ fn judge<'k>(
             (x, y) => x.cmp(&y),
         });
         for c in list.iter().filter(|c| c.introduced) {
-            if !judged.insert(c.who) {
+            let rivals: Vec<&Claim> = list.iter().filter(|o| c.contested_by(kind, o)).collect();
+            if rivals.is_empty() || !judged.insert(c.who) {
                 continue;
             }
             let others = listed(
-                list.iter()
-                    .filter(|o| o.who != c.who)
-                    .map(|o| holders.label(o.who)),
-                list.len() - 1,
+                rivals.iter().map(|o| holders.label(o.who)),
+                rivals.len(),
                 ", ",
             );
             losers.push(Loser {
@@ -403,15 +620,20 @@ fn withdraw<'k>(
     let judged: FastSet<Claimant> = losers.iter().map(|l| l.who).collect();
     let mut touched: FastSet<(KeyKind, &str)> = FastSet::default();
     for loser in &losers {
-        let (old_name, old_emails) = match loser.who {
+        let old = match loser.who {
             Claimant::User(u) => holders.user_claims(targets, u, true),
             Claimant::Entry(i) => valid
                 .get(i)
-                .map(|e| (Some(e.name_key()), e.email_keys().collect()))
+                .map(|e| HeldKeys {
+                    name: Some(e.name_key()),
+                    skeleton: holders.entry_skeleton(i),
+                    emails: e.email_keys().collect(),
+                })
                 .unwrap_or_default(),
         };
-        touched.extend(old_name.map(|n| (KeyKind::Name, n)));
-        touched.extend(old_emails.into_iter().map(|a| (KeyKind::Address, a)));
+        touched.extend(old.name.map(|n| (KeyKind::Name, n)));
+        touched.extend(old.skeleton.map(|s| (KeyKind::LookAlike, s)));
+        touched.extend(old.emails.into_iter().map(|a| (KeyKind::Address, a)));
     }
     for (kind, key) in touched {
         if let Some(list) = claims.of_mut(kind).get_mut(key) {
@@ -435,23 +657,39 @@ fn withdraw<'k>(
             if let Some(t) = targets.get_mut(u) {
                 *t = None;
             }
-            let (name, emails) = holders.user_claims(targets, u, false);
+            let HeldKeys {
+                name,
+                skeleton,
+                emails,
+            } = holders.user_claims(targets, u, false);
             let reclaim = Claim {
                 who,
                 introduced: false,
+                non_ascii: false,
             };
             if let Some(n) = name
                 && let Some(list) = claims.names.get_mut(n)
             {
                 list.push(reclaim);
-                if list.len() > 1 {
+                if may_clash(KeyKind::Name, list) {
                     next.push((KeyKind::Name, n));
+                }
+            }
+            if let Some(s) = skeleton
+                && let Some(list) = claims.looks.get_mut(s)
+            {
+                list.push(Claim {
+                    non_ascii: name.is_some_and(|n| !n.is_ascii()),
+                    ..reclaim
+                });
+                if may_clash(KeyKind::LookAlike, list) {
+                    next.push((KeyKind::LookAlike, s));
                 }
             }
             for a in emails {
                 if let Some(list) = claims.addresses.get_mut(a) {
                     list.push(reclaim);
-                    if list.len() > 1 {
+                    if may_clash(KeyKind::Address, list) {
                         next.push((KeyKind::Address, a));
                     }
                 }
@@ -470,14 +708,22 @@ fn withdraw<'k>(
                     .unwrap_or_default(),
                 Claimant::Entry(_) => String::new(),
             };
-            let what = match kind {
-                KeyKind::Name => "user name",
-                KeyKind::Address => "address",
+            let reason = match kind {
+                KeyKind::Name => {
+                    format!("not applied{renamed}: the user name {key} is also held by {others}")
+                }
+                KeyKind::LookAlike => format!(
+                    "not applied{renamed}: the user name {} looks like the name of {others} (the same Unicode TR39 skeleton), and could pass for it; give one of them another name",
+                    e.name
+                ),
+                KeyKind::Address => {
+                    format!("not applied{renamed}: the address {key} is also held by {others}")
+                }
             };
             report.push(
                 e.name.to_string(),
                 ReportAction::Conflict,
-                format!("not applied{renamed}: the {what} {key} is also held by {others}"),
+                reason,
                 Some(e.dn.clone()),
             );
         }
@@ -518,12 +764,20 @@ mod tests {
         );
         let mut targets = targets(&matching.fates, users.len());
         let deleted = vec![false; users.len()];
+        let skeletons = Skeletons::new(
+            &checked.valid,
+            &current,
+            &targets,
+            &matching.fates,
+            &deleted,
+        );
         let holders = Holders {
             valid: &checked.valid,
             current: &current,
             by_name: &lookup.by_name,
             links: &links,
             deleted: &deleted,
+            skeletons: &skeletons,
         };
         withdraw_conflicts(&holders, &mut targets, &mut matching.fates, &mut report);
         (matching.fates, targets, report)

@@ -9,12 +9,15 @@ fn parse_auth(raw: &str) -> Result<AuthMethod> {
     AuthMethod::parse(raw).ok_or_else(|| StoreError::Invalid(format!("authentication method {raw:?}")))
 }
 
+/// A stored name, by the rules it was stored under: a name from before a rule was added (issue 19: no path
+/// separators) must still load, or no user would.
 fn parse_name(raw: &str) -> Result<UserName> {
-    UserName::parse(raw).map_err(|e| StoreError::Invalid(e.to_string()))
+    UserName::parse_existing(raw).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
+/// A stored address, likewise (issue 19 lowered the limit from 320 bytes to 254).
 fn parse_email(raw: &str) -> Result<EmailAddress> {
-    EmailAddress::parse(raw).map_err(|e| StoreError::Invalid(e.to_string()))
+    EmailAddress::parse_existing(raw).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 fn link_from(source: Option<String>, id: Option<String>, dn: Option<String>) -> Option<DirectoryLink> {

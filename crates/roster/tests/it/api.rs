@@ -850,3 +850,156 @@ async fn runs_start_at_once_are_followed_and_can_be_cancelled() {
     );
     env.check().await;
 }
+
+/// Issue 19, item 6: a 1 MB full name was stored, and copied into the audit log at every change. Names,
+/// full names, addresses and the number of addresses are held to limits (`roster_core::names`), on
+/// creation and on change alike; nothing over a limit reaches the user database or the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_item_6_user_fields_over_the_limits_are_refused() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    let mega = "F".repeat(1 << 20);
+    let long_address = format!("{}@example.com", "a".repeat(255 - "@example.com".len()));
+    let many: Vec<String> = (0..101).map(|i| format!("u{i}@example.com")).collect();
+    for (body, says) in [
+        (
+            json!({"name": "pat", "full_name": mega, "password": "x"}),
+            "the full name is 1048576 characters long, longer than 256",
+        ),
+        (
+            json!({"name": "pat", "full_name": "F".repeat(257), "password": "x"}),
+            "longer than 256",
+        ),
+        (
+            json!({"name": "n".repeat(257), "password": "x"}),
+            "is longer than 256 characters",
+        ),
+        (
+            json!({"name": "pat", "emails": [long_address], "password": "x"}),
+            "is longer than 254 bytes",
+        ),
+        (
+            json!({"name": "pat", "emails": many, "password": "x"}),
+            "101 email addresses given, more than 100",
+        ),
+    ] {
+        let (s, v) = api.call(M::POST, "/users", Some(&admin), Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["error"]["code"], "AP007-invalid", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+        assert!(message.len() < 300, "the value is not echoed whole");
+    }
+    // At the limits: accepted.
+    let at_limit = format!("{}@example.com", "a".repeat(254 - "@example.com".len()));
+    let hundred: Vec<String> = (0..100).map(|i| format!("u{i}@example.com")).collect();
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"name": "pat", "full_name": "F".repeat(256), "emails": [at_limit], "password": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // A change over a limit is refused too, and changes nothing.
+    for body in [
+        json!({"full_name": mega}),
+        json!({"emails": [long_address]}),
+        json!({"emails": many}),
+    ] {
+        let (s, v) = api
+            .call(M::PATCH, "/users/pat", Some(&admin), Some(body))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    }
+    let (s, v) = api
+        .call(
+            M::PATCH,
+            "/users/pat",
+            Some(&admin),
+            Some(json!({"emails": hundred})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["full_name"].as_str().unwrap().len(), 256);
+    let (_, audit) = api
+        .call(M::GET, "/audit?limit=100", Some(&admin), None)
+        .await;
+    assert!(
+        audit.to_string().len() < 20_000,
+        "no over-long value in the audit log"
+    );
+    env.check().await;
+}
+
+/// Issue 19, item 11: a Cyrillic `аdmin` could be made beside `admin`, and names such as `../x` became
+/// folder names. By hand, a name that looks like an existing user's is refused as a conflict naming that
+/// user, and a name that is a path is refused as invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_19_item_11_look_alike_and_path_names_are_refused() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"name": "Pat", "password": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    for (name, existing) in [
+        ("\u{430}dmin", "admin"),   // Cyrillic а
+        ("\u{410}DMIN", "admin"),   // in capitals
+        ("\u{420}\u{430}t", "Pat"), // Cyrillic Р and а
+        ("p\u{3b1}t", "Pat"),       // Greek α
+    ] {
+        let (s, v) = api
+            .call(
+                M::POST,
+                "/users",
+                Some(&admin),
+                Some(json!({"name": name, "password": "x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{name}: {v}");
+        assert_eq!(v["error"]["code"], "AP017-look-alike-user-name", "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("existing user {existing} ")),
+            "{message}"
+        );
+    }
+    for name in ["../etc", "a/b", "dom\\pat", "..", "."] {
+        let (s, v) = api
+            .call(
+                M::POST,
+                "/users",
+                Some(&admin),
+                Some(json!({"name": name, "password": "x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {v}");
+        assert_eq!(v["error"]["code"], "AP007-invalid", "{v}");
+    }
+    // Two ASCII names are never look-alikes, though TR39 maps "1" to "l": ordinary accounts.
+    for name in ["jdoe1", "jdoel"] {
+        let (s, v) = api
+            .call(
+                M::POST,
+                "/users",
+                Some(&admin),
+                Some(json!({"name": name, "password": "x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{name}: {v}");
+    }
+    let (_, v) = api.call(M::GET, "/users", Some(&admin), None).await;
+    assert_eq!(v["total"], 4, "{v}");
+    let (_, folders) = api.call(M::GET, "/folders", Some(&admin), None).await;
+    assert_eq!(folders.as_array().map(Vec::len), Some(4), "{folders}");
+    env.check().await;
+}

@@ -537,3 +537,36 @@ async fn issue_19_item_8_an_oversized_directory_password_is_a_wrong_password() {
     env.roster.verify_logon("rita", &at_limit).await.unwrap();
     env.check().await;
 }
+
+/// Issue 19, item 11: a Cyrillic `аdmin` logged on beside `admin`. It can no longer be made by hand (nor
+/// by a sync: see the planner's tests), so there is nobody by that name to log on as.
+#[tokio::test]
+async fn issue_19_item_11_a_look_alike_of_admin_cannot_be_made_or_log_on() {
+    let env = Env::sqlite().await;
+    let e = env
+        .roster
+        .create_user(
+            &env.local_admin(),
+            NewUserInput {
+                name: "\u{430}dmin".into(),
+                full_name: String::new(),
+                emails: vec![],
+                auth: AuthMethod::Local,
+                password: Some("look-alike".into()),
+                privileges: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AppError::LookAlikeUserName { .. }), "{e}");
+    assert_eq!(e.code(), "AP017-look-alike-user-name");
+    assert!(matches!(
+        env.roster
+            .logon("\u{430}dmin", "look-alike")
+            .await
+            .unwrap_err(),
+        AppError::LogonFailed
+    ));
+    env.roster.logon("admin", ADMIN_PASSWORD).await.unwrap();
+    env.check().await;
+}

@@ -1347,3 +1347,56 @@ async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
     env.check().await;
 }
 on_both_backends!(a_cancel_request_is_stored_audited_and_stops_the_apply);
+
+/// Issue 19: names and addresses stored before the rules for new ones (a `/` in a name, a 300-byte
+/// address: the limit was 320 bytes) still load, and their users can still be found, changed, planned
+/// and deleted. Refusing them on reading would fail every user list and every sync.
+#[tokio::test]
+async fn issue_19_values_stored_before_the_new_rules_still_load() {
+    let env = Env::sqlite().await;
+    env.roster
+        .create_user(&env.local_admin(), local("pat", &["pat@example.com"]))
+        .await
+        .unwrap();
+    let long = format!("{}@example.com", "a".repeat(300 - "@example.com".len()));
+    let pool = sqlx_pool(&env.dir.path().join("roster.db")).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET name = 'dom/pat', name_key = 'dom/pat' WHERE name_key = 'pat'; \
+         UPDATE folders SET name = 'dom/pat' WHERE name = 'pat'; \
+         UPDATE user_emails SET address = '{long}', address_key = '{long}';"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let snapshot = env.store.snapshot().await.unwrap();
+    assert_eq!(snapshot.users.len(), 2);
+    let plan = plan_sync(
+        &snapshot.users,
+        vec![],
+        &PlanOptions {
+            source: "ldap".into(),
+            delete_users: true,
+        },
+    );
+    assert!(plan.changes.is_empty());
+    let me = env.local_admin();
+    assert_eq!(env.roster.list_users(&me, 0, 10).await.unwrap().total, 2);
+    let pat = env.roster.get_user(&me, "DOM/Pat").await.unwrap();
+    assert_eq!(pat.emails[0].as_str(), long);
+    env.roster
+        .update_user(
+            &me,
+            "dom/pat",
+            roster_app::UserUpdateInput {
+                full_name: Some("Pat".into()),
+                emails: None,
+            },
+        )
+        .await
+        .unwrap();
+    env.check().await;
+    env.roster.delete_user(&me, "dom/pat").await.unwrap();
+    env.check().await;
+}
