@@ -48,7 +48,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         sync,
         list_runs,
         get_run,
-        cancel_run
+        cancel_run,
+        approve_run
     ),
     components(schemas(
         ErrorBody,

@@ -53,6 +53,7 @@ pub fn router(roster: Arc<Roster>) -> Router {
         .route("/directory/runs", get(runs::list_runs))
         .route("/directory/runs/{id}", get(runs::get_run))
         .route("/directory/runs/{id}/cancel", post(runs::cancel_run))
+        .route("/directory/runs/{id}/approve", post(runs::approve_run))
         .route("/openapi.json", get(openapi::document))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed);

@@ -202,6 +202,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     -> Result<()>;
     async fn list_runs(&self, offset: i64, limit: i64) -> Result<Page<RunSummary>>;
     async fn get_run(&self, id: i64) -> Result<Option<RunSummary>>;
+    /// The users a run stopped by the deletion guard would have deleted (`None` for any other run).
+    async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>>;
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>>;
 
     /// Checks the invariants the schema can't express; returns one line per problem (empty = consistent).

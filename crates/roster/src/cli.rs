@@ -83,8 +83,12 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Synchronize now (or, with --preview, Test Settings: show what would happen and commit nothing).
     Sync {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "approve")]
         preview: bool,
+        /// Approve a sync that the deletion guard stopped (exit code 8): reads the directory again and
+        /// applies only if the new plan deletes the same users.
+        #[arg(long, value_name = "RUN_ID")]
+        approve: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -276,6 +280,7 @@ pub fn describe_error(e: &anyhow::Error) -> (String, u8) {
             ErrorKind::Unavailable => 5,
             ErrorKind::Unauthenticated | ErrorKind::Forbidden => 6,
             ErrorKind::Cancelled => 7,
+            ErrorKind::Guarded => 8,
             ErrorKind::Internal => 1,
         };
         return (app.code().to_owned(), exit);
@@ -416,14 +421,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 output::directory(&v, false)?;
             }
         },
-        Command::Sync { preview, json } => {
+        Command::Sync {
+            preview,
+            approve,
+            json,
+        } => {
             let kind = if preview {
                 RunKind::Preview
             } else {
                 RunKind::Sync
             };
             let progress = output::Progress::new();
-            let report = roster.run_directory(&me, kind, "cli", &progress).await;
+            let report = match approve {
+                Some(stopped) => roster.approve_run(&me, stopped, "cli", &progress).await,
+                None => roster.run_directory(&me, kind, "cli", &progress).await,
+            };
             progress.finish();
             output::report(&report?, json)?;
         }

@@ -255,6 +255,11 @@ pub fn run(r: &RunSummary, l: &[ReportLine], as_json: bool) -> Result<()> {
         return json(&serde_json::json!({"run": r, "lines": l}));
     }
     runs(std::slice::from_ref(r), false)?;
+    if let Some(by) = r.approved_in_run {
+        line(&format!(
+            "approved: its deletions were applied by run #{by}"
+        ))?;
+    }
     lines(l)
 }
 

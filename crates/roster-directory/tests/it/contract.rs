@@ -535,6 +535,7 @@ impl LdapFixture {
             base_dn: self.slapd.people_dn(),
             mapping: standard_mapping(),
             delete_users: false,
+            guard: Default::default(),
             // Several pages even for the standard users.
             page_size: Some(2),
             timeout_seconds: Some(10),
@@ -618,6 +619,7 @@ impl LdifFixture {
             base_dn: format!("ou=People,{SUFFIX}"),
             mapping: standard_mapping(),
             delete_users: false,
+            guard: Default::default(),
             limits: Default::default(),
         }
     }

@@ -278,6 +278,10 @@ impl Store for ThisStore {
         get_run(self, id).await
     }
 
+    async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>> {
+        planned_deletions(self, id).await
+    }
+
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>> {
         run_lines(self, id, offset, limit).await
     }

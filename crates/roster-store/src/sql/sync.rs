@@ -299,6 +299,9 @@ async fn apply_plan(
         now,
     )
     .await?;
+    if let Some(stopped) = record.approves {
+        mark_approved(&mut tx, stopped, run_id, actor, now).await?;
+    }
     // The run's outcome and report, in the same transaction: the users applied and the run that says so
     // are committed together or not at all.
     correct_report_for_folders_decided_at_apply(
@@ -319,6 +322,7 @@ async fn apply_plan(
             error_code: None,
             phase: RunPhase::Recording,
             lines: &record.lines,
+            planned_deletions: None,
         },
         now,
     )

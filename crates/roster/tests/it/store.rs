@@ -431,6 +431,7 @@ async fn two_runs_never_overlap(env: Env) {
                 error_code: None,
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
+                planned_deletions: None,
             },
             later,
         )
@@ -484,6 +485,7 @@ fn record(plan: &roster_core::plan::SyncPlan) -> RunRecord {
         counts: plan.counts,
         lines: plan.lines.clone(),
         deleted_lines: plan.deleted_lines.clone(),
+        approves: None,
     }
 }
 
@@ -509,6 +511,7 @@ async fn finished_run(env: &Env, lines: &[ReportLine]) -> i64 {
                 error_code: None,
                 phase: roster_store::RunPhase::Recording,
                 lines,
+                planned_deletions: None,
             },
             T0,
         )
@@ -1202,6 +1205,7 @@ async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: E
                 error_code: None,
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
+                planned_deletions: None,
             },
             abandoned_at,
         )
@@ -1285,6 +1289,7 @@ async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
                 error_code: Some("AP016-run-cancelled".into()),
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
+                planned_deletions: None,
             },
             T0.plus_seconds(12),
         )
