@@ -290,8 +290,11 @@ impl Roster {
             slot.verify(checked.to_owned(), None).await?;
             return Err(AppError::LogonFailed);
         };
+        // A departed user (suspended for the grace period) is refused like a wrong password, in the
+        // same time, and without a bind: the directory may still hold the account (moved out of the
+        // filter), and it is no longer ours to check.
         let accepted = match creds.auth {
-            _ if too_long => slot.verify(checked.to_owned(), None).await?,
+            _ if too_long || creds.departed => slot.verify(checked.to_owned(), None).await?,
             AuthMethod::Local => {
                 slot.verify(password.to_owned(), creds.password_hash.clone())
                     .await?
@@ -314,7 +317,10 @@ impl Roster {
                     &Actor(creds.name.to_string()),
                     "logon.failed",
                     creds.name.as_str(),
-                    &if too_long {
+                    &if creds.departed {
+                        "refused: suspended since the directory stopped returning the user (departed)"
+                            .to_owned()
+                    } else if too_long {
                         format!(
                             "{} password rejected: longer than {} bytes",
                             creds.auth.as_str(),

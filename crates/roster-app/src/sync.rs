@@ -815,7 +815,14 @@ impl Roster {
                 },
             );
         }
-        let mut planned: Vec<i64> = changes.delete.iter().map(|d| d.user_id).collect();
+        // A suspension is guarded like a deletion: it locks the user out, and a mistaken filter would
+        // lock everyone out.
+        let mut planned: Vec<i64> = changes
+            .delete
+            .iter()
+            .map(|d| d.user_id)
+            .chain(changes.suspend.iter().map(|s| s.user_id))
+            .collect();
         planned.sort_unstable();
         let deletions = u64::try_from(planned.len()).unwrap_or(u64::MAX);
         let guard = match approves {
@@ -825,7 +832,7 @@ impl Roster {
                     return Err(AppError::ApprovalMismatch {
                         stopped: approval.stopped,
                         difference: self
-                            .deletions_difference(&approval.deletions, &changes.delete)
+                            .deletions_difference(&approval.deletions, &changes)
                             .await?,
                     });
                 }
@@ -921,14 +928,20 @@ impl Roster {
     async fn deletions_difference(
         &self,
         approved: &[i64],
-        now: &[roster_core::plan::UserDeletion],
+        changes: &roster_core::plan::PlannedChanges,
     ) -> Result<String> {
         let approved_set: std::collections::BTreeSet<i64> = approved.iter().copied().collect();
-        let now_set: std::collections::BTreeSet<i64> = now.iter().map(|d| d.user_id).collect();
+        let now: Vec<(i64, &roster_core::UserName)> = changes
+            .delete
+            .iter()
+            .map(|d| (d.user_id, &d.name))
+            .chain(changes.suspend.iter().map(|s| (s.user_id, &s.name)))
+            .collect();
+        let now_set: std::collections::BTreeSet<i64> = now.iter().map(|(id, _)| *id).collect();
         let added: Vec<String> = now
             .iter()
-            .filter(|d| !approved_set.contains(&d.user_id))
-            .map(|d| d.name.to_string())
+            .filter(|(id, _)| !approved_set.contains(id))
+            .map(|(_, name)| name.to_string())
             .collect();
         let mut dropped = Vec::new();
         for id in approved.iter().filter(|id| !now_set.contains(id)) {
@@ -1026,6 +1039,14 @@ impl Roster {
         let options = PlanOptions {
             source: source.to_owned(),
             delete_users: settings.delete_users(),
+            // Checked when the settings were stored; settings stored by an older version fail the run.
+            delete_after_seconds: settings.deletion_guard().delete_after_seconds().map_err(
+                |e| AppError::InvalidSetting {
+                    key: e.key.to_owned(),
+                    message: e.to_string(),
+                },
+            )?,
+            now: self.now(),
         };
         // Planning 100,000 users takes a moment of CPU: off the async workers, so the heartbeat and other
         // requests keep going.

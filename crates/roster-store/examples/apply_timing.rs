@@ -65,6 +65,7 @@ async fn main() {
         })
         .collect();
     let changes = PlannedChanges {
+        suspend: Vec::new(),
         create,
         update: vec![],
         delete: vec![],
@@ -112,6 +113,7 @@ async fn main() {
         // Everyone leaves: one deletion per user, folders without messages go with them.
         let snapshot = store.snapshot().await.unwrap();
         let delete = PlannedChanges {
+            suspend: Vec::new(),
             create: vec![],
             update: vec![],
             delete: snapshot

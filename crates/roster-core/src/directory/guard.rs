@@ -1,5 +1,6 @@
 //! The deletion guard's settings, the same for every directory type (issue 20): flattened into each
-//! type's settings, so a settings file writes `max_deletions = 500` at the top level.
+//! type's settings, so a settings file writes `max_deletions = 500` at the top level. With them, the
+//! grace period before a departed user is deleted (`delete_after`).
 
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,7 @@ pub const DEFAULT_MAX_DELETIONS_PERCENT: u8 = 10;
 /// How many users one sync may delete before it stops and asks for approval. A sync whose plan deletes
 /// more than either limit applies nothing (not even its creations): a filter or base DN edited by
 /// mistake, an OU renamed or a service account that lost its read rights look like everybody leaving.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct DeletionGuardSettings {
     /// The most users one sync deletes without approval (0: every deletion needs approval).
     #[serde(default = "default_max_deletions")]
@@ -22,6 +23,15 @@ pub struct DeletionGuardSettings {
     /// directory (100: no limit by share).
     #[serde(default = "default_max_deletions_percent")]
     pub max_deletions_percent: u8,
+    /// The grace period: a user the directory no longer returns is first suspended (can't log on, keeps
+    /// privileges, folder and link), and deleted only by a sync after this long that still doesn't see
+    /// them. A duration such as `"14d"` or `"12h"`; `"0d"` (the default) deletes at once.
+    #[serde(default = "default_delete_after")]
+    pub delete_after: String,
+}
+
+fn default_delete_after() -> String {
+    "0d".to_owned()
 }
 
 fn default_max_deletions() -> u64 {
@@ -37,6 +47,7 @@ impl Default for DeletionGuardSettings {
         DeletionGuardSettings {
             max_deletions: DEFAULT_MAX_DELETIONS,
             max_deletions_percent: DEFAULT_MAX_DELETIONS_PERCENT,
+            delete_after: default_delete_after(),
         }
     }
 }
@@ -52,14 +63,30 @@ impl DeletionGuardSettings {
                 ),
             ));
         }
+        self.delete_after_seconds()?;
         Ok(())
+    }
+
+    /// The grace period in seconds (0: delete at once).
+    pub fn delete_after_seconds(&self) -> Result<u64, SettingsError> {
+        let text = self.delete_after.trim();
+        humantime::parse_duration(text)
+            .map(|d| d.as_secs())
+            .map_err(|e| {
+                settings_error(
+                    "delete_after",
+                    format!(
+                        "{text:?} is not a duration ({e}); write it like \"14d\", \"36h\" or \"0d\" (delete at once)"
+                    ),
+                )
+            })
     }
 
     /// For the audit log's description of the settings.
     pub(crate) fn describe(&self) -> String {
         format!(
-            ", max deletions {} or {}%",
-            self.max_deletions, self.max_deletions_percent
+            ", max deletions {} or {}%, delete after {}",
+            self.max_deletions, self.max_deletions_percent, self.delete_after
         )
     }
 
@@ -129,17 +156,19 @@ mod tests {
         let off = DeletionGuardSettings {
             max_deletions: u64::MAX,
             max_deletions_percent: 100,
+            ..DeletionGuardSettings::default()
         };
         assert_eq!(off.judge(100, 100), None);
         let every = DeletionGuardSettings {
             max_deletions: 0,
             max_deletions_percent: 100,
+            ..DeletionGuardSettings::default()
         };
         assert_eq!(every.judge(1, 100), Some(GuardLimit::Count { max: 0 }));
         assert!(
             DeletionGuardSettings {
                 max_deletions_percent: 101,
-                ..guard
+                ..guard.clone()
             }
             .check()
             .is_err()
@@ -152,6 +181,21 @@ mod tests {
             .to_string(),
             "more than max_deletions_percent = 10% of the 30 users linked to this directory"
         );
+    }
+
+    #[test]
+    fn the_grace_period_is_a_duration() {
+        let with = |text: &str| DeletionGuardSettings {
+            delete_after: text.into(),
+            ..DeletionGuardSettings::default()
+        };
+        assert_eq!(with("0d").delete_after_seconds(), Ok(0));
+        assert_eq!(with("14d").delete_after_seconds(), Ok(14 * 86_400));
+        assert_eq!(with(" 36h ").delete_after_seconds(), Ok(36 * 3600));
+        let e = with("two weeks").delete_after_seconds().unwrap_err();
+        assert_eq!(e.key, "delete_after");
+        assert!(e.message.contains("\"14d\""), "{e}");
+        assert!(with("-1d").check().is_err());
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl DirectorySettings {
     /// The deletion guard's limits (the defaults when no directory is configured).
     pub fn deletion_guard(&self) -> DeletionGuardSettings {
         self.configured()
-            .map(|(_, s)| *s.deletion_guard())
+            .map(|(_, s)| s.deletion_guard().clone())
             .unwrap_or_default()
     }
 

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 mod deletion_guard;
+mod grace_period;
 
 const SUFFIX: &str = "dc=example,dc=com";
 const PEOPLE: &str = "ou=People,dc=example,dc=com";
@@ -741,7 +742,7 @@ async fn departed_users_are_deleted_only_with_delete_users_and_folders_with_mess
     assert_eq!(state(&env).await, before);
 
     s.delete_users = true;
-    s.guard = crate::support::UNGUARDED;
+    s.guard = crate::support::unguarded();
     configure(&env, s).await;
     let expected = counts(|c| {
         c.deleted = 2;
@@ -2088,7 +2089,7 @@ async fn folders_are_decided_by_their_message_count_when_the_sync_applies(env: E
     );
     let mut s = settings(&slapd);
     s.delete_users = true;
-    s.guard = crate::support::UNGUARDED;
+    s.guard = crate::support::unguarded();
     configure(&env, s).await;
     assert_eq!(sync(&env).await.counts, counts(|c| c.created = 3));
     env.roster

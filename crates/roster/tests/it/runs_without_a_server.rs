@@ -35,7 +35,7 @@ fn ldap_settings(delete_users: bool) -> DirectorySettings {
         delete_users,
         // These tests are about runs, not the deletion guard: with deletion on, it is off.
         guard: if delete_users {
-            crate::support::UNGUARDED
+            crate::support::unguarded()
         } else {
             Default::default()
         },

@@ -36,7 +36,7 @@ async fn audit_actions(env: &Env) -> Vec<(String, String, String)> {
 async fn an_empty_read_deletes_nobody_and_names_the_base_dn_and_filter(env: Env) {
     let (_slapd, mut s) = thirty_synced(&env).await;
     // Even with the guard off: an empty answer is never everybody leaving.
-    s.guard = crate::support::UNGUARDED;
+    s.guard = crate::support::unguarded();
     s.mapping.filter = "(&(objectClass=inetOrgPerson)(uid=nobody-has-this))".into();
     configure(&env, s).await;
     let before = state(&env).await;
