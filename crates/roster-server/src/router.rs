@@ -33,6 +33,10 @@ pub fn router(roster: Arc<Roster>) -> Router {
         )
         .route("/users/{name}/privileges", put(privileges::set_privileges))
         .route("/users/{name}/auth", put(users::set_auth))
+        .route(
+            "/users/{name}/logon-throttle",
+            get(users::logon_throttle).delete(users::clear_logon_throttle),
+        )
         .route("/users/{name}/password", put(users::set_password))
         .route("/folders", get(folders::list_folders))
         .route(

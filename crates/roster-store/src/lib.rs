@@ -19,6 +19,7 @@ mod users;
 use async_trait::async_trait;
 use roster_core::plan::{PlannedChanges, ReportLine};
 use roster_core::privileges::DefaultPrivileges;
+use roster_core::throttle::ThrottleState;
 use roster_core::user::{AuditEntry, AuthMethod, Folder, User};
 use roster_core::{FolderRight, Privilege, Timestamp, UserName};
 use std::collections::BTreeSet;
@@ -154,6 +155,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The user of a live session (expired sessions are removed and give `None`).
     async fn session_user(&self, token_hash: &str, now: Timestamp) -> Result<Option<User>>;
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
+
+    /// An account's failed logons in a row (issue 20), by the name as typed, case-folded.
+    async fn logon_throttle(&self, name_key: &str) -> Result<Option<ThrottleState>>;
+    async fn set_logon_throttle(&self, name_key: &str, state: &ThrottleState) -> Result<()>;
+    /// Forgets an account's failed logons (a success, or an administrator); says whether there were any.
+    async fn clear_logon_throttle(&self, name_key: &str) -> Result<bool>;
 
     async fn snapshot(&self) -> Result<Snapshot>;
     /// The user database's version: it changes with every change to users, so a snapshot of an older

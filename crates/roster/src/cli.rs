@@ -134,6 +134,8 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clear a name's failed logons and lock (logon throttling), so the user can log on at once.
+    Unlock { name: String },
     /// Add a user. A local user's password comes from ROSTER_NEW_PASSWORD or standard input.
     Add {
         name: String,
@@ -510,7 +512,28 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
             output::users(&all, json)?;
         }
         UsersCommand::Show { name, json } => {
-            output::user(&roster.get_user(me, &name).await?, json)?
+            output::user(&roster.get_user(me, &name).await?, json)?;
+            if !json && let Some(t) = roster.logon_throttle(me, &name).await? {
+                output::line(&match t.locked_until {
+                    Some(until) if until > roster.now() => format!(
+                        "logon locked until {} after {} failed logons in a row (roster users unlock {name})",
+                        until.to_rfc3339(),
+                        t.failures
+                    ),
+                    _ => format!(
+                        "{} failed logons in a row, the last at {}",
+                        t.failures,
+                        t.last_failure_at.to_rfc3339()
+                    ),
+                })?;
+            }
+        }
+        UsersCommand::Unlock { name } => {
+            if roster.clear_logon_throttle(me, &name).await? {
+                eprintln!("roster: failed logons and lock of {name} cleared.");
+            } else {
+                eprintln!("roster: {name} had no failed logons to clear.");
+            }
         }
         UsersCommand::Add {
             name,

@@ -28,6 +28,7 @@ use roster_core::plan::{
     correct_report_for_folders_decided_at_apply,
 };
 use roster_core::privileges::DefaultPrivileges;
+use roster_core::throttle::ThrottleState;
 use roster_core::user::{AuditEntry, AuthMethod, DirectoryLink, Folder, FolderAccess, User};
 use roster_core::{EmailAddress, FolderRight, Privilege, Timestamp, UserName};
 use sqlx::{QueryBuilder, Row};
@@ -195,6 +196,18 @@ impl Store for ThisStore {
 
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         delete_session(self, token_hash).await
+    }
+
+    async fn logon_throttle(&self, name_key: &str) -> Result<Option<ThrottleState>> {
+        logon_throttle(self, name_key).await
+    }
+
+    async fn set_logon_throttle(&self, name_key: &str, state: &ThrottleState) -> Result<()> {
+        set_logon_throttle(self, name_key, state).await
+    }
+
+    async fn clear_logon_throttle(&self, name_key: &str) -> Result<bool> {
+        clear_logon_throttle(self, name_key).await
     }
 
     // sync.rs

@@ -1614,6 +1614,11 @@ async fn fastest_refusals(
     let mut fastest = [std::time::Duration::MAX; 2];
     for _ in 0..5 {
         for (slot, (name, password)) in fastest.iter_mut().zip([a, b]) {
+            // Each attempt a first failure: a throttled one answers without a check.
+            env.store
+                .clear_logon_throttle(&roster_core::names::name_key(name))
+                .await
+                .unwrap();
             let started = std::time::Instant::now();
             assert_logon_failed(&logon_error(env, name, password).await, name);
             *slot = (*slot).min(started.elapsed());
