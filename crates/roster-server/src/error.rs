@@ -48,6 +48,10 @@ pub(crate) enum HttpError {
     InvalidQuery(String),
     /// The body is longer than [`BODY_LIMIT_BYTES`].
     BodyTooLarge,
+    /// Too many logon attempts from this client address (`limits.rs`).
+    TooManyLogons {
+        retry_after_seconds: u64,
+    },
 }
 
 /// The largest request body read (axum's default, set explicitly so the error message can name it).
@@ -62,6 +66,7 @@ impl HttpError {
             HttpError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::TooManyLogons { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -73,6 +78,7 @@ impl HttpError {
             HttpError::InvalidPath(_) => "HT004-invalid-path",
             HttpError::InvalidQuery(_) => "HT005-invalid-query",
             HttpError::BodyTooLarge => "HT006-body-too-large",
+            HttpError::TooManyLogons { .. } => "HT007-too-many-logons",
         }
     }
 
@@ -86,6 +92,11 @@ impl HttpError {
             HttpError::BodyTooLarge => format!(
                 "the request body is larger than {} MiB, the most the server reads",
                 BODY_LIMIT_BYTES >> 20
+            ),
+            HttpError::TooManyLogons {
+                retry_after_seconds,
+            } => format!(
+                "too many logon attempts from your address; try again in {retry_after_seconds} seconds"
             ),
         }
     }
@@ -134,6 +145,9 @@ impl IntoResponse for ApiError {
         // A refusal for load says when to come back (RFC 9110 `Retry-After`).
         let retry_after = match &self {
             ApiError::App(e) => e.retry_after_seconds(),
+            ApiError::Http(HttpError::TooManyLogons {
+                retry_after_seconds,
+            }) => Some(*retry_after_seconds),
             ApiError::Http(_) => None,
         };
         let (status, detail) = match self {

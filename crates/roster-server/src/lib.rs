@@ -13,7 +13,9 @@
 mod api;
 mod auth;
 mod error;
+mod limits;
 mod openapi;
 mod router;
 
-pub use router::router;
+pub use limits::LogonLimits;
+pub use router::{router, router_with};

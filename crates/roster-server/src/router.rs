@@ -2,6 +2,7 @@
 
 use crate::api::{audit, directory, folders, privileges, runs, sessions, users};
 use crate::error::{ApiError, BODY_LIMIT_BYTES, HttpError};
+use crate::limits::{self, LogonLimiter, LogonLimits};
 use crate::openapi;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,8 +20,21 @@ pub(crate) type AppState = Arc<Roster>;
 /// A request head over hyper's limit (about 400 KB) never gets here: hyper answers it 431 itself, with an
 /// empty body that no setting or hook changes.
 pub fn router(roster: Arc<Roster>) -> Router {
+    router_with(roster, LogonLimits::default())
+}
+
+/// [`router`] with these limits on logon attempts per client address. The limit needs the client's
+/// address: serve with `into_make_service_with_connect_info::<SocketAddr>()`.
+pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
+    let mut logon = post(sessions::create_session);
+    if let Some(limiter) = LogonLimiter::new(logon_limits) {
+        logon = logon.route_layer(axum::middleware::from_fn_with_state(
+            limiter,
+            limits::limit_logons,
+        ));
+    }
     let api = Router::new()
-        .route("/sessions", post(sessions::create_session))
+        .route("/sessions", logon)
         .route("/sessions/current", delete(sessions::delete_session))
         .route("/me", get(users::me))
         .route("/me/password", put(users::change_own_password))

@@ -71,6 +71,13 @@ pub enum Command {
     Serve {
         #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Logon attempts one client address may make a minute, after its burst (0: no limit); over it,
+        /// POST /api/v1/sessions answers 429 with Retry-After.
+        #[arg(long, env = "ROSTER_LOGON_LIMIT_PER_MINUTE", default_value_t = 120)]
+        logon_limit_per_minute: u32,
+        /// Logon attempts one client address may make at once (0: no limit).
+        #[arg(long, env = "ROSTER_LOGON_LIMIT_BURST", default_value_t = 100)]
+        logon_limit_burst: u32,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -372,7 +379,17 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let roster = open(&args).await?;
     let me = local_caller();
     match args.command {
-        Command::Serve { listen } => serve(roster, &listen).await?,
+        Command::Serve {
+            listen,
+            logon_limit_per_minute,
+            logon_limit_burst,
+        } => {
+            let limits = roster_server::LogonLimits {
+                per_minute: logon_limit_per_minute,
+                burst: logon_limit_burst,
+            };
+            serve(roster, &listen, limits).await?
+        }
         Command::Users(cmd) => users(&roster, &me, cmd).await?,
         Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
             DefaultsCommand::Show { json } => {
@@ -677,17 +694,25 @@ async fn cancel_run(roster: &Roster, me: &Caller, id: i64, json: bool) -> Result
     Ok(())
 }
 
-async fn serve(roster: Arc<Roster>, listen: &str) -> Result<()> {
+async fn serve(
+    roster: Arc<Roster>,
+    listen: &str,
+    logon_limits: roster_server::LogonLimits,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow!("can't listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     eprintln!("roster: serving on http://{addr} (API under /api/v1)");
-    let app = roster_server::router(roster.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    let app = roster_server::router_with(roster.clone(), logon_limits);
+    // With each request's client address: the logon limit counts by it.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
     // Runs started through the API go on in the server's tasks: stop them and let them record that,
     // rather than leave them running until another process takes them for dead.
     roster.stop_runs("the server stopping").await;

@@ -213,13 +213,19 @@ struct Served {
 }
 
 impl Served {
+    /// With the limit on logons per client address off: these tests flood from one address on purpose.
     fn start() -> Served {
+        Served::start_with(&[("ROSTER_LOGON_LIMIT_BURST", "0")])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Served {
         let data = tempfile::tempdir().unwrap();
         let port = roster_testkit::free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
             .arg("--data-dir")
             .arg(data.path())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
             .env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env_remove("ROSTER_DATABASE_URL")
             .env_remove("ROSTER_LOG")
@@ -728,3 +734,49 @@ async fn failed_logons_are_throttled_then_locked(env: Env) {
     env.check().await;
 }
 on_both_backends!(failed_logons_are_throttled_then_locked);
+
+/// Issue 20: logon attempts per client address are limited (a token bucket): over the limit, the server
+/// answers 429 with `Retry-After` before any password is checked, whatever the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logons_per_client_address_are_limited() {
+    let server = Served::start_with(&[
+        ("ROSTER_LOGON_LIMIT_BURST", "3"),
+        ("ROSTER_LOGON_LIMIT_PER_MINUTE", "1"),
+    ]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/sessions", server.base);
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let r = http
+            .post(&url)
+            .json(&serde_json::json!({"name": format!("someone-{i}"), "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let retry_after: Option<u64> = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().parse().unwrap());
+        let body: serde_json::Value = r.json().await.unwrap();
+        answers.push((status, retry_after, body["error"]["code"].clone()));
+    }
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [401, 401, 401, 429, 429],
+        "{answers:?}"
+    );
+    for (_, retry_after, code) in &answers[3..] {
+        assert_eq!(code, "HT007-too-many-logons");
+        let wait = retry_after.expect("429 says when to come back");
+        assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    }
+    // Even the right password waits: the limit comes before any check.
+    let r = http
+        .post(&url)
+        .json(&serde_json::json!({"name": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+}
