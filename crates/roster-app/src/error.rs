@@ -134,6 +134,7 @@ impl AppError {
                     DirectoryError::InvalidSettings { .. }
                         | DirectoryError::NotConfigured
                         | DirectoryError::UnsupportedType
+                        | DirectoryError::ListingUnsupported { .. }
                 ) {
                     ErrorKind::BadRequest
                 } else {

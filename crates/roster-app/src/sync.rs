@@ -380,6 +380,45 @@ impl Roster {
         Ok(DirectorySettingsView::of(settings))
     }
 
+    /// The domains on the directory's server, for the settings' picker (`roster directory domains`,
+    /// `GET /api/v1/directory/domains`). A type without domains answers `DI023-listing-unsupported`.
+    pub async fn directory_domains(&self, caller: &Caller) -> Result<Vec<DirectoryDomain>> {
+        caller.require_admin("list the directory's domains")?;
+        let settings = self
+            .load_directory_settings()
+            .await?
+            .ok_or(AppError::NoDirectory)?;
+        let directory = self.directory(&settings).await?;
+        let domains = directory.listing("domains")?.domains().await?;
+        Ok(domains
+            .into_iter()
+            .map(|d| DirectoryDomain {
+                name: d.name,
+                description: d.description,
+                accounts: d.accounts,
+            })
+            .collect())
+    }
+
+    /// The groups on the directory's server, for the settings' picker (`roster directory groups`,
+    /// `GET /api/v1/directory/groups`).
+    pub async fn directory_groups(&self, caller: &Caller) -> Result<Vec<DirectoryGroup>> {
+        caller.require_admin("list the directory's groups")?;
+        let settings = self
+            .load_directory_settings()
+            .await?
+            .ok_or(AppError::NoDirectory)?;
+        let directory = self.directory(&settings).await?;
+        let groups = directory.listing("groups")?.groups().await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| DirectoryGroup {
+                address: g.address,
+                name: g.name,
+            })
+            .collect())
+    }
+
     /// The connector for these settings, reused while they don't change (so is its service connection).
     pub(crate) async fn directory(&self, settings: &DirectorySettings) -> Result<Connector> {
         let mut hasher = Sha256::new();
@@ -627,7 +666,7 @@ impl Roster {
         signals: &mut StopSignals,
     ) -> Result<Done> {
         // Reading and planning change nothing: a cancel or the deadline stops them where they are.
-        let (plan, version, fetched_without_id) = signals
+        let (plan, version, header) = signals
             .until_stopped(self.read_and_plan(run_id, settings, directory, tracker))
             .await?;
         let SyncPlan {
@@ -636,19 +675,13 @@ impl Roster {
             mut lines,
             mut deleted_lines,
         } = plan;
-        if fetched_without_id > 0 {
-            // Said once per run, not per entry: the administrator should know renames can't be followed.
-            lines.insert(
-                0,
-                ReportLine {
-                    user: format!("{fetched_without_id} entries"),
-                    action: roster_core::plan::ReportAction::Warning,
-                    reason: "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".into(),
-                    dn: None,
-                },
-            );
+        if !header.is_empty() {
+            // Said once per run, not per entry, at the top: the scope the read applied, what it left
+            // out, and whether renames can be followed.
+            let shift = header.len();
+            lines.splice(0..0, header);
             for at in &mut deleted_lines {
-                at.line += 1;
+                at.line += shift;
             }
         }
         if kind == RunKind::Sync && !changes.is_empty() {
@@ -705,7 +738,7 @@ impl Roster {
         settings: &DirectorySettings,
         directory: &Connector,
         tracker: &Tracker<'_>,
-    ) -> Result<(SyncPlan, i64, u64)> {
+    ) -> Result<(SyncPlan, i64, Vec<ReportLine>)> {
         tracker.phase(SyncPhase::Reading);
         // The users are loaded while the directory is read: the read mostly waits for the server, and
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
@@ -723,7 +756,7 @@ impl Roster {
         let fetched = fetched?;
         let mut snapshot = snapshot?;
         tracker.read(u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX));
-        let fetched_without_id = fetched.without_stable_id;
+        let header = read_header(&fetched);
         tracker.phase(SyncPhase::Planning);
         // If someone changed users during the read, load them again: the plan must start from the users
         // as they are now, and the window in which another change makes it stale is only the planning.
@@ -748,7 +781,7 @@ impl Roster {
         })
         .await
         .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
-        Ok((plan, snapshot.version, fetched_without_id))
+        Ok((plan, snapshot.version, header))
     }
 
     /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive, and
@@ -862,6 +895,22 @@ impl Roster {
     }
 }
 
+/// A domain on the directory's server (IceWarp), as the settings' `domains` take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DirectoryDomain {
+    pub name: String,
+    pub description: String,
+    /// Accounts of every type, as the server counts them.
+    pub accounts: u64,
+}
+
+/// A group on the directory's server (IceWarp); `address` is what the settings' `groups` take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DirectoryGroup {
+    pub address: String,
+    pub name: String,
+}
+
 /// The settings as shown: everything but the secret, and whether one is set (for the types that have
 /// one).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -931,4 +980,34 @@ pub(crate) fn keep_or_require_secret(
             }
         }
     }
+}
+
+/// The warning lines a read puts at the top of its run's report: the connector's notes, then, if some
+/// entries have no stable id, what they are identified by.
+fn read_header(fetched: &roster_directory::DirectoryRead) -> Vec<ReportLine> {
+    let mut header: Vec<ReportLine> = fetched
+        .notes
+        .iter()
+        .map(|note| ReportLine {
+            user: "(directory)".into(),
+            action: roster_core::plan::ReportAction::Warning,
+            reason: note.clone().into(),
+            dn: None,
+        })
+        .collect();
+    if fetched.without_stable_id > 0 {
+        let reason = match fetched.identified_by {
+            Some(by) => format!(
+                "these entries are identified by {by}: a rename on the server will look like a deleted user and a new one"
+            ),
+            None => "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".to_owned(),
+        };
+        header.push(ReportLine {
+            user: format!("{} entries", fetched.without_stable_id),
+            action: roster_core::plan::ReportAction::Warning,
+            reason: reason.into(),
+            dn: None,
+        });
+    }
+    header
 }

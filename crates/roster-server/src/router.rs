@@ -48,6 +48,8 @@ pub fn router(roster: Arc<Roster>) -> Router {
             "/directory",
             get(directory::get_directory).put(directory::put_directory),
         )
+        .route("/directory/domains", get(directory::get_domains))
+        .route("/directory/groups", get(directory::get_groups))
         .route("/directory/preview", post(runs::preview))
         .route("/directory/sync", post(runs::sync))
         .route("/directory/runs", get(runs::list_runs))
