@@ -169,7 +169,11 @@ pub fn directory_domains(domains: &[roster_app::DirectoryDomain], as_json: bool)
     }
     emit(|out| {
         for d in domains {
-            writeln!(out, "{}\t{} accounts\t{}", d.name, d.accounts, d.description)?;
+            writeln!(
+                out,
+                "{}\t{} accounts\t{}",
+                d.name, d.accounts, d.description
+            )?;
         }
         Ok(())
     })

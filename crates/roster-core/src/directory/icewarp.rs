@@ -153,7 +153,10 @@ impl IcewarpSettings {
             }
             let port = match tail {
                 "" => None,
-                t => Some(t.strip_prefix(':').ok_or_else(|| bad("has text after ']'"))?),
+                t => Some(
+                    t.strip_prefix(':')
+                        .ok_or_else(|| bad("has text after ']'"))?,
+                ),
             };
             (format!("[{addr}]"), port)
         } else if rest.matches(':').count() > 1 {
@@ -170,7 +173,9 @@ impl IcewarpSettings {
         let port = match port {
             None => None,
             Some(p) => match p.parse::<u16>() {
-                Ok(0) | Err(_) => return Err(bad("has a port that is not a number from 1 to 65535")),
+                Ok(0) | Err(_) => {
+                    return Err(bad("has a port that is not a number from 1 to 65535"));
+                }
                 Ok(n) => Some(n),
             },
         };
@@ -302,13 +307,17 @@ impl TypeSettings for IcewarpSettings {
             let Some((local, domain)) = g.rsplit_once('@') else {
                 return Err(settings_error(
                     "groups",
-                    format!("{g:?} is not a group address; give groups by address, e.g. sales@example.com"),
+                    format!(
+                        "{g:?} is not a group address; give groups by address, e.g. sales@example.com"
+                    ),
                 ));
             };
             if local.is_empty() || local.chars().any(|c| c.is_whitespace() || c == '@') {
                 return Err(settings_error(
                     "groups",
-                    format!("{g:?} is not a group address; give groups by address, e.g. sales@example.com"),
+                    format!(
+                        "{g:?} is not a group address; give groups by address, e.g. sales@example.com"
+                    ),
                 ));
             }
             check_domain("groups", "the group address's domain", domain)?;
@@ -418,11 +427,20 @@ pub(super) mod tests {
     fn servers_become_endpoints() {
         let cases = [
             ("mail.example.com", "https://mail.example.com/icewarpapi/"),
-            ("Mail.Example.com:32001", "https://mail.example.com:32001/icewarpapi/"),
+            (
+                "Mail.Example.com:32001",
+                "https://mail.example.com:32001/icewarpapi/",
+            ),
             ("http://10.0.0.5:32000", "http://10.0.0.5:32000/icewarpapi/"),
             ("HTTP://10.0.0.5", "http://10.0.0.5/icewarpapi/"),
-            ("https://mail.example.com/", "https://mail.example.com/icewarpapi/"),
-            ("https://mail.example.com/icewarpapi/", "https://mail.example.com/icewarpapi/"),
+            (
+                "https://mail.example.com/",
+                "https://mail.example.com/icewarpapi/",
+            ),
+            (
+                "https://mail.example.com/icewarpapi/",
+                "https://mail.example.com/icewarpapi/",
+            ),
             ("::1", "https://[::1]/icewarpapi/"),
             ("[::1]:8443", "https://[::1]:8443/icewarpapi/"),
             ("127.0.0.1:1", "https://127.0.0.1:1/icewarpapi/"),
@@ -465,7 +483,11 @@ pub(super) mod tests {
         ok.validate().unwrap();
         assert_eq!(ok.selected_domains(), ["example.com", "b.org"]);
         assert_eq!(ok.selected_groups(), ["sales@example.com"]);
-        assert!(ok.scope_rule().contains(" or a member of"), "{}", ok.scope_rule());
+        assert!(
+            ok.scope_rule().contains(" or a member of"),
+            "{}",
+            ok.scope_rule()
+        );
         for (domains, groups, key) in [
             (vec!["sales@example.com"], vec![], "domains"),
             (vec!["not a domain"], vec![], "domains"),

@@ -19,7 +19,10 @@ const MAX_REPLY_BYTES: usize = 32 * 1024 * 1024;
 #[derive(Debug)]
 pub(super) enum Reply {
     /// `iq@type="result"`: the `<result>` element, and the `iq@sid` if any.
-    Result { sid: Option<String>, result: Element },
+    Result {
+        sid: Option<String>,
+        result: Element,
+    },
     /// `iq@type="error"`: the error's uid.
     Error { uid: String },
 }
@@ -88,12 +91,13 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("no content type")
             .to_owned();
-        let bytes = read_limited(response)
-            .await
-            .map_err(|e| match e {
-                Limited::Transport(e) => self.transport_error(&e, operation, timeout),
-                Limited::TooLarge => self.protocol(command, format!("a reply of more than {MAX_REPLY_BYTES} bytes")),
-            })?;
+        let bytes = read_limited(response).await.map_err(|e| match e {
+            Limited::Transport(e) => self.transport_error(&e, operation, timeout),
+            Limited::TooLarge => self.protocol(
+                command,
+                format!("a reply of more than {MAX_REPLY_BYTES} bytes"),
+            ),
+        })?;
         let text = String::from_utf8_lossy(&bytes);
         if !status.is_success() {
             return Err(self.protocol(
@@ -104,7 +108,10 @@ impl Api {
         if looks_like_html(&text) {
             return Err(self.protocol(
                 command,
-                format!("an HTML page ({content_type}) {} instead of the API's XML", describe_body(&text)),
+                format!(
+                    "an HTML page ({content_type}) {} instead of the API's XML",
+                    describe_body(&text)
+                ),
             ));
         }
         let root = parse(&text).map_err(|why| {
@@ -139,7 +146,9 @@ impl Api {
                     .and_then(|e| e.attr("uid"))
                     .unwrap_or_default();
                 if uid.is_empty() {
-                    return Err(self.protocol(command, "an error answer without an error uid".into()));
+                    return Err(
+                        self.protocol(command, "an error answer without an error uid".into())
+                    );
                 }
                 Ok(Reply::Error {
                     uid: uid.to_owned(),
@@ -147,7 +156,10 @@ impl Api {
             }
             other => Err(self.protocol(
                 command,
-                format!("an <iq> of type {:?}, neither result nor error", other.unwrap_or("")),
+                format!(
+                    "an <iq> of type {:?}, neither result nor error",
+                    other.unwrap_or("")
+                ),
             )),
         }
     }
@@ -170,6 +182,16 @@ impl Api {
                 target: self.target.clone(),
                 operation,
                 seconds: u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX),
+            };
+        }
+        // rustls's error is sometimes behind a wrapper that hides it from downcasting (the connector's
+        // boxed errors); its text is then the sign ("invalid peer certificate: UnknownIssuer").
+        if detail.contains("invalid peer certificate")
+            || detail.contains("no certificates presented")
+        {
+            return DirectoryError::CertificateUntrusted {
+                target: self.target.clone(),
+                detail,
             };
         }
         if let Some(tls) = find_rustls_error(error) {

@@ -456,13 +456,19 @@ impl Icewarp {
         let result = self.expect(sid, "getaccountproperties", &params).await?;
         let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
         let mut addresses = Vec::new();
-        for a in property(&result, "u_aliaslist").unwrap_or_default().split(';') {
+        for a in property(&result, "u_aliaslist")
+            .unwrap_or_default()
+            .split(';')
+        {
             let a = a.trim();
             if a.contains('@') {
                 addresses.push(a.to_owned());
             }
         }
-        for local in property(&result, "u_emailalias").unwrap_or_default().split(';') {
+        for local in property(&result, "u_emailalias")
+            .unwrap_or_default()
+            .split(';')
+        {
             let local = local.trim();
             if !local.is_empty() {
                 addresses.push(if local.contains('@') {
@@ -477,7 +483,11 @@ impl Icewarp {
         Ok((addresses, disabled))
     }
 
-    async fn read_once(&self, sid: String, progress: &dyn ReadProgress) -> Result<DirectoryRead, Stopped> {
+    async fn read_once(
+        &self,
+        sid: String,
+        progress: &dyn ReadProgress,
+    ) -> Result<DirectoryRead, Stopped> {
         self.check_version(&sid).await?;
         let domains = self.all_domains(&sid).await?;
         let readable: BTreeMap<String, String> = domains
@@ -702,7 +712,8 @@ impl Icewarp {
             .filter(|s| !s.is_empty());
         let address = match linked {
             Some(address) => {
-                if !user_name(self.username_format, address).eq_ignore_ascii_case(subject.name.trim())
+                if !user_name(self.username_format, address)
+                    .eq_ignore_ascii_case(subject.name.trim())
                 {
                     return Ok(Resolved::Rejected(RejectReason::NotFound));
                 }
@@ -718,7 +729,10 @@ impl Icewarp {
             },
         };
         if self.groups.is_empty() && !self.domains.is_empty() {
-            let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_lowercase();
+            let domain = address
+                .rsplit_once('@')
+                .map_or("", |(_, d)| d)
+                .to_lowercase();
             if !self.domains.contains(&domain) {
                 return Ok(Resolved::Rejected(RejectReason::NotFound));
             }
@@ -807,7 +821,10 @@ impl PasswordChecker for Icewarp {
             .await?;
         Ok(match reply {
             Reply::Result { result, .. } => {
-                if result.child_text("authtoken").is_some_and(|t| !t.is_empty()) {
+                if result
+                    .child_text("authtoken")
+                    .is_some_and(|t| !t.is_empty())
+                {
                     let email = result
                         .child_text("email")
                         .filter(|e| e.eq_ignore_ascii_case(&address))

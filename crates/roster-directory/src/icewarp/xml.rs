@@ -2,9 +2,9 @@
 //! is built here because the replies are small and nested). The emulator has its own: a bug in one must
 //! not hide in both.
 
+use quick_xml::Reader;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
-use quick_xml::Reader;
 
 /// One element: its name as written (the wire is case-sensitive for elements, case-insensitive for the
 /// values we compare), attributes, children and the text directly inside it.
@@ -32,7 +32,10 @@ impl Element {
             .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
-    pub(crate) fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+    pub(crate) fn children_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
         self.children
             .iter()
             .filter(move |c| c.name.eq_ignore_ascii_case(name))
@@ -51,9 +54,12 @@ pub(crate) fn parse(input: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.buffer_position()
+            )
+        })?;
         match event {
             Event::Start(start) => {
                 if root.is_some() {
@@ -134,8 +140,18 @@ mod tests {
     fn parses_and_refuses() {
         let el = parse(r#"<?xml version="1.0"?><iq sid="a&amp;b"><query xmlns="admin:iq:rpc"><commandname>X</commandname><commandparams/></query></iq>"#).unwrap();
         assert_eq!(el.attr("sid"), Some("a&b"));
-        assert_eq!(el.child("query").unwrap().child_text("commandname"), Some("X"));
-        for bad in ["", "<iq>", "<iq></query>", "<a/><b/>", "text", "<iq><query></iq>"] {
+        assert_eq!(
+            el.child("query").unwrap().child_text("commandname"),
+            Some("X")
+        );
+        for bad in [
+            "",
+            "<iq>",
+            "<iq></query>",
+            "<a/><b/>",
+            "text",
+            "<iq><query></iq>",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

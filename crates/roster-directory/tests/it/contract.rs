@@ -25,13 +25,13 @@ use roster_core::directory::{
     AttributeMapping, DirectoryEntry, DirectoryKind, DirectorySettings, Encryption,
     IcewarpSettings, LdapSettings, LdifSettings, Secret, UsernameFormat,
 };
-use roster_testkit::icewarp::{
-    Account, AccountType, Domain, Fault, FaultKind, Fixture, IcewarpEmulator, TlsFiles,
-};
-use roster_testkit::TestCa;
 use roster_directory::{
     Connector, DirectoryError, DirectoryRead, LogonOutcome, LogonSubject, NoProgress,
     PasswordChecker, RejectReason, connector, install_crypto_provider,
+};
+use roster_testkit::TestCa;
+use roster_testkit::icewarp::{
+    Account, AccountType, Domain, Fault, FaultKind, Fixture, IcewarpEmulator, TlsFiles,
 };
 use roster_testkit::ldif::push_attr;
 use roster_testkit::{Slapd, SlapdConfig, TestUser, free_port, user_ldif};
@@ -230,7 +230,13 @@ pub async fn a_full_read_returns_exactly_the_standard_users_and_reports_progress
     let mut expected: Vec<Mapped<'_>> = STANDARD_USERS
         .iter()
         .zip(&names)
-        .map(|(u, name)| (Some(name.as_str()), Some(u.cn), Some(vec![u.mail.to_owned()])))
+        .map(|(u, name)| {
+            (
+                Some(name.as_str()),
+                Some(u.cn),
+                Some(vec![u.mail.to_owned()]),
+            )
+        })
         .collect();
     expected.sort();
     assert_eq!(got, expected, "{:#?}", read.entries);
@@ -283,7 +289,10 @@ pub async fn ids_are_stable_across_reads_and_renames<F: ContractFixture>() {
     if F::STABLE_IDS {
         assert_eq!(robert.id, bob.id, "a rename keeps the id");
     } else {
-        assert_ne!(robert.id, bob.id, "without stable ids, a rename is a new id");
+        assert_ne!(
+            robert.id, bob.id,
+            "without stable ids, a rename is a new id"
+        );
         assert!(renamed.entries.iter().all(|e| e.id != bob.id));
     }
     let bob_name = F::user_name("bob");
@@ -830,7 +839,9 @@ impl ContractFixture for IcewarpFixture {
         let ca = TestCa::generate().unwrap();
         let cert = ca.issue_server_cert("icewarp").unwrap();
         let mut fixture = icewarp_standard_fixture();
-        fixture.domains.push(roster_testkit::icewarp::numbered_users(BROKEN_DOMAIN, 3));
+        fixture
+            .domains
+            .push(roster_testkit::icewarp::numbered_users(BROKEN_DOMAIN, 3));
         let emulator = IcewarpEmulator::start(
             fixture,
             "127.0.0.1:0",

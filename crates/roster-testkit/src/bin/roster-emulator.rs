@@ -36,7 +36,9 @@ fn run() -> Result<(), String> {
                 tls = Some((cert, key));
             }
             "--tarpit-seconds" => {
-                tarpit = value()?.parse().map_err(|e| format!("--tarpit-seconds: {e}"))?;
+                tarpit = value()?
+                    .parse()
+                    .map_err(|e| format!("--tarpit-seconds: {e}"))?;
             }
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -398,7 +398,12 @@ fn groups_of(fixture: &Fixture, address: &str, domain: &str) -> Vec<String> {
                 continue;
             }
             let hit = g.members.iter().any(|m| {
-                let m = m.split(';').next().unwrap_or_default().trim().to_lowercase();
+                let m = m
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_lowercase();
                 m == address || m == token
             });
             if hit {
@@ -435,7 +440,8 @@ fn glob(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 /// The accounts the fixture's TOML can't express compactly: `count` users `u1..` in `domain`.

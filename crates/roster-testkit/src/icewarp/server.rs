@@ -78,7 +78,10 @@ fn tls_acceptor(files: &TlsFiles<'_>) -> io::Result<tokio_rustls::TlsAcceptor> {
 /// Accepts TCP connections and hands over those whose TLS handshake succeeded; each handshake runs in
 /// a task of its own, so a slow or failing client holds up nobody.
 struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
     addr: SocketAddr,
 }
 
@@ -95,7 +98,8 @@ impl TlsListener {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await;
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                            .await;
                     if let Ok(Ok(tls)) = handshake {
                         let _ = tx.send((tls, peer)).await;
                     }
@@ -157,7 +161,9 @@ fn xml(body: String) -> Response {
 }
 
 fn envelope(kind: &str, sid: Option<&str>, inner: &str) -> String {
-    let sid = sid.map(|s| format!(" sid=\"{}\"", esc(s))).unwrap_or_default();
+    let sid = sid
+        .map(|s| format!(" sid=\"{}\"", esc(s)))
+        .unwrap_or_default();
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<iq type=\"{kind}\"{sid}><query xmlns=\"admin:iq:rpc\">{inner}</query></iq>"
     )
@@ -178,7 +184,11 @@ enum Answer {
     Tarpit(String),
 }
 
-async fn api(AxumState(state): AxumState<Shared>, method: axum::http::Method, body: Bytes) -> Response {
+async fn api(
+    AxumState(state): AxumState<Shared>,
+    method: axum::http::Method,
+    body: Bytes,
+) -> Response {
     if method != axum::http::Method::POST {
         return html(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
     }
@@ -209,8 +219,22 @@ async fn api(AxumState(state): AxumState<Shared>, method: axum::http::Method, bo
             sid: sid.clone(),
             subject: subject.clone(),
         });
-        (take_fault(&mut st.faults, &command, subject.as_deref()), st.tarpit)
+        (
+            take_fault(&mut st.faults, &command, subject.as_deref()),
+            st.tarpit,
+        )
     };
+    // An HTML page comes from in front of the API (a proxy, the web server): the command never ran.
+    // A truncated reply or an unknown uid comes from the API: it did.
+    if let Some(FaultKind::HtmlErrorPage(status)) = fault {
+        return html(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &format!("{status} Error"),
+        );
+    }
+    if let Some(FaultKind::HtmlLoginPage) = fault {
+        return login_page();
+    }
     let answer = match &parsed {
         Ok(root) => handle(&state, root),
         Err(_) => Answer::Xml(error(None, "iq_root_tag_invalid")),
@@ -223,12 +247,7 @@ async fn api(AxumState(state): AxumState<Shared>, method: axum::http::Method, bo
         }
     };
     match fault {
-        None => xml(body),
-        Some(FaultKind::HtmlErrorPage(status)) => html(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            &format!("{status} Error"),
-        ),
-        Some(FaultKind::HtmlLoginPage) => login_page(),
+        None | Some(FaultKind::HtmlErrorPage(_) | FaultKind::HtmlLoginPage) => xml(body),
         Some(FaultKind::TruncatedXml) => {
             let cut = body.len() / 2;
             let mut at = cut;
@@ -282,8 +301,13 @@ fn handle(state: &Shared, root: &Element) -> Answer {
     let mut st = lock(state);
     match command.as_str() {
         "authenticate" | "getauthtoken" => return credentials(&mut st, &command, params),
-        "getsessioninfo" | "logout" | "getserverproperties" | "getdomainsinfolist"
-        | "getaccountsinfolist" | "getaccountproperties" | "getaccountmemberinfolist" => {}
+        "getsessioninfo"
+        | "logout"
+        | "getserverproperties"
+        | "getdomainsinfolist"
+        | "getaccountsinfolist"
+        | "getaccountproperties"
+        | "getaccountmemberinfolist" => {}
         _ => return Answer::Xml(error(root.attr("sid"), "invoker_commandname_invalid")),
     }
     // Every other command needs a live session.
@@ -340,7 +364,10 @@ fn handle(state: &Shared, root: &Element) -> Answer {
 
 fn credentials(st: &mut State, command: &str, params: &Element) -> Answer {
     let email = params.child_text("email").unwrap_or_default();
-    let password = params.child("password").map(|p| p.text.as_str()).unwrap_or_default();
+    let password = params
+        .child("password")
+        .map(|p| p.text.as_str())
+        .unwrap_or_default();
     if params.child("email").is_none() {
         return Answer::Xml(error(None, "account_email_parameter_missing"));
     }
@@ -358,7 +385,10 @@ fn credentials(st: &mut State, command: &str, params: &Element) -> Answer {
     if command == "getauthtoken" {
         let (given, family) = name.split_once(' ').unwrap_or((name.as_str(), ""));
         st.issued += 1;
-        let token = format!("{:032x}", u128::from(st.issued).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
+        let token = format!(
+            "{:032x}",
+            u128::from(st.issued).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
+        );
         return Answer::Xml(result(
             None,
             &format!(
@@ -371,7 +401,10 @@ fn credentials(st: &mut State, command: &str, params: &Element) -> Answer {
         ));
     }
     st.issued += 1;
-    let sid = format!("{:032x}", u128::from(st.issued).wrapping_mul(0x2545_F491_4F6C_DD1D_9E37_79B9_7F4A_7C15));
+    let sid = format!(
+        "{:032x}",
+        u128::from(st.issued).wrapping_mul(0x2545_F491_4F6C_DD1D_9E37_79B9_7F4A_7C15)
+    );
     let left = st.expiring.pop_front();
     st.sessions.insert(
         sid.clone(),

@@ -1,9 +1,9 @@
 //! A small element tree read with quick-xml, and the writing helpers for responses. The emulator has its
 //! own reader, not the connector's: a bug in one must not hide in both.
 
+use quick_xml::Reader;
 use quick_xml::escape::escape;
 use quick_xml::events::Event;
-use quick_xml::Reader;
 
 /// One element: its name as written (the wire is case-sensitive for elements, case-insensitive for the
 /// values we compare), attributes, children and the text directly inside it.
@@ -50,9 +50,12 @@ pub fn parse(input: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("not well-formed XML at byte {}: {e}", reader.buffer_position()))?;
+        let event = reader.read_event().map_err(|e| {
+            format!(
+                "not well-formed XML at byte {}: {e}",
+                reader.buffer_position()
+            )
+        })?;
         match event {
             Event::Start(start) => {
                 if root.is_some() {
@@ -142,8 +145,18 @@ mod tests {
     fn parses_and_refuses() {
         let el = parse(r#"<?xml version="1.0"?><iq sid="a&amp;b"><query xmlns="admin:iq:rpc"><commandname>X</commandname><commandparams/></query></iq>"#).unwrap();
         assert_eq!(el.attr("sid"), Some("a&b"));
-        assert_eq!(el.child("query").unwrap().child_text("commandname"), Some("X"));
-        for bad in ["", "<iq>", "<iq></query>", "<a/><b/>", "text", "<iq><query></iq>"] {
+        assert_eq!(
+            el.child("query").unwrap().child_text("commandname"),
+            Some("X")
+        );
+        for bad in [
+            "",
+            "<iq>",
+            "<iq></query>",
+            "<a/><b/>",
+            "text",
+            "<iq><query></iq>",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
