@@ -350,7 +350,7 @@ impl Icewarp {
         }
     }
 
-    /// The accounts of one domain of one type, as listed, page by page; `each_page` is called with each.
+    /// Every account of one domain of one type, as listed.
     async fn list_accounts(
         &self,
         sid: &str,
@@ -358,43 +358,70 @@ impl Icewarp {
         typemask: u8,
     ) -> Result<Vec<Listed>, Stopped> {
         let mut out = Vec::new();
-        let mut offset: u64 = 0;
-        loop {
-            let params = format!(
-                "<domainstr>{}</domainstr><filter><namemask>*</namemask><typemask>{typemask}</typemask></filter><offset>{offset}</offset><count>{PAGE}</count>",
-                esc(domain)
-            );
-            let result = self.expect(sid, "getaccountsinfolist", &params).await?;
-            let items: Vec<&Element> = result.children_named("item").collect();
-            for item in &items {
-                let email = item.child_text("email").unwrap_or_default();
-                if !email.contains('@') {
-                    return Err(self.malformed(
-                        "getaccountsinfolist",
-                        &format!("an account without an address (email {email:?}) in {domain}"),
-                    ));
-                }
-                // The server filters by typemask; an account of another type is not a user all the same.
-                let account_type = item.child_text("accounttype").unwrap_or_default();
-                if account_type != typemask.to_string() {
-                    continue;
-                }
-                out.push(Listed {
-                    email: email.to_owned(),
-                    name: item.child_text("name").unwrap_or_default().to_owned(),
-                    state: item
-                        .child("accountstate")
-                        .and_then(|s| s.child_text("state"))
-                        .map(str::to_owned),
-                });
-            }
-            let total = overall_count(&result)
-                .ok_or_else(|| self.malformed("getaccountsinfolist", "no <overallcount>"))?;
-            offset += items.len() as u64;
-            if items.is_empty() || offset >= total {
-                return Ok(out);
-            }
+        let mut offset = Some(0);
+        let mut seen = BTreeSet::new();
+        while let Some(at) = offset {
+            let (page, next) = self
+                .accounts_page(sid, domain, typemask, at, &mut seen)
+                .await?;
+            out.extend(page);
+            offset = next;
         }
+        Ok(out)
+    }
+
+    /// One page of the accounts of one domain of one type, from `offset`, and the next page's offset.
+    /// `seen` (the lowercased addresses of the earlier pages) catches a server that repeats itself
+    /// instead of paging.
+    async fn accounts_page(
+        &self,
+        sid: &str,
+        domain: &str,
+        typemask: u8,
+        offset: u64,
+        seen: &mut BTreeSet<String>,
+    ) -> Result<(Vec<Listed>, Option<u64>), Stopped> {
+        let params = format!(
+            "<domainstr>{}</domainstr><filter><namemask>*</namemask><typemask>{typemask}</typemask></filter><offset>{offset}</offset><count>{PAGE}</count>",
+            esc(domain)
+        );
+        let result = self.expect(sid, "getaccountsinfolist", &params).await?;
+        let items: Vec<&Element> = result.children_named("item").collect();
+        let mut out = Vec::new();
+        for item in &items {
+            let email = item.child_text("email").unwrap_or_default();
+            if !email.contains('@') {
+                return Err(self.malformed(
+                    "getaccountsinfolist",
+                    &format!("an account without an address (email {email:?}) in {domain}"),
+                ));
+            }
+            if !seen.insert(email.to_lowercase()) {
+                return Err(self.malformed(
+                    "getaccountsinfolist",
+                    &format!(
+                        "the account {email} twice while paging through {domain} (at offset {offset})"
+                    ),
+                ));
+            }
+            // The server filters by typemask; an account of another type is not a user all the same.
+            let account_type = item.child_text("accounttype").unwrap_or_default();
+            if account_type != typemask.to_string() {
+                continue;
+            }
+            out.push(Listed {
+                email: email.to_owned(),
+                name: item.child_text("name").unwrap_or_default().to_owned(),
+                state: item
+                    .child("accountstate")
+                    .and_then(|s| s.child_text("state"))
+                    .map(str::to_owned),
+            });
+        }
+        let total = overall_count(&result)
+            .ok_or_else(|| self.malformed("getaccountsinfolist", "no <overallcount>"))?;
+        let next = offset + items.len() as u64;
+        Ok((out, (!items.is_empty() && next < total).then_some(next)))
     }
 
     /// The members of a selected group, as written on the server.
@@ -542,44 +569,47 @@ impl Icewarp {
         for domain in to_read {
             let key = domain.to_lowercase();
             let whole = everything || self.domains.contains(&key) || member_domains.contains(&key);
-            let listed = self.list_accounts(&sid, domain, 0).await?;
-            read.pages += 1;
-            let emails: Vec<String> = listed.iter().map(|l| l.email.clone()).collect();
-            let sid_ref: &str = &sid;
-            let details: Vec<(Vec<String>, bool)> = futures_util::stream::iter(emails)
-                .map(|email| async move { self.details(sid_ref, &email).await })
-                .buffered(CONCURRENT_PROPERTY_REQUESTS)
-                .try_collect()
-                .await?;
-            for (account, (aliases, disabled_property)) in listed.into_iter().zip(details) {
-                let mut addresses = vec![account.email.clone()];
-                for a in aliases {
-                    if !addresses.iter().any(|x| x.eq_ignore_ascii_case(&a)) {
-                        addresses.push(a);
+            let mut offset = Some(0);
+            let mut seen = BTreeSet::new();
+            while let Some(at) = offset {
+                let (listed, next) = self.accounts_page(&sid, domain, 0, at, &mut seen).await?;
+                offset = next;
+                read.pages += 1;
+                let emails: Vec<String> = listed.iter().map(|l| l.email.clone()).collect();
+                let sid_ref: &str = &sid;
+                let details: Vec<(Vec<String>, bool)> = futures_util::stream::iter(emails)
+                    .map(|email| async move { self.details(sid_ref, &email).await })
+                    .buffered(CONCURRENT_PROPERTY_REQUESTS)
+                    .try_collect()
+                    .await?;
+                for (account, (aliases, disabled_property)) in listed.into_iter().zip(details) {
+                    let mut addresses = vec![account.email.clone()];
+                    for a in aliases {
+                        if !addresses.iter().any(|x| x.eq_ignore_ascii_case(&a)) {
+                            addresses.push(a);
+                        }
                     }
+                    let in_scope = whole
+                        || addresses
+                            .iter()
+                            .any(|a| member_addresses.contains(&a.to_lowercase()));
+                    if !in_scope {
+                        continue;
+                    }
+                    let disabled_state = account
+                        .state
+                        .as_deref()
+                        .is_some_and(|s| !s.is_empty() && s != "0");
+                    if disabled_state || disabled_property {
+                        read.disabled_skipped += 1;
+                        continue;
+                    }
+                    read.entries.push(self.entry(account, addresses));
+                    read.without_stable_id += 1;
                 }
-                let in_scope = whole
-                    || addresses
-                        .iter()
-                        .any(|a| member_addresses.contains(&a.to_lowercase()));
-                if !in_scope {
-                    continue;
-                }
-                let disabled_state = account
-                    .state
-                    .as_deref()
-                    .is_some_and(|s| !s.is_empty() && s != "0");
-                if disabled_state || disabled_property {
-                    read.disabled_skipped += 1;
-                    continue;
-                }
-                read.entries.push(self.entry(account, addresses));
-                read.without_stable_id += 1;
-                if read.entries.len().is_multiple_of(1000) {
-                    progress.entries_read(read.entries.len() as u64);
-                }
+                // After each page (at most PAGE entries, so also at least every 1000).
+                progress.entries_read(read.entries.len() as u64);
             }
-            progress.entries_read(read.entries.len() as u64);
         }
         if read.pages == 0 {
             progress.entries_read(0);

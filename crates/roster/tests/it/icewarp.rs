@@ -742,3 +742,43 @@ async fn the_pickers_list_domains_and_groups_and_other_types_say_they_cannot() {
     let e = env.roster.directory_groups(&admin).await.unwrap_err();
     assert_eq!(e.code(), "DI023-listing-unsupported", "{e}");
 }
+
+/// The README's walk-through: the example settings against the emulator serving the example data over
+/// plain HTTP, as a newcomer runs them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_work_together_over_http() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = Fixture::load(&root.join("examples/icewarp-emulator.toml")).unwrap();
+    let emulator = IcewarpEmulator::start(data, "127.0.0.1:0", None)
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(root.join("examples/icewarp-directory.toml")).unwrap();
+    let mut settings: DirectorySettings = toml::from_str(&text).unwrap();
+    let DirectorySettings::Icewarp(s) = &mut settings else {
+        panic!("{settings:?}")
+    };
+    assert_eq!(s.server, "http://127.0.0.1:32000");
+    assert_eq!(s.ca_file, None, "ca_file = \"\" is none");
+    s.server = emulator.server_setting();
+    let env = Env::sqlite().await;
+    env.roster
+        .set_directory_settings(&env.local_admin(), settings)
+        .await
+        .unwrap();
+    sync(&env).await;
+    assert_eq!(
+        synced_names(&env).await,
+        [
+            "admin@example.com",
+            "jdoe@example.com",
+            "lmueller@example.com",
+            "pk@example.org"
+        ]
+    );
+    env.roster
+        .verify_logon("jdoe@example.com", "john-pw")
+        .await
+        .unwrap();
+    assert_eq!(emulator.controls().open_sessions(), 0);
+    env.check().await;
+}
