@@ -697,5 +697,9 @@ fn the_readme_icewarp_walk_through_works_with_the_emulator() {
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(roster(&d).args(["directory", "domains"]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("DI023-listing-unsupported"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DI023-listing-unsupported"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -782,3 +782,29 @@ async fn the_examples_work_together_over_http() {
     assert_eq!(emulator.controls().open_sessions(), 0);
     env.check().await;
 }
+
+/// Builds before 2016 leave `displayemail` and `accountstate` out of account lists: disabled accounts are
+/// still found (by `U_AccountDisabled`) and skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_builds_without_account_states_still_skip_disabled_accounts() {
+    let server = start().await;
+    server.emulator.controls().set_old_account_lists(true);
+    let env = Env::sqlite().await;
+    let mut s = server.settings();
+    s.domains = vec!["example.com".into()];
+    configure(&env, s).await;
+    let report = sync(&env).await;
+    assert_eq!(
+        synced_names(&env).await,
+        ["alice@example.com", "bob@example.com"],
+        "carol is disabled"
+    );
+    assert!(
+        warnings(&report)
+            .iter()
+            .any(|w| w.contains("1 disabled account(s) skipped")),
+        "{:#?}",
+        report.lines
+    );
+    env.check().await;
+}
