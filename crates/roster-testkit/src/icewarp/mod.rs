@@ -499,3 +499,190 @@ mod tests {
         );
     }
 }
+
+/// The emulator is never more forgiving than the real server: requests it must refuse, over raw HTTP.
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn post(addr: SocketAddr, method: &str, path: &str, body: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    fn iq(sid: Option<&str>, xmlns: &str, command: &str, params: &str) -> String {
+        let sid = sid.map(|s| format!(" sid=\"{s}\"")).unwrap_or_default();
+        format!(
+            "<iq{sid}><query xmlns=\"{xmlns}\"><commandname>{command}</commandname><commandparams>{params}</commandparams></query></iq>"
+        )
+    }
+
+    fn fixture() -> Fixture {
+        Fixture {
+            version: "14.3.0.3".into(),
+            domains: vec![Domain {
+                name: "example.com".into(),
+                accounts: vec![
+                    Account {
+                        mailbox: "admin".into(),
+                        password: "pw".into(),
+                        admin: true,
+                        ..Default::default()
+                    },
+                    Account {
+                        mailbox: "user".into(),
+                        password: "pw".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn sid_of(response: &str) -> String {
+        let at = response.find("sid=\"").unwrap() + 5;
+        let rest = &response[at..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+
+    #[tokio::test]
+    async fn requests_the_real_server_refuses_are_refused() {
+        let emulator = IcewarpEmulator::start(fixture(), "127.0.0.1:0", None)
+            .await
+            .unwrap();
+        let a = emulator.addr();
+        let rpc = "admin:iq:rpc";
+        let creds = "<authtype>0</authtype><email>admin@example.com</email><password>pw</password>";
+        let cases = [
+            (
+                iq(None, "admin:iq:RPC", "authenticate", creds),
+                "iq_query_xmlns_invalid",
+            ),
+            (
+                iq(None, "", "authenticate", creds),
+                "iq_query_xmlns_invalid",
+            ),
+            ("<notiq/>".to_owned(), "iq_root_tag_invalid"),
+            (
+                "<iq><query xmlns=\"admin:iq:rpc\">".to_owned(),
+                "iq_root_tag_invalid",
+            ),
+            (iq(None, rpc, "getdomainsinfolist", ""), "session_invalid"),
+            (
+                iq(Some("made-up"), rpc, "getdomainsinfolist", ""),
+                "session_invalid",
+            ),
+            (
+                iq(None, rpc, "nosuchcommand", ""),
+                "invoker_commandname_invalid",
+            ),
+            (
+                iq(
+                    None,
+                    rpc,
+                    "authenticate",
+                    "<email>admin@example.com</email><password>no</password>",
+                ),
+                "auth_login_invalid",
+            ),
+            (
+                iq(
+                    None,
+                    rpc,
+                    "getauthtoken",
+                    "<email>admin</email><password>pw</password>",
+                ),
+                "auth_login_invalid",
+            ),
+        ];
+        for (body, uid) in cases {
+            let response = post(a, "POST", "/icewarpapi/", &body).await;
+            assert!(response.starts_with("HTTP/1.1 200"), "{body}: {response}");
+            assert!(
+                response.contains(&format!("<error uid=\"{uid}\"/>")),
+                "{body}: expected {uid}: {response}"
+            );
+        }
+        assert!(
+            post(a, "GET", "/icewarpapi/", "")
+                .await
+                .starts_with("HTTP/1.1 405")
+        );
+        assert!(
+            post(a, "POST", "/other", "")
+                .await
+                .starts_with("HTTP/1.1 404")
+        );
+
+        // A user's session may not call admin commands; the admin's may, in any case of the name.
+        let user = post(
+            a,
+            "POST",
+            "/icewarpapi",
+            &iq(
+                None,
+                rpc,
+                "Authenticate",
+                "<email>user@example.com</email><password>pw</password>",
+            ),
+        )
+        .await;
+        let sid = sid_of(&user);
+        let denied = post(
+            a,
+            "POST",
+            "/icewarpapi/",
+            &iq(Some(&sid), rpc, "getdomainsinfolist", ""),
+        )
+        .await;
+        assert!(denied.contains("account_permission_denied"), "{denied}");
+        let admin = post(
+            a,
+            "POST",
+            "/icewarpapi/Authenticate",
+            &iq(None, rpc, "AUTHENTICATE", creds),
+        )
+        .await;
+        let sid = sid_of(&admin);
+        let listed = post(
+            a,
+            "POST",
+            "/icewarpapi/",
+            &iq(Some(&sid), rpc, "GetDomainsInfoList", ""),
+        )
+        .await;
+        assert!(listed.contains("<name>example.com</name>"), "{listed}");
+        assert!(
+            listed.contains("<overallcount>1</overallcount>"),
+            "{listed}"
+        );
+        let out = post(
+            a,
+            "POST",
+            "/icewarpapi/",
+            &iq(Some(&sid), rpc, "logout", ""),
+        )
+        .await;
+        assert!(out.contains("<result>1</result>"), "{out}");
+        let after = post(
+            a,
+            "POST",
+            "/icewarpapi/",
+            &iq(Some(&sid), rpc, "getdomainsinfolist", ""),
+        )
+        .await;
+        assert!(
+            after.contains("session_invalid"),
+            "a logged-out sid is dead: {after}"
+        );
+    }
+}
