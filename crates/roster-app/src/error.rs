@@ -59,6 +59,27 @@ pub enum AppError {
     RunDeadline { seconds: u64 },
     #[error("the run was cancelled by {by}; nothing was changed")]
     RunCancelled { by: String },
+    /// A sync whose plan deletes more users than the deletion guard allows (issue 20): recorded as
+    /// stopped, with its plan as the report, and nothing applied.
+    #[error(
+        "stopped by the deletion guard: this synchronization would delete {deletions} users, {limit}; nothing was applied, not even its other changes. See the plan with `roster runs show {run_id}`; if these deletions are intended, approve them with `roster sync --approve {run_id}` (POST /api/v1/directory/runs/{run_id}/approve), or raise max_deletions or max_deletions_percent in the directory settings"
+    )]
+    DeletionGuard {
+        run_id: i64,
+        deletions: u64,
+        limit: roster_core::directory::GuardLimit,
+    },
+    /// The read returned nobody while users are linked to the directory: a wrong base DN or filter, a
+    /// renamed OU or a service account that lost its rights, never everybody leaving.
+    #[error(
+        "the directory returned no entries at all for {scope}, while {linked} users are linked to it; nobody was deleted or changed. Check the base DN and the filter, and that the service account may still read the users"
+    )]
+    EmptyRead { scope: String, linked: u64 },
+    /// An approval whose new plan deletes other users than the stopped run's did.
+    #[error(
+        "the directory changed since run #{stopped} was stopped: {difference}; nothing was applied. Run `roster sync` again, and approve its new plan if it is right"
+    )]
+    ApprovalMismatch { stopped: i64, difference: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the encryption key for stored secrets is unusable: {0}")]
@@ -83,6 +104,8 @@ pub enum ErrorKind {
     Unavailable,
     /// An administrator cancelled the run (or the server running it was stopped).
     Cancelled,
+    /// The deletion guard stopped a sync: it waits for an administrator's approval.
+    Guarded,
     Internal,
 }
 
@@ -106,6 +129,9 @@ impl AppError {
             AppError::RunDeadline { .. } => "AP015-run-deadline",
             AppError::RunCancelled { .. } => "AP016-run-cancelled",
             AppError::LookAlikeUserName { .. } => "AP017-look-alike-user-name",
+            AppError::DeletionGuard { .. } => "AP018-deletion-guard",
+            AppError::EmptyRead { .. } => "AP019-empty-read",
+            AppError::ApprovalMismatch { .. } => "AP020-approval-mismatch",
             AppError::RunFailed { code, .. } => code,
             AppError::Directory(e) => e.code(),
             AppError::Store(e) => e.code(),
@@ -128,6 +154,9 @@ impl AppError {
             AppError::RunFailed { kind, .. } => *kind,
             AppError::RunDeadline { .. } => ErrorKind::Unavailable,
             AppError::RunCancelled { .. } => ErrorKind::Cancelled,
+            AppError::DeletionGuard { .. } => ErrorKind::Guarded,
+            AppError::EmptyRead { .. } => ErrorKind::Unavailable,
+            AppError::ApprovalMismatch { .. } => ErrorKind::Conflict,
             AppError::Directory(e) => {
                 if matches!(
                     e,
@@ -147,7 +176,8 @@ impl AppError {
                 | StoreError::RunInProgress { .. }
                 | StoreError::StaleSnapshot
                 | StoreError::RunNotRunning(_)
-                | StoreError::RunFinished { .. } => ErrorKind::Conflict,
+                | StoreError::RunFinished { .. }
+                | StoreError::NotApprovable { .. } => ErrorKind::Conflict,
                 StoreError::CancelRequested { .. } => ErrorKind::Cancelled,
                 StoreError::NotFound(_) => ErrorKind::NotFound,
                 StoreError::BuiltinAdmin(_) => ErrorKind::Forbidden,

@@ -143,6 +143,8 @@ pub struct Roster {
     live_runs: sync::LiveRuns,
     /// How long a run may take before it is stopped (`sync.rs`).
     run_deadline: std::time::Duration,
+    /// Logon throttling per account (issue 20).
+    throttle: roster_core::throttle::ThrottlePolicy,
 }
 
 /// What [`Roster::bootstrap`] did on first start.
@@ -200,7 +202,15 @@ impl Roster {
             connectors: Arc::new(roster_directory::RealConnectors),
             live_runs: sync::LiveRuns::default(),
             run_deadline: std::time::Duration::from_secs(sync::DEFAULT_RUN_DEADLINE_SECONDS),
+            throttle: roster_core::throttle::ThrottlePolicy::default(),
         }
+    }
+
+    /// The logon throttling rules (default: 3 free failures, then waits of 1, 3, 5 and 10 s, a 15-minute
+    /// lock after 20 in a row).
+    pub fn with_throttle_policy(mut self, policy: roster_core::throttle::ThrottlePolicy) -> Roster {
+        self.throttle = policy;
+        self
     }
 
     /// How long a run may take (default [`DEFAULT_RUN_DEADLINE_SECONDS`]): past it, the run is stopped,
@@ -272,10 +282,94 @@ impl Roster {
     /// the name: a real verification, or a dummy one for unknown names, directory users (beside the bind)
     /// and passwords over [`passwords::MAX_PASSWORD_BYTES`], so that the time doesn't tell them apart. When
     /// the pool is full for longer than its wait, the answer is [`AppError::Busy`], before any bind.
+    ///
+    /// Throttled per account (issue 20): after a few failures in a row, an attempt that comes too soon, or
+    /// while the account is locked, gets the wrong-password answer at once, without a password check or
+    /// a bind (so a flood can't lock the real directory account through us). The state is in the
+    /// database, keyed by the name as typed, known or not.
     pub async fn verify_logon(&self, name: &str, password: &str) -> Result<User> {
         if password.is_empty() {
             return Err(AppError::EmptyPassword);
         }
+        let key = roster_core::names::name_key(name);
+        let now = self.now();
+        let state = self.store.logon_throttle(&key).await?;
+        match self.throttle.verdict(state.as_ref(), now) {
+            roster_core::throttle::ThrottleVerdict::Check => {}
+            roster_core::throttle::ThrottleVerdict::Wait { .. }
+            | roster_core::throttle::ThrottleVerdict::Locked { .. } => {
+                return Err(AppError::LogonFailed);
+            }
+        }
+        let result = self.check_logon(name, password).await;
+        match &result {
+            Err(AppError::LogonFailed) => {
+                let next = self.throttle.after_failure(state.as_ref(), self.now());
+                if next.locked_until.is_some() && state.and_then(|s| s.locked_until).is_none() {
+                    self.store
+                        .audit(
+                            &Actor(name.trim().to_owned()),
+                            "logon.locked",
+                            name.trim(),
+                            &format!(
+                                "{} failed logons in a row: locked until {}",
+                                next.failures,
+                                next.locked_until
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_default()
+                            ),
+                            self.now(),
+                        )
+                        .await?;
+                }
+                self.store.set_logon_throttle(&key, &next).await?;
+            }
+            Ok(_) if state.is_some() => {
+                self.store.clear_logon_throttle(&key).await?;
+            }
+            _ => {}
+        }
+        result
+    }
+
+    /// An account's failed logons in a row (`users show`, `GET /api/v1/users/{name}/logon-throttle`),
+    /// for any name, known or not.
+    pub async fn logon_throttle(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<Option<roster_core::throttle::ThrottleState>> {
+        caller.require_admin("see failed logons")?;
+        Ok(self
+            .store
+            .logon_throttle(&roster_core::names::name_key(name))
+            .await?)
+    }
+
+    /// Clears an account's failed logons and lock (`roster users unlock`), with an audit line; says
+    /// whether there was anything to clear.
+    pub async fn clear_logon_throttle(&self, caller: &Caller, name: &str) -> Result<bool> {
+        caller.require_admin("unlock accounts")?;
+        let cleared = self
+            .store
+            .clear_logon_throttle(&roster_core::names::name_key(name))
+            .await?;
+        if cleared {
+            self.store
+                .audit(
+                    &caller.actor(),
+                    "logon.unlock",
+                    name.trim(),
+                    "failed logons and lock cleared",
+                    self.now(),
+                )
+                .await?;
+        }
+        Ok(cleared)
+    }
+
+    /// The password and privilege check of [`Roster::verify_logon`], without the throttling.
+    async fn check_logon(&self, name: &str, password: &str) -> Result<User> {
         // Any name the user database may hold: a user stored before a rule for new names still logs on.
         let creds = match UserName::parse_existing(name) {
             Ok(name) => self.store.credentials(&name).await?,
@@ -290,8 +384,11 @@ impl Roster {
             slot.verify(checked.to_owned(), None).await?;
             return Err(AppError::LogonFailed);
         };
+        // A departed user (suspended for the grace period) is refused like a wrong password, in the
+        // same time, and without a bind: the directory may still hold the account (moved out of the
+        // filter), and it is no longer ours to check.
         let accepted = match creds.auth {
-            _ if too_long => slot.verify(checked.to_owned(), None).await?,
+            _ if too_long || creds.departed => slot.verify(checked.to_owned(), None).await?,
             AuthMethod::Local => {
                 slot.verify(password.to_owned(), creds.password_hash.clone())
                     .await?
@@ -314,7 +411,10 @@ impl Roster {
                     &Actor(creds.name.to_string()),
                     "logon.failed",
                     creds.name.as_str(),
-                    &if too_long {
+                    &if creds.departed {
+                        "refused: suspended since the directory stopped returning the user (departed)"
+                            .to_owned()
+                    } else if too_long {
                         format!(
                             "{} password rejected: longer than {} bytes",
                             creds.auth.as_str(),

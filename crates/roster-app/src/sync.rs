@@ -12,7 +12,7 @@
 
 use crate::error::{AppError, Result};
 use crate::{Caller, Roster};
-use roster_core::directory::{DirectoryKind, DirectorySettings, Secret, TypeSettings};
+use roster_core::directory::{DirectoryKind, DirectorySettings, GuardLimit, Secret, TypeSettings};
 use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, SyncPlan, plan_sync};
 use roster_directory::{Connector, ReadProgress};
 use roster_store::{
@@ -62,8 +62,21 @@ pub struct RunReport {
     pub directory_type: String,
     pub entries_read: u64,
     pub counts: ReportCounts,
+    /// For a preview whose plan the deletion guard would stop: Synchronize now would apply nothing and
+    /// wait for an approval (a line at the top of the report says so too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletion_guard: Option<GuardNotice>,
     /// One line per affected user (unchanged users are only counted).
     pub lines: Vec<ReportLine>,
+}
+
+/// What the deletion guard says about a plan.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GuardNotice {
+    /// The users the plan deletes.
+    pub deletions: u64,
+    /// The limit it passes.
+    pub limit: GuardLimit,
 }
 
 /// A run started in the background ([`Roster::start_directory_run`]): follow it at
@@ -181,6 +194,15 @@ struct BegunRun {
     settings: DirectorySettings,
     actor: Actor,
     live: Arc<LiveRun>,
+    /// For an approval: the stopped run whose deletions it may apply.
+    approves: Option<Approval>,
+}
+
+/// An approval of a run the deletion guard stopped: its id and the users its plan deleted (sorted).
+#[derive(Debug, Clone)]
+struct Approval {
+    stopped: i64,
+    deletions: Vec<i64>,
 }
 
 /// Passes a run's progress to its live record and to the front end's.
@@ -273,6 +295,28 @@ struct Done {
     counts: ReportCounts,
     lines: Vec<ReportLine>,
     recorded: bool,
+    /// What the deletion guard said: for a sync, that it stopped (nothing applied); for a preview, that
+    /// the sync would stop.
+    guard: Option<GuardStop>,
+}
+
+/// A plan the deletion guard stops.
+struct GuardStop {
+    notice: GuardNotice,
+    /// The users it deletes, sorted: an approval must find the same ones.
+    planned: Vec<i64>,
+}
+
+/// A plan, what it was made from, and what the guards need to know.
+struct Planned {
+    plan: SyncPlan,
+    /// The user database version it was made from.
+    version: i64,
+    /// Warning lines for the top of the report: the read's notes (the scope it applied, what it left
+    /// out) and, if entries have no stable id, what identifies them.
+    header: Vec<ReportLine>,
+    /// Users linked to this directory (the deletion guard's share is of these).
+    linked: u64,
 }
 
 impl Roster {
@@ -481,6 +525,80 @@ impl Roster {
         Ok(started)
     }
 
+    /// Approves a run the deletion guard stopped, to the end (`roster sync --approve ID`): reads the
+    /// directory again and applies the new plan only if it deletes the same users as the stopped one
+    /// (its other changes may differ); otherwise fails with [`AppError::ApprovalMismatch`] and applies
+    /// nothing. The approval is recorded with the run that applies it, and in the audit log.
+    pub async fn approve_run(
+        &self,
+        caller: &Caller,
+        stopped: i64,
+        triggered_by: &str,
+        progress: &dyn SyncProgress,
+    ) -> Result<RunReport> {
+        let run = self.begin_approval(caller, stopped, triggered_by).await?;
+        self.execute_run(run, progress).await
+    }
+
+    /// [`Roster::approve_run`] in a task of its own, the API's way (`POST .../runs/{id}/approve`).
+    pub async fn start_approval(
+        self: &Arc<Self>,
+        caller: &Caller,
+        stopped: i64,
+        triggered_by: &str,
+    ) -> Result<RunStarted> {
+        let run = self.begin_approval(caller, stopped, triggered_by).await?;
+        let started = RunStarted {
+            run_id: run.run_id,
+            kind: run.kind,
+            status: RunStatus::Running,
+        };
+        let roster = Arc::clone(self);
+        let span = tracing::info_span!("run", run_id = run.run_id, approves = stopped);
+        tokio::spawn(
+            async move {
+                if let Err(e) = roster.execute_run(run, &()).await {
+                    tracing::warn!(code = e.code(), error = %e, "directory run failed");
+                }
+            }
+            .instrument(span),
+        );
+        Ok(started)
+    }
+
+    /// Checks that `stopped` is a run the deletion guard stopped and nobody approved yet, and begins the
+    /// sync that approves it.
+    async fn begin_approval(
+        &self,
+        caller: &Caller,
+        stopped: i64,
+        triggered_by: &str,
+    ) -> Result<BegunRun> {
+        caller.require_admin("approve a directory synchronization")?;
+        let run = self
+            .store
+            .get_run(stopped)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no run #{stopped}")))?;
+        let deletions = match self.store.planned_deletions(stopped).await? {
+            Some(d) if run.status == RunStatus::Stopped && run.approved_in_run.is_none() => d,
+            _ => {
+                return Err(AppError::Store(StoreError::NotApprovable {
+                    run_id: stopped,
+                }));
+            }
+        };
+        let mut begun = self
+            .begin_directory_run(
+                caller,
+                RunKind::Sync,
+                &format!("{triggered_by}, approving run #{stopped}"),
+            )
+            .await?;
+        begun.approves = Some(Approval { stopped, deletions });
+        Ok(begun)
+    }
+
     /// Checks that the run may start and records it as running.
     async fn begin_directory_run(
         &self,
@@ -516,6 +634,7 @@ impl Roster {
             settings,
             actor,
             live,
+            approves: None,
         })
     }
 
@@ -527,6 +646,7 @@ impl Roster {
             settings,
             actor,
             live,
+            approves,
         } = run;
         let _registered = Registered {
             runs: &self.live_runs,
@@ -549,12 +669,15 @@ impl Roster {
             let work = async {
                 let directory = signals.until_stopped(self.directory(&settings)).await?;
                 self.run_steps(
-                    run_id,
-                    kind,
-                    &settings,
-                    &directory,
-                    &tracker,
-                    &actor,
+                    RunContext {
+                        run_id,
+                        kind,
+                        settings: &settings,
+                        directory: &directory,
+                        tracker: &tracker,
+                        actor: &actor,
+                        approves: approves.as_ref(),
+                    },
                     &mut signals,
                 )
                 .await
@@ -568,6 +691,43 @@ impl Roster {
         let entries_read = live.entries_read();
         let entries_read_i = i64::try_from(entries_read).unwrap_or(i64::MAX);
         match result {
+            Ok(Done {
+                counts,
+                lines,
+                guard: Some(stop),
+                ..
+            }) if kind == RunKind::Sync => {
+                let e = AppError::DeletionGuard {
+                    run_id,
+                    deletions: stop.notice.deletions,
+                    limit: stop.notice.limit,
+                };
+                let message = e.to_string();
+                tracker.phase(SyncPhase::Recording);
+                self.store
+                    .finish_run(
+                        run_id,
+                        &RunOutcome {
+                            status: RunStatus::Stopped,
+                            entries_read: entries_read_i,
+                            counts: Some(counts),
+                            error: Some(message.clone()),
+                            error_code: Some(e.code().to_owned()),
+                            phase: SyncPhase::Planning,
+                            lines: &lines,
+                            planned_deletions: Some(&stop.planned),
+                        },
+                        self.now(),
+                    )
+                    .instrument(tracing::info_span!("record", run_id))
+                    .await?;
+                Err(AppError::RunFailed {
+                    run_id,
+                    code: e.code(),
+                    kind: e.kind(),
+                    message,
+                })
+            }
             Ok(done) => {
                 if !done.recorded {
                     tracker.phase(SyncPhase::Recording);
@@ -582,6 +742,7 @@ impl Roster {
                                 error_code: None,
                                 phase: SyncPhase::Recording,
                                 lines: &done.lines,
+                                planned_deletions: None,
                             },
                             self.now(),
                         )
@@ -595,6 +756,7 @@ impl Roster {
                     directory_type: settings.type_name().to_owned(),
                     entries_read,
                     counts: done.counts,
+                    deletion_guard: done.guard.map(|g| g.notice),
                     lines: done.lines,
                 })
             }
@@ -639,6 +801,7 @@ impl Roster {
                                 error_code: Some(code.to_owned()),
                                 phase: live.phase(),
                                 lines: &[],
+                                planned_deletions: None,
                             },
                             self.now(),
                         )
@@ -654,19 +817,23 @@ impl Roster {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run_steps(
-        &self,
-        run_id: i64,
-        kind: RunKind,
-        settings: &DirectorySettings,
-        directory: &Connector,
-        tracker: &Tracker<'_>,
-        actor: &Actor,
-        signals: &mut StopSignals,
-    ) -> Result<Done> {
+    async fn run_steps(&self, run: RunContext<'_>, signals: &mut StopSignals) -> Result<Done> {
+        let RunContext {
+            run_id,
+            kind,
+            settings,
+            directory,
+            tracker,
+            actor,
+            approves,
+        } = run;
         // Reading and planning change nothing: a cancel or the deadline stops them where they are.
-        let (plan, version, header) = signals
+        let Planned {
+            plan,
+            version,
+            header,
+            linked,
+        } = signals
             .until_stopped(self.read_and_plan(run_id, settings, directory, tracker))
             .await?;
         let SyncPlan {
@@ -684,6 +851,65 @@ impl Roster {
                 at.line += shift;
             }
         }
+        // A suspension is guarded like a deletion: it locks the user out, and a mistaken filter would
+        // lock everyone out.
+        let mut planned: Vec<i64> = changes
+            .delete
+            .iter()
+            .map(|d| d.user_id)
+            .chain(changes.suspend.iter().map(|s| s.user_id))
+            .collect();
+        planned.sort_unstable();
+        let deletions = u64::try_from(planned.len()).unwrap_or(u64::MAX);
+        let guard = match approves {
+            // An approval applies the plan whatever its size, if it deletes the users approved.
+            Some(approval) => {
+                if approval.deletions != planned {
+                    return Err(AppError::ApprovalMismatch {
+                        stopped: approval.stopped,
+                        difference: self
+                            .deletions_difference(&approval.deletions, &changes)
+                            .await?,
+                    });
+                }
+                None
+            }
+            None => settings
+                .deletion_guard()
+                .judge(deletions, linked)
+                .map(|limit| GuardStop {
+                    notice: GuardNotice { deletions, limit },
+                    planned,
+                }),
+        };
+        if let Some(stop) = &guard {
+            let reason = match kind {
+                RunKind::Sync => format!(
+                    "stopped by the deletion guard: this plan deletes {deletions} users, {}; nothing in this report was applied. If the deletions are intended, approve them: roster sync --approve {run_id}",
+                    stop.notice.limit
+                ),
+                RunKind::Preview => format!(
+                    "Synchronize now would stop here: this plan deletes {deletions} users, {}, so the deletion guard would apply nothing and wait for an administrator's approval (or raise max_deletions or max_deletions_percent)",
+                    stop.notice.limit
+                ),
+            };
+            insert_first_line(
+                &mut lines,
+                &mut deleted_lines,
+                ReportLine {
+                    user: format!("{deletions} deletions"),
+                    action: roster_core::plan::ReportAction::Warning,
+                    reason: reason.into(),
+                    dn: None,
+                },
+            );
+            return Ok(Done {
+                counts,
+                lines,
+                recorded: false,
+                guard,
+            });
+        }
         if kind == RunKind::Sync && !changes.is_empty() {
             // Once the apply has begun, it runs to its commit (one transaction, seconds long): a cancel
             // that comes now is too late, and the deadline doesn't cut it off. The apply itself refuses a
@@ -696,6 +922,7 @@ impl Roster {
                 counts,
                 lines,
                 deleted_lines,
+                approves: approves.map(|a| a.stopped),
             };
             // The report is corrected for the folders the store decided at the apply, and recorded with
             // the run, in the apply's transaction.
@@ -721,24 +948,85 @@ impl Roster {
                 counts,
                 lines,
                 recorded: true,
+                guard: None,
             });
         }
         Ok(Done {
             counts,
             lines,
             recorded: false,
+            guard: None,
         })
     }
 
+    /// What an approval's new plan deletes differently from the stopped run's, by user name where the
+    /// user still exists.
+    async fn deletions_difference(
+        &self,
+        approved: &[i64],
+        changes: &roster_core::plan::PlannedChanges,
+    ) -> Result<String> {
+        let approved_set: std::collections::BTreeSet<i64> = approved.iter().copied().collect();
+        let now: Vec<(i64, &roster_core::UserName)> = changes
+            .delete
+            .iter()
+            .map(|d| (d.user_id, &d.name))
+            .chain(changes.suspend.iter().map(|s| (s.user_id, &s.name)))
+            .collect();
+        let now_set: std::collections::BTreeSet<i64> = now.iter().map(|(id, _)| *id).collect();
+        let added: Vec<String> = now
+            .iter()
+            .filter(|(id, _)| !approved_set.contains(id))
+            .map(|(_, name)| name.to_string())
+            .collect();
+        let mut dropped = Vec::new();
+        for id in approved.iter().filter(|id| !now_set.contains(id)) {
+            dropped.push(match self.store.get_user_by_id(*id).await? {
+                Some(u) => u.name.to_string(),
+                None => format!("user #{id} (gone since)"),
+            });
+        }
+        let list = |names: &[String]| {
+            const SHOWN: usize = 10;
+            let mut text = names
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if names.len() > SHOWN {
+                text.push_str(&format!(" and {} more", names.len() - SHOWN));
+            }
+            text
+        };
+        let mut parts = Vec::new();
+        if !added.is_empty() {
+            parts.push(format!(
+                "it would now also delete {} user(s): {}",
+                added.len(),
+                list(&added)
+            ));
+        }
+        if !dropped.is_empty() {
+            parts.push(format!(
+                "it would no longer delete {} user(s): {}",
+                dropped.len(),
+                list(&dropped)
+            ));
+        }
+        Ok(parts.join("; "))
+    }
+
     /// Reads the directory and the users, and plans: the plan, the user database version it was made
-    /// from, and how many entries had no stable id.
+    /// from, how many entries had no stable id and how many users are linked to the directory. A read
+    /// that returned nobody while users are linked fails here ([`AppError::EmptyRead`]).
     async fn read_and_plan(
         &self,
         run_id: i64,
         settings: &DirectorySettings,
         directory: &Connector,
         tracker: &Tracker<'_>,
-    ) -> Result<(SyncPlan, i64, Vec<ReportLine>)> {
+    ) -> Result<Planned> {
         tracker.phase(SyncPhase::Reading);
         // The users are loaded while the directory is read: the read mostly waits for the server, and
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
@@ -767,9 +1055,34 @@ impl Roster {
                 .instrument(tracing::info_span!("snapshot", run_id, again = true))
                 .await?;
         }
+        let source = directory.kind.name();
+        let linked = snapshot
+            .users
+            .iter()
+            .filter(|u| u.link.as_ref().is_some_and(|l| l.source == source))
+            .count();
+        let linked = u64::try_from(linked).unwrap_or(u64::MAX);
+        // Whatever the deletion guard's limits: an empty answer is a read that went wrong.
+        if fetched.entries.is_empty() && linked > 0 {
+            return Err(AppError::EmptyRead {
+                scope: settings
+                    .configured()
+                    .map(|(_, s)| s.read_scope())
+                    .unwrap_or_default(),
+                linked,
+            });
+        }
         let options = PlanOptions {
-            source: directory.kind.name().to_owned(),
+            source: source.to_owned(),
             delete_users: settings.delete_users(),
+            // Checked when the settings were stored; settings stored by an older version fail the run.
+            delete_after_seconds: settings.deletion_guard().delete_after_seconds().map_err(
+                |e| AppError::InvalidSetting {
+                    key: e.key.to_owned(),
+                    message: e.to_string(),
+                },
+            )?,
+            now: self.now(),
         };
         // Planning 100,000 users takes a moment of CPU: off the async workers, so the heartbeat and other
         // requests keep going.
@@ -781,7 +1094,12 @@ impl Roster {
         })
         .await
         .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;
-        Ok((plan, snapshot.version, header))
+        Ok(Planned {
+            plan,
+            version: snapshot.version,
+            header,
+            linked,
+        })
     }
 
     /// Keeps the run's heartbeat fresh while it works, so another process can tell it is alive, and
@@ -1010,4 +1328,27 @@ fn read_header(fetched: &roster_directory::DirectoryRead) -> Vec<ReportLine> {
         });
     }
     header
+}
+
+/// What one run's steps work with.
+struct RunContext<'a> {
+    run_id: i64,
+    kind: RunKind,
+    settings: &'a DirectorySettings,
+    directory: &'a Connector,
+    tracker: &'a Tracker<'a>,
+    actor: &'a Actor,
+    approves: Option<&'a Approval>,
+}
+
+/// Puts a line at the top of a report, keeping the deleted users' line numbers right.
+fn insert_first_line(
+    lines: &mut Vec<ReportLine>,
+    deleted_lines: &mut [roster_core::plan::DeletedLine],
+    line: ReportLine,
+) {
+    lines.insert(0, line);
+    for at in deleted_lines {
+        at.line += 1;
+    }
 }

@@ -44,6 +44,8 @@ fn main() {
     let n: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(100_000);
     let reps: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(7);
     let options = PlanOptions {
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: true,
     };
@@ -51,6 +53,7 @@ fn main() {
         .into_iter()
         .zip(1_i64..)
         .map(|(e, id)| CurrentUser {
+            departed_at: None,
             id,
             name: UserName::parse(e.name.as_deref().unwrap()).unwrap(),
             full_name: e.full_name.clone().unwrap(),

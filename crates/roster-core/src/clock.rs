@@ -29,6 +29,10 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(1000)))
     }
 
+    pub fn minus_millis(self, millis: i64) -> Timestamp {
+        Timestamp(self.0.saturating_sub(millis))
+    }
+
     /// RFC 3339 in UTC with millisecond precision, for people and JSON consumers that prefer text.
     pub fn to_rfc3339(self) -> String {
         let millis = self.0.rem_euclid(1000);

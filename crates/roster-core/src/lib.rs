@@ -12,6 +12,7 @@ pub mod ldif;
 pub mod names;
 pub mod plan;
 pub mod privileges;
+pub mod throttle;
 pub mod user;
 
 pub use clock::{Clock, Timestamp};

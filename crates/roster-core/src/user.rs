@@ -74,6 +74,10 @@ pub struct User {
     pub builtin_admin: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Departed since then: the directory no longer returns the user's entry, and a sync suspended them
+    /// for the grace period before deletion (`delete_after`). A suspended user can't log on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departed_at: Option<Timestamp>,
 }
 
 /// An archive folder. It is named after its owner; one that holds messages outlives its owner.

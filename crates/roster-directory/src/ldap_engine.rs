@@ -892,6 +892,7 @@ mod tests {
                 email_attributes: None,
             },
             delete_users: false,
+            guard: Default::default(),
             page_size: Some(10),
             timeout_seconds: Some(10),
         };

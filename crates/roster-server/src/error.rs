@@ -143,7 +143,9 @@ impl IntoResponse for ApiError {
                     ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
                     ErrorKind::Forbidden => StatusCode::FORBIDDEN,
                     ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                    ErrorKind::Conflict | ErrorKind::Cancelled => StatusCode::CONFLICT,
+                    ErrorKind::Conflict | ErrorKind::Cancelled | ErrorKind::Guarded => {
+                        StatusCode::CONFLICT
+                    }
                     ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                     ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 };

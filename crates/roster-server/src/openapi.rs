@@ -36,6 +36,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         delete_user,
         set_privileges,
         set_auth,
+        logon_throttle,
+        clear_logon_throttle,
         set_password,
         list_folders,
         set_message_count,
@@ -50,7 +52,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         sync,
         list_runs,
         get_run,
-        cancel_run
+        cancel_run,
+        approve_run
     ),
     components(schemas(
         ErrorBody,

@@ -33,6 +33,10 @@ pub fn router(roster: Arc<Roster>) -> Router {
         )
         .route("/users/{name}/privileges", put(privileges::set_privileges))
         .route("/users/{name}/auth", put(users::set_auth))
+        .route(
+            "/users/{name}/logon-throttle",
+            get(users::logon_throttle).delete(users::clear_logon_throttle),
+        )
         .route("/users/{name}/password", put(users::set_password))
         .route("/folders", get(folders::list_folders))
         .route(
@@ -55,6 +59,7 @@ pub fn router(roster: Arc<Roster>) -> Router {
         .route("/directory/runs", get(runs::list_runs))
         .route("/directory/runs/{id}", get(runs::get_run))
         .route("/directory/runs/{id}/cancel", post(runs::cancel_run))
+        .route("/directory/runs/{id}/approve", post(runs::approve_run))
         .route("/openapi.json", get(openapi::document))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed);

@@ -65,6 +65,7 @@ async fn main() {
         })
         .collect();
     let changes = PlannedChanges {
+        suspend: Vec::new(),
         create,
         update: vec![],
         delete: vec![],
@@ -100,6 +101,7 @@ async fn main() {
                     counts: Default::default(),
                     lines: Vec::new(),
                     deleted_lines: Vec::new(),
+                    approves: None,
                 },
                 &Actor("bench".into()),
                 Timestamp(3),
@@ -111,6 +113,7 @@ async fn main() {
         // Everyone leaves: one deletion per user, folders without messages go with them.
         let snapshot = store.snapshot().await.unwrap();
         let delete = PlannedChanges {
+            suspend: Vec::new(),
             create: vec![],
             update: vec![],
             delete: snapshot
@@ -140,6 +143,7 @@ async fn main() {
                     counts: Default::default(),
                     lines: Vec::new(),
                     deleted_lines: Vec::new(),
+                    approves: None,
                 },
                 &Actor("bench".into()),
                 Timestamp(6),

@@ -36,6 +36,10 @@ pub enum StoreError {
     #[error("{by} asked to cancel run #{run_id}; nothing was applied")]
     CancelRequested { run_id: i64, by: String },
     #[error(
+        "run #{run_id} is not a run stopped by the deletion guard, or it was approved already; nothing was applied (see roster runs show {run_id})"
+    )]
+    NotApprovable { run_id: i64 },
+    #[error(
         "the database is locked by another process and stayed locked for too long; try again, and check that no other program holds it open"
     )]
     Locked,
@@ -74,6 +78,7 @@ impl StoreError {
             StoreError::RunNotRunning(_) => "ST013-run-not-running",
             StoreError::RunFinished { .. } => "ST014-run-finished",
             StoreError::CancelRequested { .. } => "ST015-cancel-requested",
+            StoreError::NotApprovable { .. } => "ST016-not-approvable",
         }
     }
 

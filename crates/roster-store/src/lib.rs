@@ -19,6 +19,7 @@ mod users;
 use async_trait::async_trait;
 use roster_core::plan::{PlannedChanges, ReportLine};
 use roster_core::privileges::DefaultPrivileges;
+use roster_core::throttle::ThrottleState;
 use roster_core::user::{AuditEntry, AuthMethod, Folder, User};
 use roster_core::{FolderRight, Privilege, Timestamp, UserName};
 use std::collections::BTreeSet;
@@ -155,6 +156,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn session_user(&self, token_hash: &str, now: Timestamp) -> Result<Option<User>>;
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
 
+    /// An account's failed logons in a row (issue 20), by the name as typed, case-folded.
+    async fn logon_throttle(&self, name_key: &str) -> Result<Option<ThrottleState>>;
+    async fn set_logon_throttle(&self, name_key: &str, state: &ThrottleState) -> Result<()>;
+    /// Forgets an account's failed logons (a success, or an administrator); says whether there were any.
+    async fn clear_logon_throttle(&self, name_key: &str) -> Result<bool>;
+
     async fn snapshot(&self) -> Result<Snapshot>;
     /// The user database's version: it changes with every change to users, so a snapshot of an older
     /// version is stale.
@@ -202,6 +209,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     -> Result<()>;
     async fn list_runs(&self, offset: i64, limit: i64) -> Result<Page<RunSummary>>;
     async fn get_run(&self, id: i64) -> Result<Option<RunSummary>>;
+    /// The users a run stopped by the deletion guard would have deleted (`None` for any other run).
+    async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>>;
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>>;
 
     /// Checks the invariants the schema can't express; returns one line per problem (empty = consistent).

@@ -31,6 +31,9 @@ pub enum RunStatus {
     Abandoned,
     /// An administrator cancelled it (or the server running it was stopped) before it committed anything.
     Cancelled,
+    /// Stopped by the deletion guard: its plan deleted more users than the settings allow without
+    /// approval, and it applied nothing. Its report is the plan; an approval may apply it.
+    Stopped,
 }
 
 impl RunStatus {
@@ -41,6 +44,7 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Abandoned => "abandoned",
             RunStatus::Cancelled => "cancelled",
+            RunStatus::Stopped => "stopped",
         }
     }
 
@@ -50,6 +54,7 @@ impl RunStatus {
             "succeeded" => RunStatus::Succeeded,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
+            "stopped" => RunStatus::Stopped,
             _ => RunStatus::Abandoned,
         }
     }
@@ -117,6 +122,8 @@ pub struct RunSummary {
     /// When an administrator asked to cancel it, and who (the run stops at its next check).
     pub cancel_requested_at: Option<Timestamp>,
     pub cancel_requested_by: Option<String>,
+    /// For a run stopped by the deletion guard: the run that applied it once an administrator approved.
+    pub approved_in_run: Option<i64>,
 }
 
 /// How a run ended, as [`crate::Store::finish_run`] records it (a sync that applies a plan is recorded by
@@ -131,6 +138,9 @@ pub struct RunOutcome<'a> {
     /// Where it ended: `recording` for a run that succeeded, else the phase it stopped in.
     pub phase: RunPhase,
     pub lines: &'a [ReportLine],
+    /// For a run stopped by the deletion guard: the users its plan would delete, which an approval must
+    /// find again.
+    pub planned_deletions: Option<&'a [i64]>,
 }
 
 /// A sync's report as planned, which [`crate::Store::apply_plan`] corrects for the folders it decided at
@@ -145,6 +155,9 @@ pub struct RunRecord {
     /// Where each deleted user's line is in `lines` (the plan's `deleted_lines`, shifted by any line put
     /// before them).
     pub deleted_lines: Vec<DeletedLine>,
+    /// The run stopped by the deletion guard whose plan this one applies (an approval): marked approved
+    /// in the same transaction, once.
+    pub approves: Option<i64>,
 }
 
 /// What a run's heartbeat learned from the database.

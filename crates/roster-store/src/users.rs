@@ -33,6 +33,8 @@ pub struct Credentials {
     pub password_hash: Option<String>,
     pub can_log_on: bool,
     pub link: Option<DirectoryLink>,
+    /// Suspended by a sync for the grace period: can't log on.
+    pub departed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,8 +83,12 @@ pub enum Command {
     Directory(DirectoryCommand),
     /// Synchronize now (or, with --preview, Test Settings: show what would happen and commit nothing).
     Sync {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "approve")]
         preview: bool,
+        /// Approve a sync that the deletion guard stopped (exit code 8): reads the directory again and
+        /// applies only if the new plan deletes the same users.
+        #[arg(long, value_name = "RUN_ID")]
+        approve: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -130,6 +134,8 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clear a name's failed logons and lock (logon throttling), so the user can log on at once.
+    Unlock { name: String },
     /// Add a user. A local user's password comes from ROSTER_NEW_PASSWORD or standard input.
     Add {
         name: String,
@@ -286,6 +292,7 @@ pub fn describe_error(e: &anyhow::Error) -> (String, u8) {
             ErrorKind::Unavailable => 5,
             ErrorKind::Unauthenticated | ErrorKind::Forbidden => 6,
             ErrorKind::Cancelled => 7,
+            ErrorKind::Guarded => 8,
             ErrorKind::Internal => 1,
         };
         return (app.code().to_owned(), exit);
@@ -434,14 +441,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 output::directory_groups(&groups, json)?;
             }
         },
-        Command::Sync { preview, json } => {
+        Command::Sync {
+            preview,
+            approve,
+            json,
+        } => {
             let kind = if preview {
                 RunKind::Preview
             } else {
                 RunKind::Sync
             };
             let progress = output::Progress::new();
-            let report = roster.run_directory(&me, kind, "cli", &progress).await;
+            let report = match approve {
+                Some(stopped) => roster.approve_run(&me, stopped, "cli", &progress).await,
+                None => roster.run_directory(&me, kind, "cli", &progress).await,
+            };
             progress.finish();
             output::report(&report?, json)?;
         }
@@ -516,7 +530,28 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
             output::users(&all, json)?;
         }
         UsersCommand::Show { name, json } => {
-            output::user(&roster.get_user(me, &name).await?, json)?
+            output::user(&roster.get_user(me, &name).await?, json)?;
+            if !json && let Some(t) = roster.logon_throttle(me, &name).await? {
+                output::line(&match t.locked_until {
+                    Some(until) if until > roster.now() => format!(
+                        "logon locked until {} after {} failed logons in a row (roster users unlock {name})",
+                        until.to_rfc3339(),
+                        t.failures
+                    ),
+                    _ => format!(
+                        "{} failed logons in a row, the last at {}",
+                        t.failures,
+                        t.last_failure_at.to_rfc3339()
+                    ),
+                })?;
+            }
+        }
+        UsersCommand::Unlock { name } => {
+            if roster.clear_logon_throttle(me, &name).await? {
+                eprintln!("roster: failed logons and lock of {name} cleared.");
+            } else {
+                eprintln!("roster: {name} had no failed logons to clear.");
+            }
         }
         UsersCommand::Add {
             name,

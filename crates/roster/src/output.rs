@@ -70,7 +70,11 @@ pub fn users(users: &[User], as_json: bool) -> Result<()> {
                 u.full_name,
                 u.auth.as_str(),
                 u.emails.first().map(|e| e.as_str()).unwrap_or(""),
-                privileges(u)
+                match u.departed_at {
+                    Some(since) =>
+                        format!("{} (departed since {})", privileges(u), since.to_rfc3339()),
+                    None => privileges(u),
+                }
             )?;
         }
         Ok(())
@@ -114,6 +118,13 @@ pub fn user(u: &User, as_json: bool) -> Result<()> {
                 l.source,
                 l.id,
                 l.dn.as_deref().unwrap_or("-")
+            )?;
+        }
+        if let Some(since) = u.departed_at {
+            writeln!(
+                out,
+                "departed since {}: suspended (can't log on) until the entry comes back or the grace period ends",
+                since.to_rfc3339()
             )?;
         }
         if u.builtin_admin {
@@ -285,6 +296,11 @@ pub fn run(r: &RunSummary, l: &[ReportLine], as_json: bool) -> Result<()> {
         return json(&serde_json::json!({"run": r, "lines": l}));
     }
     runs(std::slice::from_ref(r), false)?;
+    if let Some(by) = r.approved_in_run {
+        line(&format!(
+            "approved: its deletions were applied by run #{by}"
+        ))?;
+    }
     lines(l)
 }
 

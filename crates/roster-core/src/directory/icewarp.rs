@@ -10,8 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::path::PathBuf;
 
 use super::{
-    Secret, SecretSpec, SettingsError, TypeSettings, never_shown, refuse_to_serialize,
-    require_absolute, settings_error,
+    DeletionGuardSettings, Secret, SecretSpec, SettingsError, TypeSettings, never_shown,
+    refuse_to_serialize, require_absolute, settings_error,
 };
 
 /// How an IceWarp account's Roster user name is made.
@@ -77,6 +77,10 @@ pub struct IcewarpSettings {
     pub username_format: UsernameFormat,
     #[serde(default)]
     pub delete_users: bool,
+    /// The deletion guard and grace period, as for every type (`max_deletions`, `max_deletions_percent`,
+    /// `delete_after` at the top level).
+    #[serde(flatten)]
+    pub guard: DeletionGuardSettings,
 }
 
 fn empty_path_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
@@ -322,7 +326,7 @@ impl TypeSettings for IcewarpSettings {
             }
             check_domain("groups", "the group address's domain", domain)?;
         }
-        Ok(())
+        self.guard.check()
     }
 
     fn secret_slot(&mut self) -> Option<&mut Option<Secret>> {
@@ -361,19 +365,34 @@ impl TypeSettings for IcewarpSettings {
 
     fn describe(&self) -> String {
         format!(
-            "server {}, administrator {}, {}, user names {}, delete users {}",
+            "server {}, administrator {}, {}, user names {}, delete users {}{}",
             self.endpoint()
                 .map(|e| e.origin())
                 .unwrap_or_else(|_| self.server.clone()),
             self.username.trim(),
             self.scope_rule(),
             self.username_format.as_str(),
-            self.delete_users
+            self.delete_users,
+            self.guard.describe()
         )
     }
 
     fn delete_users(&self) -> bool {
         self.delete_users
+    }
+
+    fn deletion_guard(&self) -> &DeletionGuardSettings {
+        &self.guard
+    }
+
+    fn read_scope(&self) -> String {
+        format!(
+            "the IceWarp server {} ({})",
+            self.endpoint()
+                .map(|e| e.origin())
+                .unwrap_or_else(|_| self.server.trim().to_owned()),
+            self.scope_rule()
+        )
     }
 }
 
@@ -392,6 +411,7 @@ pub(super) mod tests {
             groups: vec![],
             username_format: UsernameFormat::Email,
             delete_users: false,
+            guard: DeletionGuardSettings::default(),
         }
     }
 

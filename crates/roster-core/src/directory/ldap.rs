@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use super::{
-    AttributeMapping, Secret, SecretSpec, SettingsError, TypeSettings, never_shown,
-    refuse_to_serialize, require_absolute, settings_error,
+    AttributeMapping, DeletionGuardSettings, Secret, SecretSpec, SettingsError, TypeSettings,
+    never_shown, refuse_to_serialize, require_absolute, settings_error,
 };
 use crate::filter::LdapFilter;
 
@@ -49,6 +49,8 @@ pub struct LdapSettings {
     pub mapping: AttributeMapping,
     #[serde(default)]
     pub delete_users: bool,
+    #[serde(flatten)]
+    pub guard: DeletionGuardSettings,
     /// Entries per page of the paged read (at most 1000, the usual server maximum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
@@ -106,6 +108,7 @@ impl LdapSettings {
         if self.page_size == Some(0) || self.page_size.is_some_and(|p| p > 1000) {
             return Err(settings_error("page_size", "between 1 and 1000"));
         }
+        self.guard.check()?;
         self.mapping.check()
     }
 }
@@ -198,19 +201,32 @@ impl TypeSettings for LdapSettings {
 
     fn describe(&self) -> String {
         format!(
-            "server {}:{} ({:?}), bind DN {}, base DN {}, filter {}, delete users {}",
+            "server {}:{} ({:?}), bind DN {}, base DN {}, filter {}, delete users {}{}",
             self.server,
             self.effective_port(),
             self.encryption,
             self.bind_dn,
             self.base_dn,
             self.mapping.filter,
-            self.delete_users
+            self.delete_users,
+            self.guard.describe()
         )
     }
 
     fn delete_users(&self) -> bool {
         self.delete_users
+    }
+
+    fn deletion_guard(&self) -> &DeletionGuardSettings {
+        &self.guard
+    }
+
+    fn read_scope(&self) -> String {
+        format!(
+            "base DN {} and filter {}",
+            self.base_dn.trim(),
+            self.mapping.filter.trim()
+        )
     }
 }
 
@@ -235,6 +251,7 @@ pub(super) mod tests {
                 email_attributes: Some("mail".into()),
             },
             delete_users: false,
+            guard: DeletionGuardSettings::default(),
             page_size: None,
             timeout_seconds: None,
         }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use super::{
-    AttributeMapping, Secret, SecretSpec, SettingsError, TypeSettings, require_absolute,
-    settings_error,
+    AttributeMapping, DeletionGuardSettings, Secret, SecretSpec, SettingsError, TypeSettings,
+    require_absolute, settings_error,
 };
 use crate::filter::LdapFilter;
 use crate::ldif::LdifLimits;
@@ -25,6 +25,8 @@ pub struct LdifSettings {
     pub mapping: AttributeMapping,
     #[serde(default)]
     pub delete_users: bool,
+    #[serde(flatten)]
+    pub guard: DeletionGuardSettings,
     #[serde(flatten)]
     pub limits: LdifLimitSettings,
 }
@@ -103,6 +105,7 @@ impl LdifSettings {
             ));
         }
         self.limits.check()?;
+        self.guard.check()?;
         self.mapping.check()
     }
 }
@@ -135,16 +138,34 @@ impl TypeSettings for LdifSettings {
 
     fn describe(&self) -> String {
         format!(
-            "file {}, filter {}, delete users {}{}",
+            "file {}, filter {}, delete users {}{}{}",
             self.file.display(),
             self.mapping.filter,
             self.delete_users,
+            self.guard.describe(),
             self.limits.describe()
         )
     }
 
     fn delete_users(&self) -> bool {
         self.delete_users
+    }
+
+    fn deletion_guard(&self) -> &DeletionGuardSettings {
+        &self.guard
+    }
+
+    fn read_scope(&self) -> String {
+        format!(
+            "the file {}, base DN {} and filter {}",
+            self.file.display(),
+            if self.base_dn.trim().is_empty() {
+                "(the whole file)"
+            } else {
+                self.base_dn.trim()
+            },
+            self.mapping.filter.trim()
+        )
     }
 }
 
@@ -163,6 +184,7 @@ pub(super) mod tests {
                 email_attributes: None,
             },
             delete_users: false,
+            guard: DeletionGuardSettings::default(),
             limits: LdifLimitSettings::default(),
         }
     }

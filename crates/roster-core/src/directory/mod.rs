@@ -6,6 +6,7 @@
 //! audit log, pick the connector) goes through [`DirectorySettings::configured`], whose `match` has no
 //! wildcard arm: a type that misses a behaviour doesn't compile.
 
+mod guard;
 mod icewarp;
 mod ldap;
 mod ldif;
@@ -14,6 +15,9 @@ mod mapping;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use guard::{
+    DEFAULT_MAX_DELETIONS, DEFAULT_MAX_DELETIONS_PERCENT, DeletionGuardSettings, GuardLimit,
+};
 pub use icewarp::{IcewarpEndpoint, IcewarpSettings, UsernameFormat};
 pub use ldap::{Encryption, LdapSettings};
 pub use ldif::{LdifLimitSettings, LdifSettings};
@@ -90,6 +94,13 @@ pub trait TypeSettings: std::fmt::Debug + Send + Sync {
 
     /// The seed's "Automatically delete users".
     fn delete_users(&self) -> bool;
+
+    /// How many deletions one sync may make without approval.
+    fn deletion_guard(&self) -> &DeletionGuardSettings;
+
+    /// Where the read looks, in words, for a read that returned nobody: "base DN ou=People,dc=example,dc=com
+    /// and filter (objectClass=inetOrgPerson)".
+    fn read_scope(&self) -> String;
 }
 
 /// How a type's secret is named in messages.
@@ -199,6 +210,13 @@ impl DirectorySettings {
 
     pub fn delete_users(&self) -> bool {
         self.configured().is_some_and(|(_, s)| s.delete_users())
+    }
+
+    /// The deletion guard's limits (the defaults when no directory is configured).
+    pub fn deletion_guard(&self) -> DeletionGuardSettings {
+        self.configured()
+            .map(|(_, s)| s.deletion_guard().clone())
+            .unwrap_or_default()
     }
 
     /// The service secret, if the type has one and it is set.

@@ -87,6 +87,7 @@ fn plan_update(
         .link
         .as_ref()
         .is_none_or(|l| l.source != source || l.id != e.id);
+    let reactivate = u.departed_at.is_some();
     let mut what = Vec::new();
     if full_name.is_some() {
         what.push("full name");
@@ -94,44 +95,58 @@ fn plan_update(
     if emails.is_some() {
         what.push("email addresses");
     }
-    let (action, reason): (ReportAction, Cow<'static, str>) =
+    let (action, reason): (ReportAction, Cow<'static, str>) = if let Some(since) = u.departed_at {
+        let mut r = format!(
+            "back in the directory (suspended since {}): can log on again, with the same privileges and folder",
+            since.to_rfc3339()
+        );
         if kind == MatchKind::ByName && relinked {
-            let was = match &u.link {
-                Some(l) if l.source == source => format!(
-                    "was linked to the entry {}, which the directory no longer returns",
-                    l.id
-                ),
-                Some(l) => format!("was linked to {} entry {}", l.source, l.id),
-                None => "was created manually".to_owned(),
-            };
-            let mut r = format!(
-                "matched by user name ({was}); authentication stays {}",
-                u.auth.as_str()
-            );
-            if !what.is_empty() {
-                r.push_str(&format!("; {} updated", what.join(" and ")));
-            }
-            (ReportAction::Linked, r.into())
-        } else if rename {
-            let mut r = format!("renamed in the directory from {}", u.name);
-            if !what.is_empty() {
-                r.push_str(&format!("; {} updated", what.join(" and ")));
-            }
-            (ReportAction::Renamed, r.into())
-        } else if !what.is_empty() {
-            (
-                ReportAction::Updated,
-                format!("{} changed in the directory", what.join(" and ")).into(),
-            )
-        } else if dn_changed || relinked {
-            (
-                ReportAction::Updated,
-                Cow::Borrowed("moved in the directory (new DN)"),
-            )
-        } else {
-            report.unchanged();
-            return None;
+            r.push_str("; matched by user name");
+        }
+        if rename {
+            r.push_str(&format!("; renamed from {}", u.name));
+        }
+        if !what.is_empty() {
+            r.push_str(&format!("; {} updated", what.join(" and ")));
+        }
+        (ReportAction::Reactivated, r.into())
+    } else if kind == MatchKind::ByName && relinked {
+        let was = match &u.link {
+            Some(l) if l.source == source => format!(
+                "was linked to the entry {}, which the directory no longer returns",
+                l.id
+            ),
+            Some(l) => format!("was linked to {} entry {}", l.source, l.id),
+            None => "was created manually".to_owned(),
         };
+        let mut r = format!(
+            "matched by user name ({was}); authentication stays {}",
+            u.auth.as_str()
+        );
+        if !what.is_empty() {
+            r.push_str(&format!("; {} updated", what.join(" and ")));
+        }
+        (ReportAction::Linked, r.into())
+    } else if rename {
+        let mut r = format!("renamed in the directory from {}", u.name);
+        if !what.is_empty() {
+            r.push_str(&format!("; {} updated", what.join(" and ")));
+        }
+        (ReportAction::Renamed, r.into())
+    } else if !what.is_empty() {
+        (
+            ReportAction::Updated,
+            format!("{} changed in the directory", what.join(" and ")).into(),
+        )
+    } else if dn_changed || relinked {
+        (
+            ReportAction::Updated,
+            Cow::Borrowed("moved in the directory (new DN)"),
+        )
+    } else {
+        report.unchanged();
+        return None;
+    };
     report.push(e.name.to_string(), action, reason, Some(e.dn.clone()));
     Some(UserUpdate {
         user_id: u.id,
@@ -144,6 +159,7 @@ fn plan_update(
             id: e.id,
             dn: Some(e.dn),
         },
+        reactivate,
     })
 }
 

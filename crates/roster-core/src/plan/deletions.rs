@@ -1,8 +1,10 @@
 //! Rule 5: which users the run deletes.
 
 use super::matching::LinkState;
+use super::report::Report;
 use super::report::deletion_reason;
-use super::{CurrentUser, ReportAction, ReportCounts, ReportLine, UserDeletion};
+use super::{CurrentUser, ReportAction, ReportCounts, ReportLine, UserDeletion, UserSuspension};
+use crate::clock::Timestamp;
 use crate::user::AuthMethod;
 use std::borrow::Cow;
 
@@ -30,6 +32,61 @@ pub(super) fn users_to_delete(
         })
         .map(|(u, _)| u)
         .collect()
+}
+
+/// Phase "grace period": of the departed users (from [`users_to_delete`]), those deleted now and those
+/// suspended now. Without a grace period every one is deleted. With one, a user not yet suspended is
+/// suspended, and a suspended one is deleted once the period since their departure has passed; the
+/// others stay suspended, with nothing to do.
+pub(super) fn split_by_grace_period(
+    current: &[CurrentUser],
+    departed: Vec<usize>,
+    delete_after_seconds: u64,
+    now: Timestamp,
+) -> (Vec<usize>, Vec<usize>) {
+    if delete_after_seconds == 0 {
+        return (departed, Vec::new());
+    }
+    let period = i64::try_from(delete_after_seconds).unwrap_or(i64::MAX);
+    let mut delete = Vec::new();
+    let mut suspend = Vec::new();
+    for u in departed {
+        match current.get(u).and_then(|user| user.departed_at) {
+            None => suspend.push(u),
+            Some(since) if since.plus_seconds(period) <= now => delete.push(u),
+            Some(_) => {}
+        }
+    }
+    (delete, suspend)
+}
+
+/// Phase "plan suspensions": the users suspended for the grace period, each with a line that says when
+/// they will be deleted if their entry doesn't come back.
+pub(super) fn plan_suspensions(
+    current: &[CurrentUser],
+    to_suspend: &[usize],
+    delete_after_seconds: u64,
+    now: Timestamp,
+    report: &mut Report,
+) -> Vec<UserSuspension> {
+    let period = i64::try_from(delete_after_seconds).unwrap_or(i64::MAX);
+    let mut suspended = Vec::with_capacity(to_suspend.len());
+    for user in to_suspend.iter().filter_map(|&u| current.get(u)) {
+        report.push(
+            user.name.to_string(),
+            ReportAction::Suspended,
+            Cow::Owned(format!(
+                "no longer found under the base DN with the filter: suspended (can't log on; privileges, folder and link kept); deleted by the first sync after {} that still doesn't find them, reactivated if their entry comes back",
+                now.plus_seconds(period).to_rfc3339()
+            )),
+            user.link.as_ref().and_then(|l| l.dn.clone()),
+        );
+        suspended.push(UserSuspension {
+            user_id: user.id,
+            name: user.name.clone(),
+        });
+    }
+    suspended
 }
 
 /// `to_delete` as a mask over `current` (rule 6 leaves deleted users out of the keys they held).

@@ -17,7 +17,10 @@
 //!    attribute setting leaves them as they are). Privileges are never changed for existing users; new users
 //!    get the defaults when the plan is applied.
 //! 5. Deletion (only with `delete_users`): users linked to this source, authenticated by the directory,
-//!    whose id the read did not return. A folder with messages is kept.
+//!    whose id the read did not return. A folder with messages is kept. With a grace period
+//!    (`delete_after`), such a user is first *suspended* (departed since now: can't log on, keeps
+//!    everything), and deleted only by a sync after the period that still doesn't see them; a suspended
+//!    user whose entry comes back (rules 3 and 4) is reactivated.
 //! 6. Uniqueness: after all of the above, any user name or address that two users would hold is a
 //!    conflict for each change that would introduce it; those changes are withdrawn, all of a round's at
 //!    once so that the result doesn't depend on the order keys are looked at, and the check repeats on
@@ -38,6 +41,7 @@ mod report;
 mod tests;
 mod uniqueness;
 
+use crate::clock::Timestamp;
 use crate::directory::DirectoryEntry;
 use crate::names::{EmailAddress, UserName};
 use crate::user::{AuthMethod, DirectoryLink};
@@ -58,6 +62,9 @@ pub struct CurrentUser {
     pub builtin_admin: bool,
     /// Messages in the user's own archive folder.
     pub folder_messages: i64,
+    /// Suspended since then: the directory stopped returning the user's entry, and the grace period
+    /// before deletion is running.
+    pub departed_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +72,10 @@ pub struct PlanOptions {
     /// The directory type the entries came from (`ldap`, `ldif`, …): ids are compared within one source.
     pub source: String,
     pub delete_users: bool,
+    /// The grace period, in seconds: 0 deletes a departed user at once; more suspends them first.
+    pub delete_after_seconds: u64,
+    /// Now, for the grace period (the plan stays a function of its arguments).
+    pub now: Timestamp,
 }
 
 /// A user to create, with the directory link and the default privileges applied by the store.
@@ -85,6 +96,15 @@ pub struct UserUpdate {
     pub full_name: Option<String>,
     pub emails: Option<Vec<EmailAddress>>,
     pub link: DirectoryLink,
+    /// A suspended user whose entry came back: can log on again.
+    pub reactivate: bool,
+}
+
+/// A user whose entry the directory no longer returns, suspended for the grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSuspension {
+    pub user_id: i64,
+    pub name: UserName,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,11 +120,15 @@ pub struct PlannedChanges {
     pub create: Vec<NewUser>,
     pub update: Vec<UserUpdate>,
     pub delete: Vec<UserDeletion>,
+    pub suspend: Vec<UserSuspension>,
 }
 
 impl PlannedChanges {
     pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.update.is_empty() && self.delete.is_empty()
+        self.create.is_empty()
+            && self.update.is_empty()
+            && self.delete.is_empty()
+            && self.suspend.is_empty()
     }
 }
 
@@ -128,6 +152,10 @@ pub enum ReportAction {
     Renamed,
     Linked,
     Deleted,
+    /// Departed: suspended for the grace period before deletion.
+    Suspended,
+    /// A suspended user whose entry came back.
+    Reactivated,
     Conflict,
     Skipped,
     /// Applied, but something in the entry was ignored (an invalid address, say).
@@ -142,6 +170,8 @@ impl ReportAction {
             ReportAction::Renamed => "renamed",
             ReportAction::Linked => "linked",
             ReportAction::Deleted => "deleted",
+            ReportAction::Suspended => "suspended",
+            ReportAction::Reactivated => "reactivated",
             ReportAction::Conflict => "conflict",
             ReportAction::Skipped => "skipped",
             ReportAction::Warning => "warning",
@@ -168,6 +198,12 @@ pub struct ReportCounts {
     pub renamed: u64,
     pub linked: u64,
     pub deleted: u64,
+    /// Departed users suspended by this run (a grace period is set).
+    #[serde(default)]
+    pub suspended: u64,
+    /// Suspended users whose entry came back.
+    #[serde(default)]
+    pub reactivated: u64,
     pub folders_kept: u64,
     pub unchanged: u64,
     pub conflicts: u64,
@@ -222,8 +258,14 @@ pub fn plan_sync(
     let mut targets = matching::targets(&matched.fates, current.len());
 
     // Rule 5.
-    let to_delete =
+    let departed =
         deletions::users_to_delete(current, &links, &matched.claimed, options.delete_users);
+    let (to_delete, to_suspend) = deletions::split_by_grace_period(
+        current,
+        departed,
+        options.delete_after_seconds,
+        options.now,
+    );
     let deleted = deletions::deleted_mask(&to_delete, current.len());
 
     // Rule 6.
@@ -251,12 +293,20 @@ pub fn plan_sync(
     );
     let (delete, deletion_lines) =
         deletions::plan_deletions(current, &to_delete, &mut report.counts);
+    let suspend = deletions::plan_suspensions(
+        current,
+        &to_suspend,
+        options.delete_after_seconds,
+        options.now,
+        &mut report,
+    );
     let (lines, deleted_lines) = report::order_report(report.lines, deletion_lines);
     SyncPlan {
         changes: PlannedChanges {
             create,
             update,
             delete,
+            suspend,
         },
         counts: report.counts,
         lines,

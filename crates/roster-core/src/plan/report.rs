@@ -44,6 +44,8 @@ fn count(counts: &mut ReportCounts, action: ReportAction) {
         ReportAction::Renamed => counts.renamed += 1,
         ReportAction::Linked => counts.linked += 1,
         ReportAction::Deleted => counts.deleted += 1,
+        ReportAction::Suspended => counts.suspended += 1,
+        ReportAction::Reactivated => counts.reactivated += 1,
         ReportAction::Conflict => counts.conflicts += 1,
         ReportAction::Skipped => counts.skipped += 1,
         // A warning goes with an entry that is counted by its own line or as unchanged.

@@ -11,6 +11,7 @@ pub(super) fn user(
     link: Option<&str>,
 ) -> CurrentUser {
     CurrentUser {
+        departed_at: None,
         id,
         name: UserName::parse(name).unwrap(),
         full_name: String::new(),
@@ -41,6 +42,8 @@ pub(super) fn entry(id: &str, name: Option<&str>, emails: &[&str]) -> DirectoryE
 
 pub(super) fn opts(delete: bool) -> PlanOptions {
     PlanOptions {
+        now: crate::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: delete,
     }
@@ -529,7 +532,14 @@ fn any_plan_applied_keeps_names_and_addresses_unique() {
         }
         let c = plan.counts;
         assert_eq!(
-            c.created + c.updated + c.renamed + c.linked + c.unchanged + c.conflicts + c.skipped,
+            c.created
+                + c.updated
+                + c.renamed
+                + c.linked
+                + c.reactivated
+                + c.unchanged
+                + c.conflicts
+                + c.skipped,
             n_entries as u64,
             "round {round}: entries not accounted for once: {plan:#?}"
         );
@@ -928,4 +938,111 @@ fn issue_19_item_11_an_entry_whose_name_is_a_path_is_skipped() {
         .map(|c| c.name.as_str())
         .collect();
     assert_eq!(created, ["a.b"]);
+}
+
+/// Issue 20, the grace period: a departed user is suspended first, stays suspended during the period,
+/// is deleted by a sync after it, and is reactivated (same user) when the entry comes back.
+#[test]
+fn with_a_grace_period_departed_users_are_suspended_then_deleted_or_reactivated() {
+    const DAY: i64 = 86_400;
+    let t0 = crate::Timestamp(1_800_000_000_000);
+    let grace = |now: crate::Timestamp| PlanOptions {
+        delete_after_seconds: 14 * 86_400,
+        now,
+        ..opts(true)
+    };
+    let mut gone = user(2, "gone", &[], AuthMethod::Directory, Some("g"));
+    let mut full = user(3, "full", &[], AuthMethod::Directory, Some("f"));
+    full.folder_messages = 4;
+    let back = {
+        let mut u = user(4, "back", &[], AuthMethod::Directory, Some("b"));
+        u.departed_at = Some(t0);
+        u
+    };
+    let mut stays = user(5, "stays", &[], AuthMethod::Directory, Some("s"));
+    let entries = || {
+        vec![
+            entry("s", Some("stays"), &[]),
+            entry("b", Some("back"), &[]),
+        ]
+    };
+
+    // First sync without gone and full: both suspended; back is reactivated.
+    let current = [
+        admin(),
+        gone.clone(),
+        full.clone(),
+        back.clone(),
+        stays.clone(),
+    ];
+    let plan = plan_sync(&current, entries(), &grace(t0));
+    let suspended: Vec<&str> = plan
+        .changes
+        .suspend
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(suspended, ["gone", "full"]);
+    assert!(plan.changes.delete.is_empty());
+    assert_eq!(plan.counts.suspended, 2);
+    assert_eq!(plan.counts.reactivated, 1);
+    assert_eq!(plan.counts.updated, 1, "stays: its full name");
+    let reactivated: Vec<(i64, bool)> = plan
+        .changes
+        .update
+        .iter()
+        .map(|u| (u.user_id, u.reactivate))
+        .collect();
+    assert_eq!(reactivated, [(5, false), (4, true)]);
+    let line = |name: &str| plan.lines.iter().find(|l| l.user == name).unwrap();
+    assert_eq!(line("gone").action, ReportAction::Suspended);
+    assert!(
+        line("gone")
+            .reason
+            .contains(&t0.plus_seconds(14 * DAY).to_rfc3339()),
+        "{:?}",
+        line("gone")
+    );
+    assert_eq!(line("back").action, ReportAction::Reactivated);
+
+    // During the grace period: nothing to do for them.
+    stays.full_name = "stays Full".into();
+    if let Some(l) = stays.link.as_mut() {
+        l.dn = Some("uid=stays,ou=People".into());
+    }
+    gone.departed_at = Some(t0);
+    full.departed_at = Some(t0);
+    let current = [admin(), gone.clone(), full.clone(), stays.clone()];
+    let entries = || vec![entry("s", Some("stays"), &[])];
+    let plan = plan_sync(&current, entries(), &grace(t0.plus_seconds(14 * DAY - 1)));
+    assert!(plan.changes.is_empty(), "{:#?}", plan.changes);
+    assert!(plan.lines.is_empty(), "{:#?}", plan.lines);
+
+    // After it: deleted, the folder with messages kept.
+    let plan = plan_sync(&current, entries(), &grace(t0.plus_seconds(14 * DAY)));
+    let deleted: Vec<(&str, bool)> = plan
+        .changes
+        .delete
+        .iter()
+        .map(|d| (d.name.as_str(), d.keep_folder))
+        .collect();
+    assert_eq!(deleted, [("gone", false), ("full", true)]);
+    assert!(plan.changes.suspend.is_empty());
+
+    // Without a grace period, a suspended user is deleted at once (the period was shortened to 0).
+    let plan = plan_sync(&current, entries(), &opts(true));
+    assert_eq!(plan.changes.delete.len(), 2);
+    // And without delete_users, nobody is suspended or deleted.
+    let plan = plan_sync(
+        &[
+            admin(),
+            user(2, "gone", &[], AuthMethod::Directory, Some("g")),
+        ],
+        vec![],
+        &PlanOptions {
+            delete_users: false,
+            ..grace(t0)
+        },
+    );
+    assert!(plan.changes.is_empty());
 }

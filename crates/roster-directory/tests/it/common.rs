@@ -25,6 +25,7 @@ pub fn settings(slapd: &Slapd) -> LdapSettings {
             email_attributes: Some("mail".into()),
         },
         delete_users: false,
+        guard: Default::default(),
         page_size: None,
         timeout_seconds: Some(10),
     }

@@ -578,6 +578,7 @@ impl LdapFixture {
             base_dn: self.slapd.people_dn(),
             mapping: standard_mapping(),
             delete_users: false,
+            guard: Default::default(),
             // Several pages even for the standard users.
             page_size: Some(2),
             timeout_seconds: Some(10),
@@ -661,6 +662,7 @@ impl LdifFixture {
             base_dn: format!("ou=People,{SUFFIX}"),
             mapping: standard_mapping(),
             delete_users: false,
+            guard: Default::default(),
             limits: Default::default(),
         }
     }
@@ -819,6 +821,7 @@ impl IcewarpFixture {
             groups: vec![],
             username_format: UsernameFormat::Email,
             delete_users: false,
+            guard: Default::default(),
         }
     }
 }

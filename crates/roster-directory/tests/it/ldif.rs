@@ -67,6 +67,7 @@ fn settings(file: std::path::PathBuf) -> LdifSettings {
             email_attributes: Some("mail,otherMailbox".into()),
         },
         delete_users: false,
+        guard: Default::default(),
         limits: LdifLimitSettings::default(),
     }
 }

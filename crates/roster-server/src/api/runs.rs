@@ -48,6 +48,27 @@ async fn start(roster: &AppState, caller: &Caller, kind: RunKind) -> ApiResult<R
         .into_response())
 }
 
+/// Approve a sync that the deletion guard stopped (`status = stopped`): reads the directory again and
+/// applies the new plan only if it deletes the same users as the stopped run's (its other changes may
+/// differ); otherwise the new run fails with `AP020-approval-mismatch` and applies nothing. Answers 202
+/// with the new run, like Synchronize now; 409 `ST016-not-approvable` for a run that wasn't stopped by
+/// the guard or was approved already.
+#[utoipa::path(post, path = "/api/v1/directory/runs/{id}/approve", params(("id" = i64, Path, description = "The stopped run's id")), responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The new run: /api/v1/directory/runs/{id}"))), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn approve_run(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Input(Path(id)): Input<Path<i64>>,
+) -> ApiResult<Response> {
+    let started = roster.start_approval(&caller, id, "api").await?;
+    let location = format!("/api/v1/directory/runs/{}", started.run_id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(started),
+    )
+        .into_response())
+}
+
 /// Cancel a running run (this server's or another process's). It stops without changing anything; a
 /// sync that is already committing its changes finishes, and the request then answers 409
 /// `ST014-run-finished`. Answers 202 with the run as it is now: a run of this server is recorded as

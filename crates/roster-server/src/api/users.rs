@@ -122,6 +122,42 @@ pub(crate) struct AuthRequest {
     pub auth: AuthMethod,
 }
 
+/// An account's failed logons in a row (issue 20), for any name, known or not.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LogonThrottleView {
+    /// Failed logons in a row since the last success (0: none).
+    pub failures: u32,
+    pub last_failure_at: Option<roster_core::Timestamp>,
+    /// Locked until then (a right password is refused too).
+    pub locked_until: Option<roster_core::Timestamp>,
+}
+
+/// Failed logons in a row for this name, and a lock if there is one.
+#[utoipa::path(get, path = "/api/v1/users/{name}/logon-throttle", params(("name" = String, Path, description = "The name as typed at logon (case-insensitive; need not be a user)")), responses((status = 200, body = LogonThrottleView), (status = 403, body = ErrorBody)))]
+pub(crate) async fn logon_throttle(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Input(Path(name)): Input<Path<String>>,
+) -> ApiResult<Json<LogonThrottleView>> {
+    let state = roster.logon_throttle(&caller, &name).await?;
+    Ok(Json(LogonThrottleView {
+        failures: state.map_or(0, |s| s.failures),
+        last_failure_at: state.map(|s| s.last_failure_at),
+        locked_until: state.and_then(|s| s.locked_until),
+    }))
+}
+
+/// Clear this name's failed logons and lock (audited): the user can log on at once.
+#[utoipa::path(delete, path = "/api/v1/users/{name}/logon-throttle", params(("name" = String, Path, description = "The name as typed at logon")), responses((status = 204), (status = 403, body = ErrorBody)))]
+pub(crate) async fn clear_logon_throttle(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Input(Path(name)): Input<Path<String>>,
+) -> ApiResult<StatusCode> {
+    roster.clear_logon_throttle(&caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Switch a user between a local password and the directory password.
 #[utoipa::path(put, path = "/api/v1/users/{name}/auth", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = AuthRequest, responses((status = 200, body = User)))]
 pub(crate) async fn set_auth(

@@ -57,11 +57,12 @@ fn run_from_row(row: &<Db as sqlx::Database>::Row) -> Result<RunSummary> {
         phase: row.try_get::<Option<String>, _>("phase")?.as_deref().and_then(RunPhase::parse),
         cancel_requested_at: row.try_get::<Option<i64>, _>("cancel_requested_at")?.map(Timestamp),
         cancel_requested_by: row.try_get("cancel_requested_by")?,
+        approved_in_run: row.try_get("approved_in_run")?,
     })
 }
 
 const RUN_COLUMNS: &str = "id, kind, triggered_by, actor, directory_type, status, started_at, finished_at, entries_read, counts, error, \
-     error_code, phase, cancel_requested_at, cancel_requested_by";
+     error_code, phase, cancel_requested_at, cancel_requested_by, approved_in_run";
 
 /// What a run that another process takes for dead is recorded with. A sync's changes are committed with
 /// its outcome (`apply_plan`), so a run still marked running has committed nothing.
@@ -221,9 +222,14 @@ async fn record_outcome(conn: &mut Conn, run_id: i64, outcome: &RunOutcome<'_>, 
         .map(|c| serde_json::to_string(&c))
         .transpose()
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let planned_deletions = outcome
+        .planned_deletions
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
     sqlx::query::<Db>(
         "UPDATE sync_runs SET status = $1, finished_at = $2, heartbeat_at = $2, entries_read = $3, counts = $4, error = $5, \
-         error_code = $6, phase = $7 WHERE id = $8",
+         error_code = $6, phase = $7, planned_deletions = $8 WHERE id = $9",
     )
     .bind(outcome.status.as_str())
     .bind(now.0)
@@ -232,6 +238,7 @@ async fn record_outcome(conn: &mut Conn, run_id: i64, outcome: &RunOutcome<'_>, 
     .bind(outcome.error.clone())
     .bind(outcome.error_code.clone())
     .bind(outcome.phase.as_str())
+    .bind(planned_deletions)
     .bind(run_id)
     .execute(&mut *conn)
     .await?;
@@ -275,6 +282,46 @@ async fn get_run(store: &ThisStore, id: i64) -> Result<Option<RunSummary>> {
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(run_from_row).transpose()
+}
+
+async fn planned_deletions(store: &ThisStore, id: i64) -> Result<Option<Vec<i64>>> {
+    let mut conn = store.pool.acquire().await?;
+    let raw: Option<Option<String>> =
+        sqlx::query_scalar::<Db, Option<String>>("SELECT planned_deletions FROM sync_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    raw.flatten()
+        .map(|json| {
+            serde_json::from_str::<Vec<i64>>(&json)
+                .map_err(|e| StoreError::Invalid(format!("run #{id}'s planned deletions: {e}")))
+        })
+        .transpose()
+}
+
+/// Marks a stopped run approved by `run_id`, with its audit line, in the apply's transaction: fails if it
+/// isn't a stopped run or was approved already (by another administrator, a moment earlier).
+async fn mark_approved(conn: &mut Conn, stopped: i64, run_id: i64, actor: &Actor, now: Timestamp) -> Result<()> {
+    let marked = sqlx::query::<Db>(
+        "UPDATE sync_runs SET approved_in_run = $1 WHERE id = $2 AND status = 'stopped' AND approved_in_run IS NULL",
+    )
+    .bind(run_id)
+    .bind(stopped)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if marked == 0 {
+        return Err(StoreError::NotApprovable { run_id: stopped });
+    }
+    write_audit(
+        conn,
+        actor,
+        "directory.run.approve",
+        &format!("run #{stopped}"),
+        &format!("the deletions the deletion guard stopped were approved and applied by run #{run_id}"),
+        now,
+    )
+    .await
 }
 
 async fn run_lines(store: &ThisStore, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>> {

@@ -28,6 +28,7 @@ use roster_core::plan::{
     correct_report_for_folders_decided_at_apply,
 };
 use roster_core::privileges::DefaultPrivileges;
+use roster_core::throttle::ThrottleState;
 use roster_core::user::{AuditEntry, AuthMethod, DirectoryLink, Folder, FolderAccess, User};
 use roster_core::{EmailAddress, FolderRight, Privilege, Timestamp, UserName};
 use sqlx::{QueryBuilder, Row};
@@ -197,6 +198,18 @@ impl Store for ThisStore {
         delete_session(self, token_hash).await
     }
 
+    async fn logon_throttle(&self, name_key: &str) -> Result<Option<ThrottleState>> {
+        logon_throttle(self, name_key).await
+    }
+
+    async fn set_logon_throttle(&self, name_key: &str, state: &ThrottleState) -> Result<()> {
+        set_logon_throttle(self, name_key, state).await
+    }
+
+    async fn clear_logon_throttle(&self, name_key: &str) -> Result<bool> {
+        clear_logon_throttle(self, name_key).await
+    }
+
     // sync.rs
 
     async fn snapshot(&self) -> Result<Snapshot> {
@@ -276,6 +289,10 @@ impl Store for ThisStore {
 
     async fn get_run(&self, id: i64) -> Result<Option<RunSummary>> {
         get_run(self, id).await
+    }
+
+    async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>> {
+        planned_deletions(self, id).await
     }
 
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>> {

@@ -67,7 +67,7 @@ async fn snapshot(store: &ThisStore) -> Result<Snapshot> {
     let mut users: Vec<CurrentUser> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     {
         let mut rows = sqlx::query::<Db>(
-            "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
+            "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, u.departed_at, \
              COALESCE(f.message_count, 0) AS messages \
              FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id ORDER BY u.id",
         )
@@ -75,6 +75,7 @@ async fn snapshot(store: &ThisStore) -> Result<Snapshot> {
         while let Some(row) = rows.try_next().await? {
             let id: i64 = row.try_get("id")?;
             users.push(CurrentUser {
+                departed_at: row.try_get::<Option<i64>, _>("departed_at")?.map(Timestamp),
                 id,
                 name: parse_name(&row.try_get::<String, _>("name")?)?,
                 full_name: row.try_get("full_name")?,
@@ -176,6 +177,14 @@ async fn apply_plan(
             applied.folders_decided_at_apply.push((d.user_id, kept));
         }
     }
+    // Suspensions (a grace period is set): the users stay, marked departed.
+    let suspended: Vec<i64> = changes.suspend.iter().map(|s| s.user_id).collect();
+    for chunk in suspended.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("UPDATE users SET departed_at = ");
+        q.push_bind(now.0).push(", updated_at = ").push_bind(now.0).push(" WHERE id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.build().execute(&mut *tx).await?;
+    }
     let new_emails: Vec<i64> = changes.update.iter().filter(|u| u.emails.is_some()).map(|u| u.user_id).collect();
     for chunk in new_emails.chunks(CHUNK) {
         let mut q = QueryBuilder::<Db>::new("DELETE FROM user_emails WHERE user_id IN (");
@@ -209,6 +218,9 @@ async fn apply_plan(
         }
         if let Some(full_name) = &u.full_name {
             q.push(", full_name = ").push_bind(full_name.clone());
+        }
+        if u.reactivate {
+            q.push(", departed_at = NULL");
         }
         q.push(" WHERE id = ").push_bind(u.user_id);
         q.build().execute(&mut *tx).await?;
@@ -291,14 +303,18 @@ async fn apply_plan(
         "directory.sync",
         &format!("run #{run_id}"),
         &format!(
-            "applied: {} created, {} updated, {} deleted; each user's line is in the run's report",
+            "applied: {} created, {} updated, {} deleted, {} suspended; each user's line is in the run's report",
             changes.create.len(),
             changes.update.len(),
-            changes.delete.len()
+            changes.delete.len(),
+            changes.suspend.len()
         ),
         now,
     )
     .await?;
+    if let Some(stopped) = record.approves {
+        mark_approved(&mut tx, stopped, run_id, actor, now).await?;
+    }
     // The run's outcome and report, in the same transaction: the users applied and the run that says so
     // are committed together or not at all.
     correct_report_for_folders_decided_at_apply(
@@ -319,6 +335,7 @@ async fn apply_plan(
             error_code: None,
             phase: RunPhase::Recording,
             lines: &record.lines,
+            planned_deletions: None,
         },
         now,
     )

@@ -3,7 +3,8 @@
 // logon checks, and folders with their message counts. Also the row helpers the other concerns share
 // for users (`load_users`, `insert_emails`, …). Included by `store.rs`.
 
-const USER_COLUMNS: &str = "id, name, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at";
+const USER_COLUMNS: &str =
+    "id, name, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at, departed_at";
 
 fn parse_auth(raw: &str) -> Result<AuthMethod> {
     AuthMethod::parse(raw).ok_or_else(|| StoreError::Invalid(format!("authentication method {raw:?}")))
@@ -42,6 +43,7 @@ fn user_from_row(row: &<Db as sqlx::Database>::Row) -> Result<User> {
         builtin_admin: row.try_get("builtin_admin")?,
         created_at: Timestamp(row.try_get("created_at")?),
         updated_at: Timestamp(row.try_get("updated_at")?),
+        departed_at: row.try_get::<Option<i64>, _>("departed_at")?.map(Timestamp),
     })
 }
 
@@ -315,7 +317,7 @@ async fn get_user_by_id(store: &ThisStore, id: i64) -> Result<Option<User>> {
 async fn credentials(store: &ThisStore, name: &UserName) -> Result<Option<Credentials>> {
     let mut conn = store.pool.acquire().await?;
     let row = sqlx::query::<Db>(
-        "SELECT u.id, u.name, u.auth, u.password_hash, u.dir_source, u.dir_id, u.dir_dn, \
+        "SELECT u.id, u.name, u.auth, u.password_hash, u.dir_source, u.dir_id, u.dir_dn, u.departed_at, \
          EXISTS (SELECT 1 FROM user_privileges p WHERE p.user_id = u.id AND p.privilege = 'log_on') AS can_log_on \
          FROM users u WHERE u.name_key = $1",
     )
@@ -330,6 +332,7 @@ async fn credentials(store: &ThisStore, name: &UserName) -> Result<Option<Creden
         password_hash: row.try_get("password_hash")?,
         can_log_on: row.try_get("can_log_on")?,
         link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
+        departed: row.try_get::<Option<i64>, _>("departed_at")?.is_some(),
     }))
 }
 

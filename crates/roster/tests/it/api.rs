@@ -389,6 +389,7 @@ async fn the_openapi_document_describes_the_api() {
         "/api/v1/directory/runs",
         "/api/v1/directory/runs/{id}",
         "/api/v1/directory/runs/{id}/cancel",
+        "/api/v1/directory/runs/{id}/approve",
         "/api/v1/audit",
         "/api/v1/privileges/defaults",
     ] {
@@ -837,6 +838,24 @@ async fn runs_start_at_once_are_followed_and_can_be_cancelled() {
         .call(M::POST, "/directory/runs/999/cancel", Some(&admin), None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // Approving (issue 20): only a run the deletion guard stopped; not a cancelled one, not a missing one,
+    // and only by an administrator.
+    for (who, id, status, code) in [
+        (&pat, run, StatusCode::FORBIDDEN, "AP005-forbidden"),
+        (&admin, run, StatusCode::CONFLICT, "ST016-not-approvable"),
+        (&admin, 999, StatusCode::NOT_FOUND, "AP006-not-found"),
+    ] {
+        let (s, v) = api
+            .call(
+                M::POST,
+                &format!("/directory/runs/{id}/approve"),
+                Some(who),
+                None,
+            )
+            .await;
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["code"], code, "{v}");
+    }
     let (_, users) = api.call(M::GET, "/users", Some(&admin), None).await;
     assert_eq!(users["total"], 3, "the cancelled sync changed nothing");
     let (_, audit) = api.call(M::GET, "/audit", Some(&admin), None).await;

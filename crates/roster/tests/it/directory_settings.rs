@@ -34,6 +34,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
                 base_dn: "ou=People,dc=example,dc=com".into(),
                 mapping,
                 delete_users: false,
+                guard: Default::default(),
                 page_size: None,
                 timeout_seconds: None,
             };
@@ -53,6 +54,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
                 base_dn: "dc=example,dc=com".into(),
                 mapping,
                 delete_users: false,
+                guard: Default::default(),
                 limits: Default::default(),
             };
             let other = LdifSettings {
@@ -75,6 +77,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
                 groups: vec![],
                 username_format: UsernameFormat::Email,
                 delete_users: false,
+                guard: Default::default(),
             };
             let elsewhere = IcewarpSettings {
                 server: "mail.elsewhere.example".into(),

@@ -144,6 +144,7 @@ impl Server {
             groups: vec![],
             username_format: UsernameFormat::Email,
             delete_users: false,
+            guard: Default::default(),
         }
     }
 
@@ -392,6 +393,8 @@ async fn users_deleted_on_the_server_go_and_folders_with_mail_stay() {
     let mut s = server.settings();
     s.domains = vec!["example.com".into(), "other.org".into()];
     s.delete_users = true;
+    // 2 of 4 users go: over the deletion guard's default share, which is not what this tests.
+    s.guard.max_deletions_percent = 100;
     configure(&env, s).await;
     sync(&env).await;
     env.roster
@@ -434,6 +437,7 @@ async fn version_10_3_and_a_wrong_admin_password_are_refused_and_change_nothing(
     let env = Env::sqlite().await;
     let mut s = server.settings();
     s.delete_users = true;
+    s.guard.max_deletions_percent = 100;
     configure(&env, s.clone()).await;
     sync(&env).await;
     // Now a sync would delete bob: a refused run must not.
@@ -503,6 +507,7 @@ async fn html_pages_truncated_xml_and_unknown_errors_fail_the_run_naming_what_ca
     let env = Env::sqlite().await;
     let mut s = server.settings();
     s.delete_users = true;
+    s.guard.max_deletions_percent = 100;
     configure(&env, s).await;
     sync(&env).await;
     server.emulator.controls().edit(|f| {
@@ -734,6 +739,7 @@ async fn the_pickers_list_domains_and_groups_and_other_types_say_they_cannot() {
                     email_attributes: None,
                 },
                 delete_users: false,
+                guard: Default::default(),
                 limits: Default::default(),
             }),
         )

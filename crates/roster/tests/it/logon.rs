@@ -322,7 +322,9 @@ fn with_pool(env: &Env, pool: &Arc<PasswordPool>) -> Arc<Roster> {
             secrets,
             SessionPolicy { ttl_seconds: 3600 },
         )
-        .with_password_pool(pool.clone()),
+        .with_password_pool(pool.clone())
+        // The pool's tests make many failed logons for one name at once: none may be throttled.
+        .with_throttle_policy(roster_core::throttle::ThrottlePolicy::unlimited()),
     )
 }
 
@@ -500,6 +502,12 @@ async fn issue_19_item_8_an_oversized_directory_password_is_a_wrong_password() {
         async move {
             let mut fastest = Duration::MAX;
             for _ in 0..3 {
+                // Each attempt a first failure: a throttled one answers without a check.
+                roster
+                    .store()
+                    .clear_logon_throttle(&roster_core::names::name_key(name))
+                    .await
+                    .unwrap();
                 let started = std::time::Instant::now();
                 let e = roster.verify_logon(name, &password).await.unwrap_err();
                 assert!(matches!(e, AppError::LogonFailed), "{name}: {e:?}");
@@ -570,3 +578,153 @@ async fn issue_19_item_11_a_look_alike_of_admin_cannot_be_made_or_log_on() {
     env.roster.logon("admin", ADMIN_PASSWORD).await.unwrap();
     env.check().await;
 }
+
+// ---- Issue 20: logon throttling ---------------------------------------------------------------------
+
+async fn audit_count(env: &Env, action: &str) -> usize {
+    env.roster
+        .audit_log(&env.local_admin(), 0, 10_000)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| e.action == action)
+        .count()
+}
+
+async fn refused(env: &Env, name: &str, password: &str) {
+    let e = env.roster.verify_logon(name, password).await.unwrap_err();
+    assert!(matches!(e, AppError::LogonFailed), "{name}: {e:?}");
+}
+
+/// After 3 failures each further attempt must wait (1, 3, 5, then 10 s), and 20 in a row lock the account
+/// for 15 minutes; an attempt too soon is refused like a wrong password without a check, whatever the
+/// password; a success clears the count; an unknown name is throttled the same way; the state is in the
+/// database, visible to an administrator, who can clear it; another user is not held up.
+async fn failed_logons_are_throttled_then_locked(env: Env) {
+    add(&env, "ann", "ann-password").await;
+    add(&env, "bob", "bob-password").await;
+    for name in ["ann", "ghost"] {
+        for _ in 0..3 {
+            refused(&env, name, "wrong").await;
+        }
+        let checked = audit_count(&env, "logon.failed").await;
+        // Too soon: refused without a check (no audit line), even with the right password.
+        refused(&env, name, "ann-password").await;
+        assert_eq!(audit_count(&env, "logon.failed").await, checked);
+        let state = env
+            .roster
+            .logon_throttle(&env.local_admin(), name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.failures, 3, "{name}: only checked attempts count");
+        env.clock.advance_seconds(1);
+        if name == "ann" {
+            env.roster
+                .verify_logon("ANN", "ann-password")
+                .await
+                .unwrap();
+            assert_eq!(
+                env.roster
+                    .logon_throttle(&env.local_admin(), "ann")
+                    .await
+                    .unwrap(),
+                None,
+                "a success clears the count"
+            );
+        } else {
+            refused(&env, name, "wrong").await;
+        }
+    }
+
+    // The waits, then the lock at the 20th failure in a row.
+    let mut waits = Vec::new();
+    for n in 1..=20 {
+        refused(&env, "ann", "wrong").await;
+        let state = env
+            .roster
+            .logon_throttle(&env.local_admin(), "ann")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.failures, n);
+        if n < 20 {
+            // How long until a check is allowed again, to the second.
+            let mut wait = 0;
+            while env
+                .roster
+                .verify_logon("ann", "ann-password")
+                .await
+                .is_err()
+            {
+                assert_eq!(
+                    env.roster
+                        .logon_throttle(&env.local_admin(), "ann")
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .failures,
+                    n,
+                    "a refused attempt doesn't count"
+                );
+                env.clock.advance_seconds(1);
+                wait += 1;
+                assert!(wait <= 10, "waited more than 10 s after failure {n}");
+            }
+            waits.push(wait);
+            // That success reset the count: make the failures again, each allowed at once.
+            env.store.set_logon_throttle("ann", &state).await.unwrap();
+        }
+    }
+    assert_eq!(
+        waits,
+        [
+            0, 0, 1, 3, 5, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10
+        ]
+    );
+    assert_eq!(audit_count(&env, "logon.locked").await, 1);
+    let locked = env
+        .roster
+        .logon_throttle(&env.local_admin(), "ann")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        locked.locked_until,
+        Some(env.roster.now().plus_seconds(900))
+    );
+    // Locked: the right password is refused for 15 minutes.
+    env.clock.advance_seconds(899);
+    refused(&env, "ann", "ann-password").await;
+    // Another user is not held up.
+    env.roster
+        .verify_logon("bob", "bob-password")
+        .await
+        .unwrap();
+    // An administrator clears it (audited), and ann logs on at once.
+    assert!(
+        env.roster
+            .clear_logon_throttle(&env.local_admin(), "ann")
+            .await
+            .unwrap()
+    );
+    assert_eq!(audit_count(&env, "logon.unlock").await, 1);
+    env.roster
+        .verify_logon("ann", "ann-password")
+        .await
+        .unwrap();
+    // Only an administrator may look or clear.
+    let session = env.roster.logon("bob", "bob-password").await.unwrap();
+    let bob = Caller::User(Box::new(session.user));
+    assert!(matches!(
+        env.roster.logon_throttle(&bob, "ghost").await,
+        Err(AppError::Forbidden(_))
+    ));
+    assert!(matches!(
+        env.roster.clear_logon_throttle(&bob, "ghost").await,
+        Err(AppError::Forbidden(_))
+    ));
+    env.check().await;
+}
+on_both_backends!(failed_logons_are_throttled_then_locked);

@@ -44,6 +44,7 @@ pub fn silent_ldap() -> DirectorySettings {
             email_attributes: Some("mail".into()),
         },
         delete_users: false,
+        guard: Default::default(),
         page_size: None,
         timeout_seconds: Some(3600),
     })

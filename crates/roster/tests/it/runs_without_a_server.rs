@@ -33,6 +33,12 @@ fn ldap_settings(delete_users: bool) -> DirectorySettings {
             email_attributes: Some("mail".into()),
         },
         delete_users,
+        // These tests are about runs, not the deletion guard: with deletion on, it is off.
+        guard: if delete_users {
+            crate::support::unguarded()
+        } else {
+            Default::default()
+        },
         page_size: None,
         timeout_seconds: None,
     })
@@ -478,6 +484,7 @@ async fn a_directory_without_a_checker_refuses_directory_logons() {
                 email_attributes: Some("mail".into()),
             },
             delete_users: false,
+            guard: Default::default(),
             limits: Default::default(),
         }),
     )

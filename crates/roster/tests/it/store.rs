@@ -314,6 +314,8 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
         })
         .collect();
     let opts = PlanOptions {
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: true,
     };
@@ -431,6 +433,7 @@ async fn two_runs_never_overlap(env: Env) {
                 error_code: None,
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
+                planned_deletions: None,
             },
             later,
         )
@@ -484,6 +487,7 @@ fn record(plan: &roster_core::plan::SyncPlan) -> RunRecord {
         counts: plan.counts,
         lines: plan.lines.clone(),
         deleted_lines: plan.deleted_lines.clone(),
+        approves: None,
     }
 }
 
@@ -509,6 +513,7 @@ async fn finished_run(env: &Env, lines: &[ReportLine]) -> i64 {
                 error_code: None,
                 phase: roster_store::RunPhase::Recording,
                 lines,
+                planned_deletions: None,
             },
             T0,
         )
@@ -828,6 +833,8 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
         own_folder: BTreeSet::from([FolderRight::Read, FolderRight::Delete]),
     };
     let opts = PlanOptions {
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: false,
     };
@@ -930,6 +937,8 @@ fn person(name: &str) -> DirectoryEntry {
 async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
     let admin = env.local_admin();
     let opts = PlanOptions {
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: true,
     };
@@ -1120,6 +1129,8 @@ on_both_databases!(keys_made_before_case_folding_are_refolded_once);
 async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: Env) {
     let snap = env.store.snapshot().await.unwrap();
     let opts = PlanOptions {
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: false,
     };
@@ -1202,6 +1213,7 @@ async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: E
                 error_code: None,
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
+                planned_deletions: None,
             },
             abandoned_at,
         )
@@ -1218,6 +1230,8 @@ async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
     use roster_store::{CancelOutcome, RunControl, RunPhase};
     let snap = env.store.snapshot().await.unwrap();
     let opts = PlanOptions {
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
         source: "ldap".into(),
         delete_users: false,
     };
@@ -1285,6 +1299,7 @@ async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
                 error_code: Some("AP016-run-cancelled".into()),
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
+                planned_deletions: None,
             },
             T0.plus_seconds(12),
         )
@@ -1376,6 +1391,8 @@ async fn issue_19_values_stored_before_the_new_rules_still_load() {
         &snapshot.users,
         vec![],
         &PlanOptions {
+            now: roster_core::Timestamp(0),
+            delete_after_seconds: 0,
             source: "ldap".into(),
             delete_users: true,
         },

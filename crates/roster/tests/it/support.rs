@@ -120,3 +120,13 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// The deletion guard off, for tests about deletions themselves (the guard has its own tests, in
+/// `deletion_guard`): any number and share of deletions applies.
+pub fn unguarded() -> roster_core::directory::DeletionGuardSettings {
+    roster_core::directory::DeletionGuardSettings {
+        max_deletions: u64::MAX,
+        max_deletions_percent: 100,
+        ..Default::default()
+    }
+}
