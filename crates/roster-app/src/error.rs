@@ -163,6 +163,7 @@ impl AppError {
                     DirectoryError::InvalidSettings { .. }
                         | DirectoryError::NotConfigured
                         | DirectoryError::UnsupportedType
+                        | DirectoryError::ListingUnsupported { .. }
                 ) {
                     ErrorKind::BadRequest
                 } else {

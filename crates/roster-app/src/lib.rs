@@ -23,8 +23,8 @@ pub use error::{AppError, ErrorKind, Result};
 /// use cases alone (the binary still opens the store: it is where the parts are put together).
 pub use roster_store::{DeletedUser, Page, RunKind, RunPhase, RunStatus, RunSummary};
 pub use sync::{
-    DEFAULT_RUN_DEADLINE_SECONDS, DirectorySettingsView, RunReport, RunStarted, SyncPhase,
-    SyncProgress,
+    DEFAULT_RUN_DEADLINE_SECONDS, DirectoryDomain, DirectoryGroup, DirectorySettingsView,
+    RunReport, RunStarted, SyncPhase, SyncProgress,
 };
 
 /// The most items one page of users, runs or audit entries holds; a larger limit is clamped to it.

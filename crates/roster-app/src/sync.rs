@@ -312,8 +312,9 @@ struct Planned {
     plan: SyncPlan,
     /// The user database version it was made from.
     version: i64,
-    /// Entries without a stable id.
-    fetched_without_id: u64,
+    /// Warning lines for the top of the report: the read's notes (the scope it applied, what it left
+    /// out) and, if entries have no stable id, what identifies them.
+    header: Vec<ReportLine>,
     /// Users linked to this directory (the deletion guard's share is of these).
     linked: u64,
 }
@@ -421,6 +422,45 @@ impl Roster {
             .put_setting(SETTINGS_KEY, &json, &actor, now, &settings.describe())
             .await?;
         Ok(DirectorySettingsView::of(settings))
+    }
+
+    /// The domains on the directory's server, for the settings' picker (`roster directory domains`,
+    /// `GET /api/v1/directory/domains`). A type without domains answers `DI023-listing-unsupported`.
+    pub async fn directory_domains(&self, caller: &Caller) -> Result<Vec<DirectoryDomain>> {
+        caller.require_admin("list the directory's domains")?;
+        let settings = self
+            .load_directory_settings()
+            .await?
+            .ok_or(AppError::NoDirectory)?;
+        let directory = self.directory(&settings).await?;
+        let domains = directory.listing("domains")?.domains().await?;
+        Ok(domains
+            .into_iter()
+            .map(|d| DirectoryDomain {
+                name: d.name,
+                description: d.description,
+                accounts: d.accounts,
+            })
+            .collect())
+    }
+
+    /// The groups on the directory's server, for the settings' picker (`roster directory groups`,
+    /// `GET /api/v1/directory/groups`).
+    pub async fn directory_groups(&self, caller: &Caller) -> Result<Vec<DirectoryGroup>> {
+        caller.require_admin("list the directory's groups")?;
+        let settings = self
+            .load_directory_settings()
+            .await?
+            .ok_or(AppError::NoDirectory)?;
+        let directory = self.directory(&settings).await?;
+        let groups = directory.listing("groups")?.groups().await?;
+        Ok(groups
+            .into_iter()
+            .map(|g| DirectoryGroup {
+                address: g.address,
+                name: g.name,
+            })
+            .collect())
     }
 
     /// The connector for these settings, reused while they don't change (so is its service connection).
@@ -791,7 +831,7 @@ impl Roster {
         let Planned {
             plan,
             version,
-            fetched_without_id,
+            header,
             linked,
         } = signals
             .until_stopped(self.read_and_plan(run_id, settings, directory, tracker))
@@ -802,18 +842,14 @@ impl Roster {
             mut lines,
             mut deleted_lines,
         } = plan;
-        if fetched_without_id > 0 {
-            // Said once per run, not per entry: the administrator should know renames can't be followed.
-            insert_first_line(
-                &mut lines,
-                &mut deleted_lines,
-                ReportLine {
-                    user: format!("{fetched_without_id} entries"),
-                    action: roster_core::plan::ReportAction::Warning,
-                    reason: "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".into(),
-                    dn: None,
-                },
-            );
+        if !header.is_empty() {
+            // Said once per run, not per entry, at the top: the scope the read applied, what it left
+            // out, and whether renames can be followed.
+            let shift = header.len();
+            lines.splice(0..0, header);
+            for at in &mut deleted_lines {
+                at.line += shift;
+            }
         }
         // A suspension is guarded like a deletion: it locks the user out, and a mistaken filter would
         // lock everyone out.
@@ -1008,7 +1044,7 @@ impl Roster {
         let fetched = fetched?;
         let mut snapshot = snapshot?;
         tracker.read(u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX));
-        let fetched_without_id = fetched.without_stable_id;
+        let header = read_header(&fetched);
         tracker.phase(SyncPhase::Planning);
         // If someone changed users during the read, load them again: the plan must start from the users
         // as they are now, and the window in which another change makes it stale is only the planning.
@@ -1061,7 +1097,7 @@ impl Roster {
         Ok(Planned {
             plan,
             version: snapshot.version,
-            fetched_without_id,
+            header,
             linked,
         })
     }
@@ -1177,6 +1213,22 @@ impl Roster {
     }
 }
 
+/// A domain on the directory's server (IceWarp), as the settings' `domains` take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DirectoryDomain {
+    pub name: String,
+    pub description: String,
+    /// Accounts of every type, as the server counts them.
+    pub accounts: u64,
+}
+
+/// A group on the directory's server (IceWarp); `address` is what the settings' `groups` take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DirectoryGroup {
+    pub address: String,
+    pub name: String,
+}
+
 /// The settings as shown: everything but the secret, and whether one is set (for the types that have
 /// one).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -1246,6 +1298,36 @@ pub(crate) fn keep_or_require_secret(
             }
         }
     }
+}
+
+/// The warning lines a read puts at the top of its run's report: the connector's notes, then, if some
+/// entries have no stable id, what they are identified by.
+fn read_header(fetched: &roster_directory::DirectoryRead) -> Vec<ReportLine> {
+    let mut header: Vec<ReportLine> = fetched
+        .notes
+        .iter()
+        .map(|note| ReportLine {
+            user: "(directory)".into(),
+            action: roster_core::plan::ReportAction::Warning,
+            reason: note.clone().into(),
+            dn: None,
+        })
+        .collect();
+    if fetched.without_stable_id > 0 {
+        let reason = match fetched.identified_by {
+            Some(by) => format!(
+                "these entries are identified by {by}: a rename on the server will look like a deleted user and a new one"
+            ),
+            None => "these entries have no stable id (entryUUID, GUID or nsUniqueId) and are identified by their DN: a rename or a move in the directory will look like a deleted user and a new one".to_owned(),
+        };
+        header.push(ReportLine {
+            user: format!("{} entries", fetched.without_stable_id),
+            action: roster_core::plan::ReportAction::Warning,
+            reason: reason.into(),
+            dn: None,
+        });
+    }
+    header
 }
 
 /// What one run's steps work with.

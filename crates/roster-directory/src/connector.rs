@@ -32,6 +32,13 @@ pub struct DirectoryRead {
     pub without_stable_id: u64,
     /// Search result references skipped (Active Directory only; generic LDAP fails on them).
     pub references_skipped: u64,
+    /// Disabled accounts left out of the read (IceWarp).
+    pub disabled_skipped: u64,
+    /// What an entry without a stable id is identified by, for the report's warning ("their primary
+    /// address"); `None`: their DN.
+    pub identified_by: Option<&'static str>,
+    /// Lines for the top of the run's report: the scope rule the read applied, what it left out.
+    pub notes: Vec<String>,
 }
 
 /// Reads the users of a directory.
@@ -58,6 +65,30 @@ pub trait PasswordChecker: Send + Sync + std::fmt::Debug {
     ) -> Result<LogonOutcome, DirectoryError>;
 }
 
+/// A domain on the directory's server, for the settings' picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDomain {
+    pub name: String,
+    pub description: String,
+    /// As the server counts them (every account type).
+    pub accounts: u64,
+}
+
+/// A group on the directory's server, for the settings' picker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedGroup {
+    /// Its address, as the settings' `groups` take it.
+    pub address: String,
+    pub name: String,
+}
+
+/// Lists what a directory's server has to choose from (`roster directory domains|groups`).
+#[async_trait::async_trait]
+pub trait DirectoryListing: Send + Sync + std::fmt::Debug {
+    async fn domains(&self) -> Result<Vec<ListedDomain>, DirectoryError>;
+    async fn groups(&self) -> Result<Vec<ListedGroup>, DirectoryError>;
+}
+
 /// A directory as the use cases see it. Cheap to clone; connections are opened lazily and shared.
 #[derive(Debug, Clone)]
 pub struct Connector {
@@ -65,6 +96,8 @@ pub struct Connector {
     pub reader: Arc<dyn DirectoryReader>,
     /// `None` for a type whose users can't log on with a directory password.
     pub passwords: Option<Arc<dyn PasswordChecker>>,
+    /// `None` for a type without domains and groups to choose from.
+    pub listing: Option<Arc<dyn DirectoryListing>>,
 }
 
 impl Connector {
@@ -74,6 +107,17 @@ impl Connector {
         self.passwords
             .as_deref()
             .ok_or(DirectoryError::LogonUnsupported { kind: self.kind })
+    }
+
+    /// The lister of domains and groups, or the error that says this type has none; `what` names
+    /// what was asked for ("domains", "groups").
+    pub fn listing(&self, what: &'static str) -> Result<&dyn DirectoryListing, DirectoryError> {
+        self.listing
+            .as_deref()
+            .ok_or(DirectoryError::ListingUnsupported {
+                kind: self.kind,
+                what,
+            })
     }
 }
 

@@ -2,7 +2,8 @@
 //! and a message that says what went wrong and what to do about it.
 //!
 //! No variant carries a password: the service password and user passwords only ever reach ldap3's bind
-//! calls, and ldap3's errors don't echo them. Fields that hold server text (`message`, `detail`) come from
+//! calls or the body of an IceWarp `authenticate`/`getauthtoken`, and neither ldap3's errors nor the
+//! IceWarp connector's messages (which quote the server's reply, never the request) echo them. Fields that hold server text (`message`, `detail`) come from
 //! the server's diagnostic message or from ldap3/rustls errors, never from our own request.
 
 use roster_core::directory::{DirectoryKind, SettingsError};
@@ -106,7 +107,7 @@ pub enum DirectoryError {
 
     #[error(
         "users from {} can't log on with a directory password; set them to local authentication, or configure a directory server that checks passwords",
-        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "this directory" }
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap | DirectoryKind::Icewarp => "this directory" }
     )]
     LogonUnsupported { kind: DirectoryKind },
 
@@ -117,6 +118,61 @@ pub enum DirectoryError {
 
     #[error("internal error in the directory connector ({message}); please report it")]
     Internal { message: String },
+
+    /// The IceWarp API refused the administrator's `authenticate`.
+    #[error(
+        "{target} refused the administrator {username:?} ({uid}): the user name or password is wrong, the account is disabled or needs two-factor authentication; check `username` and `password` (a server administrator without two-factor authentication)"
+    )]
+    ServiceLogon {
+        target: String,
+        username: String,
+        uid: String,
+    },
+
+    #[error(
+        "{target} runs API version {found}, but Roster needs IceWarp Server API version {required} or newer; nothing was changed. Update the IceWarp server"
+    )]
+    ApiVersion {
+        target: String,
+        found: String,
+        required: &'static str,
+    },
+
+    /// An error answer the connector has no meaning for (an unknown uid, or a known one at the wrong
+    /// place).
+    #[error(
+        "{target} answered `{command}` with the error {uid:?}; nothing was changed. {}",
+        api_error_hint(uid)
+    )]
+    Api {
+        target: String,
+        command: String,
+        uid: String,
+    },
+
+    #[error(
+        "the session with {target} expired twice during one read (the read was started again once); nothing was changed. Try again; if it keeps happening, raise the server's session timeout for the administrator"
+    )]
+    SessionExpired { target: String },
+
+    #[error(
+        "{} can't list {what}; only an IceWarp server has domains and groups to choose from",
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "an LDAP directory", DirectoryKind::Icewarp => "this directory" }
+    )]
+    ListingUnsupported {
+        kind: DirectoryKind,
+        what: &'static str,
+    },
+}
+
+fn api_error_hint(uid: &str) -> &'static str {
+    match uid {
+        "account_permission_denied" | "access_denied" => {
+            "The administrator may not do this: give `username` server administrator rights"
+        }
+        "session_invalid" => "The server ended the session; try again",
+        _ => "Check the server's logs, and that `server` points to an IceWarp server",
+    }
 }
 
 impl DirectoryError {
@@ -141,6 +197,11 @@ impl DirectoryError {
             DirectoryError::LogonUnsupported { .. } => "DI016-logon-unsupported",
             DirectoryError::Ldif { .. } => "DI017-ldif",
             DirectoryError::Internal { .. } => "DI018-internal",
+            DirectoryError::ServiceLogon { .. } => "DI019-service-logon",
+            DirectoryError::ApiVersion { .. } => "DI020-api-version",
+            DirectoryError::Api { .. } => "DI021-api-error",
+            DirectoryError::SessionExpired { .. } => "DI022-session-expired",
+            DirectoryError::ListingUnsupported { .. } => "DI023-listing-unsupported",
         }
     }
 

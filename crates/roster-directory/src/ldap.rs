@@ -18,6 +18,7 @@ pub(crate) fn connector(settings: &LdapSettings) -> Result<Connector, DirectoryE
         kind: DirectoryKind::Ldap,
         reader: engine.clone(),
         passwords: Some(engine),
+        listing: None,
     })
 }
 

@@ -403,6 +403,7 @@ impl LdapEngine {
             pages: 0,
             without_stable_id: 0,
             references_skipped: 0,
+            ..Default::default()
         };
         let mut cookie: Vec<u8> = Vec::new();
         let mut guard = PageGuard::default();

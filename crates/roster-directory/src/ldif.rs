@@ -28,6 +28,7 @@ pub(crate) fn connector(settings: &LdifSettings) -> Result<Connector, DirectoryE
         kind: DirectoryKind::Ldif,
         reader: Arc::new(LdifDirectory::new(settings)?),
         passwords: None,
+        listing: None,
     })
 }
 
@@ -150,6 +151,7 @@ impl LdifConfig {
             pages: 1,
             without_stable_id: 0,
             references_skipped: 0,
+            ..Default::default()
         };
         let mut seen: u64 = 0;
         let mut in_base: u64 = 0;

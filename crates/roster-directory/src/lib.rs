@@ -8,10 +8,13 @@
 //!   encoded by us; search-then-bind logons on a separate connection), configured by an
 //!   [`ldap_engine::LdapEngineConfig`] that each LDAP-speaking type maps its settings into.
 //! * `ldap`: generic LDAP settings → engine config. `ldif`: the same read from a file; no logons.
+//! * `icewarp`: IceWarp Server's XML API over HTTPS (reqwest): read, `getauthtoken` logons, and the
+//!   domains and groups for the settings' picker.
 
 mod ber;
 mod connector;
 mod error;
+mod icewarp;
 mod ids;
 mod ldap;
 mod ldap_engine;
@@ -23,8 +26,8 @@ mod tls;
 use roster_core::directory::DirectorySettings;
 
 pub use connector::{
-    Connector, ConnectorFactory, DirectoryRead, DirectoryReader, NoProgress, PasswordChecker,
-    ReadProgress, RealConnectors,
+    Connector, ConnectorFactory, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain,
+    ListedGroup, NoProgress, PasswordChecker, ReadProgress, RealConnectors,
 };
 pub use error::DirectoryError;
 pub use logon::{LogonOutcome, LogonSubject, RejectReason};
@@ -37,6 +40,7 @@ pub fn connector(settings: &DirectorySettings) -> Result<Connector, DirectoryErr
         DirectorySettings::Unsupported => Err(DirectoryError::UnsupportedType),
         DirectorySettings::Ldap(s) => ldap::connector(s),
         DirectorySettings::Ldif(s) => ldif::connector(s),
+        DirectorySettings::Icewarp(s) => icewarp::connector(s),
     }
 }
 

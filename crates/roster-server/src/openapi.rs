@@ -46,6 +46,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         audit_log,
         get_directory,
         put_directory,
+        get_domains,
+        get_groups,
         preview,
         sync,
         list_runs,

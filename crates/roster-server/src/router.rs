@@ -66,6 +66,8 @@ pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
             "/directory",
             get(directory::get_directory).put(directory::put_directory),
         )
+        .route("/directory/domains", get(directory::get_domains))
+        .route("/directory/groups", get(directory::get_groups))
         .route("/directory/preview", post(runs::preview))
         .route("/directory/sync", post(runs::sync))
         .route("/directory/runs", get(runs::list_runs))

@@ -12,6 +12,7 @@
 
 pub mod ca;
 pub mod common;
+pub mod icewarp;
 pub mod ldif;
 pub mod postgres;
 pub mod slapd;

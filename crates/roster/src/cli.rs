@@ -225,6 +225,16 @@ pub enum DirectoryCommand {
         #[arg(long)]
         file: PathBuf,
     },
+    /// List the domains on the directory's server, for `domains` (IceWarp).
+    Domains {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the groups on the directory's server, for `groups` (IceWarp).
+    Groups {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -438,6 +448,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 let v = roster.set_directory_settings(&me, settings).await?;
                 eprintln!("roster: directory settings saved.");
                 output::directory(&v, false)?;
+            }
+            DirectoryCommand::Domains { json } => {
+                let domains = roster.directory_domains(&me).await?;
+                output::directory_domains(&domains, json)?;
+            }
+            DirectoryCommand::Groups { json } => {
+                let groups = roster.directory_groups(&me).await?;
+                output::directory_groups(&groups, json)?;
             }
         },
         Command::Sync {

@@ -173,6 +173,36 @@ pub fn directory(view: &roster_app::DirectorySettingsView, as_json: bool) -> Res
     }
 }
 
+/// `roster directory domains`: one line each, name, accounts, description.
+pub fn directory_domains(domains: &[roster_app::DirectoryDomain], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&domains);
+    }
+    emit(|out| {
+        for d in domains {
+            writeln!(
+                out,
+                "{}\t{} accounts\t{}",
+                d.name, d.accounts, d.description
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// `roster directory groups`: one line each, address and name.
+pub fn directory_groups(groups: &[roster_app::DirectoryGroup], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&groups);
+    }
+    emit(|out| {
+        for g in groups {
+            writeln!(out, "{}\t{}", g.address, g.name)?;
+        }
+        Ok(())
+    })
+}
+
 pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
     if as_json {
         return json(r);

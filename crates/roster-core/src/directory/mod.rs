@@ -1,12 +1,13 @@
 //! What a directory connector hands to the planner, and the settings an administrator gives.
 //!
-//! A directory type is one settings module here (`ldap.rs`, `ldif.rs`: its struct, its checks, and its
+//! A directory type is one settings module here (`ldap.rs`, `ldif.rs`, `icewarp.rs`: its struct, its checks, and its
 //! [`TypeSettings`] implementation) plus one line in [`directory_types!`]. Everything the rest of Roster
 //! does with settings (keep or require the service password, resolve file paths, describe them for the
 //! audit log, pick the connector) goes through [`DirectorySettings::configured`], whose `match` has no
 //! wildcard arm: a type that misses a behaviour doesn't compile.
 
 mod guard;
+mod icewarp;
 mod ldap;
 mod ldif;
 mod mapping;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 pub use guard::{
     DEFAULT_MAX_DELETIONS, DEFAULT_MAX_DELETIONS_PERCENT, DeletionGuardSettings, GuardLimit,
 };
+pub use icewarp::{IcewarpEndpoint, IcewarpSettings, UsernameFormat};
 pub use ldap::{Encryption, LdapSettings};
 pub use ldif::{LdifLimitSettings, LdifSettings};
 pub use mapping::{AttributeMapping, check_attribute_name, parse_attribute_list};
@@ -191,6 +193,8 @@ directory_types! {
     Ldap(LdapSettings) = "ldap",
     /// Users from an LDIF export: for a first run without a server, and for offline imports.
     Ldif(LdifSettings) = "ldif",
+    /// The seed's "IceWarp Server": user accounts of chosen domains and groups, through its XML API.
+    Icewarp(IcewarpSettings) = "icewarp",
 }
 
 impl std::fmt::Display for DirectoryKind {
@@ -287,6 +291,7 @@ mod tests {
         match kind {
             DirectoryKind::Ldap => DirectorySettings::Ldap(ldap::tests::example()),
             DirectoryKind::Ldif => DirectorySettings::Ldif(ldif::tests::example()),
+            DirectoryKind::Icewarp => DirectorySettings::Icewarp(icewarp::tests::example()),
         }
     }
 

@@ -22,12 +22,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use roster_core::directory::{
-    AttributeMapping, DirectoryEntry, DirectoryKind, DirectorySettings, Encryption, LdapSettings,
-    LdifSettings, Secret,
+    AttributeMapping, DirectoryEntry, DirectoryKind, DirectorySettings, Encryption,
+    IcewarpSettings, LdapSettings, LdifSettings, Secret, UsernameFormat,
 };
 use roster_directory::{
     Connector, DirectoryError, DirectoryRead, LogonOutcome, LogonSubject, NoProgress,
     PasswordChecker, RejectReason, connector, install_crypto_provider,
+};
+use roster_testkit::TestCa;
+use roster_testkit::icewarp::{
+    Account, AccountType, Domain, Fault, FaultKind, Fixture, IcewarpEmulator, TlsFiles,
 };
 use roster_testkit::ldif::push_attr;
 use roster_testkit::{Slapd, SlapdConfig, TestUser, free_port, user_ldif};
@@ -89,6 +93,16 @@ pub trait ContractFixture: Sized {
     /// Whether users of this type log on with their directory password (the connector has a
     /// `PasswordChecker`).
     const CHECKS_PASSWORDS: bool;
+    /// Whether entries have a stable id that survives a rename. A type without one (IceWarp: its API
+    /// gives no permanent id) identifies entries by something a rename changes: then every entry is
+    /// counted in `without_stable_id`, and a renamed entry gets a new id.
+    const STABLE_IDS: bool = true;
+
+    /// The user name the standard user (or a renamed one) with this uid gets: the uid itself for the
+    /// LDAP-style types; the address for a type whose user names are addresses.
+    fn user_name(uid: &str) -> String {
+        uid.to_owned()
+    }
 
     /// Starts the server (or writes the file) with [`STANDARD_USERS`] in scope and nothing else.
     fn start() -> impl Future<Output = Self>;
@@ -212,9 +226,17 @@ pub async fn a_full_read_returns_exactly_the_standard_users_and_reports_progress
         .map(|e| (e.name.as_deref(), e.full_name.as_deref(), e.emails.clone()))
         .collect();
     got.sort();
+    let names: Vec<String> = STANDARD_USERS.iter().map(|u| F::user_name(u.uid)).collect();
     let mut expected: Vec<Mapped<'_>> = STANDARD_USERS
         .iter()
-        .map(|u| (Some(u.uid), Some(u.cn), Some(vec![u.mail.to_owned()])))
+        .zip(&names)
+        .map(|(u, name)| {
+            (
+                Some(name.as_str()),
+                Some(u.cn),
+                Some(vec![u.mail.to_owned()]),
+            )
+        })
         .collect();
     expected.sort();
     assert_eq!(got, expected, "{:#?}", read.entries);
@@ -234,7 +256,15 @@ pub async fn ids_are_stable_across_reads_and_renames<F: ContractFixture>() {
     let mut fixture = F::start().await;
     let c = make(&fixture.settings());
     let first = read_all(&c).await;
-    assert_eq!(first.without_stable_id, 0, "{:#?}", first.entries);
+    if F::STABLE_IDS {
+        assert_eq!(first.without_stable_id, 0, "{:#?}", first.entries);
+    } else {
+        assert_eq!(
+            first.without_stable_id,
+            first.entries.len() as u64,
+            "a type without stable ids counts every entry"
+        );
+    }
     for e in &first.entries {
         assert!(
             !e.id.is_empty() && !e.id.starts_with("dn:"),
@@ -251,17 +281,26 @@ pub async fn ids_are_stable_across_reads_and_renames<F: ContractFixture>() {
     assert_eq!(distinct.len(), ids.len(), "ids must differ: {ids:?}");
     assert_eq!(ids_by_name(&read_all(&c).await), ids, "a second read");
 
-    let bob = by_name(&first, "bob").clone();
+    let bob = by_name(&first, &F::user_name("bob")).clone();
     within("renaming bob", fixture.rename("bob", "robert")).await;
     let renamed = read_all(&make(&fixture.settings())).await;
-    let robert = by_name(&renamed, "robert");
+    let robert = by_name(&renamed, &F::user_name("robert"));
     assert_ne!(robert.dn, bob.dn, "the rename changed the DN");
-    assert_eq!(robert.id, bob.id, "a rename keeps the id");
+    if F::STABLE_IDS {
+        assert_eq!(robert.id, bob.id, "a rename keeps the id");
+    } else {
+        assert_ne!(
+            robert.id, bob.id,
+            "without stable ids, a rename is a new id"
+        );
+        assert!(renamed.entries.iter().all(|e| e.id != bob.id));
+    }
+    let bob_name = F::user_name("bob");
     assert!(
         renamed
             .entries
             .iter()
-            .all(|e| e.name.as_deref() != Some("bob"))
+            .all(|e| e.name.as_deref() != Some(bob_name.as_str()))
     );
 }
 
@@ -306,8 +345,9 @@ pub async fn check_connection_succeeds_and_fails_promptly<F: ContractFixture>() 
 
 pub async fn an_empty_password_is_refused_before_any_network_call<F: ContractFixture>() {
     let fixture = F::start().await;
+    let alice_name = F::user_name("alice");
     let alice = LogonSubject {
-        name: "alice",
+        name: &alice_name,
         dn: None,
         id: None,
     };
@@ -332,7 +372,8 @@ pub async fn logon_by_linked_id_by_dn_and_by_name<F: ContractFixture>() {
     };
     let read = read_all(&c).await;
     for user in &STANDARD_USERS {
-        let entry = by_name(&read, user.uid);
+        let name = F::user_name(user.uid);
+        let entry = by_name(&read, &name);
         let accepted = LogonOutcome::Accepted {
             dn: entry.dn.clone(),
         };
@@ -340,7 +381,7 @@ pub async fn logon_by_linked_id_by_dn_and_by_name<F: ContractFixture>() {
             (
                 "linked id",
                 LogonSubject {
-                    name: user.uid,
+                    name: &name,
                     dn: None,
                     id: Some(&entry.id),
                 },
@@ -348,7 +389,7 @@ pub async fn logon_by_linked_id_by_dn_and_by_name<F: ContractFixture>() {
             (
                 "DN",
                 LogonSubject {
-                    name: user.uid,
+                    name: &name,
                     dn: Some(&entry.dn),
                     id: Some(&entry.id),
                 },
@@ -356,7 +397,7 @@ pub async fn logon_by_linked_id_by_dn_and_by_name<F: ContractFixture>() {
             (
                 "name",
                 LogonSubject {
-                    name: user.uid,
+                    name: &name,
                     dn: None,
                     id: None,
                 },
@@ -379,16 +420,17 @@ pub async fn a_wrong_password_or_another_entrys_id_is_not_accepted<F: ContractFi
         return;
     };
     let read = read_all(&c).await;
-    let alice = by_name(&read, "alice");
-    let bob = by_name(&read, "bob");
+    let alice_name = F::user_name("alice");
+    let alice = by_name(&read, &alice_name);
+    let bob = by_name(&read, &F::user_name("bob"));
     for subject in [
         LogonSubject {
-            name: "alice",
+            name: &alice_name,
             dn: None,
             id: None,
         },
         LogonSubject {
-            name: "alice",
+            name: &alice_name,
             dn: Some(&alice.dn),
             id: Some(&alice.id),
         },
@@ -402,12 +444,12 @@ pub async fn a_wrong_password_or_another_entrys_id_is_not_accepted<F: ContractFi
     // Alice's name (and DN) linked to bob's entry: neither password makes it bob or alice.
     for subject in [
         LogonSubject {
-            name: "alice",
+            name: &alice_name,
             dn: None,
             id: Some(&bob.id),
         },
         LogonSubject {
-            name: "alice",
+            name: &alice_name,
             dn: Some(&alice.dn),
             id: Some(&bob.id),
         },
@@ -483,6 +525,7 @@ macro_rules! connector_contract {
 connector_contract! {
     ldap: LdapFixture,
     ldif: LdifFixture,
+    icewarp: IcewarpFixture,
 }
 
 // ---- Generic LDAP: a real slapd ---------------------------------------------------------------------
@@ -700,5 +743,150 @@ impl ContractFixture for LdifFixture {
     async fn rename(&mut self, from: &str, to: &str) {
         self.renames.insert(from.to_owned(), to.to_owned());
         self.write();
+    }
+}
+
+// ---- IceWarp: the project's emulator, over HTTPS with the test CA -----------------------------------------
+
+/// The administrator Roster logs in as: in a domain of its own that the settings don't select, so it
+/// is not one of the users read.
+pub const ICEWARP_ADMIN: &str = "admin@admin.example";
+pub const ICEWARP_ADMIN_PASSWORD: &str = "icewarp-admin-pw";
+/// A domain after example.com whose account list always answers a 502 page.
+const BROKEN_DOMAIN: &str = "zz-broken.example";
+
+pub struct IcewarpFixture {
+    emulator: IcewarpEmulator,
+    ca: TestCa,
+}
+
+/// The standard users as accounts of example.com (mailbox = the address's local part), with a group
+/// and a mailing list beside them that a read must leave out.
+pub fn icewarp_standard_fixture() -> Fixture {
+    let mut accounts: Vec<Account> = STANDARD_USERS
+        .iter()
+        .map(|u| Account {
+            mailbox: u.mail.split('@').next().unwrap().to_owned(),
+            name: u.cn.to_owned(),
+            password: u.password.to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    accounts.push(Account {
+        mailbox: "everyone".into(),
+        name: "Everyone".into(),
+        account_type: AccountType::Group,
+        members: vec!["[example.com]".into()],
+        ..Default::default()
+    });
+    accounts.push(Account {
+        mailbox: "news".into(),
+        name: "Newsletter".into(),
+        account_type: AccountType::List,
+        members: vec!["alice@example.com".into()],
+        ..Default::default()
+    });
+    Fixture {
+        version: "14.3.0.3".into(),
+        domains: vec![
+            Domain {
+                name: "admin.example".into(),
+                accounts: vec![Account {
+                    mailbox: "admin".into(),
+                    name: "Administrator".into(),
+                    password: ICEWARP_ADMIN_PASSWORD.into(),
+                    admin: true,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            Domain {
+                name: "example.com".into(),
+                accounts,
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+impl IcewarpFixture {
+    fn icewarp_settings(&self) -> IcewarpSettings {
+        IcewarpSettings {
+            server: self.emulator.server_setting(),
+            ignore_certificate_errors: false,
+            ca_file: Some(self.ca.ca_cert_path().to_owned()),
+            username: ICEWARP_ADMIN.into(),
+            password: Some(Secret::new(ICEWARP_ADMIN_PASSWORD)),
+            domains: vec!["example.com".into()],
+            groups: vec![],
+            username_format: UsernameFormat::Email,
+            delete_users: false,
+            guard: Default::default(),
+        }
+    }
+}
+
+impl ContractFixture for IcewarpFixture {
+    const KIND: DirectoryKind = DirectoryKind::Icewarp;
+    const CHECKS_PASSWORDS: bool = true;
+    const STABLE_IDS: bool = false;
+
+    fn user_name(uid: &str) -> String {
+        match STANDARD_USERS.iter().find(|u| u.uid == uid) {
+            Some(u) => u.mail.to_owned(),
+            None => format!("{uid}@example.com"),
+        }
+    }
+
+    async fn start() -> IcewarpFixture {
+        let ca = TestCa::generate().unwrap();
+        let cert = ca.issue_server_cert("icewarp").unwrap();
+        let mut fixture = icewarp_standard_fixture();
+        fixture
+            .domains
+            .push(roster_testkit::icewarp::numbered_users(BROKEN_DOMAIN, 3));
+        let emulator = IcewarpEmulator::start(
+            fixture,
+            "127.0.0.1:0",
+            Some(TlsFiles {
+                cert: &cert.cert_path,
+                key: &cert.key_path,
+            }),
+        )
+        .await
+        .unwrap();
+        emulator.controls().inject(Fault {
+            command: Some("getaccountsinfolist".into()),
+            domain: Some(BROKEN_DOMAIN.into()),
+            skip: 0,
+            times: None,
+            kind: FaultKind::HtmlErrorPage(502),
+        });
+        IcewarpFixture { emulator, ca }
+    }
+
+    fn settings(&self) -> DirectorySettings {
+        DirectorySettings::Icewarp(self.icewarp_settings())
+    }
+
+    /// example.com is read (and reported) first; the next domain's list is a proxy's 502 page.
+    fn failing_read_settings(&self) -> DirectorySettings {
+        let mut s = self.icewarp_settings();
+        s.domains.push(BROKEN_DOMAIN.into());
+        DirectorySettings::Icewarp(s)
+    }
+
+    fn unreachable_settings(&self) -> DirectorySettings {
+        let mut s = self.icewarp_settings();
+        s.server = format!("127.0.0.1:{}", free_port());
+        DirectorySettings::Icewarp(s)
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) {
+        let address = Self::user_name(from);
+        self.emulator.controls().edit(|f| {
+            let account = f.find_mut(&address).unwrap();
+            account.mailbox = to.to_owned();
+        });
     }
 }

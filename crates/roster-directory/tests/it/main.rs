@@ -1,4 +1,5 @@
-//! Integration tests against real slapd servers (roster-testkit). One binary, so it links once.
+//! Integration tests against real slapd servers and the IceWarp emulator (roster-testkit). One binary,
+//! so it links once.
 
 // clippy.toml allows these inside #[test] functions only; the helpers here are test code too, and a
 // failing helper should fail the test loudly.

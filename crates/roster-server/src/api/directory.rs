@@ -27,3 +27,23 @@ pub(crate) async fn put_directory(
         roster.set_directory_settings(&caller, settings).await?,
     ))
 }
+
+/// The domains on the directory's server, for choosing `domains` (IceWarp; other types answer
+/// `DI023-listing-unsupported`).
+#[utoipa::path(get, path = "/api/v1/directory/domains", responses((status = 200, body = Vec<roster_app::DirectoryDomain>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn get_domains(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Vec<roster_app::DirectoryDomain>>> {
+    Ok(Json(roster.directory_domains(&caller).await?))
+}
+
+/// The groups on the directory's server, for choosing `groups` (IceWarp; other types answer
+/// `DI023-listing-unsupported`).
+#[utoipa::path(get, path = "/api/v1/directory/groups", responses((status = 200, body = Vec<roster_app::DirectoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub(crate) async fn get_groups(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> ApiResult<Json<Vec<roster_app::DirectoryGroup>>> {
+    Ok(Json(roster.directory_groups(&caller).await?))
+}

@@ -4,8 +4,8 @@
 
 use roster_app::AppError;
 use roster_core::directory::{
-    AttributeMapping, DirectoryKind, DirectorySettings, Encryption, LdapSettings, LdifSettings,
-    Secret,
+    AttributeMapping, DirectoryKind, DirectorySettings, Encryption, IcewarpSettings, LdapSettings,
+    LdifSettings, Secret, UsernameFormat,
 };
 
 use crate::support::Env;
@@ -64,6 +64,29 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
             (
                 DirectorySettings::Ldif(first),
                 DirectorySettings::Ldif(other),
+            )
+        }
+        DirectoryKind::Icewarp => {
+            let first = IcewarpSettings {
+                server: "mail.example.com".into(),
+                ignore_certificate_errors: false,
+                ca_file: None,
+                username: "admin@example.com".into(),
+                password: Some(Secret::new(SECRET)),
+                domains: vec!["example.com".into()],
+                groups: vec![],
+                username_format: UsernameFormat::Email,
+                delete_users: false,
+                guard: Default::default(),
+            };
+            let elsewhere = IcewarpSettings {
+                server: "mail.elsewhere.example".into(),
+                password: None,
+                ..first.clone()
+            };
+            (
+                DirectorySettings::Icewarp(first),
+                DirectorySettings::Icewarp(elsewhere),
             )
         }
     }

@@ -612,3 +612,94 @@ fn runs_cancel_stops_a_run_of_the_server_and_a_deadline_stops_a_cli_sync() {
         .collect();
     assert_eq!(statuses, ["failed", "failed", "cancelled"]);
 }
+
+/// The README's IceWarp walk-through with the binary: the example settings against the emulator serving
+/// the example data, `directory domains|groups` on the CLI and the API, a sync and an IceWarp logon; the
+/// pickers of another type answer with DI023 and exit code 2.
+#[test]
+fn the_readme_icewarp_walk_through_works_with_the_emulator() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let data = roster_testkit::icewarp::Fixture::load(&root.join("examples/icewarp-emulator.toml"))
+        .unwrap();
+    let emulator = runtime
+        .block_on(roster_testkit::icewarp::IcewarpEmulator::start(
+            data,
+            "127.0.0.1:0",
+            None,
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let settings = dir.path().join("icewarp.toml");
+    let text = std::fs::read_to_string(root.join("examples/icewarp-directory.toml")).unwrap();
+    std::fs::write(
+        &settings,
+        text.replace("http://127.0.0.1:32000", &emulator.server_setting()),
+    )
+    .unwrap();
+    let o = run(roster(&d)
+        .args(["directory", "set", "--file"])
+        .arg(&settings));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(&d).args(["directory", "domains"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "example.com\t7 accounts\t\nexample.org\t2 accounts\t\n"
+    );
+    let o = run(roster(&d).args(["directory", "groups", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let groups: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        groups,
+        json!([
+            {"address": "sales@example.com", "name": "Sales"},
+            {"address": "everyone@example.com", "name": "Everyone at example.org"}
+        ])
+    );
+    let o = run(roster(&d).args(["sync", "--json"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["counts"]["created"], 4, "{report:#}");
+    let o = run(roster(&d)
+        .args(["logon", "jdoe@example.com"])
+        .env("ROSTER_PASSWORD", "john-pw"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(&d)
+        .args(["logon", "jdoe@example.com"])
+        .env("ROSTER_PASSWORD", "wrong"));
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+
+    let server = Server::start(&d);
+    let token = logon(&server.base, "admin", ADMIN_PW);
+    let r = http()
+        .get(format!("{}/directory/domains", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let domains: Value = r.json().unwrap();
+    assert_eq!(domains[0]["name"], "example.com", "{domains:#}");
+    assert_eq!(domains[0]["accounts"], 7);
+    let r = http()
+        .get(format!("{}/directory/groups", server.base))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+    assert_eq!(emulator.controls().open_sessions(), 0);
+
+    // Another type has nothing to pick from.
+    let ldif = root.join("examples/ldif-directory.toml");
+    let o = run(roster(&d).args(["directory", "set", "--file"]).arg(&ldif));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(&d).args(["directory", "domains"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("DI023-listing-unsupported"),
+        "{}",
+        stderr(&o)
+    );
+}

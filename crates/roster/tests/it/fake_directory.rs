@@ -153,6 +153,7 @@ impl DirectoryReader for FakeDirectory {
             pages,
             without_stable_id,
             references_skipped: 0,
+            ..Default::default()
         })
     }
 
@@ -238,6 +239,7 @@ impl ConnectorFactory for FakeConnectors {
             kind,
             reader: fake,
             passwords,
+            listing: None,
         })
     }
 }

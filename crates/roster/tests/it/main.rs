@@ -9,6 +9,7 @@
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
+//! - `icewarp`: the same, and the domain and group pickers, against the IceWarp emulator over HTTPS.
 //! - `fake_directory` and `runs_without_a_server`: the same use cases over a directory in memory (run
 //!   bookkeeping, preview/sync equivalence, failure paths, directory logon), on a real SQLite store.
 //! - `runs`: a run's deadline, and cancelling it from this process or another.
@@ -28,6 +29,7 @@ mod support;
 mod api;
 mod directory_settings;
 mod e2e;
+mod icewarp;
 mod ldap_sync;
 mod logon;
 mod runs;
