@@ -61,6 +61,39 @@ pub struct Args {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub run_deadline_seconds: u64,
+    /// Logon throttling per account: failed logons in a row after which each attempt must wait.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOGON_FREE_FAILURES",
+        default_value_t = 3
+    )]
+    pub logon_free_failures: u32,
+    /// The waits, in seconds, after those failures, comma-separated; the last repeats.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOGON_DELAYS",
+        default_value = "1,3,5,10",
+        value_delimiter = ','
+    )]
+    pub logon_delays: Vec<u32>,
+    /// Failed logons in a row that lock the account.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOGON_LOCK_AFTER",
+        default_value_t = 20
+    )]
+    pub logon_lock_after: u32,
+    /// How long a lock lasts, in minutes.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOGON_LOCK_MINUTES",
+        default_value_t = 15
+    )]
+    pub logon_lock_minutes: u32,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -323,7 +356,13 @@ async fn open(args: &Args) -> Result<Arc<Roster>> {
         secrets,
         SessionPolicy::default(),
     )
-    .with_run_deadline(std::time::Duration::from_secs(args.run_deadline_seconds));
+    .with_run_deadline(std::time::Duration::from_secs(args.run_deadline_seconds))
+    .with_throttle_policy(roster_core::throttle::ThrottlePolicy {
+        free_failures: args.logon_free_failures,
+        delays_seconds: args.logon_delays.clone(),
+        lock_after: args.logon_lock_after,
+        lock_seconds: args.logon_lock_minutes.saturating_mul(60),
+    });
     let admin_password = std::env::var("ROSTER_ADMIN_PASSWORD").ok();
     let boot = roster.bootstrap(admin_password.as_deref()).await?;
     if let Some(p) = boot.generated_admin_password {

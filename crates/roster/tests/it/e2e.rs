@@ -703,3 +703,47 @@ fn the_readme_icewarp_walk_through_works_with_the_emulator() {
         stderr(&o)
     );
 }
+
+/// Issue 20: the binary takes the logon throttling rules (here: locked after 2 failures for 1 minute),
+/// a locked account is refused even with the right password (exit code 6), `users show` says so, and
+/// `users unlock` lets the user in at once.
+#[test]
+fn the_binary_takes_the_throttling_rules_and_users_unlock_clears_a_lock() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let strict = |c: &mut Command| {
+        c.env("ROSTER_LOGON_LOCK_AFTER", "2")
+            .env("ROSTER_LOGON_LOCK_MINUTES", "1");
+    };
+    let add = run(roster(d)
+        .args(["users", "add", "ida"])
+        .env("ROSTER_NEW_PASSWORD", "ida-pw"));
+    assert_eq!(add.status.code(), Some(0), "{}", stderr(&add));
+    let logon = |password: &str| {
+        let mut c = roster(d);
+        strict(&mut c);
+        run(c.args(["logon", "ida"]).env("ROSTER_PASSWORD", password))
+    };
+    for _ in 0..2 {
+        let o = logon("wrong");
+        assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    }
+    let locked = logon("ida-pw");
+    assert_eq!(locked.status.code(), Some(6), "{}", stderr(&locked));
+    assert!(
+        stderr(&locked).contains("AP001-logon-failed"),
+        "{}",
+        stderr(&locked)
+    );
+    let show = run(roster(d).args(["users", "show", "ida"]));
+    assert!(
+        stdout(&show).contains("logon locked until")
+            && stdout(&show).contains("roster users unlock ida"),
+        "{}",
+        stdout(&show)
+    );
+    let unlock = run(roster(d).args(["users", "unlock", "ida"]));
+    assert_eq!(unlock.status.code(), Some(0), "{}", stderr(&unlock));
+    let ok = logon("ida-pw");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+}
