@@ -62,11 +62,14 @@ pub enum AppError {
     /// A sync whose plan deletes more users than the deletion guard allows (issue 20): recorded as
     /// stopped, with its plan as the report, and nothing applied.
     #[error(
-        "stopped by the deletion guard: this synchronization would delete {deletions} users, {limit}; nothing was applied, not even its other changes. See the plan with `roster runs show {run_id}`; if these deletions are intended, approve them with `roster sync --approve {run_id}` (POST /api/v1/directory/runs/{run_id}/approve), or raise max_deletions or max_deletions_percent in the directory settings"
+        "stopped by the deletion guard: this synchronization would delete {deletions} users{}, {limit}; nothing was applied, not even its other changes. See the plan with `roster runs show {run_id}`; if these deletions are intended, approve them with `roster sync --approve {run_id}` (POST /api/v1/directory/runs/{run_id}/approve), or raise max_deletions or max_deletions_percent in the directory settings",
+        suspended_note(*.suspended)
     )]
     DeletionGuard {
         run_id: i64,
         deletions: u64,
+        /// Of them, users suspended for the grace period rather than deleted at once.
+        suspended: u64,
         limit: roster_core::directory::GuardLimit,
     },
     /// The read returned nobody while users are linked to the directory: a wrong base DN or filter, a
@@ -90,6 +93,15 @@ pub enum AppError {
     /// the name, so it says nothing about which names exist.
     #[error("Roster is busy checking other passwords; try again in {retry_after_seconds} seconds")]
     Busy { retry_after_seconds: u64 },
+}
+
+/// " (N of them suspended …)" when a guarded plan suspends users rather than deleting them.
+pub(crate) fn suspended_note(suspended: u64) -> String {
+    if suspended == 0 {
+        String::new()
+    } else {
+        format!(" ({suspended} of them suspended for the grace period rather than deleted at once)")
+    }
 }
 
 /// How a failure should be answered, independent of the transport.

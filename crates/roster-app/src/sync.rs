@@ -73,8 +73,10 @@ pub struct RunReport {
 /// What the deletion guard says about a plan.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GuardNotice {
-    /// The users the plan deletes.
+    /// The users the plan deletes, or suspends for the grace period.
     pub deletions: u64,
+    /// Of them, the users it suspends.
+    pub suspended: u64,
     /// The limit it passes.
     pub limit: GuardLimit,
 }
@@ -700,6 +702,7 @@ impl Roster {
                 let e = AppError::DeletionGuard {
                     run_id,
                     deletions: stop.notice.deletions,
+                    suspended: stop.notice.suspended,
                     limit: stop.notice.limit,
                 };
                 let message = e.to_string();
@@ -878,18 +881,24 @@ impl Roster {
                 .deletion_guard()
                 .judge(deletions, linked)
                 .map(|limit| GuardStop {
-                    notice: GuardNotice { deletions, limit },
+                    notice: GuardNotice {
+                        deletions,
+                        suspended: u64::try_from(changes.suspend.len()).unwrap_or(u64::MAX),
+                        limit,
+                    },
                     planned,
                 }),
         };
         if let Some(stop) = &guard {
             let reason = match kind {
                 RunKind::Sync => format!(
-                    "stopped by the deletion guard: this plan deletes {deletions} users, {}; nothing in this report was applied. If the deletions are intended, approve them: roster sync --approve {run_id}",
+                    "stopped by the deletion guard: this plan deletes {deletions} users{}, {}; nothing in this report was applied. If the deletions are intended, approve them: roster sync --approve {run_id}",
+                    crate::error::suspended_note(stop.notice.suspended),
                     stop.notice.limit
                 ),
                 RunKind::Preview => format!(
-                    "Synchronize now would stop here: this plan deletes {deletions} users, {}, so the deletion guard would apply nothing and wait for an administrator's approval (or raise max_deletions or max_deletions_percent)",
+                    "Synchronize now would stop here: this plan deletes {deletions} users{}, {}, so the deletion guard would apply nothing and wait for an administrator's approval (or raise max_deletions or max_deletions_percent)",
+                    crate::error::suspended_note(stop.notice.suspended),
                     stop.notice.limit
                 ),
             };

@@ -136,7 +136,12 @@ async fn the_deletion_guard_counts_suspensions(env: Env) {
     let before = state(&env).await;
     let (_, code, message) = failed(run(&env, RunKind::Sync).await);
     assert_eq!(code, "AP018-deletion-guard");
-    assert!(message.contains("would delete 9 users"), "{message}");
+    assert!(
+        message.contains(
+            "would delete 9 users (9 of them suspended for the grace period rather than deleted at once)"
+        ),
+        "{message}"
+    );
     assert_eq!(state(&env).await, before);
     env.check().await;
 }
