@@ -39,6 +39,8 @@ pub enum Caller {
     User(Box<User>),
     /// An administrator at the machine, using the CLI on the data directory (`cli:<os user>`).
     Local(String),
+    /// The server itself, running the scheduled sync (`schedule`).
+    Schedule,
 }
 
 impl Caller {
@@ -46,13 +48,14 @@ impl Caller {
         match self {
             Caller::User(u) => Actor(u.name.to_string()),
             Caller::Local(who) => Actor(format!("cli:{who}")),
+            Caller::Schedule => Actor("schedule".to_owned()),
         }
     }
 
     pub fn is_admin(&self) -> bool {
         match self {
             Caller::User(u) => u.builtin_admin,
-            Caller::Local(_) => true,
+            Caller::Local(_) | Caller::Schedule => true,
         }
     }
 

@@ -353,7 +353,8 @@ impl Roster {
             .load_directory_settings()
             .await?
             .unwrap_or(DirectorySettings::None);
-        Ok(DirectorySettingsView::of(settings))
+        let schedule = self.store.schedule_state().await?;
+        Ok(DirectorySettingsView::of(settings, schedule))
     }
 
     /// Replaces the directory settings. A missing password keeps the stored one (for the same type and
@@ -423,7 +424,24 @@ impl Roster {
         self.store
             .put_setting(SETTINGS_KEY, &json, &actor, now, &settings.describe())
             .await?;
-        Ok(DirectorySettingsView::of(settings))
+        // The schedule starts again from now; a schedule left as it was keeps its next run.
+        let previous_schedule = self.store.schedule_state().await?;
+        let schedule = settings.schedule();
+        let state = match (schedule.parsed(), &schedule.schedule) {
+            (Ok(Some(parsed)), Some(text)) => match previous_schedule {
+                Some(p) if p.schedule == *text => Some(p),
+                _ => parsed
+                    .next_after(now)
+                    .map(|next_due| roster_store::ScheduleState {
+                        schedule: text.clone(),
+                        next_due,
+                        failures: 0,
+                    }),
+            },
+            _ => None,
+        };
+        self.store.set_schedule_state(state.as_ref()).await?;
+        Ok(DirectorySettingsView::of(settings, state))
     }
 
     /// The domains on the directory's server, for the settings' picker (`roster directory domains`,
@@ -566,6 +584,74 @@ impl Roster {
             .instrument(span),
         );
         Ok(started)
+    }
+
+    /// Runs the scheduled sync if it is due (`roster serve` asks every few seconds): claims the due run
+    /// first, so that of several instances on one database exactly one runs it, then runs it as the
+    /// schedule (with the deletion guard in force, as any sync). Returns the run's id when it ran one.
+    ///
+    /// A run that fails is retried at a later slot of the schedule, never sooner: after n failures in a
+    /// row, 2^(n-1) - 1 slots are skipped (at most 63), so a directory that stays down is asked less and
+    /// less often. A run that can't start because another is in progress is tried at the next slot.
+    pub async fn run_due_schedule(&self) -> Result<Option<i64>> {
+        let Some(state) = self.store.schedule_state().await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if now < state.next_due {
+            return Ok(None);
+        }
+        let Some(schedule) = roster_core::directory::Schedule::parse(&state.schedule)
+            .ok()
+            .and_then(|s| {
+                // Slots from now, never a slot in the past: after a long stop, one run, not a catch-up.
+                let next = s.next_after(now)?;
+                Some((s, next))
+            })
+        else {
+            return Ok(None);
+        };
+        let (schedule, next) = schedule;
+        if !self
+            .store
+            .move_schedule(state.next_due, next, state.failures)
+            .await?
+        {
+            return Ok(None); // another instance took it
+        }
+        let started = self
+            .begin_directory_run(&Caller::Schedule, RunKind::Sync, "schedule")
+            .await;
+        let run = match started {
+            Ok(run) => run,
+            Err(AppError::Store(StoreError::RunInProgress { .. })) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let run_id = run.run_id;
+        let outcome = self.execute_run(run, &()).await;
+        let failures = if outcome.is_ok() {
+            0
+        } else {
+            state.failures.saturating_add(1)
+        };
+        // Back off by skipping slots after the one already set.
+        let mut due = next;
+        let skip = if failures > 0 {
+            (1_i64 << (failures - 1).min(6)) - 1
+        } else {
+            0
+        };
+        for _ in 0..skip {
+            match schedule.next_after(due) {
+                Some(later) => due = later,
+                None => break,
+            }
+        }
+        self.store.move_schedule(next, due, failures).await?;
+        if let Err(e) = outcome {
+            tracing::warn!(run_id, code = e.code(), error = %e, "the scheduled sync failed");
+        }
+        Ok(Some(run_id))
     }
 
     /// Checks that `stopped` is a run the deletion guard stopped and nobody approved yet, and begins the
@@ -1247,16 +1333,27 @@ pub struct DirectorySettingsView {
     /// Whether the service password is stored (never the password itself); absent for types without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_set: Option<bool>,
+    /// With a `schedule`: when the next scheduled sync is due (`roster serve` runs it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_run_at: Option<roster_core::Timestamp>,
+    /// Scheduled syncs that failed in a row (the next one waits longer: see the README).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_failures: Option<i64>,
 }
 
 impl DirectorySettingsView {
-    fn of(settings: DirectorySettings) -> DirectorySettingsView {
+    fn of(
+        settings: DirectorySettings,
+        schedule: Option<roster_store::ScheduleState>,
+    ) -> DirectorySettingsView {
         let password_set = settings
             .configured()
             .and_then(|(_, s)| s.secret_spec().map(|_| s.secret().is_some()));
         DirectorySettingsView {
             settings,
             password_set,
+            next_run_at: schedule.as_ref().map(|s| s.next_due),
+            scheduled_failures: schedule.map(|s| s.failures),
         }
     }
 }

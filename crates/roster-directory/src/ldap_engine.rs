@@ -877,6 +877,7 @@ mod tests {
         ));
         slapd.add(&ldif).unwrap();
         let settings = LdapSettings {
+            schedule: Default::default(),
             server: "127.0.0.1".into(),
             port: Some(slapd.port()),
             encryption: Encryption::None,

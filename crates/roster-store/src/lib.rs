@@ -29,7 +29,7 @@ pub use error::StoreError;
 pub use postgres::PgStore;
 pub use runs::{
     CancelOutcome, NewRun, RunControl, RunKind, RunOutcome, RunPhase, RunRecord, RunStatus,
-    RunSummary,
+    RunSummary, ScheduleState,
 };
 pub use sqlite::SqliteStore;
 pub use sync::{AppliedPlan, Snapshot};
@@ -209,6 +209,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     -> Result<()>;
     async fn list_runs(&self, offset: i64, limit: i64) -> Result<Page<RunSummary>>;
     async fn get_run(&self, id: i64) -> Result<Option<RunSummary>>;
+    /// The scheduled sync's state, if a schedule is set.
+    async fn schedule_state(&self) -> Result<Option<ScheduleState>>;
+    /// Replaces it (the settings changed); `None` removes it.
+    async fn set_schedule_state(&self, state: Option<&ScheduleState>) -> Result<()>;
+    /// Moves the next due time from `expected_due` to `next_due`, with this failure count, if it is still
+    /// `expected_due`: of several instances claiming one due run, exactly one gets `true`.
+    async fn move_schedule(
+        &self,
+        expected_due: Timestamp,
+        next_due: Timestamp,
+        failures: i64,
+    ) -> Result<bool>;
     /// The users a run stopped by the deletion guard would have deleted (`None` for any other run).
     async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>>;
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>>;

@@ -160,6 +160,17 @@ pub struct RunRecord {
     pub approves: Option<i64>,
 }
 
+/// The scheduled sync's state (issue 20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleState {
+    /// The schedule as written in the settings it was computed from.
+    pub schedule: String,
+    /// When the next scheduled run is due.
+    pub next_due: Timestamp,
+    /// Scheduled runs that failed in a row.
+    pub failures: i64,
+}
+
 /// What a run's heartbeat learned from the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunControl {

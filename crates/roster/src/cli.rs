@@ -751,6 +751,9 @@ async fn cancel_run(roster: &Roster, me: &Caller, id: i64, json: bool) -> Result
     Ok(())
 }
 
+/// How often `roster serve` looks whether the scheduled sync is due.
+const SCHEDULE_TICK_SECONDS: u64 = 5;
+
 async fn serve(
     roster: Arc<Roster>,
     listen: &str,
@@ -762,6 +765,18 @@ async fn serve(
     let addr = listener.local_addr()?;
     eprintln!("roster: serving on http://{addr} (API under /api/v1)");
     let app = roster_server::router_with(roster.clone(), logon_limits);
+    // The scheduled sync: looked at every few seconds; the database decides which instance runs it.
+    let scheduler = {
+        let roster = roster.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(SCHEDULE_TICK_SECONDS)).await;
+                if let Err(e) = roster.run_due_schedule().await {
+                    tracing::warn!(code = e.code(), error = %e, "couldn't look at the schedule");
+                }
+            }
+        })
+    };
     // With each request's client address: the logon limit counts by it.
     axum::serve(
         listener,
@@ -773,6 +788,7 @@ async fn serve(
     // Runs started through the API go on in the server's tasks: stop them and let them record that,
     // rather than leave them running until another process takes them for dead.
     roster.stop_runs("the server stopping").await;
+    scheduler.abort();
     eprintln!("roster: stopped");
     Ok(())
 }

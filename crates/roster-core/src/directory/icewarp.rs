@@ -10,8 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::path::PathBuf;
 
 use super::{
-    DeletionGuardSettings, Secret, SecretSpec, SettingsError, TypeSettings, never_shown,
-    refuse_to_serialize, require_absolute, settings_error,
+    DeletionGuardSettings, ScheduleSettings, Secret, SecretSpec, SettingsError, TypeSettings,
+    never_shown, refuse_to_serialize, require_absolute, settings_error,
 };
 
 /// How an IceWarp account's Roster user name is made.
@@ -81,6 +81,8 @@ pub struct IcewarpSettings {
     /// `delete_after` at the top level).
     #[serde(flatten)]
     pub guard: DeletionGuardSettings,
+    #[serde(flatten)]
+    pub schedule: ScheduleSettings,
 }
 
 fn empty_path_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
@@ -326,7 +328,8 @@ impl TypeSettings for IcewarpSettings {
             }
             check_domain("groups", "the group address's domain", domain)?;
         }
-        self.guard.check()
+        self.guard.check()?;
+        self.schedule.check()
     }
 
     fn secret_slot(&mut self) -> Option<&mut Option<Secret>> {
@@ -365,7 +368,7 @@ impl TypeSettings for IcewarpSettings {
 
     fn describe(&self) -> String {
         format!(
-            "server {}, administrator {}, {}, user names {}, delete users {}{}",
+            "server {}, administrator {}, {}, user names {}, delete users {}{}{}",
             self.endpoint()
                 .map(|e| e.origin())
                 .unwrap_or_else(|_| self.server.clone()),
@@ -373,7 +376,8 @@ impl TypeSettings for IcewarpSettings {
             self.scope_rule(),
             self.username_format.as_str(),
             self.delete_users,
-            self.guard.describe()
+            self.guard.describe(),
+            self.schedule.describe()
         )
     }
 
@@ -383,6 +387,10 @@ impl TypeSettings for IcewarpSettings {
 
     fn deletion_guard(&self) -> &DeletionGuardSettings {
         &self.guard
+    }
+
+    fn schedule(&self) -> &ScheduleSettings {
+        &self.schedule
     }
 
     fn read_scope(&self) -> String {
@@ -402,6 +410,7 @@ pub(super) mod tests {
 
     pub(in crate::directory) fn example() -> IcewarpSettings {
         IcewarpSettings {
+            schedule: Default::default(),
             server: "mail.example.com".into(),
             ignore_certificate_errors: false,
             ca_file: None,

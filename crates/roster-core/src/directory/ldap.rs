@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use super::{
-    AttributeMapping, DeletionGuardSettings, Secret, SecretSpec, SettingsError, TypeSettings,
-    never_shown, refuse_to_serialize, require_absolute, settings_error,
+    AttributeMapping, DeletionGuardSettings, ScheduleSettings, Secret, SecretSpec, SettingsError,
+    TypeSettings, never_shown, refuse_to_serialize, require_absolute, settings_error,
 };
 use crate::filter::LdapFilter;
 
@@ -51,6 +51,8 @@ pub struct LdapSettings {
     pub delete_users: bool,
     #[serde(flatten)]
     pub guard: DeletionGuardSettings,
+    #[serde(flatten)]
+    pub schedule: ScheduleSettings,
     /// Entries per page of the paged read (at most 1000, the usual server maximum).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page_size: Option<u32>,
@@ -109,6 +111,7 @@ impl LdapSettings {
             return Err(settings_error("page_size", "between 1 and 1000"));
         }
         self.guard.check()?;
+        self.schedule.check()?;
         self.mapping.check()
     }
 }
@@ -201,7 +204,7 @@ impl TypeSettings for LdapSettings {
 
     fn describe(&self) -> String {
         format!(
-            "server {}:{} ({:?}), bind DN {}, base DN {}, filter {}, delete users {}{}",
+            "server {}:{} ({:?}), bind DN {}, base DN {}, filter {}, delete users {}{}{}",
             self.server,
             self.effective_port(),
             self.encryption,
@@ -209,7 +212,8 @@ impl TypeSettings for LdapSettings {
             self.base_dn,
             self.mapping.filter,
             self.delete_users,
-            self.guard.describe()
+            self.guard.describe(),
+            self.schedule.describe()
         )
     }
 
@@ -219,6 +223,10 @@ impl TypeSettings for LdapSettings {
 
     fn deletion_guard(&self) -> &DeletionGuardSettings {
         &self.guard
+    }
+
+    fn schedule(&self) -> &ScheduleSettings {
+        &self.schedule
     }
 
     fn read_scope(&self) -> String {
@@ -236,6 +244,7 @@ pub(super) mod tests {
 
     pub(in crate::directory) fn example() -> LdapSettings {
         LdapSettings {
+            schedule: Default::default(),
             server: "ldap.example.com".into(),
             port: None,
             encryption: Encryption::Starttls,

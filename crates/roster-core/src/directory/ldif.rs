@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 use super::{
-    AttributeMapping, DeletionGuardSettings, Secret, SecretSpec, SettingsError, TypeSettings,
-    require_absolute, settings_error,
+    AttributeMapping, DeletionGuardSettings, ScheduleSettings, Secret, SecretSpec, SettingsError,
+    TypeSettings, require_absolute, settings_error,
 };
 use crate::filter::LdapFilter;
 use crate::ldif::LdifLimits;
@@ -27,6 +27,8 @@ pub struct LdifSettings {
     pub delete_users: bool,
     #[serde(flatten)]
     pub guard: DeletionGuardSettings,
+    #[serde(flatten)]
+    pub schedule: ScheduleSettings,
     #[serde(flatten)]
     pub limits: LdifLimitSettings,
 }
@@ -106,6 +108,7 @@ impl LdifSettings {
         }
         self.limits.check()?;
         self.guard.check()?;
+        self.schedule.check()?;
         self.mapping.check()
     }
 }
@@ -138,12 +141,13 @@ impl TypeSettings for LdifSettings {
 
     fn describe(&self) -> String {
         format!(
-            "file {}, filter {}, delete users {}{}{}",
+            "file {}, filter {}, delete users {}{}{}{}",
             self.file.display(),
             self.mapping.filter,
             self.delete_users,
             self.guard.describe(),
-            self.limits.describe()
+            self.limits.describe(),
+            self.schedule.describe()
         )
     }
 
@@ -153,6 +157,10 @@ impl TypeSettings for LdifSettings {
 
     fn deletion_guard(&self) -> &DeletionGuardSettings {
         &self.guard
+    }
+
+    fn schedule(&self) -> &ScheduleSettings {
+        &self.schedule
     }
 
     fn read_scope(&self) -> String {
@@ -175,6 +183,7 @@ pub(super) mod tests {
 
     pub(in crate::directory) fn example() -> LdifSettings {
         LdifSettings {
+            schedule: Default::default(),
             file: "/srv/export/company.ldif".into(),
             base_dn: "dc=example,dc=com".into(),
             mapping: AttributeMapping {

@@ -11,6 +11,7 @@ mod icewarp;
 mod ldap;
 mod ldif;
 mod mapping;
+mod schedule;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub use icewarp::{IcewarpEndpoint, IcewarpSettings, UsernameFormat};
 pub use ldap::{Encryption, LdapSettings};
 pub use ldif::{LdifLimitSettings, LdifSettings};
 pub use mapping::{AttributeMapping, check_attribute_name, parse_attribute_list};
+pub use schedule::{Schedule, ScheduleSettings};
 
 /// One entry as read from a directory, before any validation. Connectors fill it; the planner judges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,9 @@ pub trait TypeSettings: std::fmt::Debug + Send + Sync {
 
     /// How many deletions one sync may make without approval.
     fn deletion_guard(&self) -> &DeletionGuardSettings;
+
+    /// When a sync runs by itself.
+    fn schedule(&self) -> &ScheduleSettings;
 
     /// Where the read looks, in words, for a read that returned nobody: "base DN ou=People,dc=example,dc=com
     /// and filter (objectClass=inetOrgPerson)".
@@ -210,6 +215,13 @@ impl DirectorySettings {
 
     pub fn delete_users(&self) -> bool {
         self.configured().is_some_and(|(_, s)| s.delete_users())
+    }
+
+    /// The schedule (none when no directory is configured).
+    pub fn schedule(&self) -> ScheduleSettings {
+        self.configured()
+            .map(|(_, s)| s.schedule().clone())
+            .unwrap_or_default()
     }
 
     /// The deletion guard's limits (the defaults when no directory is configured).

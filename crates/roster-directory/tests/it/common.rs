@@ -10,6 +10,7 @@ use roster_testkit::ldif::push_attr;
 /// Settings for `slapd`, bound as its root DN, reading inetOrgPersons below ou=People.
 pub fn settings(slapd: &Slapd) -> LdapSettings {
     LdapSettings {
+        schedule: Default::default(),
         server: "127.0.0.1".into(),
         port: Some(slapd.port()),
         encryption: Encryption::None,

@@ -568,6 +568,7 @@ fn test_user(u: &StandardUser) -> TestUser<'static> {
 impl LdapFixture {
     fn ldap_settings(&self) -> LdapSettings {
         LdapSettings {
+            schedule: Default::default(),
             server: "127.0.0.1".into(),
             port: Some(self.slapd.port()),
             encryption: Encryption::None,
@@ -658,6 +659,7 @@ fn entry_uuid(index: usize) -> String {
 impl LdifFixture {
     fn ldif_settings(&self, file: PathBuf) -> LdifSettings {
         LdifSettings {
+            schedule: Default::default(),
             file,
             base_dn: format!("ou=People,{SUFFIX}"),
             mapping: standard_mapping(),
@@ -812,6 +814,7 @@ pub fn icewarp_standard_fixture() -> Fixture {
 impl IcewarpFixture {
     fn icewarp_settings(&self) -> IcewarpSettings {
         IcewarpSettings {
+            schedule: Default::default(),
             server: self.emulator.server_setting(),
             ignore_certificate_errors: false,
             ca_file: Some(self.ca.ca_cert_path().to_owned()),

@@ -58,6 +58,7 @@ async fn read(s: LdifSettings) -> Result<roster_directory::DirectoryRead, Direct
 
 fn settings(file: std::path::PathBuf) -> LdifSettings {
     LdifSettings {
+        schedule: Default::default(),
         file,
         base_dn: "ou=people,dc=example,dc=com".into(),
         mapping: roster_core::directory::AttributeMapping {

@@ -19,7 +19,7 @@ pub(crate) async fn me(
 ) -> ApiResult<Json<User>> {
     match &caller {
         Caller::User(u) => Ok(Json(roster.get_user(&caller, u.name.as_str()).await?)),
-        Caller::Local(_) => Err(ApiError::App(AppError::Unauthenticated)),
+        Caller::Local(_) | Caller::Schedule => Err(ApiError::App(AppError::Unauthenticated)),
     }
 }
 

@@ -360,3 +360,42 @@ async fn run_lines(store: &ThisStore, id: i64, offset: i64, limit: i64) -> Resul
     }
     Ok(Page { items, total })
 }
+
+// The scheduled sync's state (issue 20): one row at most.
+
+async fn schedule_state(store: &ThisStore) -> Result<Option<ScheduleState>> {
+    let mut conn = store.pool.acquire().await?;
+    let row: Option<(String, i64, i64)> = sqlx::query_as::<Db, (String, i64, i64)>(
+        "SELECT schedule, next_due, failures FROM schedule_state WHERE id = 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|(schedule, next_due, failures)| ScheduleState { schedule, next_due: Timestamp(next_due), failures }))
+}
+
+async fn set_schedule_state(store: &ThisStore, state: Option<&ScheduleState>) -> Result<()> {
+    let mut tx = store.pool.begin().await?;
+    sqlx::query::<Db>("DELETE FROM schedule_state WHERE id = 1").execute(&mut *tx).await?;
+    if let Some(s) = state {
+        sqlx::query::<Db>("INSERT INTO schedule_state (id, schedule, next_due, failures) VALUES (1, $1, $2, $3)")
+            .bind(s.schedule.clone())
+            .bind(s.next_due.0)
+            .bind(s.failures)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn move_schedule(store: &ThisStore, expected_due: Timestamp, next_due: Timestamp, failures: i64) -> Result<bool> {
+    let mut conn = store.pool.acquire().await?;
+    let moved = sqlx::query::<Db>("UPDATE schedule_state SET next_due = $1, failures = $2 WHERE id = 1 AND next_due = $3")
+        .bind(next_due.0)
+        .bind(failures)
+        .bind(expected_due.0)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(moved == 1)
+}

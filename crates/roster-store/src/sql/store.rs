@@ -19,7 +19,7 @@
 
 use crate::{
     Actor, AppliedPlan, CancelOutcome, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunControl,
-    RunOutcome, RunPhase, RunRecord, RunStatus, RunSummary, Snapshot, Store, UserPatch,
+    RunOutcome, RunPhase, RunRecord, RunStatus, RunSummary, ScheduleState, Snapshot, Store, UserPatch,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
@@ -289,6 +289,18 @@ impl Store for ThisStore {
 
     async fn get_run(&self, id: i64) -> Result<Option<RunSummary>> {
         get_run(self, id).await
+    }
+
+    async fn schedule_state(&self) -> Result<Option<ScheduleState>> {
+        schedule_state(self).await
+    }
+
+    async fn set_schedule_state(&self, state: Option<&ScheduleState>) -> Result<()> {
+        set_schedule_state(self, state).await
+    }
+
+    async fn move_schedule(&self, expected_due: Timestamp, next_due: Timestamp, failures: i64) -> Result<bool> {
+        move_schedule(self, expected_due, next_due, failures).await
     }
 
     async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>> {

@@ -24,6 +24,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
     match kind {
         DirectoryKind::Ldap => {
             let first = LdapSettings {
+                schedule: Default::default(),
                 server: "127.0.0.1".into(),
                 port: Some(10389),
                 encryption: Encryption::None,
@@ -50,6 +51,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
         }
         DirectoryKind::Ldif => {
             let first = LdifSettings {
+                schedule: Default::default(),
                 file: "/srv/export/company.ldif".into(),
                 base_dn: "dc=example,dc=com".into(),
                 mapping,
@@ -68,6 +70,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
         }
         DirectoryKind::Icewarp => {
             let first = IcewarpSettings {
+                schedule: Default::default(),
                 server: "mail.example.com".into(),
                 ignore_certificate_errors: false,
                 ca_file: None,

@@ -135,6 +135,7 @@ async fn start_with(fixture: Fixture, self_signed: bool) -> Server {
 impl Server {
     fn settings(&self) -> IcewarpSettings {
         IcewarpSettings {
+            schedule: Default::default(),
             server: self.emulator.server_setting(),
             ignore_certificate_errors: false,
             ca_file: Some(self.ca.ca_cert_path().to_owned()),
@@ -730,6 +731,7 @@ async fn the_pickers_list_domains_and_groups_and_other_types_say_they_cannot() {
         .set_directory_settings(
             &admin,
             DirectorySettings::Ldif(roster_core::directory::LdifSettings {
+                schedule: Default::default(),
                 file: ldif,
                 base_dn: String::new(),
                 mapping: roster_core::directory::AttributeMapping {

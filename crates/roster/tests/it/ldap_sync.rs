@@ -24,6 +24,7 @@ use std::time::Duration;
 
 mod deletion_guard;
 mod grace_period;
+mod schedule;
 
 const SUFFIX: &str = "dc=example,dc=com";
 const PEOPLE: &str = "ou=People,dc=example,dc=com";
@@ -135,6 +136,7 @@ fn entry_uuid(slapd: &Slapd, filter: &str) -> String {
 /// Plain LDAP, the service account, users below ou=People.
 fn settings(slapd: &Slapd) -> LdapSettings {
     LdapSettings {
+        schedule: Default::default(),
         server: "127.0.0.1".into(),
         port: Some(slapd.port()),
         encryption: Encryption::None,
@@ -1821,6 +1823,7 @@ async fn an_ldif_file_previews_and_syncs_but_cannot_check_passwords() {
     let file = env.dir.path().join("people.ldif");
     std::fs::write(&file, text).unwrap();
     let ldif = LdifSettings {
+        schedule: Default::default(),
         file: file.clone(),
         base_dn: PEOPLE.into(),
         mapping: roster_core::directory::AttributeMapping {
@@ -1940,6 +1943,7 @@ async fn entries_without_a_stable_id_are_reported() {
         .set_directory_settings(
             &env.local_admin(),
             DirectorySettings::Ldif(LdifSettings {
+                schedule: Default::default(),
                 file,
                 base_dn: String::new(),
                 mapping: roster_core::directory::AttributeMapping {

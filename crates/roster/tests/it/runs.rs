@@ -29,6 +29,7 @@ pub fn silent_port() -> u16 {
 /// only the run's deadline or a cancel ends such a run.
 pub fn silent_ldap() -> DirectorySettings {
     DirectorySettings::Ldap(LdapSettings {
+        schedule: Default::default(),
         server: "127.0.0.1".into(),
         port: Some(silent_port()),
         encryption: Encryption::None,

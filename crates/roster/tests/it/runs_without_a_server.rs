@@ -18,6 +18,7 @@ use std::sync::Arc;
 /// LDAP settings: the fake answers for any server, so this one need not exist.
 fn ldap_settings(delete_users: bool) -> DirectorySettings {
     DirectorySettings::Ldap(LdapSettings {
+        schedule: Default::default(),
         server: "ldap.invalid".into(),
         port: None,
         encryption: Encryption::None,
@@ -475,6 +476,7 @@ async fn a_directory_without_a_checker_refuses_directory_logons() {
     let env = env_with(
         &fake,
         DirectorySettings::Ldif(LdifSettings {
+            schedule: Default::default(),
             file: "/nonexistent/users.ldif".into(),
             base_dn: PEOPLE.into(),
             mapping: AttributeMapping {
@@ -499,5 +501,38 @@ async fn a_directory_without_a_checker_refuses_directory_logons() {
     let e = logon_error(&env, "alice", "alice-pw").await;
     assert!(matches!(e, AppError::DirectoryLogonUnavailable(_)), "{e:?}");
     assert!(e.to_string().contains("local authentication"), "{e}");
+    env.check().await;
+}
+
+/// Issue 20: a throttled directory user never causes a bind, so Roster can't lock the real directory
+/// account out by passing on a flood of guesses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_directory_users_cause_no_bind() {
+    let fake = FakeDirectory::with_passwords(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    fake.set_entries(staff()[..2].to_vec());
+    let env = env_with(&fake, ldap_settings(false)).await;
+    ok(&env, RunKind::Sync).await;
+    for _ in 0..3 {
+        assert!(matches!(
+            logon_error(&env, "alice", "wrong").await,
+            AppError::LogonFailed
+        ));
+    }
+    assert_eq!(
+        fake.logons().len(),
+        3,
+        "three checked failures, three binds"
+    );
+    // Too soon after the third failure: refused, the directory not asked, even with the right password.
+    for _ in 0..5 {
+        assert!(matches!(
+            logon_error(&env, "alice", "alice-pw").await,
+            AppError::LogonFailed
+        ));
+    }
+    assert_eq!(fake.logons().len(), 3, "no bind while throttled");
+    env.clock.advance_seconds(1);
+    env.roster.verify_logon("alice", "alice-pw").await.unwrap();
+    assert_eq!(fake.logons().len(), 4);
     env.check().await;
 }
