@@ -747,3 +747,65 @@ fn the_binary_takes_the_throttling_rules_and_users_unlock_clears_a_lock() {
     let ok = logon("ida-pw");
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 }
+
+/// Issue 20: `roster serve` runs the scheduled sync by itself, recorded as started by the schedule
+/// (`every 1m`, the shortest schedule: this test waits about a minute, beside the rest of the suite).
+#[test]
+fn roster_serve_runs_the_scheduled_sync() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ldif-directory.toml");
+    let settings = d.join("scheduled.toml");
+    let text = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("# schedule = \"daily at 02:00\"", "schedule = \"every 1m\"");
+    assert!(text.contains("schedule = \"every 1m\""));
+    // The example names its LDIF file relative to itself.
+    let text = text.replace(
+        "file = \"",
+        &format!("file = \"{}/", example.parent().unwrap().display()),
+    );
+    std::fs::write(&settings, text).unwrap();
+    let o = run(roster(d)
+        .args(["directory", "set", "--file"])
+        .arg(&settings));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(roster(d).args(["directory", "show", "--json"]));
+    let view: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        view["next_run_at"].is_number() || view["next_run_at"].is_string(),
+        "{view}"
+    );
+    let server = Server::start(d);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let scheduled = loop {
+        let o = run(roster(d).args(["runs", "list", "--json"]));
+        let runs: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        if let Some(run) = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["triggered_by"] == "schedule" && r["status"] != "running")
+        {
+            break run.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no scheduled run within 2 minutes: {runs}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(scheduled["status"], "succeeded", "{scheduled}");
+    assert_eq!(scheduled["actor"], "schedule", "{scheduled}");
+    let o = run(roster(d).args(["users", "list", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&o))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        13,
+        "admin and the example's 12 users"
+    );
+    server.stop();
+}
