@@ -527,9 +527,14 @@ impl Roster {
         triggered_by: &str,
     ) -> Result<RunStarted> {
         let run = self.begin_directory_run(caller, kind, triggered_by).await?;
+        Ok(self.spawn_run(run))
+    }
+
+    /// Runs a begun run in a task of its own; its outcome is recorded with it.
+    fn spawn_run(self: &Arc<Self>, run: BegunRun) -> RunStarted {
         let started = RunStarted {
             run_id: run.run_id,
-            kind,
+            kind: run.kind,
             status: RunStatus::Running,
         };
         let roster = Arc::clone(self);
@@ -542,7 +547,7 @@ impl Roster {
             }
             .instrument(span),
         );
-        Ok(started)
+        started
     }
 
     /// Approves a run the deletion guard stopped, to the end (`roster sync --approve ID`): reads the
@@ -568,22 +573,7 @@ impl Roster {
         triggered_by: &str,
     ) -> Result<RunStarted> {
         let run = self.begin_approval(caller, stopped, triggered_by).await?;
-        let started = RunStarted {
-            run_id: run.run_id,
-            kind: run.kind,
-            status: RunStatus::Running,
-        };
-        let roster = Arc::clone(self);
-        let span = tracing::info_span!("run", run_id = run.run_id, approves = stopped);
-        tokio::spawn(
-            async move {
-                if let Err(e) = roster.execute_run(run, &()).await {
-                    tracing::warn!(code = e.code(), error = %e, "directory run failed");
-                }
-            }
-            .instrument(span),
-        );
-        Ok(started)
+        Ok(self.spawn_run(run))
     }
 
     /// Runs the scheduled sync if it is due (`roster serve` asks every few seconds): claims the due run
