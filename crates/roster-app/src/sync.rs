@@ -1064,23 +1064,29 @@ impl Roster {
             .filter(|(id, _)| !approved_set.contains(id))
             .map(|(_, name)| name.to_string())
             .collect();
-        let mut dropped = Vec::new();
-        for id in approved.iter().filter(|id| !now_set.contains(id)) {
+        const SHOWN: usize = 10;
+        // Names are looked up only for the users the message shows: the rest are counted.
+        let dropped_ids: Vec<i64> = approved
+            .iter()
+            .copied()
+            .filter(|id| !now_set.contains(id))
+            .collect();
+        let mut dropped = Vec::with_capacity(dropped_ids.len().min(SHOWN));
+        for id in dropped_ids.iter().take(SHOWN) {
             dropped.push(match self.store.get_user_by_id(*id).await? {
                 Some(u) => u.name.to_string(),
                 None => format!("user #{id} (gone since)"),
             });
         }
-        let list = |names: &[String]| {
-            const SHOWN: usize = 10;
+        let list = |names: &[String], total: usize| {
             let mut text = names
                 .iter()
                 .take(SHOWN)
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ");
-            if names.len() > SHOWN {
-                text.push_str(&format!(" and {} more", names.len() - SHOWN));
+            if total > SHOWN {
+                text.push_str(&format!(" and {} more", total - SHOWN));
             }
             text
         };
@@ -1089,14 +1095,14 @@ impl Roster {
             parts.push(format!(
                 "it would now also delete {} user(s): {}",
                 added.len(),
-                list(&added)
+                list(&added, added.len())
             ));
         }
-        if !dropped.is_empty() {
+        if !dropped_ids.is_empty() {
             parts.push(format!(
                 "it would no longer delete {} user(s): {}",
-                dropped.len(),
-                list(&dropped)
+                dropped_ids.len(),
+                list(&dropped, dropped_ids.len())
             ));
         }
         Ok(parts.join("; "))
