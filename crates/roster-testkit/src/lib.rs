@@ -12,6 +12,7 @@
 
 pub mod ca;
 pub mod common;
+pub mod http;
 pub mod icewarp;
 pub mod ldif;
 pub mod postgres;

@@ -43,6 +43,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::http::TlsFiles;
+
 /// The data the emulated server holds (the `--data` TOML file).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -333,13 +335,6 @@ impl Drop for IcewarpEmulator {
             task.abort();
         }
     }
-}
-
-/// A certificate and key (PEM) to serve HTTPS with.
-#[derive(Debug, Clone)]
-pub struct TlsFiles<'a> {
-    pub cert: &'a Path,
-    pub key: &'a Path,
 }
 
 impl IcewarpEmulator {
