@@ -14,6 +14,7 @@ pub mod ca;
 pub mod common;
 pub mod http;
 pub mod icewarp;
+pub mod kerio;
 pub mod ldif;
 pub mod postgres;
 pub mod slapd;
