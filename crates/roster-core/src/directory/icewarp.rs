@@ -6,35 +6,14 @@
 //! with neither set, every user account of every domain; otherwise a user account is synchronized when it
 //! is in a selected domain **or** a member of a selected group.
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use super::mail::{self, ServerEndpoint, UsernameFormat, empty_path_is_none};
 use super::{
     DeletionGuardSettings, ScheduleSettings, Secret, SecretSpec, SettingsError, TypeSettings,
     never_shown, refuse_to_serialize, require_absolute, settings_error,
 };
-
-/// How an IceWarp account's Roster user name is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum UsernameFormat {
-    /// The primary address (`jdoe@example.com`): unique across domains, and what IceWarp users type to
-    /// log on.
-    #[default]
-    Email,
-    /// The part of the primary address before `@` (`jdoe`), for installations with one domain. The same
-    /// local part in two synchronized domains is a conflict.
-    LocalPart,
-}
-
-impl UsernameFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UsernameFormat::Email => "email",
-            UsernameFormat::LocalPart => "local-part",
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,196 +64,33 @@ pub struct IcewarpSettings {
     pub schedule: ScheduleSettings,
 }
 
-fn empty_path_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
-    let value: Option<PathBuf> = Option::deserialize(d)?;
-    Ok(value.filter(|p| !p.as_os_str().is_empty()))
-}
-
-/// Where the API is: scheme, host and port, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IcewarpEndpoint {
-    pub https: bool,
-    /// A host name, an IPv4 address, or an IPv6 address in brackets.
-    pub host: String,
-    pub port: Option<u16>,
-}
-
-impl IcewarpEndpoint {
-    /// `https://host[:port]`, without a path.
-    pub fn origin(&self) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        match self.port {
-            Some(port) => format!("{scheme}://{}:{port}", self.host),
-            None => format!("{scheme}://{}", self.host),
-        }
-    }
-
-    /// The URL every API request is posted to.
-    pub fn api_url(&self) -> String {
-        format!("{}/icewarpapi/", self.origin())
-    }
-}
-
 impl IcewarpSettings {
+    /// Where the API is posted to on the server.
+    pub const API_PATH: &'static str = "/icewarpapi/";
+
     /// The server as an endpoint, or what is wrong with it.
-    pub fn endpoint(&self) -> Result<IcewarpEndpoint, SettingsError> {
-        let raw = self.server.trim();
-        let (https, rest) = if let Some(rest) = strip_prefix_ignore_case(raw, "http://") {
-            (false, rest)
-        } else if let Some(rest) = strip_prefix_ignore_case(raw, "https://") {
-            (true, rest)
-        } else {
-            (true, raw)
-        };
-        // A trailing slash, or the API path itself, is forgiven: both name the same server.
-        let rest = rest.trim_end_matches('/');
-        let rest = strip_suffix_ignore_case(rest, "/icewarpapi").unwrap_or(rest);
-        let bad = |why: &str| {
-            settings_error(
-                "server",
-                format!(
-                    "{raw:?} {why}; give the name or IP address of the IceWarp server, optionally with :port (mail.example.com, mail.example.com:32001, http://10.0.0.5:32000)"
-                ),
-            )
-        };
-        if rest.is_empty() {
-            return Err(bad("names no server"));
-        }
-        if rest.contains('/')
-            || rest.contains('?')
-            || rest.contains('#')
-            || rest.contains('@')
-            || rest.contains("://")
-            || rest.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(bad("is not a host name with an optional port"));
-        }
-        let (host, port) = if let Some(after) = rest.strip_prefix('[') {
-            // [IPv6] or [IPv6]:port
-            let Some((addr, tail)) = after.split_once(']') else {
-                return Err(bad("has an unclosed '['"));
-            };
-            if addr.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(bad("has something other than an IPv6 address in brackets"));
-            }
-            let port = match tail {
-                "" => None,
-                t => Some(
-                    t.strip_prefix(':')
-                        .ok_or_else(|| bad("has text after ']'"))?,
-                ),
-            };
-            (format!("[{addr}]"), port)
-        } else if rest.matches(':').count() > 1 {
-            if rest.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(bad("is neither a host name nor an IP address"));
-            }
-            (format!("[{rest}]"), None)
-        } else {
-            match rest.split_once(':') {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (rest.to_owned(), None),
-            }
-        };
-        let port = match port {
-            None => None,
-            Some(p) => match p.parse::<u16>() {
-                Ok(0) | Err(_) => {
-                    return Err(bad("has a port that is not a number from 1 to 65535"));
-                }
-                Ok(n) => Some(n),
-            },
-        };
-        if host.is_empty()
-            || !host.starts_with('[')
-                && !host
-                    .chars()
-                    .all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '_')
-        {
-            return Err(bad("is not a host name with an optional port"));
-        }
-        Ok(IcewarpEndpoint {
-            https,
-            host: host.to_lowercase(),
-            port,
-        })
+    pub fn endpoint(&self) -> Result<ServerEndpoint, SettingsError> {
+        ServerEndpoint::parse(
+            &self.server,
+            Self::API_PATH,
+            "the IceWarp server",
+            "mail.example.com, mail.example.com:32001, http://10.0.0.5:32000",
+        )
     }
 
     /// The selected domains, trimmed and lowercased, in the order given, without repeats.
     pub fn selected_domains(&self) -> Vec<String> {
-        dedup(self.domains.iter().map(|d| d.trim().to_lowercase()))
+        mail::selected(&self.domains)
     }
 
     /// The selected group addresses, trimmed and lowercased, in the order given, without repeats.
     pub fn selected_groups(&self) -> Vec<String> {
-        dedup(self.groups.iter().map(|g| g.trim().to_lowercase()))
+        mail::selected(&self.groups)
     }
 
     /// The scope rule in words, for the preview's header and the audit log.
     pub fn scope_rule(&self) -> String {
-        let domains = self.selected_domains();
-        let groups = self.selected_groups();
-        match (domains.is_empty(), groups.is_empty()) {
-            (true, true) => {
-                "no domains or groups are selected: every user account of every domain is synchronized"
-                    .to_owned()
-            }
-            (false, true) => format!(
-                "user accounts of the domains {} are synchronized",
-                domains.join(", ")
-            ),
-            (true, false) => format!(
-                "user accounts that are members of the groups {} are synchronized",
-                groups.join(", ")
-            ),
-            (false, false) => format!(
-                "a user account is synchronized when it is in one of the domains {} or a member of one of the groups {}",
-                domains.join(", "),
-                groups.join(", ")
-            ),
-        }
-    }
-}
-
-fn dedup(values: impl Iterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for v in values {
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
-    out
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| s.get(prefix.len()..))
-        .flatten()
-}
-
-fn strip_suffix_ignore_case<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {
-    let at = s.len().checked_sub(suffix.len())?;
-    let tail = s.get(at..)?;
-    tail.eq_ignore_ascii_case(suffix)
-        .then(|| s.get(..at))
-        .flatten()
-}
-
-fn check_domain(key: &'static str, what: &str, domain: &str) -> Result<(), SettingsError> {
-    let ok = !domain.is_empty()
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(settings_error(
-            key,
-            format!("{what} {domain:?} is not a domain name (like example.com)"),
-        ))
+        mail::scope_rule(&self.domains, &self.groups, "user account", "user accounts")
     }
 }
 
@@ -296,38 +112,11 @@ impl TypeSettings for IcewarpSettings {
                 "give the name of a user with administrative rights on the IceWarp server (e.g. admin@example.com)",
             ));
         }
-        for domain in &self.domains {
-            let d = domain.trim();
-            if d.contains('@') {
-                return Err(settings_error(
-                    "domains",
-                    format!(
-                        "{d:?} is an address, not a domain; put group addresses in `groups`, and domains (example.com) in `domains`"
-                    ),
-                ));
-            }
-            check_domain("domains", "the domain", d)?;
-        }
-        for group in &self.groups {
-            let g = group.trim();
-            let Some((local, domain)) = g.rsplit_once('@') else {
-                return Err(settings_error(
-                    "groups",
-                    format!(
-                        "{g:?} is not a group address; give groups by address, e.g. sales@example.com"
-                    ),
-                ));
-            };
-            if local.is_empty() || local.chars().any(|c| c.is_whitespace() || c == '@') {
-                return Err(settings_error(
-                    "groups",
-                    format!(
-                        "{g:?} is not a group address; give groups by address, e.g. sales@example.com"
-                    ),
-                ));
-            }
-            check_domain("groups", "the group address's domain", domain)?;
-        }
+        mail::check_scope(
+            &self.domains,
+            &self.groups,
+            "by address, e.g. sales@example.com",
+        )?;
         self.guard.check()?;
         self.schedule.check()
     }
@@ -452,54 +241,36 @@ pub(super) mod tests {
         assert!(toml_text.contains("ca_file = \"\""));
     }
 
+    /// The parsing itself is `mail::ServerEndpoint::parse`'s, tested there; here IceWarp's path and words.
     #[test]
-    fn servers_become_endpoints() {
-        let cases = [
+    fn servers_become_icewarp_endpoints() {
+        for (server, url) in [
             ("mail.example.com", "https://mail.example.com/icewarpapi/"),
-            (
-                "Mail.Example.com:32001",
-                "https://mail.example.com:32001/icewarpapi/",
-            ),
             ("http://10.0.0.5:32000", "http://10.0.0.5:32000/icewarpapi/"),
-            ("HTTP://10.0.0.5", "http://10.0.0.5/icewarpapi/"),
             (
-                "https://mail.example.com/",
+                "https://mail.example.com/IceWarpAPI/",
                 "https://mail.example.com/icewarpapi/",
             ),
-            (
-                "https://mail.example.com/icewarpapi/",
-                "https://mail.example.com/icewarpapi/",
-            ),
-            ("::1", "https://[::1]/icewarpapi/"),
-            ("[::1]:8443", "https://[::1]:8443/icewarpapi/"),
-            ("127.0.0.1:1", "https://127.0.0.1:1/icewarpapi/"),
-        ];
-        for (server, url) in cases {
+        ] {
             let s = IcewarpSettings {
                 server: server.into(),
                 ..example()
             };
-            assert_eq!(s.endpoint().unwrap().api_url(), url, "{server}");
+            assert_eq!(
+                s.endpoint().unwrap().url(IcewarpSettings::API_PATH),
+                url,
+                "{server}"
+            );
             s.validate().unwrap();
         }
-        for bad in [
-            "",
-            "ftp://x",
-            "mail.example.com:0",
-            "mail.example.com:99999",
-            "mail.example.com:abc",
-            "a b",
-            "mail.example.com/other",
-            "user@mail.example.com",
-            "[::1",
-            "x:y:z",
-        ] {
-            let s = IcewarpSettings {
-                server: bad.into(),
-                ..example()
-            };
-            assert_eq!(s.validate().unwrap_err().key, "server", "{bad}");
+        let bad = IcewarpSettings {
+            server: "mail.example.com/other".into(),
+            ..example()
         }
+        .validate()
+        .unwrap_err();
+        assert_eq!(bad.key, "server");
+        assert!(bad.message.contains("IceWarp server"), "{}", bad.message);
     }
 
     #[test]
@@ -517,13 +288,10 @@ pub(super) mod tests {
             "{}",
             ok.scope_rule()
         );
+        // The rules are `mail::check_scope`'s, tested there; here that validate applies them.
         for (domains, groups, key) in [
             (vec!["sales@example.com"], vec![], "domains"),
-            (vec!["not a domain"], vec![], "domains"),
-            (vec![""], vec![], "domains"),
             (vec![], vec!["sales"], "groups"),
-            (vec![], vec!["@example.com"], "groups"),
-            (vec![], vec!["sales@"], "groups"),
         ] {
             let s = IcewarpSettings {
                 domains: domains.into_iter().map(Into::into).collect(),

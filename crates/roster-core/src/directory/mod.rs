@@ -8,8 +8,10 @@
 
 mod guard;
 mod icewarp;
+mod kerio;
 mod ldap;
 mod ldif;
+mod mail;
 mod mapping;
 mod schedule;
 
@@ -19,9 +21,11 @@ use std::path::PathBuf;
 pub use guard::{
     DEFAULT_MAX_DELETIONS, DEFAULT_MAX_DELETIONS_PERCENT, DeletionGuardSettings, GuardLimit,
 };
-pub use icewarp::{IcewarpEndpoint, IcewarpSettings, UsernameFormat};
+pub use icewarp::IcewarpSettings;
+pub use kerio::{ImapEndpoint, ImapSecurity, KerioSettings};
 pub use ldap::{Encryption, LdapSettings};
 pub use ldif::{LdifLimitSettings, LdifSettings};
+pub use mail::{ServerEndpoint, UsernameFormat};
 pub use mapping::{AttributeMapping, check_attribute_name, parse_attribute_list};
 pub use schedule::{Schedule, ScheduleSettings};
 

@@ -98,7 +98,11 @@ pub(crate) fn connector(settings: &IcewarpSettings) -> Result<Connector, Directo
         }
         None
     };
-    let api = Api::new(endpoint.api_url(), &endpoint.origin(), tls)?;
+    let api = Api::new(
+        endpoint.url(IcewarpSettings::API_PATH),
+        &endpoint.origin(),
+        tls,
+    )?;
     let icewarp = Arc::new(Icewarp {
         api,
         username: settings.username.trim().to_owned(),
