@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check and test Roster has, installing what the tests need first.
-# The tests start their own throwaway servers (slapd, PostgreSQL) on loopback, on ports chosen at run
+# The tests start their own throwaway servers (slapd, PostgreSQL, Dovecot) on loopback, on ports chosen at run
 # time, in temporary directories: nothing needs to be configured by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use. Only missing ones are installed.
-packages=(slapd ldap-utils postgresql openssl)
+packages=(slapd ldap-utils postgresql openssl dovecot-imapd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,7 +9,8 @@
 //! The profiles satisfy both GnuTLS (slapd on Debian) and webpki (rustls):
 //! X.509 v3, RSA 2048 + SHA-256, CA with critical `basicConstraints CA:TRUE`
 //! and `keyUsage keyCertSign`; server certificates with
-//! `subjectAltName DNS:localhost, IP:127.0.0.1` (webpki ignores the CN),
+//! `subjectAltName DNS:localhost, IP:127.0.0.1, IP:127.0.0.2` (webpki ignores the CN; 127.0.0.2 is
+//! for servers that must not see their clients as local, like Dovecot),
 //! `extendedKeyUsage serverAuth`, `keyUsage digitalSignature, keyEncipherment`
 //! and `basicConstraints CA:FALSE` (webpki rejects CA certificates as
 //! end-entity certificates).
@@ -64,7 +65,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:127.0.0.2
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 
@@ -72,7 +73,7 @@ authorityKeyIdentifier = keyid, issuer
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectAltName = DNS:localhost, IP:127.0.0.1, IP:127.0.0.2
 subjectKeyIdentifier = hash
 ";
 

@@ -79,9 +79,21 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> io::Result<()> {
 pub fn wait_for_port_while(
     port: u16,
     timeout: Duration,
+    alive: impl FnMut() -> io::Result<()>,
+) -> io::Result<()> {
+    wait_for_addr_while(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        timeout,
+        alive,
+    )
+}
+
+/// Like [`wait_for_port_while`], for a server listening on another loopback address (127.0.0.2).
+pub fn wait_for_addr_while(
+    addr: SocketAddr,
+    timeout: Duration,
     mut alive: impl FnMut() -> io::Result<()>,
 ) -> io::Result<()> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + timeout;
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -91,7 +103,7 @@ pub fn wait_for_port_while(
         if Instant::now() >= deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("nothing accepted connections on 127.0.0.1:{port} within {timeout:?}"),
+                format!("nothing accepted connections on {addr} within {timeout:?}"),
             ));
         }
         pause(Duration::from_millis(25));
@@ -293,10 +305,19 @@ impl ServerProcess {
     /// Waits until every port accepts connections; on failure the error
     /// includes the server log and the process is stopped.
     pub fn wait_for_ports(&mut self, ports: &[u16], timeout: Duration) -> io::Result<()> {
+        let addrs: Vec<SocketAddr> = ports
+            .iter()
+            .map(|&port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .collect();
+        self.wait_for_addrs(&addrs, timeout)
+    }
+
+    /// [`ServerProcess::wait_for_ports`] for servers on other loopback addresses.
+    pub fn wait_for_addrs(&mut self, addrs: &[SocketAddr], timeout: Duration) -> io::Result<()> {
         let deadline = Instant::now() + timeout;
-        for &port in ports {
+        for &addr in addrs {
             let left = deadline.saturating_duration_since(Instant::now());
-            if let Err(e) = wait_for_port_while(port, left, || self.check_alive()) {
+            if let Err(e) = wait_for_addr_while(addr, left, || self.check_alive()) {
                 self.stop();
                 if e.kind() == io::ErrorKind::TimedOut {
                     return Err(io::Error::new(

@@ -12,6 +12,7 @@
 
 pub mod ca;
 pub mod common;
+pub mod dovecot;
 pub mod http;
 pub mod icewarp;
 pub mod kerio;
@@ -21,6 +22,7 @@ pub mod slapd;
 
 pub use ca::{ServerCert, TestCa, self_signed_server_cert};
 pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
+pub use dovecot::{Dovecot, DovecotConfig};
 pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
 pub use postgres::TestPostgres;
 pub use slapd::{Slapd, SlapdConfig, SlapdTls};
