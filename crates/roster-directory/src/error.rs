@@ -163,6 +163,16 @@ pub enum DirectoryError {
         kind: DirectoryKind,
         what: &'static str,
     },
+
+    #[error(
+        "{target} does not offer STARTTLS, so the password would cross the network in clear; it was not sent. Enable TLS on the IMAP server, or give its IMAPS port in `imap_server` (imaps://host[:port])"
+    )]
+    ImapWithoutTls { target: String },
+
+    #[error(
+        "{target} offers neither AUTHENTICATE PLAIN nor LOGIN, only challenge-response mechanisms such as CRAM-MD5, which fail for passwords kept as SHA hashes or checked against Active Directory; allow PLAIN and LOGIN on the mail server (Kerio Connect: Configuration > Advanced Options > Security Policy)"
+    )]
+    ImapNoPlaintextLogon { target: String },
 }
 
 fn api_error_hint(uid: &str) -> &'static str {
@@ -202,6 +212,8 @@ impl DirectoryError {
             DirectoryError::Api { .. } => "DI021-api-error",
             DirectoryError::SessionExpired { .. } => "DI022-session-expired",
             DirectoryError::ListingUnsupported { .. } => "DI023-listing-unsupported",
+            DirectoryError::ImapWithoutTls { .. } => "DI024-imap-without-tls",
+            DirectoryError::ImapNoPlaintextLogon { .. } => "DI025-imap-no-plaintext-logon",
         }
     }
 

@@ -16,6 +16,7 @@ mod connector;
 mod error;
 mod icewarp;
 mod ids;
+mod imap;
 mod ldap;
 mod ldap_engine;
 mod ldif;
