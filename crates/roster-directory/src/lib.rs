@@ -14,6 +14,7 @@
 mod ber;
 mod connector;
 mod error;
+mod http;
 mod icewarp;
 mod ids;
 mod imap;
