@@ -164,6 +164,30 @@ pub enum DirectoryError {
         what: &'static str,
     },
 
+    /// Kerio Connect refused the administrator's `Session.login` (any error there: protocols.md found no
+    /// code of its own for a wrong password).
+    #[error(
+        "{target} refused the administrator {username:?} (error {code}: {message:?}): the user name or password is wrong, or the account is disabled; check `username` (admin, or admin@example.com outside the primary domain) and `password`"
+    )]
+    KerioServiceLogon {
+        target: String,
+        username: String,
+        code: i64,
+        message: String,
+    },
+
+    /// A JSON-RPC error from Kerio Connect, with its code and message as the server gave them.
+    #[error(
+        "{target} answered `{method}` with error {code} ({message:?}); nothing was changed. {}",
+        kerio_error_hint(*code)
+    )]
+    KerioRpc {
+        target: String,
+        method: String,
+        code: i64,
+        message: String,
+    },
+
     #[error(
         "{target} does not offer STARTTLS, so the password would cross the network in clear; it was not sent. Enable TLS on the IMAP server, or give its IMAPS port in `imap_server` (imaps://host[:port])"
     )]
@@ -173,6 +197,18 @@ pub enum DirectoryError {
         "{target} offers neither AUTHENTICATE PLAIN nor LOGIN, only challenge-response mechanisms such as CRAM-MD5, which fail for passwords kept as SHA hashes or checked against Active Directory; allow PLAIN and LOGIN on the mail server (Kerio Connect: Configuration > Advanced Options > Security Policy)"
     )]
     ImapNoPlaintextLogon { target: String },
+}
+
+fn kerio_error_hint(code: i64) -> &'static str {
+    match code {
+        1003 | 1004 => {
+            "The administrator may not do this: give `username` full administration rights in Kerio Connect"
+        }
+        -32001 => "The server ended the session; try again",
+        _ => {
+            "Check the server's log, and that `server` points to Kerio Connect's administration port (4040)"
+        }
+    }
 }
 
 fn api_error_hint(uid: &str) -> &'static str {
@@ -214,6 +250,8 @@ impl DirectoryError {
             DirectoryError::ListingUnsupported { .. } => "DI023-listing-unsupported",
             DirectoryError::ImapWithoutTls { .. } => "DI024-imap-without-tls",
             DirectoryError::ImapNoPlaintextLogon { .. } => "DI025-imap-no-plaintext-logon",
+            DirectoryError::KerioServiceLogon { .. } => "DI026-kerio-service-logon",
+            DirectoryError::KerioRpc { .. } => "DI027-kerio-rpc",
         }
     }
 

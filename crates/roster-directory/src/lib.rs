@@ -18,6 +18,7 @@ mod http;
 mod icewarp;
 mod ids;
 mod imap;
+mod kerio;
 mod ldap;
 mod ldap_engine;
 mod ldif;
