@@ -369,7 +369,7 @@ impl Roster {
             return Err(AppError::InvalidSetting {
                 key: "type".into(),
                 message: format!(
-                    "this directory type is not available in this version; use one of: none, {} (active-directory, icewarp and kerio are planned)",
+                    "this directory type is not available in this version; use one of: none, {} (active-directory is planned)",
                     DirectoryKind::ALL
                         .iter()
                         .map(|k| k.name())

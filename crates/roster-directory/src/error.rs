@@ -107,7 +107,7 @@ pub enum DirectoryError {
 
     #[error(
         "users from {} can't log on with a directory password; set them to local authentication, or configure a directory server that checks passwords",
-        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap | DirectoryKind::Icewarp => "this directory" }
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap | DirectoryKind::Icewarp | DirectoryKind::Kerio => "this directory" }
     )]
     LogonUnsupported { kind: DirectoryKind },
 
@@ -156,8 +156,8 @@ pub enum DirectoryError {
     SessionExpired { target: String },
 
     #[error(
-        "{} can't list {what}; only an IceWarp server has domains and groups to choose from",
-        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "an LDAP directory", DirectoryKind::Icewarp => "this directory" }
+        "{} can't list {what}; only the mail servers (IceWarp, Kerio Connect) have domains and groups to choose from",
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "an LDAP directory", DirectoryKind::Icewarp | DirectoryKind::Kerio => "this directory" }
     )]
     ListingUnsupported {
         kind: DirectoryKind,

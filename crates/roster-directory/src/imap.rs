@@ -15,9 +15,6 @@
 //!   `BAD`, a closed connection or anything else is an error, never a rejection;
 //! * the whole exchange has one deadline; the connection ends with `LOGOUT` when it can.
 
-// Used by the Kerio Connect connector, which comes next; until then only by these tests.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::sync::Arc;
 use std::time::Duration;
 

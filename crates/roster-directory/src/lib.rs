@@ -10,6 +10,8 @@
 //! * `ldap`: generic LDAP settings → engine config. `ldif`: the same read from a file; no logons.
 //! * `icewarp`: IceWarp Server's XML API over HTTPS (reqwest): read, `getauthtoken` logons, and the
 //!   domains and groups for the settings' picker.
+//! * `kerio`: Kerio Connect's JSON-RPC Administration API (reqwest): read, domains and groups for the
+//!   picker; passwords checked by an IMAP login (`imap`: TLS only, PLAIN or LOGIN, never CRAM-MD5).
 
 mod ber;
 mod connector;
@@ -44,6 +46,7 @@ pub fn connector(settings: &DirectorySettings) -> Result<Connector, DirectoryErr
         DirectorySettings::Ldap(s) => ldap::connector(s),
         DirectorySettings::Ldif(s) => ldif::connector(s),
         DirectorySettings::Icewarp(s) => icewarp::connector(s),
+        DirectorySettings::Kerio(s) => kerio::connector(s),
     }
 }
 

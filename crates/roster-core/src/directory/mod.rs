@@ -204,6 +204,9 @@ directory_types! {
     Ldif(LdifSettings) = "ldif",
     /// The seed's "IceWarp Server": user accounts of chosen domains and groups, through its XML API.
     Icewarp(IcewarpSettings) = "icewarp",
+    /// The seed's "Kerio Connect": users of chosen domains and groups, through its Administration API;
+    /// passwords checked by an IMAP login.
+    Kerio(KerioSettings) = "kerio",
 }
 
 impl std::fmt::Display for DirectoryKind {
@@ -308,6 +311,7 @@ mod tests {
             DirectoryKind::Ldap => DirectorySettings::Ldap(ldap::tests::example()),
             DirectoryKind::Ldif => DirectorySettings::Ldif(ldif::tests::example()),
             DirectoryKind::Icewarp => DirectorySettings::Icewarp(icewarp::tests::example()),
+            DirectoryKind::Kerio => DirectorySettings::Kerio(kerio::tests::example()),
         }
     }
 
@@ -355,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_planned_type_is_unsupported_and_none_is_none() {
-        let s: DirectorySettings = serde_json::from_str(r#"{"type":"kerio"}"#).unwrap();
+        let s: DirectorySettings = serde_json::from_str(r#"{"type":"active-directory"}"#).unwrap();
         assert_eq!(s, DirectorySettings::Unsupported);
         assert_eq!(s.kind(), None);
         let s: DirectorySettings = serde_json::from_str(r#"{"type":"none"}"#).unwrap();

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use roster_core::directory::{
     AttributeMapping, DirectoryEntry, DirectoryKind, DirectorySettings, Encryption,
-    IcewarpSettings, LdapSettings, LdifSettings, Secret, UsernameFormat,
+    IcewarpSettings, KerioSettings, LdapSettings, LdifSettings, Secret, UsernameFormat,
 };
 use roster_directory::{
     Connector, DirectoryError, DirectoryRead, LogonOutcome, LogonSubject, NoProgress,
@@ -526,6 +526,7 @@ connector_contract! {
     ldap: LdapFixture,
     ldif: LdifFixture,
     icewarp: IcewarpFixture,
+    kerio: KerioFixture,
 }
 
 // ---- Generic LDAP: a real slapd ---------------------------------------------------------------------
@@ -890,6 +891,163 @@ impl ContractFixture for IcewarpFixture {
         self.emulator.controls().edit(|f| {
             let account = f.find_mut(&address).unwrap();
             account.mailbox = to.to_owned();
+        });
+    }
+}
+
+// ---- Kerio Connect: the project's emulator over HTTPS, and a real Dovecot for the passwords --------------
+
+/// The administrator Roster logs in as: in a domain of its own that the settings don't select, so it
+/// is not one of the users read (and, that domain not being the primary one, named with its domain).
+pub const KERIO_ADMIN: &str = "admin@admin.example";
+pub const KERIO_ADMIN_PASSWORD: &str = "kerio-admin-pw";
+const KERIO_BROKEN_DOMAIN_ID: &str = "keriodb://domain/zz-broken";
+
+pub struct KerioFixture {
+    emulator: roster_testkit::kerio::KerioEmulator,
+    // Kept running for the logons.
+    dovecot: roster_testkit::Dovecot,
+    ca: TestCa,
+}
+
+/// The standard users in example.com, the primary domain (their IMAP login names are their login
+/// names), a group beside them, the administrator in admin.example.
+pub fn kerio_standard_fixture() -> roster_testkit::kerio::Fixture {
+    use roster_testkit::kerio::{Domain, Group, Role, User};
+    let users = STANDARD_USERS
+        .iter()
+        .map(|u| User {
+            login_name: u.mail.split('@').next().unwrap().to_owned(),
+            full_name: u.cn.to_owned(),
+            password: u.password.to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    roster_testkit::kerio::Fixture {
+        version: "10.0.8.9228".into(),
+        domains: vec![
+            Domain {
+                name: "example.com".into(),
+                primary: true,
+                users,
+                groups: vec![Group {
+                    name: "Sales".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            Domain {
+                name: "admin.example".into(),
+                users: vec![User {
+                    login_name: "admin".into(),
+                    full_name: "Administrator".into(),
+                    password: KERIO_ADMIN_PASSWORD.into(),
+                    role: Role::FullAdmin,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+impl KerioFixture {
+    fn kerio_settings(&self) -> KerioSettings {
+        KerioSettings {
+            schedule: Default::default(),
+            server: self.emulator.server_setting(),
+            ignore_certificate_errors: false,
+            ca_file: Some(self.ca.ca_cert_path().to_owned()),
+            username: KERIO_ADMIN.into(),
+            password: Some(Secret::new(KERIO_ADMIN_PASSWORD)),
+            domains: vec!["example.com".into()],
+            groups: vec![],
+            username_format: UsernameFormat::Email,
+            imap_server: self.dovecot.imaps_url().unwrap(),
+            delete_users: false,
+            guard: Default::default(),
+        }
+    }
+}
+
+impl ContractFixture for KerioFixture {
+    const KIND: DirectoryKind = DirectoryKind::Kerio;
+    const CHECKS_PASSWORDS: bool = true;
+
+    fn user_name(uid: &str) -> String {
+        match STANDARD_USERS.iter().find(|u| u.uid == uid) {
+            Some(u) => u.mail.to_owned(),
+            None => format!("{uid}@example.com"),
+        }
+    }
+
+    async fn start() -> KerioFixture {
+        use roster_testkit::kerio::{Fault, FaultKind, KerioEmulator, TlsFiles};
+        let ca = TestCa::generate().unwrap();
+        let cert = ca.issue_server_cert("kerio").unwrap();
+        let mut fixture = kerio_standard_fixture();
+        let mut broken = roster_testkit::kerio::numbered_users("zz-broken.example", 3);
+        broken.id = KERIO_BROKEN_DOMAIN_ID.into();
+        fixture.domains.push(broken);
+        let dovecot = roster_testkit::Dovecot::start(roster_testkit::DovecotConfig {
+            users: fixture.imap_users(),
+            tls: Some(ca.issue_server_cert("localhost").unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        let emulator = KerioEmulator::start(
+            fixture,
+            "127.0.0.1:0",
+            Some(TlsFiles {
+                cert: &cert.cert_path,
+                key: &cert.key_path,
+            }),
+        )
+        .await
+        .unwrap();
+        emulator.controls().inject(Fault {
+            method: Some("Users.get".into()),
+            domain_id: Some(KERIO_BROKEN_DOMAIN_ID.into()),
+            skip: 0,
+            times: None,
+            kind: FaultKind::HtmlErrorPage(502),
+        });
+        KerioFixture {
+            emulator,
+            dovecot,
+            ca,
+        }
+    }
+
+    fn settings(&self) -> DirectorySettings {
+        DirectorySettings::Kerio(self.kerio_settings())
+    }
+
+    /// example.com is read (and reported) first; the next domain's user list is a proxy's 502 page.
+    fn failing_read_settings(&self) -> DirectorySettings {
+        let mut s = self.kerio_settings();
+        s.domains.push("zz-broken.example".into());
+        DirectorySettings::Kerio(s)
+    }
+
+    fn unreachable_settings(&self) -> DirectorySettings {
+        let mut s = self.kerio_settings();
+        s.server = format!("127.0.0.1:{}", free_port());
+        s.imap_server = format!("imaps://127.0.0.1:{}", free_port());
+        DirectorySettings::Kerio(s)
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) {
+        let login = Self::user_name(from).split('@').next().unwrap().to_owned();
+        self.emulator.controls().edit(|f| {
+            let user = f
+                .domain_mut("example.com")
+                .unwrap()
+                .users
+                .iter_mut()
+                .find(|u| u.login_name == login)
+                .unwrap();
+            user.login_name = to.to_owned();
         });
     }
 }

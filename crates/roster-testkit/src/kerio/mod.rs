@@ -220,6 +220,27 @@ impl Fixture {
             .or_else(|| self.domains.first())
     }
 
+    /// The enabled users' IMAP login names and passwords, as Kerio Connect takes them (`jdoe` in the
+    /// primary domain, `jdoe@domain` in the others: protocols.md §2.6), for a Dovecot that stands in
+    /// for Kerio's IMAP service.
+    pub fn imap_users(&self) -> Vec<(String, String)> {
+        let primary = self.primary_domain().map(|d| d.name.clone());
+        self.domains
+            .iter()
+            .flat_map(|d| {
+                let is_primary = Some(&d.name) == primary.as_ref();
+                d.users.iter().filter(|u| u.enabled).map(move |u| {
+                    let login = if is_primary {
+                        u.login_name.clone()
+                    } else {
+                        format!("{}@{}", u.login_name, d.name)
+                    };
+                    (login, u.password.clone())
+                })
+            })
+            .collect()
+    }
+
     /// The domain by name or alias (case-insensitive).
     pub fn domain(&self, name: &str) -> Option<&Domain> {
         self.domains.iter().find(|d| {

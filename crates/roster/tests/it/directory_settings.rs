@@ -4,8 +4,8 @@
 
 use roster_app::AppError;
 use roster_core::directory::{
-    AttributeMapping, DirectoryKind, DirectorySettings, Encryption, IcewarpSettings, LdapSettings,
-    LdifSettings, Secret, UsernameFormat,
+    AttributeMapping, DirectoryKind, DirectorySettings, Encryption, IcewarpSettings, KerioSettings,
+    LdapSettings, LdifSettings, Secret, UsernameFormat,
 };
 
 use crate::support::Env;
@@ -90,6 +90,31 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
             (
                 DirectorySettings::Icewarp(first),
                 DirectorySettings::Icewarp(elsewhere),
+            )
+        }
+        DirectoryKind::Kerio => {
+            let first = KerioSettings {
+                schedule: Default::default(),
+                server: "mail.example.com".into(),
+                ignore_certificate_errors: false,
+                ca_file: None,
+                username: "admin".into(),
+                password: Some(Secret::new(SECRET)),
+                domains: vec![],
+                groups: vec!["Sales@example.com".into()],
+                username_format: UsernameFormat::Email,
+                imap_server: String::new(),
+                delete_users: false,
+                guard: Default::default(),
+            };
+            let elsewhere = KerioSettings {
+                server: "mail.elsewhere.example".into(),
+                password: None,
+                ..first.clone()
+            };
+            (
+                DirectorySettings::Kerio(first),
+                DirectorySettings::Kerio(elsewhere),
             )
         }
     }
