@@ -31,6 +31,9 @@ use crate::tls::certificate_problem;
 /// The longest reply line read (a CAPABILITY line is a few hundred bytes).
 const MAX_LINE: u64 = 64 * 1024;
 
+/// How long [`ImapChecker::probe`] may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Where and how passwords are checked.
 #[derive(Debug, Clone)]
 pub(crate) struct ImapChecker {
@@ -369,7 +372,11 @@ impl ImapChecker {
             })
     }
 
-    async fn exchange(&self, login: &str, password: &str) -> Result<bool, DirectoryError> {
+    /// Connects, is inside TLS (from the start, or after STARTTLS), and has chosen how to send a
+    /// password: everything before the password, which is never sent without it.
+    async fn open(
+        &self,
+    ) -> Result<(Session<tokio_rustls::client::TlsStream<TcpStream>>, Method), DirectoryError> {
         let host = self
             .endpoint
             .host
@@ -419,6 +426,11 @@ impl ImapChecker {
         let method = choose(&capabilities).ok_or_else(|| DirectoryError::ImapNoPlaintextLogon {
             target: self.target(),
         })?;
+        Ok((session, method))
+    }
+
+    async fn exchange(&self, login: &str, password: &str) -> Result<bool, DirectoryError> {
+        let (mut session, method) = self.open().await?;
         let status = session.log_on(method, login, password).await?;
         // Best effort: the answer is known.
         let tag = session.tag();
@@ -428,6 +440,29 @@ impl ImapChecker {
             Status::No => Ok(false),
             Status::Bad => Err(session.garbled("BAD to a logon")),
         }
+    }
+
+    /// Whether passwords can be checked here, without sending one: connects, goes inside TLS, reads
+    /// the capabilities and names the mechanism a logon would use; for Test Settings.
+    pub(crate) async fn probe(&self) -> Result<&'static str, DirectoryError> {
+        // Shorter than a logon's: a read waits for it.
+        let limit = self.timeout.min(PROBE_TIMEOUT);
+        let seconds = u32::try_from(limit.as_secs()).unwrap_or(u32::MAX);
+        let opened = tokio::time::timeout(limit, self.open())
+            .await
+            .map_err(|_| DirectoryError::Timeout {
+                target: self.target(),
+                operation: "connecting",
+                seconds,
+            })?;
+        let (mut session, method) = opened?;
+        let tag = session.tag();
+        let _ = session.send(format!("{tag} LOGOUT\r\n").as_bytes()).await;
+        Ok(match method {
+            Method::PlainInitial | Method::Plain => "AUTHENTICATE PLAIN",
+            Method::SaslLogin => "AUTHENTICATE LOGIN",
+            Method::Login => "LOGIN",
+        })
     }
 
     fn session<S: AsyncRead>(&self, stream: S) -> Session<S> {

@@ -500,8 +500,18 @@ impl DirectoryReader for Kerio {
         &self,
         progress: &dyn ReadProgress,
     ) -> Result<DirectoryRead, DirectoryError> {
-        self.in_session(|session| async move { self.read_once(&session, progress).await })
-            .await
+        let mut read = self
+            .in_session(|session| async move { self.read_once(&session, progress).await })
+            .await?;
+        // Test Settings tells now, not at the first logon, whether passwords can be checked.
+        read.notes.push(match self.imap.probe().await {
+            Ok(method) => format!(
+                "Kerio Connect: passwords are checked by {} ({method} inside TLS)",
+                self.imap.target()
+            ),
+            Err(e) => format!("Kerio Connect: logons with Kerio passwords will fail: {e}"),
+        });
+        Ok(read)
     }
 
     /// Logs on as the administrator and lists the domains (an Auditor can't: protocols.md §2.2).
@@ -877,7 +887,7 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(&err, DirectoryError::InvalidSettings { key: k, .. } if k.to_string() == key.to_string()),
+                matches!(&err, DirectoryError::InvalidSettings { key: k, .. } if key == *k),
                 "{err}"
             );
         }

@@ -357,6 +357,47 @@ struct State {
     expiring: VecDeque<u32>,
     faults: Vec<Fault>,
     log: Vec<Logged>,
+    edits: Vec<PendingEdit>,
+}
+
+/// A change to the data made right after a number of answers to one method (a change on the server
+/// between two pages of a read, at a known point).
+struct PendingEdit {
+    method: String,
+    remaining: u32,
+    edit: Box<dyn FnOnce(&mut Fixture) + Send>,
+}
+
+impl std::fmt::Debug for PendingEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingEdit")
+            .field("method", &self.method)
+            .field("remaining", &self.remaining)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Counts an answer to `method`, and makes the edits that were waiting for it.
+    fn answered(&mut self, method: &str) {
+        for pending in self.edits.iter_mut().filter(|p| p.method == method) {
+            pending.remaining = pending.remaining.saturating_sub(1);
+        }
+        let (due, waiting): (Vec<PendingEdit>, Vec<PendingEdit>) = std::mem::take(&mut self.edits)
+            .into_iter()
+            .partition(|p| p.remaining == 0);
+        self.edits = waiting;
+        if due.is_empty() {
+            return;
+        }
+        for pending in due {
+            (pending.edit)(&mut self.fixture);
+        }
+        let State {
+            fixture, next_id, ..
+        } = self;
+        fixture.assign_ids(next_id);
+    }
 }
 
 /// Changes the emulator's behaviour and data while it runs.
@@ -392,6 +433,21 @@ impl Controls {
         } = &mut *state;
         fixture.assign_ids(next_id);
         out
+    }
+
+    /// Changes the data right after the next `answers` answers to `method` (before the answer after
+    /// them is computed): a change on the server between two pages of a read, at a known point.
+    pub fn edit_after(
+        &self,
+        method: &str,
+        answers: u32,
+        edit: impl FnOnce(&mut Fixture) + Send + 'static,
+    ) {
+        self.lock().edits.push(PendingEdit {
+            method: method.to_owned(),
+            remaining: answers.max(1),
+            edit: Box::new(edit),
+        });
     }
 
     /// The data as served (with the KIds given).

@@ -245,6 +245,7 @@ async fn api(
         _ => {}
     }
     let (answer, cookie) = handle(&mut st, &call, sid.as_deref());
+    st.answered(&call.method);
     drop(st);
     let body = reply(&call.id, answer);
     if fault == Some(FaultKind::TruncatedJson) {
