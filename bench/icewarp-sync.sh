@@ -5,7 +5,7 @@
 # and of the emulator, 3 times each. Prints a table and writes bench/results/icewarp-sync-<N>.md. Needs
 # openssl (for the test CA).
 #
-#   bench/icewarp-sync.sh [N] [icewarp-sync options: --reps R, --out FILE]
+#   bench/icewarp-sync.sh [N] [mail-sync options: --reps R, --out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,5 +18,5 @@ build_release
 echo "==> cargo build --release -p roster-testkit --bin roster-emulator" >&2
 cargo build --release --quiet -p roster-testkit --bin roster-emulator
 wait_for_quiet_machine "${ICEWARP_SYNC_MAX_LOAD:-$(half_the_cpus)}" "${ICEWARP_SYNC_MAX_WAIT:-120}"
-exec "$target_dir/release/icewarp-sync" "$n" --roster "$target_dir/release/roster" \
+exec "$target_dir/release/mail-sync" icewarp "$n" --roster "$target_dir/release/roster" \
   --emulator "$target_dir/release/roster-emulator" --command "bench/icewarp-sync.sh $n" "$@"

@@ -1,13 +1,14 @@
-//! `icewarp-sync`: the IceWarp synchronization benchmark behind `bench/icewarp-sync.sh` (issue 22).
+//! `mail-sync`: the mail servers' synchronization benchmark behind `bench/icewarp-sync.sh` (issue 22) and
+//! `bench/kerio-sync.sh` (issue 23).
 //!
-//! It writes a fixture of N user accounts in four domains (every second one with an alias), serves it with
-//! the release `roster-emulator icewarp` over HTTPS with a test CA certificate (a process of its own, so
+//! It writes a fixture of N users in four domains (every second one with an alias), serves it with the
+//! release `roster-emulator icewarp|kerio` over HTTPS with a test CA certificate (a process of its own, so
 //! its memory isn't counted as Roster's), and measures, round-robin, `roster sync --preview --json` on a
 //! data directory that has only the settings, `roster sync --json` into an empty SQLite store and a
 //! re-sync with nothing changed: wall time, peak resident memory (`wait4`'s `ru_maxrss`), Roster's CPU
 //! time and the emulator's CPU time during the command. Each run is checked (status, entries, counts).
 //!
-//! Usage: `icewarp-sync [N] [--reps R] [--roster PATH] [--emulator PATH] [--out FILE] [--command TEXT]`
+//! Usage: `mail-sync icewarp|kerio [N] [--reps R] [--roster PATH] [--emulator PATH] [--out FILE] [--command TEXT]`
 
 // A measurement tool: anything unexpected must stop the run loudly.
 #![allow(
@@ -25,11 +26,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use roster_testkit::icewarp::{Account, Domain, Fixture};
 use roster_testkit::{TestCa, free_port, wait_for_port};
 
 const ADMIN: &str = "admin@admin.example";
-const ADMIN_PASSWORD: &str = "bench-icewarp-admin";
+const ADMIN_PASSWORD: &str = "bench-mail-admin";
 const ROSTER_ADMIN_PASSWORD: &str = "bench-admin-password";
 const DOMAINS: [&str; 4] = [
     "d1.example.com",
@@ -63,7 +63,39 @@ struct Sample {
     emulator_cpu: Duration,
 }
 
+/// Which mail server is emulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Icewarp,
+    Kerio,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Icewarp => "icewarp",
+            Server::Kerio => "kerio",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Server::Icewarp => "IceWarp",
+            Server::Kerio => "Kerio Connect",
+        }
+    }
+
+    /// The emulator's data file for N users.
+    fn fixture_toml(self, n: usize) -> String {
+        match self {
+            Server::Icewarp => icewarp_toml(&icewarp_fixture(n)),
+            Server::Kerio => kerio_toml(n),
+        }
+    }
+}
+
 struct Opts {
+    server: Server,
     n: usize,
     reps: usize,
     roster: PathBuf,
@@ -74,7 +106,14 @@ struct Opts {
 
 fn parse_opts() -> Opts {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut args = std::env::args().skip(1);
+    let server = match args.next().as_deref() {
+        Some("icewarp") => Server::Icewarp,
+        Some("kerio") => Server::Kerio,
+        other => panic!("usage: mail-sync icewarp|kerio [N] [options]; got {other:?}"),
+    };
     let mut opts = Opts {
+        server,
         n: 20_000,
         reps: 3,
         roster: root.join("target/release/roster"),
@@ -82,7 +121,6 @@ fn parse_opts() -> Opts {
         out: PathBuf::new(),
         command: String::new(),
     };
-    let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--reps" => opts.reps = args.next().unwrap().parse().unwrap(),
@@ -94,17 +132,22 @@ fn parse_opts() -> Opts {
         }
     }
     if opts.out.as_os_str().is_empty() {
-        opts.out = root.join(format!("bench/results/icewarp-sync-{}.md", opts.n));
+        opts.out = root.join(format!(
+            "bench/results/{}-sync-{}.md",
+            server.name(),
+            opts.n
+        ));
     }
     if opts.command.is_empty() {
-        opts.command = format!("bench/icewarp-sync.sh {}", opts.n);
+        opts.command = format!("bench/{}-sync.sh {}", server.name(), opts.n);
     }
     opts
 }
 
 /// N users spread over the four domains, every second with an alias, and the administrator in a domain
 /// of its own (not selected).
-fn fixture(n: usize) -> Fixture {
+fn icewarp_fixture(n: usize) -> roster_testkit::icewarp::Fixture {
+    use roster_testkit::icewarp::{Account, Domain, Fixture};
     let mut domains: Vec<Domain> = DOMAINS
         .iter()
         .map(|d| Domain {
@@ -143,9 +186,42 @@ fn fixture(n: usize) -> Fixture {
     }
 }
 
-fn settings_toml(port: u16, ca: &Path) -> String {
+/// The same for Kerio Connect (aliases are local parts in `emailAddresses`), written in the emulator's
+/// format.
+fn kerio_toml(n: usize) -> String {
+    let mut out = String::from("version = \"10.0.8.9228\"\n");
+    for (d, domain) in DOMAINS.iter().enumerate() {
+        writeln!(
+            out,
+            "\n[[domains]]\nname = \"{domain}\"\nprimary = {}",
+            d == 0
+        )
+        .unwrap();
+        for i in (d..n).step_by(DOMAINS.len()) {
+            let aliases = if i % 2 == 0 {
+                format!("\"u{i}.alias\"")
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "[[domains.users]]\nlogin_name = \"user{i}\"\nfull_name = \"User Number {i}\"\npassword = \"pw-{i}\"\nemail_addresses = [{aliases}]"
+            )
+            .unwrap();
+        }
+    }
+    let (login, domain) = ADMIN.split_once('@').unwrap();
+    writeln!(
+        out,
+        "\n[[domains]]\nname = \"{domain}\"\n[[domains.users]]\nlogin_name = \"{login}\"\nfull_name = \"Administrator\"\npassword = \"{ADMIN_PASSWORD}\"\nrole = \"FullAdmin\""
+    )
+    .unwrap();
+    out
+}
+
+fn settings_toml(server: Server, port: u16, ca: &Path) -> String {
     format!(
-        r#"type = "icewarp"
+        r#"type = "{}"
 server = "127.0.0.1:{port}"
 ca_file = "{}"
 username = "{ADMIN}"
@@ -154,6 +230,7 @@ domains = [{}]
 username_format = "email"
 delete_users = false
 "#,
+        server.name(),
         ca.display(),
         DOMAINS
             .iter()
@@ -264,18 +341,18 @@ fn main() {
     }
     let load_before = load_average();
     let work_dir = tempfile::Builder::new()
-        .prefix("icewarp-bench-")
+        .prefix("mail-bench-")
         .tempdir()
         .unwrap();
     let work = work_dir.path().to_owned();
     let ca = TestCa::generate().unwrap();
-    let cert = ca.issue_server_cert("icewarp").unwrap();
+    let cert = ca.issue_server_cert("localhost").unwrap();
     let data = work.join("fixture.toml");
-    fs::write(&data, toml_text(&fixture(opts.n))).unwrap();
+    fs::write(&data, opts.server.fixture_toml(opts.n)).unwrap();
     let port = free_port();
     let log = File::create(work.join("emulator.log")).unwrap();
     let mut emulator: Child = Command::new(&opts.emulator)
-        .args(["icewarp", "--data"])
+        .args([opts.server.name(), "--data"])
         .arg(&data)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--tls"])
         .arg(&cert.cert_path)
@@ -286,8 +363,12 @@ fn main() {
         .spawn()
         .unwrap();
     wait_for_port(port, Duration::from_secs(30)).unwrap();
-    let settings = work.join("icewarp.toml");
-    fs::write(&settings, settings_toml(port, ca.ca_cert_path())).unwrap();
+    let settings = work.join("settings.toml");
+    fs::write(
+        &settings,
+        settings_toml(opts.server, port, ca.ca_cert_path()),
+    )
+    .unwrap();
     let ctx = Ctx {
         emulator_pid: emulator.id(),
         opts,
@@ -295,8 +376,10 @@ fn main() {
         settings,
     };
     eprintln!(
-        "icewarp-sync: N = {}, {} repetitions, load average {load_before}",
-        ctx.opts.n, ctx.opts.reps
+        "mail-sync {}: N = {}, {} repetitions, load average {load_before}",
+        ctx.opts.server.name(),
+        ctx.opts.n,
+        ctx.opts.reps
     );
 
     let mut samples: Vec<(Kind, Sample)> = Vec::new();
@@ -307,7 +390,7 @@ fn main() {
             "preview",
         );
         ctx.verify_last_run(preview_dir.path(), Kind::Preview);
-        report(round, Kind::Preview, &s);
+        report(ctx.opts.server, round, Kind::Preview, &s);
         samples.push((Kind::Preview, s));
 
         let dir = ctx.prepared_data_dir();
@@ -316,12 +399,12 @@ fn main() {
             "full sync",
         );
         ctx.verify_last_run(dir.path(), Kind::FullSync);
-        report(round, Kind::FullSync, &s);
+        report(ctx.opts.server, round, Kind::FullSync, &s);
         samples.push((Kind::FullSync, s));
 
         let s = ctx.measure(&mut ctx.roster(dir.path(), &["sync", "--json"]), "re-sync");
         ctx.verify_last_run(dir.path(), Kind::Resync);
-        report(round, Kind::Resync, &s);
+        report(ctx.opts.server, round, Kind::Resync, &s);
         samples.push((Kind::Resync, s));
     }
     let _ = emulator.kill();
@@ -331,7 +414,8 @@ fn main() {
     let mut md = String::new();
     writeln!(
         md,
-        "# IceWarp sync benchmark: {} accounts\n\n`{}` at {}, {} CPUs, load average {load_before} before and {load_after} after.\n",
+        "# {} sync benchmark: {} users\n\n`{}` at {}, {} CPUs, load average {load_before} before and {load_after} after.\n",
+        ctx.opts.server.title(),
         ctx.opts.n,
         ctx.opts.command,
         git_revision(),
@@ -340,7 +424,8 @@ fn main() {
     .unwrap();
     writeln!(
         md,
-        "The release `roster-emulator icewarp` serves {} user accounts in {} domains (every second with an alias) over HTTPS with a test CA certificate, as a separate process. Medians of {} runs; memory is the largest peak resident set of the runs.\n",
+        "The release `roster-emulator {}` serves {} users in {} domains (every second with an alias) over HTTPS with a test CA certificate, as a separate process. Medians of {} runs; memory is the largest peak resident set of the runs.\n",
+        ctx.opts.server.name(),
         ctx.opts.n,
         DOMAINS.len(),
         ctx.opts.reps
@@ -377,10 +462,10 @@ fn main() {
         fs::create_dir_all(parent).unwrap();
     }
     fs::write(&ctx.opts.out, &md).unwrap();
-    eprintln!("icewarp-sync: wrote {}", ctx.opts.out.display());
+    eprintln!("mail-sync: wrote {}", ctx.opts.out.display());
 }
 
-fn toml_text(fixture: &Fixture) -> String {
+fn icewarp_toml(fixture: &roster_testkit::icewarp::Fixture) -> String {
     // The emulator's own format, written by hand to keep this tool's dependencies small.
     let mut out = format!("version = \"{}\"\n", fixture.version);
     for d in &fixture.domains {
@@ -405,9 +490,10 @@ fn toml_text(fixture: &Fixture) -> String {
     out
 }
 
-fn report(round: usize, kind: Kind, s: &Sample) {
+fn report(server: Server, round: usize, kind: Kind, s: &Sample) {
     eprintln!(
-        "icewarp-sync: round {round}: {}: {:.2} s, {:.1} MiB, roster CPU {:.2} s, emulator CPU {:.2} s",
+        "mail-sync {}: round {round}: {}: {:.2} s, {:.1} MiB, roster CPU {:.2} s, emulator CPU {:.2} s",
+        server.name(),
         kind.label(),
         s.wall.as_secs_f64(),
         s.max_rss_kib as f64 / 1024.0,
