@@ -369,7 +369,7 @@ impl Roster {
             return Err(AppError::InvalidSetting {
                 key: "type".into(),
                 message: format!(
-                    "this directory type is not available in this version; use one of: none, {} (active-directory is planned)",
+                    "this directory type is not available in this version; use one of: none, {}",
                     DirectoryKind::ALL
                         .iter()
                         .map(|k| k.name())

@@ -46,15 +46,17 @@ pub enum DirectoryError {
         hint: &'static str,
     },
 
-    #[error("{}", service_bind_message(bind_dn, *rc, message))]
+    #[error("{}", service_bind_message(bind_dn, account_key, *rc, message))]
     ServiceBind {
         bind_dn: String,
+        /// The settings key that holds the account (`bind_dn`, or Active Directory's `username`).
+        account_key: &'static str,
         rc: u32,
         message: String,
     },
 
     #[error(
-        "{target} did not answer within {seconds} s while {operation}; nothing was changed. Check the server's load, or raise `timeout_seconds`"
+        "{target} did not answer within {seconds} s while {operation}. Check the server's load, or raise `timeout_seconds`"
     )]
     Timeout {
         target: String,
@@ -63,12 +65,12 @@ pub enum DirectoryError {
     },
 
     #[error(
-        "the server stopped after {entries} entries because of its size limit, so the read was incomplete and nothing was changed; raise the limit for the service account (OpenLDAP: `limits dn.exact=\"<bind_dn>\" size=unlimited` or `size.prtotal=unlimited`; Active Directory: MaxPageSize/MaxResultSetSize), or narrow `base_dn` or `filter`"
+        "the server stopped after {entries} entries because of its size limit, so the read was incomplete; raise the limit for the service account (OpenLDAP: `limits dn.exact=\"<bind_dn>\" size=unlimited` or `size.prtotal=unlimited`; Active Directory: MaxPageSize/MaxResultSetSize), or narrow `base_dn` or `filter`"
     )]
     SizeLimit { entries: u64 },
 
     #[error(
-        "the server stopped the search after its time limit, after {entries} entries, so the read was incomplete and nothing was changed; raise the time limit for the service account or narrow `base_dn` or `filter`"
+        "the server stopped the search after its time limit, after {entries} entries, so the read was incomplete; raise the time limit for the service account or narrow `base_dn` or `filter`"
     )]
     TimeLimit { entries: u64 },
 
@@ -87,7 +89,7 @@ pub enum DirectoryError {
     Search { rc: u32, message: String },
 
     #[error(
-        "the connection to {target} was lost while {operation} ({detail}){}; nothing was changed. {hint}",
+        "the connection to {target} was lost while {operation} ({detail}){}. {hint}",
         if *entries > 0 { format!("; the read was incomplete after {entries} entries") } else { String::new() }
     )]
     Disconnected {
@@ -101,18 +103,18 @@ pub enum DirectoryError {
     },
 
     #[error(
-        "the server sent a response Roster cannot decode ({message}); nothing was changed. Check that `server` and `port` point to a server of the configured directory type"
+        "the server sent a response Roster cannot decode ({message}). Check that `server` and `port` point to a server of the configured directory type"
     )]
     Protocol { message: String },
 
     #[error(
         "users from {} can't log on with a directory password; set them to local authentication, or configure a directory server that checks passwords",
-        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap | DirectoryKind::Icewarp | DirectoryKind::Kerio => "this directory" }
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap | DirectoryKind::Icewarp | DirectoryKind::Kerio | DirectoryKind::ActiveDirectory => "this directory" }
     )]
     LogonUnsupported { kind: DirectoryKind },
 
     #[error(
-        "cannot read the LDIF file {file}: {message}; nothing was changed. Fix the file and try again"
+        "cannot read the LDIF file {file}: {message}. Fix the file and try again"
     )]
     Ldif { file: String, message: String },
 
@@ -130,7 +132,7 @@ pub enum DirectoryError {
     },
 
     #[error(
-        "{target} runs API version {found}, but Roster needs IceWarp Server API version {required} or newer; nothing was changed. Update the IceWarp server"
+        "{target} runs API version {found}, but Roster needs IceWarp Server API version {required} or newer. Update the IceWarp server"
     )]
     ApiVersion {
         target: String,
@@ -141,7 +143,7 @@ pub enum DirectoryError {
     /// An error answer the connector has no meaning for (an unknown uid, or a known one at the wrong
     /// place).
     #[error(
-        "{target} answered `{command}` with the error {uid:?}; nothing was changed. {}",
+        "{target} answered `{command}` with the error {uid:?}. {}",
         api_error_hint(uid)
     )]
     Api {
@@ -151,13 +153,13 @@ pub enum DirectoryError {
     },
 
     #[error(
-        "the session with {target} expired twice during one read (the read was started again once); nothing was changed. Try again; if it keeps happening, raise the server's session timeout for the administrator"
+        "the session with {target} expired twice during one read (the read was started again once). Try again; if it keeps happening, raise the server's session timeout for the administrator"
     )]
     SessionExpired { target: String },
 
     #[error(
-        "{} can't list {what}; only the mail servers (IceWarp, Kerio Connect) have domains and groups to choose from",
-        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "an LDAP directory", DirectoryKind::Icewarp | DirectoryKind::Kerio => "this directory" }
+        "{} can't list {what}; IceWarp and Kerio Connect have domains and groups to choose from, Active Directory has groups",
+        match kind { DirectoryKind::Ldif => "an LDIF file", DirectoryKind::Ldap => "an LDAP directory", DirectoryKind::ActiveDirectory => "Active Directory", DirectoryKind::Icewarp | DirectoryKind::Kerio => "this directory" }
     )]
     ListingUnsupported {
         kind: DirectoryKind,
@@ -178,7 +180,7 @@ pub enum DirectoryError {
 
     /// A JSON-RPC error from Kerio Connect, with its code and message as the server gave them.
     #[error(
-        "{target} answered `{method}` with error {code} ({message:?}); nothing was changed. {}",
+        "{target} answered `{method}` with error {code} ({message:?}). {}",
         kerio_error_hint(*code)
     )]
     KerioRpc {
@@ -186,6 +188,16 @@ pub enum DirectoryError {
         method: String,
         code: i64,
         message: String,
+    },
+
+    /// No domain controller was found through DNS.
+    #[error(
+        "no domain controller of the domain was found: {asked} answered the SRV lookup of {name} with {detail}; give a domain controller in `server`, or the domain's DNS server in `dns_server` (or ROSTER_DNS_SERVER), and check `domain`"
+    )]
+    Discovery {
+        name: String,
+        asked: String,
+        detail: String,
     },
 
     #[error(
@@ -252,6 +264,7 @@ impl DirectoryError {
             DirectoryError::ImapNoPlaintextLogon { .. } => "DI025-imap-no-plaintext-logon",
             DirectoryError::KerioServiceLogon { .. } => "DI026-kerio-service-logon",
             DirectoryError::KerioRpc { .. } => "DI027-kerio-rpc",
+            DirectoryError::Discovery { .. } => "DI028-discovery",
         }
     }
 
@@ -272,7 +285,7 @@ impl From<SettingsError> for DirectoryError {
     }
 }
 
-fn service_bind_message(bind_dn: &str, rc: u32, message: &str) -> String {
+fn service_bind_message(bind_dn: &str, key: &str, rc: u32, message: &str) -> String {
     let server = if message.is_empty() {
         String::new()
     } else {
@@ -280,13 +293,14 @@ fn service_bind_message(bind_dn: &str, rc: u32, message: &str) -> String {
     };
     match rc {
         49 => format!(
-            "the directory refused the service account's DN or password (bind_dn {bind_dn:?}){server}; check `bind_dn` and `password`"
+            "the directory refused the service account or its password ({key} {bind_dn:?}){server}; check `{key}` and `password`"
         ),
-        13 => format!(
-            "the directory requires an encrypted connection before the service account (bind_dn {bind_dn:?}) may bind{server}; set `encryption` to \"starttls\" or \"ssl\""
+        // 8 (strongerAuthRequired): Active Directory's and Samba's "Transport encryption required".
+        8 | 13 => format!(
+            "the directory requires an encrypted connection before the service account ({key} {bind_dn:?}) may bind{server}; set `encryption` to \"starttls\" or \"ssl\" (Active Directory: `protocol` \"ldap\" does StartTLS, \"ldaps\" TLS on 636)"
         ),
         _ => format!(
-            "the directory refused the service account's bind (bind_dn {bind_dn:?}, result code {rc}){server}; check that the account exists, is enabled and may bind"
+            "the directory refused the service account's bind ({key} {bind_dn:?}, result code {rc}){server}; check that the account exists, is enabled and may bind"
         ),
     }
 }
@@ -304,6 +318,55 @@ fn search_hint(rc: u32) -> &'static str {
         16 | 17 => "check the attribute names in the settings",
         50 => "the service account may not search here; grant it read access to the users",
         51 | 52 => "the server is busy or unavailable; try again later",
-        _ => "nothing was changed; check the server's logs",
+        _ => "check the server's logs",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 19, item 10: "Logon WARNs end with 'nothing was changed', which belongs to sync errors".
+    /// A directory error is also what a logon logs, so it says what went wrong and what to do; the run
+    /// that fails because of it adds "nothing was changed" (roster-app, `execute_run`).
+    #[test]
+    fn logon_warnings_do_not_say_nothing_was_changed() {
+        let target = "the LDAP server ldap.example.com:389".to_owned();
+        let errors = [
+            DirectoryError::Timeout {
+                target: target.clone(),
+                operation: "checking the user's password",
+                seconds: 30,
+            },
+            DirectoryError::Disconnected {
+                target: target.clone(),
+                operation: "checking the user's password",
+                entries: 0,
+                detail: "connection reset".into(),
+                hint: "Try again",
+            },
+            DirectoryError::Protocol {
+                message: "garbage".into(),
+            },
+            DirectoryError::Search {
+                rc: 80,
+                message: String::new(),
+            },
+            DirectoryError::SizeLimit { entries: 5 },
+            DirectoryError::TimeLimit { entries: 5 },
+            DirectoryError::SessionExpired {
+                target: target.clone(),
+            },
+            DirectoryError::KerioRpc {
+                target: target.clone(),
+                method: "Users.get".into(),
+                code: 1000,
+                message: "Operation failed.".into(),
+            },
+        ];
+        for e in errors {
+            let text = e.to_string();
+            assert!(!text.contains("nothing was changed"), "{text}");
+        }
     }
 }

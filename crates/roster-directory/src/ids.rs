@@ -12,6 +12,9 @@ pub(crate) enum IdFormat {
     /// 16 raw bytes in network order (eDirectory's GUID), as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`;
     /// any other length as [`IdFormat::Text`].
     BigEndianGuid,
+    /// Active Directory's objectGUID: 16 bytes whose first three fields are little-endian (Microsoft's
+    /// GUID layout), written in the usual string form; any other length as [`IdFormat::Text`].
+    MixedEndianGuid,
 }
 
 /// The id attributes a connector asks for, in order of preference.
@@ -29,6 +32,12 @@ impl IdPolicy {
             ("GUID", IdFormat::BigEndianGuid),
             ("nsUniqueId", IdFormat::Text),
         ],
+    };
+
+    /// Active Directory: objectGUID only (every object has one; a DN-derived id would mean a read
+    /// without the attribute, which is an error in the making, but stays the generic fallback).
+    pub(crate) const ACTIVE_DIRECTORY: IdPolicy = IdPolicy {
+        attributes: &[("objectGUID", IdFormat::MixedEndianGuid)],
     };
 
     pub(crate) fn attribute_names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -58,10 +67,21 @@ impl IdPolicy {
             };
             return Some(match format {
                 IdFormat::BigEndianGuid if value.len() == 16 => format_uuid(value),
-                IdFormat::Text | IdFormat::BigEndianGuid => match std::str::from_utf8(value) {
-                    Ok(text) => text.trim().to_ascii_lowercase(),
-                    Err(_) => hex(value),
-                },
+                IdFormat::MixedEndianGuid if value.len() == 16 => {
+                    let mut bytes = value.to_vec();
+                    for range in [0..4, 4..6, 6..8] {
+                        if let Some(field) = bytes.get_mut(range) {
+                            field.reverse();
+                        }
+                    }
+                    format_uuid(&bytes)
+                }
+                IdFormat::Text | IdFormat::BigEndianGuid | IdFormat::MixedEndianGuid => {
+                    match std::str::from_utf8(value) {
+                        Ok(text) => text.trim().to_ascii_lowercase(),
+                        Err(_) => hex(value),
+                    }
+                }
             });
         }
         None

@@ -51,6 +51,8 @@ pub(crate) struct LdapEngineConfig {
     /// `None` exactly when `encryption` is `None`.
     pub(crate) tls: Option<Arc<ClientConfig>>,
     pub(crate) bind_dn: String,
+    /// The settings key that holds `bind_dn` (`bind_dn`, or Active Directory's `username`), for messages.
+    pub(crate) account_key: &'static str,
     /// Never empty: checked by whoever builds the config (an empty one would be an anonymous bind).
     pub(crate) password: Secret,
     pub(crate) base_dn: String,
@@ -328,6 +330,7 @@ impl LdapEngine {
             let _ = ldap.unbind().await;
             return Err(DirectoryError::ServiceBind {
                 bind_dn: self.config.bind_dn.clone(),
+                account_key: self.config.account_key,
                 rc: result.rc,
                 message: result.text,
             });
@@ -353,6 +356,52 @@ impl LdapEngine {
         let ldap = self.open_service().await?;
         *slot = Some(ldap.clone());
         Ok(ldap)
+    }
+
+    /// The rootDSE, read with the service connection (which proves the settings bind).
+    pub(crate) async fn root_dse(&self) -> Result<Values, DirectoryError> {
+        let found = self
+            .search_small(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                &["defaultNamingContext", "schemaNamingContext", "dnsHostName"],
+                1,
+            )
+            .await?;
+        Ok(found.into_iter().next().map(|(_, v)| v).unwrap_or_default())
+    }
+
+    /// A small search with the service connection (at most `limit` entries, references ignored): for
+    /// what a connector looks up besides the read (the rootDSE, the schema, groups).
+    pub(crate) async fn search_small(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        limit: i32,
+    ) -> Result<Vec<(String, Values)>, DirectoryError> {
+        let mut ldap = self.service().await?;
+        let SearchResult(entries, result) = ldap
+            .with_search_options(SearchOptions::new().sizelimit(limit))
+            .with_timeout(self.timeout())
+            .search(base, scope, filter, attrs.to_vec())
+            .await
+            .map_err(|e| self.op_error(e, LOOKING_UP, 0))?;
+        match result.rc {
+            0 | 4 => {}
+            32 => return Ok(Vec::new()),
+            _ => return Err(self.search_failed(result, 0)),
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if entry.is_ref() || entry.is_intermediate() {
+                continue;
+            }
+            out.push(parse_entry(entry.0)?);
+        }
+        Ok(out)
     }
 
     /// Drops the cached service connection after it failed, so the next operation reconnects.
@@ -556,7 +605,14 @@ impl PasswordChecker for LdapEngine {
         let result = bind.map_err(|e| self.op_error(e, CHECKING_PASSWORD, 0))?;
         Ok(match result.rc {
             0 => LogonOutcome::Accepted { dn: user_dn },
-            49 => LogonOutcome::Rejected(RejectReason::WrongPassword),
+            49 => match ad_bind_reason(&result.text) {
+                // Active Directory says why in `data XXX`: only 52e is the password itself.
+                Some((code, reason)) if code != "52e" => {
+                    tracing::info!(dn = %user_dn, code, reason, "Active Directory refused the user's bind");
+                    LogonOutcome::Rejected(RejectReason::AccountUnusable)
+                }
+                _ => LogonOutcome::Rejected(RejectReason::WrongPassword),
+            },
             rc => {
                 tracing::info!(
                     dn = %user_dn,
@@ -756,7 +812,41 @@ impl PageGuard {
 }
 
 /// Attribute values of one entry as sent by the server.
-type Values = Vec<(String, Vec<Vec<u8>>)>;
+pub(crate) type Values = Vec<(String, Vec<Vec<u8>>)>;
+
+/// The first value of `name` that is text.
+pub(crate) fn first_text(values: &Values, name: &str) -> Option<String> {
+    lookup(values, name)
+        .into_iter()
+        .find_map(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned)
+}
+
+/// Active Directory's reason for a refused bind, from the `data XXX` part of its diagnostic message
+/// (`80090308: LdapErr: DSID-…, comment: AcceptSecurityContext error, data 52e, v4563`): the code and
+/// the reason in words. `None` for other servers' messages.
+pub(crate) fn ad_bind_reason(message: &str) -> Option<(String, &'static str)> {
+    let after = message.split("data ").nth(1)?;
+    let code: String = after
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let reason = match code.as_str() {
+        "525" => "no such user",
+        "52e" => "wrong password (or no such user)",
+        "530" => "not permitted to log on at this time",
+        "531" => "not permitted to log on at this workstation",
+        "532" => "password expired",
+        "533" => "account disabled",
+        "701" => "account expired",
+        "773" => "the user must change the password",
+        "775" => "account locked out",
+        "" => return None,
+        _ => "another reason",
+    };
+    Some((code, reason))
+}
 
 /// Names in responses may differ in case from the request (`mail` vs `Mail`); options are part of the
 /// name, so `cn;lang-de` never stands in for `cn`.

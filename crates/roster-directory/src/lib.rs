@@ -10,11 +10,15 @@
 //! * `ldap`: generic LDAP settings → engine config. `ldif`: the same read from a file; no logons.
 //! * `icewarp`: IceWarp Server's XML API over HTTPS (reqwest): read, `getauthtoken` logons, and the
 //!   domains and groups for the settings' picker.
+//! * `active_directory`: Active Directory through the LDAP engine, once the domain controller (DNS SRV,
+//!   `dns`), base DN, schema and groups are known.
 //! * `kerio`: Kerio Connect's JSON-RPC Administration API (reqwest): read, domains and groups for the
 //!   picker; passwords checked by an IMAP login (`imap`: TLS only, PLAIN or LOGIN, never CRAM-MD5).
 
+mod active_directory;
 mod ber;
 mod connector;
+mod dns;
 mod error;
 mod http;
 mod icewarp;
@@ -30,6 +34,7 @@ mod tls;
 
 use roster_core::directory::DirectorySettings;
 
+pub use active_directory::DNS_SERVER_VARIABLE;
 pub use connector::{
     Connector, ConnectorFactory, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain,
     ListedGroup, NoProgress, PasswordChecker, ReadProgress, RealConnectors,
@@ -47,6 +52,7 @@ pub fn connector(settings: &DirectorySettings) -> Result<Connector, DirectoryErr
         DirectorySettings::Ldif(s) => ldif::connector(s),
         DirectorySettings::Icewarp(s) => icewarp::connector(s),
         DirectorySettings::Kerio(s) => kerio::connector(s),
+        DirectorySettings::ActiveDirectory(s) => active_directory::connector(s),
     }
 }
 

@@ -1,11 +1,12 @@
 //! What a directory connector hands to the planner, and the settings an administrator gives.
 //!
-//! A directory type is one settings module here (`ldap.rs`, `ldif.rs`, `icewarp.rs`: its struct, its checks, and its
+//! A directory type is one settings module here (`ldap.rs`, `ldif.rs`, `icewarp.rs`, `kerio.rs`, `active_directory.rs`: its struct, its checks, and its
 //! [`TypeSettings`] implementation) plus one line in [`directory_types!`]. Everything the rest of Roster
 //! does with settings (keep or require the service password, resolve file paths, describe them for the
 //! audit log, pick the connector) goes through [`DirectorySettings::configured`], whose `match` has no
 //! wildcard arm: a type that misses a behaviour doesn't compile.
 
+mod active_directory;
 mod guard;
 mod icewarp;
 mod kerio;
@@ -18,6 +19,7 @@ mod schedule;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+pub use active_directory::{ActiveDirectorySettings, AdProtocol, parse_dns_server};
 pub use guard::{
     DEFAULT_MAX_DELETIONS, DEFAULT_MAX_DELETIONS_PERCENT, DeletionGuardSettings, GuardLimit,
 };
@@ -207,6 +209,8 @@ directory_types! {
     /// The seed's "Kerio Connect": users of chosen domains and groups, through its Administration API;
     /// passwords checked by an IMAP login.
     Kerio(KerioSettings) = "kerio",
+    /// The seed's "Active Directory": users of a Windows domain, found with its four filters and groups.
+    ActiveDirectory(ActiveDirectorySettings) = "active-directory",
 }
 
 impl std::fmt::Display for DirectoryKind {
@@ -312,6 +316,9 @@ mod tests {
             DirectoryKind::Ldif => DirectorySettings::Ldif(ldif::tests::example()),
             DirectoryKind::Icewarp => DirectorySettings::Icewarp(icewarp::tests::example()),
             DirectoryKind::Kerio => DirectorySettings::Kerio(kerio::tests::example()),
+            DirectoryKind::ActiveDirectory => {
+                DirectorySettings::ActiveDirectory(active_directory::tests::example())
+            }
         }
     }
 
@@ -358,8 +365,8 @@ mod tests {
     }
 
     #[test]
-    fn a_planned_type_is_unsupported_and_none_is_none() {
-        let s: DirectorySettings = serde_json::from_str(r#"{"type":"active-directory"}"#).unwrap();
+    fn an_unknown_type_is_unsupported_and_none_is_none() {
+        let s: DirectorySettings = serde_json::from_str(r#"{"type":"exchange"}"#).unwrap();
         assert_eq!(s, DirectorySettings::Unsupported);
         assert_eq!(s.kind(), None);
         let s: DirectorySettings = serde_json::from_str(r#"{"type":"none"}"#).unwrap();

@@ -364,7 +364,7 @@ async fn directory_settings_never_show_the_password() {
             M::PUT,
             "/directory",
             Some(&admin),
-            Some(json!({"type": "active-directory", "server": "x"})),
+            Some(json!({"type": "exchange", "server": "x"})),
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");

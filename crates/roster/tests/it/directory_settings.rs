@@ -4,8 +4,8 @@
 
 use roster_app::AppError;
 use roster_core::directory::{
-    AttributeMapping, DirectoryKind, DirectorySettings, Encryption, IcewarpSettings, KerioSettings,
-    LdapSettings, LdifSettings, Secret, UsernameFormat,
+    ActiveDirectorySettings, AdProtocol, AttributeMapping, DirectoryKind, DirectorySettings,
+    Encryption, IcewarpSettings, KerioSettings, LdapSettings, LdifSettings, Secret, UsernameFormat,
 };
 
 use crate::support::Env;
@@ -115,6 +115,37 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
             (
                 DirectorySettings::Kerio(first),
                 DirectorySettings::Kerio(elsewhere),
+            )
+        }
+        DirectoryKind::ActiveDirectory => {
+            let first = ActiveDirectorySettings {
+                schedule: Default::default(),
+                domain: "company.local".into(),
+                server: String::new(),
+                dns_server: String::new(),
+                protocol: AdProtocol::Ldap,
+                ignore_certificate_errors: false,
+                ca_file: None,
+                base_dn: String::new(),
+                username: "Administrator@company.local".into(),
+                password: Some(Secret::new(SECRET)),
+                exchange_users_only: true,
+                enabled_users_only: true,
+                visible_in_address_lists_only: false,
+                groups: vec![],
+                delete_users: false,
+                guard: Default::default(),
+                page_size: None,
+                timeout_seconds: None,
+            };
+            let elsewhere = ActiveDirectorySettings {
+                server: "dc2.company.local".into(),
+                password: None,
+                ..first.clone()
+            };
+            (
+                DirectorySettings::ActiveDirectory(first),
+                DirectorySettings::ActiveDirectory(elsewhere),
             )
         }
     }

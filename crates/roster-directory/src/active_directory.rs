@@ -1,0 +1,455 @@
+//! Active Directory (the seed's "Active Directory", issue 21): its settings mapped into the LDAP engine
+//! once the domain controller, the base DN, the schema and the selected groups are known.
+//!
+//! Before each read (and before the first logon, then every [`PREPARED_FOR`]) the connector
+//! *prepares*: it finds the domain controllers (the `server` setting, else the SRV records
+//! `_ldap._tcp.dc._msdcs.<domain>` from `dns_server`, `ROSTER_DNS_SERVER` or the system's resolver,
+//! tried in priority/weight order until one answers), reads the rootDSE (the base DN defaults to
+//! `defaultNamingContext`; a mismatch with the configured domain is reported), looks in the schema for
+//! `msExchHideFromAddressLists` (without it the "visible in address lists" filter has no effect, and the
+//! preview says so instead of sending a filter on an unknown attribute), and resolves the selected
+//! groups to their DNs (a missing one fails the read). The result is an [`LdapEngineConfig`] with:
+//!
+//! * the filter `(&(objectCategory=person)(objectClass=user)…)` plus, as selected, `(|(mail=*)
+//!   (proxyAddresses=smtp:*))`, `(!(userAccountControl:1.2.840.113556.1.4.803:=2))`,
+//!   `(!(msExchHideFromAddressLists=TRUE))` and `(|(memberOf:1.2.840.113556.1.4.1941:=<group DN>)…)`
+//!   (members through nested groups);
+//! * `sAMAccountName`, `displayName` else `cn`, the SMTP addresses, and `objectGUID` as the id
+//!   (`AttributeMap::active_directory`);
+//! * continuation references (Configuration, DomainDnsZones, ForestDnsZones in a search from the domain
+//!   root) skipped and counted: subdomains and trusts are not supported (the seed);
+//! * StartTLS before the bind with `protocol = "ldap"`, TLS from the start on 636 with `"ldaps"`.
+//!
+//! Logons are the engine's search-then-bind with these filters, so a user outside them (disabled, not in
+//! a selected group) can't log on; Active Directory's reason for a refused bind (`data 52e`, `775`…) goes
+//! to the log in words, the user sees the same answer for all of them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ldap3::Scope;
+use roster_core::directory::{
+    ActiveDirectorySettings, AdProtocol, DirectoryKind, Encryption, Secret, parse_dns_server,
+};
+use roster_core::filter::{LdapFilter, escape_value};
+use rustls::ClientConfig;
+use tokio::sync::Mutex;
+
+use crate::connector::{
+    Connector, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain, ListedGroup,
+    PasswordChecker, ReadProgress,
+};
+use crate::error::DirectoryError;
+use crate::ldap_engine::{LdapEngine, LdapEngineConfig, ReferencePolicy, Values, first_text};
+use crate::logon::{LogonOutcome, LogonSubject};
+use crate::mapping::AttributeMap;
+use crate::tls;
+
+/// How long a preparation serves logons before it is made again.
+const PREPARED_FOR: Duration = Duration::from_secs(600);
+/// The OID of LDAP_MATCHING_RULE_IN_CHAIN: membership through nested groups.
+const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+/// The environment variable that names the DNS server to ask when the settings don't.
+pub const DNS_SERVER_VARIABLE: &str = "ROSTER_DNS_SERVER";
+
+pub(crate) fn connector(settings: &ActiveDirectorySettings) -> Result<Connector, DirectoryError> {
+    use roster_core::directory::TypeSettings;
+    settings.validate()?;
+    let password = match &settings.password {
+        Some(p) if !p.is_empty() => p.clone(),
+        // An empty password would be an anonymous bind, which Active Directory accepts.
+        _ => {
+            return Err(DirectoryError::settings(
+                "password",
+                "give the service account's password; an empty password would be an anonymous bind",
+            ));
+        }
+    };
+    let dns_server = match settings.dns_server.trim() {
+        "" => match std::env::var(DNS_SERVER_VARIABLE) {
+            Ok(v) if !v.trim().is_empty() => Some(parse_dns_server(&v).map_err(|e| {
+                DirectoryError::settings(
+                    "dns_server",
+                    format!("{DNS_SERVER_VARIABLE}: {}", e.message),
+                )
+            })?),
+            _ => None,
+        },
+        given => Some(parse_dns_server(given)?),
+    };
+    let tls = tls::client_config(
+        settings.ca_file.as_deref(),
+        settings.ignore_certificate_errors,
+    )?;
+    let ad = Arc::new(ActiveDirectory {
+        settings: settings.clone(),
+        password,
+        dns_server,
+        tls,
+        prepared: Mutex::new(None),
+    });
+    Ok(Connector {
+        kind: DirectoryKind::ActiveDirectory,
+        reader: ad.clone(),
+        passwords: Some(ad.clone()),
+        listing: Some(ad),
+    })
+}
+
+pub(crate) struct ActiveDirectory {
+    settings: ActiveDirectorySettings,
+    password: Secret,
+    dns_server: Option<SocketAddr>,
+    tls: Arc<ClientConfig>,
+    /// The last preparation and when it was made, for logons.
+    prepared: Mutex<Option<(Instant, Arc<Prepared>)>>,
+}
+
+impl std::fmt::Debug for ActiveDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveDirectory")
+            .field("domain", &self.settings.domain_name())
+            .field("server", &self.settings.server)
+            .field("protocol", &self.settings.protocol)
+            .field("username", &self.settings.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a preparation found: the engine configured for it, and lines for the report.
+struct Prepared {
+    engine: LdapEngine,
+    notes: Vec<String>,
+}
+
+/// One domain controller to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Candidate {
+    host: String,
+    /// How it was found, for the report.
+    found: String,
+}
+
+impl ActiveDirectory {
+    fn encryption(&self) -> Encryption {
+        match self.settings.protocol {
+            AdProtocol::Ldap => Encryption::Starttls,
+            AdProtocol::Ldaps => Encryption::Ssl,
+        }
+    }
+
+    /// The engine for `host` with `base_dn` and `filter`.
+    fn engine(&self, host: &str, base_dn: String, filter: LdapFilter) -> LdapEngine {
+        LdapEngine::new(LdapEngineConfig {
+            server: host.to_owned(),
+            port: self.settings.protocol.port(),
+            encryption: self.encryption(),
+            tls: Some(self.tls.clone()),
+            bind_dn: self.settings.username.trim().to_owned(),
+            account_key: "username",
+            password: self.password.clone(),
+            base_dn,
+            filter,
+            attributes: AttributeMap::active_directory(),
+            page_size: self.settings.page_size(),
+            timeout_seconds: self.settings.timeout_seconds(),
+            references: ReferencePolicy::SkipAndCount,
+        })
+    }
+
+    /// The domain controllers to try, in order.
+    async fn candidates(&self) -> Result<Vec<Candidate>, DirectoryError> {
+        let server = self.settings.server.trim();
+        if !server.is_empty() {
+            return Ok(vec![Candidate {
+                host: server.to_owned(),
+                found: "given in `server`".into(),
+            }]);
+        }
+        let name = format!("_ldap._tcp.dc._msdcs.{}.", self.settings.domain_name());
+        let asked = match self.dns_server {
+            Some(addr) => format!("the DNS server {addr}"),
+            None => "the system's DNS resolver".to_owned(),
+        };
+        let records = crate::dns::srv(&name, self.dns_server)
+            .await
+            .map_err(|detail| DirectoryError::Discovery {
+                name: name.clone(),
+                asked: asked.clone(),
+                detail,
+            })?;
+        if records.is_empty() {
+            return Err(DirectoryError::Discovery {
+                name,
+                asked,
+                detail: "no SRV records".into(),
+            });
+        }
+        Ok(records
+            .into_iter()
+            .map(|r| Candidate {
+                found: format!("found through DNS ({name} from {asked})"),
+                host: r.target,
+            })
+            .collect())
+    }
+
+    /// The first domain controller that answers, with an engine bound to it for small searches, and
+    /// its rootDSE.
+    async fn connect(&self) -> Result<(Candidate, LdapEngine, Values), DirectoryError> {
+        let candidates = self.candidates().await?;
+        let mut last_error = None;
+        for candidate in &candidates {
+            let probe = self.engine(&candidate.host, String::new(), any_object()?);
+            match probe.root_dse().await {
+                Ok(root) => return Ok((candidate.clone(), probe, root)),
+                // Only a domain controller that can't be reached is passed over: a refused password
+                // or an untrusted certificate would be the same on the next one.
+                Err(
+                    e @ (DirectoryError::Connect { .. }
+                    | DirectoryError::Timeout { .. }
+                    | DirectoryError::Disconnected { .. }),
+                ) if candidates.len() > 1 => {
+                    tracing::info!(dc = %candidate.host, error = %e, "a domain controller did not answer; trying the next");
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or(DirectoryError::Discovery {
+            name: self.settings.domain_name(),
+            asked: "DNS".into(),
+            detail: "no domain controller to try".into(),
+        }))
+    }
+
+    /// Finds a domain controller that answers and everything a read needs from it (see the module
+    /// comment).
+    async fn prepare(&self) -> Result<Arc<Prepared>, DirectoryError> {
+        let (candidate, probe, root) = self.connect().await?;
+        let mut notes = vec![format!(
+            "Active Directory: domain controller {} ({}), {}",
+            candidate.host,
+            candidate.found,
+            match self.settings.protocol {
+                AdProtocol::Ldap => "LDAP with StartTLS on port 389",
+                AdProtocol::Ldaps => "LDAPS on port 636",
+            }
+        )];
+        let default_nc = first_text(&root, "defaultNamingContext").unwrap_or_default();
+        let schema_nc = first_text(&root, "schemaNamingContext").unwrap_or_default();
+        if !default_nc.is_empty() && !default_nc.eq_ignore_ascii_case(&self.settings.domain_dn()) {
+            notes.push(format!(
+                "Active Directory: the domain controller's domain is {default_nc}, not {} as `domain` says; check `domain` and `server`",
+                self.settings.domain_dn()
+            ));
+        }
+        let base_dn = match self.settings.base_dn.trim() {
+            "" if default_nc.is_empty() => {
+                return Err(DirectoryError::settings(
+                    "base_dn",
+                    format!(
+                        "{} does not publish a defaultNamingContext; give `base_dn` (e.g. {})",
+                        candidate.host,
+                        self.settings.domain_dn()
+                    ),
+                ));
+            }
+            "" => default_nc.clone(),
+            given => given.to_owned(),
+        };
+        let mut clauses = vec!["(objectCategory=person)(objectClass=user)".to_owned()];
+        if self.settings.exchange_users_only {
+            clauses.push("(|(mail=*)(proxyAddresses=smtp:*))".into());
+        }
+        if self.settings.enabled_users_only {
+            clauses.push("(!(userAccountControl:1.2.840.113556.1.4.803:=2))".into());
+        }
+        if self.settings.visible_in_address_lists_only {
+            let known = !schema_nc.is_empty()
+                && !probe
+                    .search_small(
+                        &schema_nc,
+                        Scope::OneLevel,
+                        "(lDAPDisplayName=msExchHideFromAddressLists)",
+                        &["lDAPDisplayName"],
+                        1,
+                    )
+                    .await?
+                    .is_empty();
+            if known {
+                clauses.push("(!(msExchHideFromAddressLists=TRUE))".into());
+            } else {
+                notes.push("Active Directory: the schema has no msExchHideFromAddressLists (no Exchange), so \"users visible in address lists only\" hides nobody".into());
+            }
+        }
+        let groups = self.settings.selected_groups();
+        if !groups.is_empty() {
+            let mut members = String::from("(|");
+            for group in &groups {
+                let dn = self.group_dn(&probe, &base_dn, &default_nc, group).await?;
+                members.push_str(&format!("(memberOf:{IN_CHAIN}:={})", escape_value(&dn)));
+            }
+            members.push(')');
+            clauses.push(members);
+        }
+        let filter = LdapFilter::parse(&format!("(&{})", clauses.concat())).map_err(|e| {
+            DirectoryError::Protocol {
+                message: format!("the filter made from the settings doesn't parse ({e})"),
+            }
+        })?;
+        notes.push(format!(
+            "Active Directory: base DN {base_dn}; {}",
+            self.settings.filters_in_words()
+        ));
+        Ok(Arc::new(Prepared {
+            engine: self.engine(&candidate.host, base_dn, filter),
+            notes,
+        }))
+    }
+
+    /// The DN of a selected group, given by DN or by name.
+    async fn group_dn(
+        &self,
+        probe: &LdapEngine,
+        base_dn: &str,
+        domain_root: &str,
+        group: &str,
+    ) -> Result<String, DirectoryError> {
+        let missing = |why: &str| {
+            DirectoryError::settings(
+                "groups",
+                format!(
+                    "the group {group:?} {why}; check `groups` (`roster directory groups` lists the domain's groups)"
+                ),
+            )
+        };
+        let found = if group.contains('=') {
+            probe
+                .search_small(group, Scope::Base, "(objectClass=group)", &["1.1"], 2)
+                .await?
+        } else {
+            let filter = format!(
+                "(&(objectClass=group)(|(sAMAccountName={0})(cn={0})))",
+                escape_value(group)
+            );
+            let root = if domain_root.is_empty() {
+                base_dn
+            } else {
+                domain_root
+            };
+            probe
+                .search_small(root, Scope::Subtree, &filter, &["1.1"], 2)
+                .await?
+        };
+        match found.as_slice() {
+            [] => Err(missing("does not exist in the domain")),
+            [(dn, _)] => Ok(dn.clone()),
+            _ => Err(missing("names more than one group; give its DN")),
+        }
+    }
+
+    /// The preparation logons use: the last one while it is fresh, else a new one.
+    async fn prepared(&self) -> Result<Arc<Prepared>, DirectoryError> {
+        let mut slot = self.prepared.lock().await;
+        if let Some((at, prepared)) = slot.as_ref()
+            && at.elapsed() < PREPARED_FOR
+        {
+            return Ok(prepared.clone());
+        }
+        let prepared = self.prepare().await?;
+        *slot = Some((Instant::now(), prepared.clone()));
+        Ok(prepared)
+    }
+}
+
+fn any_object() -> Result<LdapFilter, DirectoryError> {
+    LdapFilter::parse("(objectClass=*)").map_err(|e| DirectoryError::Protocol {
+        message: e.to_string(),
+    })
+}
+
+#[async_trait::async_trait]
+impl DirectoryReader for ActiveDirectory {
+    async fn read_entries(
+        &self,
+        progress: &dyn ReadProgress,
+    ) -> Result<DirectoryRead, DirectoryError> {
+        // A read always prepares again: groups, the schema or the domain controller may have changed.
+        let prepared = self.prepare().await?;
+        *self.prepared.lock().await = Some((Instant::now(), prepared.clone()));
+        let mut read = prepared.engine.read_entries(progress).await?;
+        let mut notes = prepared.notes.clone();
+        if read.references_skipped > 0 {
+            notes.push(format!(
+                "Active Directory: {} continuation reference(s) to other naming contexts skipped (subdomains and trusts are not read)",
+                read.references_skipped
+            ));
+        }
+        notes.append(&mut read.notes);
+        read.notes = notes;
+        Ok(read)
+    }
+
+    async fn check_connection(&self) -> Result<(), DirectoryError> {
+        self.prepare().await.map(drop)
+    }
+}
+
+#[async_trait::async_trait]
+impl PasswordChecker for ActiveDirectory {
+    async fn authenticate(
+        &self,
+        subject: &LogonSubject<'_>,
+        password: &Secret,
+    ) -> Result<LogonOutcome, DirectoryError> {
+        // Before any network call, as the engine does: an empty password is an anonymous bind.
+        if password.is_empty() {
+            return Ok(LogonOutcome::Rejected(
+                crate::logon::RejectReason::EmptyPassword,
+            ));
+        }
+        let prepared = self.prepared().await?;
+        prepared.engine.authenticate(subject, password).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectoryListing for ActiveDirectory {
+    async fn domains(&self) -> Result<Vec<ListedDomain>, DirectoryError> {
+        Err(DirectoryError::ListingUnsupported {
+            kind: DirectoryKind::ActiveDirectory,
+            what: "domains",
+        })
+    }
+
+    /// The domain's groups (name and DN), for "Sync only these groups".
+    async fn groups(&self) -> Result<Vec<ListedGroup>, DirectoryError> {
+        // Not the full preparation: a selected group that is gone must not hide the list to choose from.
+        let (_, probe, root_dse) = self.connect().await?;
+        let root = match self.settings.base_dn.trim() {
+            "" => first_text(&root_dse, "defaultNamingContext").unwrap_or_default(),
+            given => given.to_owned(),
+        };
+        let mut groups: Vec<ListedGroup> = probe
+            .search_small(
+                &root,
+                Scope::Subtree,
+                "(objectClass=group)",
+                &["cn", "sAMAccountName"],
+                100_000,
+            )
+            .await?
+            .into_iter()
+            .map(|(dn, values)| ListedGroup {
+                name: first_text(&values, "sAMAccountName")
+                    .or_else(|| first_text(&values, "cn"))
+                    .unwrap_or_default(),
+                address: dn,
+            })
+            .collect();
+        groups.sort_by_key(|g| g.name.to_lowercase());
+        Ok(groups)
+    }
+}
