@@ -435,7 +435,8 @@ pub(super) mod tests {
 
     #[test]
     fn bad_values_are_refused_naming_their_key() {
-        let cases: [(&str, fn(&mut ActiveDirectorySettings)); 8] = [
+        type Change = fn(&mut ActiveDirectorySettings);
+        let cases: [(&str, Change); 8] = [
             ("domain", |s| s.domain = "".into()),
             ("domain", |s| s.domain = "local".into()),
             ("domain", |s| s.domain = "comp any.local".into()),
