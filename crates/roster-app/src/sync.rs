@@ -465,8 +465,13 @@ impl Roster {
     }
 
     /// The groups on the directory's server, for the settings' picker (`roster directory groups`,
-    /// `GET /api/v1/directory/groups`).
-    pub async fn directory_groups(&self, caller: &Caller) -> Result<Vec<DirectoryGroup>> {
+    /// `GET /api/v1/directory/groups`); with `search`, only those whose name or address (a DN for
+    /// Active Directory) contains it, ignoring case.
+    pub async fn directory_groups(
+        &self,
+        caller: &Caller,
+        search: Option<&str>,
+    ) -> Result<Vec<DirectoryGroup>> {
         caller.require_admin("list the directory's groups")?;
         let settings = self
             .load_directory_settings()
@@ -474,8 +479,14 @@ impl Roster {
             .ok_or(AppError::NoDirectory)?;
         let directory = self.directory(&settings).await?;
         let groups = directory.listing("groups")?.groups().await?;
+        let needle = search.map(|s| s.trim().to_lowercase()).unwrap_or_default();
         Ok(groups
             .into_iter()
+            .filter(|g| {
+                needle.is_empty()
+                    || g.name.to_lowercase().contains(&needle)
+                    || g.address.to_lowercase().contains(&needle)
+            })
             .map(|g| DirectoryGroup {
                 address: g.address,
                 name: g.name,

@@ -113,9 +113,7 @@ pub enum DirectoryError {
     )]
     LogonUnsupported { kind: DirectoryKind },
 
-    #[error(
-        "cannot read the LDIF file {file}: {message}. Fix the file and try again"
-    )]
+    #[error("cannot read the LDIF file {file}: {message}. Fix the file and try again")]
     Ldif { file: String, message: String },
 
     #[error("internal error in the directory connector ({message}); please report it")]

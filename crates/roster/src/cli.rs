@@ -263,8 +263,12 @@ pub enum DirectoryCommand {
         #[arg(long)]
         json: bool,
     },
-    /// List the groups on the directory's server, for `groups` (IceWarp).
+    /// List the groups on the directory's server, for `groups` (IceWarp, Kerio Connect, Active
+    /// Directory).
     Groups {
+        /// Only groups whose name or address (DN) contains this, ignoring case.
+        #[arg(long)]
+        search: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -492,8 +496,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 let domains = roster.directory_domains(&me).await?;
                 output::directory_domains(&domains, json)?;
             }
-            DirectoryCommand::Groups { json } => {
-                let groups = roster.directory_groups(&me).await?;
+            DirectoryCommand::Groups { search, json } => {
+                let groups = roster.directory_groups(&me, search.as_deref()).await?;
                 output::directory_groups(&groups, json)?;
             }
         },

@@ -4,7 +4,7 @@ use crate::auth::Authenticated;
 use crate::error::{ApiResult, ErrorBody, Input};
 use crate::router::AppState;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use roster_core::directory::DirectorySettings;
 
 /// The directory settings (the password is never shown; `password_set` says whether one is stored).
@@ -38,12 +38,25 @@ pub(crate) async fn get_domains(
     Ok(Json(roster.directory_domains(&caller).await?))
 }
 
-/// The groups on the directory's server, for choosing `groups` (IceWarp; other types answer
-/// `DI023-listing-unsupported`).
-#[utoipa::path(get, path = "/api/v1/directory/groups", responses((status = 200, body = Vec<roster_app::DirectoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+/// What `GET /api/v1/directory/groups` may be asked.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupsQuery {
+    /// Only groups whose name or address (DN for Active Directory) contains this, ignoring case.
+    search: Option<String>,
+}
+
+/// The groups on the directory's server, for choosing `groups` (IceWarp, Kerio Connect, Active
+/// Directory; other types answer `DI023-listing-unsupported`).
+#[utoipa::path(get, path = "/api/v1/directory/groups", params(GroupsQuery), responses((status = 200, body = Vec<roster_app::DirectoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn get_groups(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
+    Input(Query(q)): Input<Query<GroupsQuery>>,
 ) -> ApiResult<Json<Vec<roster_app::DirectoryGroup>>> {
-    Ok(Json(roster.directory_groups(&caller).await?))
+    Ok(Json(
+        roster
+            .directory_groups(&caller, q.search.as_deref())
+            .await?,
+    ))
 }

@@ -720,7 +720,7 @@ async fn the_pickers_list_domains_and_groups_and_other_types_say_they_cannot() {
         ["admin.example", "example.com", "other.org", "alias.example"]
     );
     assert_eq!(domains[1].accounts, 7);
-    let groups = env.roster.directory_groups(&admin).await.unwrap();
+    let groups = env.roster.directory_groups(&admin, None).await.unwrap();
     let addresses: Vec<&str> = groups.iter().map(|g| g.address.as_str()).collect();
     assert_eq!(addresses, ["sales@example.com", "everyone@example.com"]);
     server.all_logged_out();
@@ -747,7 +747,7 @@ async fn the_pickers_list_domains_and_groups_and_other_types_say_they_cannot() {
         )
         .await
         .unwrap();
-    let e = env.roster.directory_groups(&admin).await.unwrap_err();
+    let e = env.roster.directory_groups(&admin, None).await.unwrap_err();
     assert_eq!(e.code(), "DI023-listing-unsupported", "{e}");
 }
 

@@ -867,9 +867,16 @@ async fn the_pickers_list_domains_and_groups() {
         listed,
         [("admin.example", 1), ("example.com", 3), ("other.org", 2)]
     );
-    let groups = env.roster.directory_groups(&admin).await.unwrap();
+    let groups = env.roster.directory_groups(&admin, None).await.unwrap();
     let addresses: Vec<&str> = groups.iter().map(|g| g.address.as_str()).collect();
     assert_eq!(addresses, ["Sales@example.com", "Staff@other.org"]);
+    let searched = env
+        .roster
+        .directory_groups(&admin, Some("STAFF"))
+        .await
+        .unwrap();
+    assert_eq!(searched.len(), 1, "{searched:?}");
+    assert_eq!(searched[0].address, "Staff@other.org");
     server.all_logged_out();
 }
 
