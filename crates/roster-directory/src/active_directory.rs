@@ -155,6 +155,7 @@ impl ActiveDirectory {
             page_size: self.settings.page_size(),
             timeout_seconds: self.settings.timeout_seconds(),
             references: ReferencePolicy::SkipAndCount,
+            range_request: None,
         })
     }
 

@@ -72,5 +72,6 @@ pub(crate) fn engine_config(settings: &LdapSettings) -> Result<LdapEngineConfig,
         page_size: settings.page_size(),
         timeout_seconds: settings.timeout_seconds(),
         references: ReferencePolicy::Fail,
+        range_request: None,
     })
 }

@@ -62,6 +62,9 @@ pub(crate) struct LdapEngineConfig {
     pub(crate) page_size: u32,
     pub(crate) timeout_seconds: u32,
     pub(crate) references: ReferencePolicy,
+    /// Tests only: ask for this attribute in ranges of this many values (`attr;range=0-<n-1>`), as
+    /// Active Directory sends attributes with more than 1500 values (Samba never cuts them by itself).
+    pub(crate) range_request: Option<(String, u32)>,
 }
 
 pub(crate) struct LdapEngine {
@@ -358,6 +361,86 @@ impl LdapEngine {
         Ok(ldap)
     }
 
+    /// Reads the rest of every attribute the server sent in a range (`proxyAddresses;range=0-1499`,
+    /// Active Directory's MaxValRange), asking for `attr;range=<next>-*` until the server names the last
+    /// range (`…-*`), and stores the values under the attribute's plain name.
+    async fn complete_ranges(
+        &self,
+        ldap: &mut Ldap,
+        dn: &str,
+        values: &mut Values,
+        entries: u64,
+    ) -> Result<(), DirectoryError> {
+        let ranged: Vec<(String, RangeEnd)> = values
+            .iter()
+            .filter_map(|(name, _)| range_of(name).map(|(base, _, end)| (base.to_owned(), end)))
+            .collect();
+        for (base, mut end) in ranged {
+            let mut all: Vec<Vec<u8>> = Vec::new();
+            // The values so far, from every part already received under a ranged name of `base`.
+            values.retain_mut(|(name, vals)| {
+                if range_of(name).is_some_and(|(b, _, _)| b.eq_ignore_ascii_case(&base)) {
+                    all.append(vals);
+                    false
+                } else {
+                    true
+                }
+            });
+            let mut rounds = 0u32;
+            while let RangeEnd::Upto(high) = end {
+                rounds += 1;
+                if rounds > MAX_RANGE_ROUNDS {
+                    return Err(DirectoryError::Protocol {
+                        message: format!(
+                            "{base} of {dn} came in more than {MAX_RANGE_ROUNDS} ranges, so the read would never end"
+                        ),
+                    });
+                }
+                let next = high.saturating_add(1);
+                let wanted = format!("{base};range={next}-*");
+                let SearchResult(entries_found, result) = ldap
+                    .with_timeout(self.timeout())
+                    .search(dn, Scope::Base, "(objectClass=*)", vec![wanted.as_str()])
+                    .await
+                    .map_err(|e| self.op_error(e, READING, entries))?;
+                if result.rc != 0 {
+                    return Err(self.search_failed(result, entries));
+                }
+                let part = entries_found
+                    .into_iter()
+                    .filter(|e| !e.is_ref() && !e.is_intermediate())
+                    .map(|e| parse_entry(e.0))
+                    .next()
+                    .transpose()?
+                    .and_then(|(_, vals)| {
+                        vals.into_iter()
+                            .find_map(|(name, v)| match range_of(&name) {
+                                Some((b, low, e)) if b.eq_ignore_ascii_case(&base) => Some((low, e, v)),
+                                _ => None,
+                            })
+                    });
+                let Some((low, part_end, mut part_values)) = part else {
+                    return Err(DirectoryError::Protocol {
+                        message: format!(
+                            "asked for {wanted} of {dn}, the server sent no such range"
+                        ),
+                    });
+                };
+                if low != next {
+                    return Err(DirectoryError::Protocol {
+                        message: format!(
+                            "asked for {wanted} of {dn}, the server sent the range from {low}"
+                        ),
+                    });
+                }
+                all.append(&mut part_values);
+                end = part_end;
+            }
+            values.push((base, all));
+        }
+        Ok(())
+    }
+
     /// The rootDSE, read with the service connection (which proves the settings bind).
     pub(crate) async fn root_dse(&self) -> Result<Values, DirectoryError> {
         let found = self
@@ -446,7 +529,21 @@ impl LdapEngine {
     async fn read(&self, progress: &dyn ReadProgress) -> Result<DirectoryRead, DirectoryError> {
         // A read is never retried: the planner must see one consistent answer or none.
         let mut ldap = self.service().await?;
-        let attrs = self.config.attributes.requested_attributes();
+        // A second handle on the same connection for the follow-up requests of ranged attributes, made
+        // while the page's search is still streaming.
+        let mut ranges = ldap.clone();
+        let attrs: Vec<String> = self
+            .config
+            .attributes
+            .requested_attributes()
+            .into_iter()
+            .map(|a| match &self.config.range_request {
+                Some((name, n)) if name.eq_ignore_ascii_case(&a) => {
+                    format!("{a};range=0-{}", n.saturating_sub(1))
+                }
+                _ => a,
+            })
+            .collect();
         let mut read = DirectoryRead {
             entries: Vec::new(),
             pages: 0,
@@ -465,7 +562,7 @@ impl LdapEngine {
                 val: Some(encode_paged_request(self.config.page_size, &cookie)),
             };
             let result = self
-                .read_page(&mut ldap, control, &attrs, &mut read, progress)
+                .read_page(&mut ldap, &mut ranges, control, &attrs, &mut read, progress)
                 .await?;
             read.pages += 1;
             let count = read.entries.len() as u64;
@@ -503,6 +600,7 @@ impl LdapEngine {
     async fn read_page(
         &self,
         ldap: &mut Ldap,
+        ranges: &mut Ldap,
         control: RawControl,
         attrs: &[String],
         read: &mut DirectoryRead,
@@ -538,7 +636,11 @@ impl LdapEngine {
             if item.is_intermediate() {
                 continue;
             }
-            let (entry_dn, values) = parse_entry(item.0)?;
+            let (entry_dn, mut values) = parse_entry(item.0)?;
+            if values.iter().any(|(name, _)| range_of(name).is_some()) {
+                self.complete_ranges(ranges, &entry_dn, &mut values, entries_so_far(read))
+                    .await?;
+            }
             let (entry, stable) = self
                 .config
                 .attributes
@@ -809,6 +911,34 @@ impl PageGuard {
         self.previous_first_dn = page.first_dn.map(str::to_owned);
         Ok(())
     }
+}
+
+/// More ranges than any attribute can need (1500 values each: 15 million values).
+const MAX_RANGE_ROUNDS: u32 = 10_000;
+
+/// Where a ranged attribute's part ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeEnd {
+    /// The last value's index: more follow.
+    Upto(u64),
+    /// `*`: the last part.
+    Last,
+}
+
+/// `name;range=LOW-HIGH` (options may come before the range): the plain name, LOW and the end.
+fn range_of(name: &str) -> Option<(&str, u64, RangeEnd)> {
+    let (base, options) = name.split_once(';')?;
+    let range = options
+        .split(';')
+        .find_map(|o| o.strip_prefix("range=").or_else(|| o.strip_prefix("Range=")))?;
+    let (low, high) = range.split_once('-')?;
+    let low = low.parse().ok()?;
+    let end = if high == "*" {
+        RangeEnd::Last
+    } else {
+        RangeEnd::Upto(high.parse().ok()?)
+    };
+    Some((base, low, end))
 }
 
 /// Attribute values of one entry as sent by the server.
