@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check and test Roster has, installing what the tests need first.
-# The tests start their own throwaway servers (slapd, PostgreSQL, Dovecot) on loopback, on ports chosen at run
+# The tests start their own throwaway servers (slapd, PostgreSQL, Dovecot, a Samba AD DC) on loopback, on ports chosen at run
 # time, in temporary directories: nothing needs to be configured by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use. Only missing ones are installed.
-packages=(slapd ldap-utils postgresql openssl dovecot-imapd)
+# Samba AD DC (crates/roster-testkit/src/samba.rs): samba-ad-provision is only a Recommends of samba-ad-dc;
+# krb5-user asks debconf questions (answered by DEBIAN_FRONTEND=noninteractive below); dig is in bind9-dnsutils.
+packages=(slapd ldap-utils postgresql openssl dovecot-imapd
+  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,6 +19,8 @@ if ((${#missing[@]})); then
   sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   export DEBIAN_FRONTEND=noninteractive
+  # sudo drops the environment: pass DEBIAN_FRONTEND explicitly.
+  [[ ${#sudo_cmd[@]} -eq 0 ]] || sudo_cmd+=(env DEBIAN_FRONTEND=noninteractive)
   "${sudo_cmd[@]}" apt-get update -qq
   # policy-rc.d 101: don't start the packaged system services; the tests start their own.
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then

@@ -17,6 +17,7 @@
 
 use std::fs;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -166,6 +167,63 @@ impl TestCa {
         })
     }
 
+    /// Like [`TestCa::issue_server_cert`], but the subjectAltName holds exactly `dns_names` and
+    /// `ips` (for servers known by other names than localhost, such as a Samba domain controller
+    /// `dc1.roster.test` on 127.0.0.3).
+    pub fn issue_server_cert_for(
+        &self,
+        name: &str,
+        dns_names: &[&str],
+        ips: &[IpAddr],
+    ) -> io::Result<ServerCert> {
+        let _guard = lock(&self.issuing);
+        let out = self.dir.path().join("certs");
+        fs::create_dir_all(&out)?;
+        let stem = unique_stem(&out, name);
+        let key_path = out.join(format!("{stem}.key"));
+        let cert_path = out.join(format!("{stem}.pem"));
+        let csr = out.join(format!("{stem}.csr"));
+        let ext = out.join(format!("{stem}.ext"));
+        let sans: Vec<String> = dns_names
+            .iter()
+            .map(|d| format!("DNS:{d}"))
+            .chain(ips.iter().map(|ip| format!("IP:{ip}")))
+            .collect();
+        if sans.is_empty() || dns_names.iter().any(|d| d.contains([',', '\n'])) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a server certificate needs at least one name, without ',' or newlines",
+            ));
+        }
+        fs::write(
+            &ext,
+            format!(
+                "[ ext_server_for ]\nbasicConstraints = critical, CA:FALSE\n\
+                 keyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n\
+                 subjectAltName = {}\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid, issuer\n",
+                sans.join(", ")
+            ),
+        )?;
+        generate_key(&self.openssl, &key_path)?;
+        make_csr(&self.openssl, self.dir.path(), &key_path, name, &csr)?;
+        let signer = Signer::Ca {
+            cert: &self.ca_cert,
+            key: &self.ca_key,
+        };
+        sign_with(
+            &self.openssl,
+            self.dir.path(),
+            signer,
+            &csr,
+            ("ext_server_for", Some(&ext)),
+            &cert_path,
+        )?;
+        Ok(ServerCert {
+            cert_path,
+            key_path,
+        })
+    }
+
     /// A self-signed server certificate with the same names and usages as
     /// [`TestCa::issue_server_cert`] but NOT signed by this CA, for
     /// "untrusted certificate" tests. Stored in this CA's directory.
@@ -274,6 +332,18 @@ fn sign(
     ext: &str,
     out: &Path,
 ) -> io::Result<()> {
+    sign_with(openssl, ca_dir, signer, csr, (ext, None), out)
+}
+
+/// [`sign`] with the extension section taken from `extfile` when given (else from openssl.cnf).
+fn sign_with(
+    openssl: &Path,
+    ca_dir: &Path,
+    signer: Signer<'_>,
+    csr: &Path,
+    (ext, extfile): (&str, Option<&Path>),
+    out: &Path,
+) -> io::Result<()> {
     let (start, end) = validity()?;
     let mut cmd = Command::new(openssl);
     // Relative paths in openssl.cnf resolve against the working directory.
@@ -286,6 +356,9 @@ fn sign(
         "-extensions",
         ext,
     ]);
+    if let Some(file) = extfile {
+        cmd.arg("-extfile").arg(file);
+    }
     match signer {
         Signer::SelfSigned { key } => cmd.arg("-selfsign").arg("-keyfile").arg(key),
         Signer::Ca { cert, key } => cmd.arg("-cert").arg(cert).arg("-keyfile").arg(key),

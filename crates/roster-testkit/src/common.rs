@@ -12,7 +12,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -263,6 +263,41 @@ impl ServerProcess {
             log_path: log_path.to_owned(),
             child: Some(child),
         })
+    }
+
+    /// Like [`ServerProcess::spawn`], but the child's stdin is a pipe whose writing end is returned.
+    /// A server that exits when its stdin closes (`samba -i`) then cannot outlive the holder of that
+    /// end, not even a test process killed by SIGKILL (the kernel closes its descriptors).
+    pub fn spawn_with_stdin_pipe(
+        name: &str,
+        cmd: &mut Command,
+        log_path: &Path,
+    ) -> io::Result<(ServerProcess, ChildStdin)> {
+        let (out, err) = log_stdio(log_path)?;
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot start {name} (`{}`): {e}", describe(cmd)),
+                )
+            })?;
+        let stdin = child.stdin.take();
+        let mut process = ServerProcess {
+            name: name.to_owned(),
+            log_path: log_path.to_owned(),
+            child: Some(child),
+        };
+        match stdin {
+            Some(stdin) => Ok((process, stdin)),
+            None => {
+                process.stop();
+                Err(io::Error::other(format!("{name}: no stdin pipe")))
+            }
+        }
     }
 
     /// The process id while it is running.

@@ -1,6 +1,7 @@
 //! Throwaway REAL servers for integration tests and benchmarks: OpenLDAP
-//! `slapd`, PostgreSQL and a test certificate authority, all on 127.0.0.1
-//! with ports picked at run time and state in temporary directories.
+//! `slapd`, PostgreSQL, Dovecot, a Samba AD domain controller and a test
+//! certificate authority, all on loopback with ports picked at run time (where
+//! the server allows) and state in temporary directories.
 //!
 //! Everything here is synchronous and drives external programs with
 //! `std::process`; call it from test set-up code (inside async tests, before
@@ -18,6 +19,7 @@ pub mod icewarp;
 pub mod kerio;
 pub mod ldif;
 pub mod postgres;
+pub mod samba;
 pub mod slapd;
 
 pub use ca::{ServerCert, TestCa, self_signed_server_cert};
@@ -25,4 +27,5 @@ pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
 pub use dovecot::{Dovecot, DovecotConfig};
 pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
 pub use postgres::TestPostgres;
+pub use samba::{AdUser, Ou, SambaDc, StartTimings};
 pub use slapd::{Slapd, SlapdConfig, SlapdTls};
