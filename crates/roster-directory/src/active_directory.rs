@@ -127,6 +127,8 @@ struct Prepared {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Candidate {
     host: String,
+    /// Its addresses, from `dns_server` when one is given (empty: the system resolves `host`).
+    addresses: Vec<std::net::IpAddr>,
     /// How it was found, for the report.
     found: String,
 }
@@ -139,11 +141,11 @@ impl ActiveDirectory {
         }
     }
 
-    /// The engine for `host` with `base_dn` and `filter`.
-    fn engine(&self, host: &str, base_dn: String, filter: LdapFilter) -> LdapEngine {
+    /// The engine for `candidate` with `base_dn` and `filter`.
+    fn engine(&self, candidate: &Candidate, base_dn: String, filter: LdapFilter) -> LdapEngine {
         LdapEngine::new(LdapEngineConfig {
-            server: host.to_owned(),
-            port: self.settings.protocol.port(),
+            server: candidate.host.clone(),
+            port: self.settings.port(),
             encryption: self.encryption(),
             tls: Some(self.tls.clone()),
             bind_dn: self.settings.username.trim().to_owned(),
@@ -156,6 +158,7 @@ impl ActiveDirectory {
             timeout_seconds: self.settings.timeout_seconds(),
             references: ReferencePolicy::SkipAndCount,
             range_request: None,
+            connect_to: candidate.addresses.clone(),
         })
     }
 
@@ -165,6 +168,7 @@ impl ActiveDirectory {
         if !server.is_empty() {
             return Ok(vec![Candidate {
                 host: server.to_owned(),
+                addresses: self.addresses_of(server).await?,
                 found: "given in `server`".into(),
             }]);
         }
@@ -187,13 +191,39 @@ impl ActiveDirectory {
                 detail: "no SRV records".into(),
             });
         }
-        Ok(records
-            .into_iter()
-            .map(|r| Candidate {
+        let mut candidates = Vec::with_capacity(records.len());
+        for r in records {
+            candidates.push(Candidate {
                 found: format!("found through DNS ({name} from {asked})"),
+                addresses: self.addresses_of(&r.target).await?,
                 host: r.target,
-            })
-            .collect())
+            });
+        }
+        Ok(candidates)
+    }
+
+    /// A host's addresses from the DNS server in the settings, which the system's resolver may not
+    /// ask; empty without one (the system resolves the host when connecting).
+    async fn addresses_of(&self, host: &str) -> Result<Vec<std::net::IpAddr>, DirectoryError> {
+        let Some(dns) = self.dns_server else {
+            return Ok(Vec::new());
+        };
+        let found =
+            crate::dns::addresses(host, dns)
+                .await
+                .map_err(|detail| DirectoryError::Discovery {
+                    name: host.to_owned(),
+                    asked: format!("the DNS server {dns}"),
+                    detail,
+                })?;
+        if found.is_empty() {
+            return Err(DirectoryError::Discovery {
+                name: host.to_owned(),
+                asked: format!("the DNS server {dns}"),
+                detail: "no address".into(),
+            });
+        }
+        Ok(found)
     }
 
     /// The first domain controller that answers, with an engine bound to it for small searches, and
@@ -202,7 +232,7 @@ impl ActiveDirectory {
         let candidates = self.candidates().await?;
         let mut last_error = None;
         for candidate in &candidates {
-            let probe = self.engine(&candidate.host, String::new(), any_object()?);
+            let probe = self.engine(candidate, String::new(), any_object()?);
             match probe.root_dse().await {
                 Ok(root) => return Ok((candidate.clone(), probe, root)),
                 // Only a domain controller that can't be reached is passed over: a refused password
@@ -234,8 +264,8 @@ impl ActiveDirectory {
             candidate.host,
             candidate.found,
             match self.settings.protocol {
-                AdProtocol::Ldap => "LDAP with StartTLS on port 389",
-                AdProtocol::Ldaps => "LDAPS on port 636",
+                AdProtocol::Ldap => format!("LDAP with StartTLS on port {}", self.settings.port()),
+                AdProtocol::Ldaps => format!("LDAPS on port {}", self.settings.port()),
             }
         )];
         let default_nc = first_text(&root, "defaultNamingContext").unwrap_or_default();
@@ -305,7 +335,7 @@ impl ActiveDirectory {
             self.settings.filters_in_words()
         ));
         Ok(Arc::new(Prepared {
-            engine: self.engine(&candidate.host, base_dn, filter),
+            engine: self.engine(&candidate, base_dn, filter),
             notes,
         }))
     }

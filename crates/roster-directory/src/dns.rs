@@ -18,11 +18,8 @@ pub(crate) struct SrvRecord {
     pub(crate) weight: u16,
 }
 
-/// The SRV records of `name`, in the order to try them: lowest priority first, then highest weight
-/// (RFC 2782 picks by weight at random; a fixed order keeps runs comparable and the report honest).
-/// `Ok(empty)` when the name has none; `Err` says what went wrong with the lookup.
-pub(crate) async fn srv(name: &str, server: Option<SocketAddr>) -> Result<Vec<SrvRecord>, String> {
-    let resolver = match server {
+fn resolver(server: Option<SocketAddr>) -> Result<Resolver<TokioConnectionProvider>, String> {
+    Ok(match server {
         Some(addr) => Resolver::builder_with_config(
             ResolverConfig::from_parts(
                 None,
@@ -35,8 +32,30 @@ pub(crate) async fn srv(name: &str, server: Option<SocketAddr>) -> Result<Vec<Sr
         None => Resolver::builder_tokio()
             .map_err(|e| format!("the system's DNS configuration can't be read ({e})"))?
             .build(),
-    };
-    let lookup = match resolver.srv_lookup(name).await {
+    })
+}
+
+/// The addresses of `host` from the DNS server given (an IP address is itself).
+pub(crate) async fn addresses(
+    host: &str,
+    server: SocketAddr,
+) -> Result<Vec<std::net::IpAddr>, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let name = format!("{}.", host.trim_end_matches('.'));
+    match resolver(Some(server))?.lookup_ip(name.as_str()).await {
+        Ok(lookup) => Ok(lookup.iter().collect()),
+        Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The SRV records of `name`, in the order to try them: lowest priority first, then highest weight
+/// (RFC 2782 picks by weight at random; a fixed order keeps runs comparable and the report honest).
+/// `Ok(empty)` when the name has none; `Err` says what went wrong with the lookup.
+pub(crate) async fn srv(name: &str, server: Option<SocketAddr>) -> Result<Vec<SrvRecord>, String> {
+    let lookup = match resolver(server)?.srv_lookup(name).await {
         Ok(lookup) => lookup,
         Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
         Err(e) => return Err(e.to_string()),

@@ -73,5 +73,6 @@ pub(crate) fn engine_config(settings: &LdapSettings) -> Result<LdapEngineConfig,
         timeout_seconds: settings.timeout_seconds(),
         references: ReferencePolicy::Fail,
         range_request: None,
+        connect_to: Vec::new(),
     })
 }

@@ -65,6 +65,10 @@ pub(crate) struct LdapEngineConfig {
     /// Tests only: ask for this attribute in ranges of this many values (`attr;range=0-<n-1>`), as
     /// Active Directory sends attributes with more than 1500 values (Samba never cuts them by itself).
     pub(crate) range_request: Option<(String, u32)>,
+    /// Addresses to connect to instead of resolving `server` with the system's resolver (Active
+    /// Directory: a domain controller found through a DNS server the system doesn't use). TLS still
+    /// checks the certificate against `server`.
+    pub(crate) connect_to: Vec<std::net::IpAddr>,
 }
 
 pub(crate) struct LdapEngine {
@@ -190,6 +194,10 @@ impl LdapEngine {
         if let Some(config) = &self.config.tls {
             settings = settings.set_config(config.clone());
         }
+        if !self.config.connect_to.is_empty() {
+            settings =
+                settings.set_std_stream(ldap3::StdStream::Tcp(self.tcp_to_addresses().await?));
+        }
         let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
             .map_err(|e| self.connect_error(e))?;
@@ -201,6 +209,32 @@ impl LdapEngine {
             }
         });
         Ok(ldap)
+    }
+
+    /// A TCP connection to the first of `connect_to` that answers.
+    async fn tcp_to_addresses(&self) -> Result<std::net::TcpStream, DirectoryError> {
+        let mut last = String::from("no address");
+        for ip in &self.config.connect_to {
+            let addr = std::net::SocketAddr::new(*ip, self.config.port);
+            match tokio::time::timeout(self.timeout(), tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    return stream.into_std().map_err(|e| DirectoryError::Connect {
+                        target: self.target(),
+                        detail: e.to_string(),
+                        hint: "try again",
+                    });
+                }
+                Ok(Err(e)) => last = format!("{addr}: {e}"),
+                Err(_) => {
+                    last = format!("{addr}: no answer within {} s", self.config.timeout_seconds);
+                }
+            }
+        }
+        Err(DirectoryError::Connect {
+            target: self.target(),
+            detail: last,
+            hint: "check the server name, the port, the encryption setting and any firewall in between",
+        })
     }
 
     fn connect_error(&self, error: LdapError) -> DirectoryError {
@@ -415,7 +449,9 @@ impl LdapEngine {
                     .and_then(|(_, vals)| {
                         vals.into_iter()
                             .find_map(|(name, v)| match range_of(&name) {
-                                Some((b, low, e)) if b.eq_ignore_ascii_case(&base) => Some((low, e, v)),
+                                Some((b, low, e)) if b.eq_ignore_ascii_case(&base) => {
+                                    Some((low, e, v))
+                                }
                                 _ => None,
                             })
                     });
@@ -928,9 +964,10 @@ enum RangeEnd {
 /// `name;range=LOW-HIGH` (options may come before the range): the plain name, LOW and the end.
 fn range_of(name: &str) -> Option<(&str, u64, RangeEnd)> {
     let (base, options) = name.split_once(';')?;
-    let range = options
-        .split(';')
-        .find_map(|o| o.strip_prefix("range=").or_else(|| o.strip_prefix("Range=")))?;
+    let range = options.split(';').find_map(|o| {
+        o.strip_prefix("range=")
+            .or_else(|| o.strip_prefix("Range="))
+    })?;
     let (low, high) = range.split_once('-')?;
     let low = low.parse().ok()?;
     let end = if high == "*" {

@@ -13,6 +13,7 @@
 
 pub mod ca;
 pub mod common;
+pub mod cut_proxy;
 pub mod dovecot;
 pub mod http;
 pub mod icewarp;
@@ -24,6 +25,7 @@ pub mod slapd;
 
 pub use ca::{ServerCert, TestCa, self_signed_server_cert};
 pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
+pub use cut_proxy::CutProxy;
 pub use dovecot::{Dovecot, DovecotConfig};
 pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
 pub use postgres::TestPostgres;

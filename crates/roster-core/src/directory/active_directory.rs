@@ -3,8 +3,10 @@
 //! domain's `defaultNamingContext`), the service account, the seed's four filters and the options.
 //!
 //! Choices where the issue is silent:
-//! * `server` is a host name or an IP address without a port; the port follows `protocol` (389 or 636),
-//!   and a server found through DNS is used on the same ports (the SRV record's port is LDAP's).
+//! * `server` is a host name or an IP address without a port; the port follows `protocol` (389 or 636)
+//!   unless `port` says otherwise, and a server found through DNS is used on the same ports (the SRV
+//!   record's port is plain LDAP's). With `dns_server`, host names are resolved there too: a DNS
+//!   server the system doesn't ask knows its domain controllers' addresses.
 //! * `protocol = "ldap"` always does StartTLS before binding: Active Directory refuses a simple bind on
 //!   plain LDAP ("Transport encryption required"), and a password must not cross in clear anyway.
 //! * `dns_server` (`ip` or `ip:port`, optional) is the DNS server asked for the domain controllers;
@@ -67,6 +69,10 @@ pub struct ActiveDirectorySettings {
     /// else the system's resolver.
     #[serde(default)]
     pub dns_server: String,
+    /// Another port than the protocol's (389, 636): a forwarded port, or the global catalog (3268,
+    /// 3269).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     #[serde(default)]
     pub protocol: AdProtocol,
     /// The seed's "Ignore SSL security warnings".
@@ -123,6 +129,10 @@ pub struct ActiveDirectorySettings {
 }
 
 impl ActiveDirectorySettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.protocol.port())
+    }
+
     pub fn page_size(&self) -> u32 {
         self.page_size.unwrap_or(1000).clamp(1, 1000)
     }
@@ -266,6 +276,9 @@ impl TypeSettings for ActiveDirectorySettings {
         if !self.dns_server.trim().is_empty() {
             parse_dns_server(&self.dns_server)?;
         }
+        if self.port == Some(0) {
+            return Err(settings_error("port", "0 is not a port"));
+        }
         if let Some(ca_file) = &self.ca_file {
             require_absolute("ca_file", ca_file, "the CA file")?;
         }
@@ -330,6 +343,7 @@ impl TypeSettings for ActiveDirectorySettings {
             self.server.trim().to_ascii_lowercase(),
             self.dns_server.trim().to_owned(),
             self.protocol.as_str().to_owned(),
+            self.port().to_string(),
             self.ignore_certificate_errors.to_string(),
             self.ca_file
                 .as_ref()
@@ -394,6 +408,7 @@ pub(super) mod tests {
             domain: "company.local".into(),
             server: String::new(),
             dns_server: String::new(),
+            port: None,
             protocol: AdProtocol::Ldap,
             ignore_certificate_errors: false,
             ca_file: None,

@@ -22,8 +22,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use roster_core::directory::{
-    AttributeMapping, DirectoryEntry, DirectoryKind, DirectorySettings, Encryption,
-    IcewarpSettings, KerioSettings, LdapSettings, LdifSettings, Secret, UsernameFormat,
+    ActiveDirectorySettings, AdProtocol, AttributeMapping, DirectoryEntry, DirectoryKind,
+    DirectorySettings, Encryption, IcewarpSettings, KerioSettings, LdapSettings, LdifSettings,
+    Secret, UsernameFormat,
 };
 use roster_directory::{
     Connector, DirectoryError, DirectoryRead, LogonOutcome, LogonSubject, NoProgress,
@@ -99,8 +100,10 @@ pub trait ContractFixture: Sized {
     const STABLE_IDS: bool = true;
 
     /// The user name the standard user (or a renamed one) with this uid gets: the uid itself for the
-    /// LDAP-style types; the address for a type whose user names are addresses.
-    fn user_name(uid: &str) -> String {
+    /// LDAP-style types; the address for a type whose user names are addresses; the uid with the
+    /// fixture's suffix for Active Directory, whose sAMAccountNames are unique in the whole domain that
+    /// the tests share.
+    fn user_name(&self, uid: &str) -> String {
         uid.to_owned()
     }
 
@@ -226,7 +229,10 @@ pub async fn a_full_read_returns_exactly_the_standard_users_and_reports_progress
         .map(|e| (e.name.as_deref(), e.full_name.as_deref(), e.emails.clone()))
         .collect();
     got.sort();
-    let names: Vec<String> = STANDARD_USERS.iter().map(|u| F::user_name(u.uid)).collect();
+    let names: Vec<String> = STANDARD_USERS
+        .iter()
+        .map(|u| fixture.user_name(u.uid))
+        .collect();
     let mut expected: Vec<Mapped<'_>> = STANDARD_USERS
         .iter()
         .zip(&names)
@@ -281,10 +287,10 @@ pub async fn ids_are_stable_across_reads_and_renames<F: ContractFixture>() {
     assert_eq!(distinct.len(), ids.len(), "ids must differ: {ids:?}");
     assert_eq!(ids_by_name(&read_all(&c).await), ids, "a second read");
 
-    let bob = by_name(&first, &F::user_name("bob")).clone();
+    let bob = by_name(&first, &fixture.user_name("bob")).clone();
     within("renaming bob", fixture.rename("bob", "robert")).await;
     let renamed = read_all(&make(&fixture.settings())).await;
-    let robert = by_name(&renamed, &F::user_name("robert"));
+    let robert = by_name(&renamed, &fixture.user_name("robert"));
     assert_ne!(robert.dn, bob.dn, "the rename changed the DN");
     if F::STABLE_IDS {
         assert_eq!(robert.id, bob.id, "a rename keeps the id");
@@ -295,7 +301,7 @@ pub async fn ids_are_stable_across_reads_and_renames<F: ContractFixture>() {
         );
         assert!(renamed.entries.iter().all(|e| e.id != bob.id));
     }
-    let bob_name = F::user_name("bob");
+    let bob_name = fixture.user_name("bob");
     assert!(
         renamed
             .entries
@@ -345,7 +351,7 @@ pub async fn check_connection_succeeds_and_fails_promptly<F: ContractFixture>() 
 
 pub async fn an_empty_password_is_refused_before_any_network_call<F: ContractFixture>() {
     let fixture = F::start().await;
-    let alice_name = F::user_name("alice");
+    let alice_name = fixture.user_name("alice");
     let alice = LogonSubject {
         name: &alice_name,
         dn: None,
@@ -372,7 +378,7 @@ pub async fn logon_by_linked_id_by_dn_and_by_name<F: ContractFixture>() {
     };
     let read = read_all(&c).await;
     for user in &STANDARD_USERS {
-        let name = F::user_name(user.uid);
+        let name = fixture.user_name(user.uid);
         let entry = by_name(&read, &name);
         let accepted = LogonOutcome::Accepted {
             dn: entry.dn.clone(),
@@ -420,9 +426,9 @@ pub async fn a_wrong_password_or_another_entrys_id_is_not_accepted<F: ContractFi
         return;
     };
     let read = read_all(&c).await;
-    let alice_name = F::user_name("alice");
+    let alice_name = fixture.user_name("alice");
     let alice = by_name(&read, &alice_name);
-    let bob = by_name(&read, &F::user_name("bob"));
+    let bob = by_name(&read, &fixture.user_name("bob"));
     for subject in [
         LogonSubject {
             name: &alice_name,
@@ -527,6 +533,7 @@ connector_contract! {
     ldif: LdifFixture,
     icewarp: IcewarpFixture,
     kerio: KerioFixture,
+    active_directory: AdFixture,
 }
 
 // ---- Generic LDAP: a real slapd ---------------------------------------------------------------------
@@ -835,7 +842,7 @@ impl ContractFixture for IcewarpFixture {
     const CHECKS_PASSWORDS: bool = true;
     const STABLE_IDS: bool = false;
 
-    fn user_name(uid: &str) -> String {
+    fn user_name(&self, uid: &str) -> String {
         match STANDARD_USERS.iter().find(|u| u.uid == uid) {
             Some(u) => u.mail.to_owned(),
             None => format!("{uid}@example.com"),
@@ -887,7 +894,7 @@ impl ContractFixture for IcewarpFixture {
     }
 
     async fn rename(&mut self, from: &str, to: &str) {
-        let address = Self::user_name(from);
+        let address = self.user_name(from);
         self.emulator.controls().edit(|f| {
             let account = f.find_mut(&address).unwrap();
             account.mailbox = to.to_owned();
@@ -974,7 +981,7 @@ impl ContractFixture for KerioFixture {
     const KIND: DirectoryKind = DirectoryKind::Kerio;
     const CHECKS_PASSWORDS: bool = true;
 
-    fn user_name(uid: &str) -> String {
+    fn user_name(&self, uid: &str) -> String {
         match STANDARD_USERS.iter().find(|u| u.uid == uid) {
             Some(u) => u.mail.to_owned(),
             None => format!("{uid}@example.com"),
@@ -1038,7 +1045,7 @@ impl ContractFixture for KerioFixture {
     }
 
     async fn rename(&mut self, from: &str, to: &str) {
-        let login = Self::user_name(from).split('@').next().unwrap().to_owned();
+        let login = self.user_name(from).split('@').next().unwrap().to_owned();
         self.emulator.controls().edit(|f| {
             let user = f
                 .domain_mut("example.com")
@@ -1049,5 +1056,162 @@ impl ContractFixture for KerioFixture {
                 .unwrap();
             user.login_name = to.to_owned();
         });
+    }
+}
+
+// ---- Active Directory: a real Samba AD domain controller, one per test process -------------------------
+
+/// The standard users in an OU of their own (beside a disabled user and one without an address, whom
+/// the seed's default filters leave out), and an OU of [`AD_BULK`] users read through a proxy that cuts
+/// the connection in the middle.
+pub struct AdFixture {
+    /// Appended to every sAMAccountName of this fixture (`alice.3`): one domain serves every test.
+    suffix: String,
+    dc: &'static roster_testkit::SambaDc,
+    ou: roster_testkit::Ou,
+    bulk_dn: String,
+    proxy: roster_testkit::CutProxy,
+}
+
+const AD_BULK: usize = 300;
+
+fn ad_cn(uid: &str) -> String {
+    STANDARD_USERS
+        .iter()
+        .find(|u| u.uid == uid)
+        .map_or_else(|| uid.to_owned(), |u| u.cn.to_owned())
+}
+
+impl AdFixture {
+    fn ad_settings(&self) -> ActiveDirectorySettings {
+        ActiveDirectorySettings {
+            schedule: Default::default(),
+            domain: roster_testkit::samba::DNS_DOMAIN.into(),
+            server: self.dc.ip().to_string(),
+            dns_server: String::new(),
+            port: None,
+            protocol: AdProtocol::Ldap,
+            ignore_certificate_errors: false,
+            ca_file: Some(self.dc.ca_cert_path().to_owned()),
+            base_dn: self.ou.dn().to_owned(),
+            username: roster_testkit::samba::ADMIN_UPN.into(),
+            password: Some(Secret::new(roster_testkit::samba::ADMIN_PASSWORD)),
+            exchange_users_only: true,
+            enabled_users_only: true,
+            visible_in_address_lists_only: false,
+            groups: vec![],
+            delete_users: false,
+            guard: Default::default(),
+            page_size: None,
+            timeout_seconds: None,
+        }
+    }
+}
+
+impl ContractFixture for AdFixture {
+    const KIND: DirectoryKind = DirectoryKind::ActiveDirectory;
+    const CHECKS_PASSWORDS: bool = true;
+
+    fn user_name(&self, uid: &str) -> String {
+        format!("{uid}.{}", self.suffix)
+    }
+
+    async fn start() -> AdFixture {
+        use roster_testkit::AdUser;
+        let dc = tokio::task::spawn_blocking(roster_testkit::SambaDc::shared)
+            .await
+            .unwrap()
+            .unwrap();
+        static FIXTURES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let suffix = FIXTURES
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let ou = dc.new_ou("contract").await.unwrap();
+        for u in &STANDARD_USERS {
+            let mut user = AdUser::new(&format!("{}.{suffix}", u.uid));
+            user.cn = Some(u.cn.into());
+            user.display_name = Some(u.cn.into());
+            user.mail = Some(u.mail.into());
+            user.password = Some(u.password.into());
+            ou.add_user(&user).await.unwrap();
+        }
+        let mut disabled = AdUser::new(&format!("dave.{suffix}"));
+        disabled.mail = Some("dave@example.com".into());
+        disabled.enabled = false;
+        ou.add_user(&disabled).await.unwrap();
+        ou.add_user(&AdUser::new(&format!("no-mail.{suffix}")))
+            .await
+            .unwrap();
+        // One bulk OU for the whole process: only the failing read uses it, and nothing changes it.
+        static BULK: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        let bulk_dn = BULK
+            .get_or_init(|| async {
+                let bulk = dc.new_ou("contract-bulk").await.unwrap();
+                let users: Vec<AdUser> = (0..AD_BULK)
+                    .map(|i| {
+                        let mut u = AdUser::new(&format!("bulk{i}"));
+                        u.mail = Some(format!("bulk{i}@example.com"));
+                        u.display_name = Some(format!("Bulk User Number {i} With A Long Name"));
+                        u
+                    })
+                    .collect();
+                bulk.add_users_bulk(&users, 4).await.unwrap();
+                bulk.dn().to_owned()
+            })
+            .await
+            .clone();
+        // About a third of the bulk OU's answers, after the TLS handshake and the bind.
+        let proxy =
+            roster_testkit::CutProxy::start(std::net::SocketAddr::new(dc.ip().into(), 636), 40_000)
+                .await
+                .unwrap();
+        AdFixture {
+            suffix,
+            dc,
+            bulk_dn,
+            ou,
+            proxy,
+        }
+    }
+
+    fn settings(&self) -> DirectorySettings {
+        DirectorySettings::ActiveDirectory(self.ad_settings())
+    }
+
+    /// The bulk OU in pages of 20, over LDAPS through the proxy, which cuts the read's connection
+    /// after about a third of the users.
+    fn failing_read_settings(&self) -> DirectorySettings {
+        let mut s = self.ad_settings();
+        s.server = "127.0.0.1".into();
+        s.port = Some(self.proxy.addr().port());
+        s.protocol = AdProtocol::Ldaps;
+        s.ca_file = None;
+        // The certificate names the DC, not 127.0.0.1.
+        s.ignore_certificate_errors = true;
+        s.base_dn = self.bulk_dn.clone();
+        s.page_size = Some(20);
+        DirectorySettings::ActiveDirectory(s)
+    }
+
+    fn unreachable_settings(&self) -> DirectorySettings {
+        let mut s = self.ad_settings();
+        s.server = "127.0.0.1".into();
+        s.port = Some(free_port());
+        s.timeout_seconds = Some(5);
+        DirectorySettings::ActiveDirectory(s)
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) {
+        let dn = format!(
+            "CN={},{}",
+            roster_testkit::samba::rdn_value(&ad_cn(from)),
+            self.ou.dn()
+        );
+        let renamed = self.ou.rename(&dn, to).await.unwrap();
+        let name = self.user_name(to);
+        self.ou
+            .replace(&renamed, "sAMAccountName", &[name.as_str()])
+            .await
+            .unwrap();
     }
 }

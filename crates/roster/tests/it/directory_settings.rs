@@ -123,6 +123,7 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
                 domain: "company.local".into(),
                 server: String::new(),
                 dns_server: String::new(),
+                port: None,
                 protocol: AdProtocol::Ldap,
                 ignore_certificate_errors: false,
                 ca_file: None,
