@@ -88,6 +88,7 @@ pub(crate) fn connector(settings: &ActiveDirectorySettings) -> Result<Connector,
         dns_server,
         tls,
         prepared: Mutex::new(None),
+        range_request: None,
     });
     Ok(Connector {
         kind: DirectoryKind::ActiveDirectory,
@@ -104,6 +105,8 @@ pub(crate) struct ActiveDirectory {
     tls: Arc<ClientConfig>,
     /// The last preparation and when it was made, for logons.
     prepared: Mutex<Option<(Instant, Arc<Prepared>)>>,
+    /// Tests only: read this attribute in ranges of this size (see `LdapEngineConfig::range_request`).
+    range_request: Option<(String, u32)>,
 }
 
 impl std::fmt::Debug for ActiveDirectory {
@@ -157,7 +160,7 @@ impl ActiveDirectory {
             page_size: self.settings.page_size(),
             timeout_seconds: self.settings.timeout_seconds(),
             references: ReferencePolicy::SkipAndCount,
-            range_request: None,
+            range_request: self.range_request.clone(),
             connect_to: candidate.addresses.clone(),
         })
     }
@@ -482,5 +485,86 @@ impl DirectoryListing for ActiveDirectory {
             .collect();
         groups.sort_by_key(|g| g.name.to_lowercase());
         Ok(groups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::NoProgress;
+    use roster_testkit::samba::{ADMIN_PASSWORD, ADMIN_UPN, DNS_DOMAIN};
+    use roster_testkit::{AdUser, SambaDc};
+
+    /// Active Directory sends an attribute with more than 1500 values in ranges; Samba never does by
+    /// itself, so the read asks for ranges of 2 and must still see every value.
+    #[tokio::test]
+    async fn attributes_sent_in_ranges_are_read_to_the_end() {
+        let dc = tokio::task::spawn_blocking(SambaDc::shared)
+            .await
+            .unwrap()
+            .unwrap();
+        let ou = dc.new_ou("ranges").await.unwrap();
+        let mut user = AdUser::new("ranged.u1");
+        user.mail = Some("ranged@example.com".into());
+        user.proxy_addresses = (1..=7)
+            .map(|i| format!("smtp:r{i}@example.com"))
+            .chain(std::iter::once("SMTP:primary@example.com".to_owned()))
+            .collect();
+        let dn = ou.add_user(&user).await.unwrap();
+        // Samba does answer an explicit range with a part, so the loop below is exercised.
+        let ldap3::SearchResult(found, _) = ou
+            .ldap()
+            .search(
+                &dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["proxyAddresses;range=0-1"],
+            )
+            .await
+            .unwrap();
+        let entry = ldap3::SearchEntry::construct(found.into_iter().next().unwrap());
+        assert!(
+            entry.attrs.contains_key("proxyAddresses;range=0-1"),
+            "{:?}",
+            entry.attrs
+        );
+        let settings = ActiveDirectorySettings {
+            domain: DNS_DOMAIN.into(),
+            server: dc.ip().to_string(),
+            dns_server: String::new(),
+            port: None,
+            protocol: AdProtocol::Ldaps,
+            ignore_certificate_errors: false,
+            ca_file: Some(dc.ca_cert_path().to_owned()),
+            base_dn: ou.dn().to_owned(),
+            username: ADMIN_UPN.into(),
+            password: Some(Secret::new(ADMIN_PASSWORD)),
+            exchange_users_only: true,
+            enabled_users_only: true,
+            visible_in_address_lists_only: false,
+            groups: vec![],
+            delete_users: false,
+            guard: Default::default(),
+            schedule: Default::default(),
+            page_size: None,
+            timeout_seconds: None,
+        };
+        let connector = connector(&settings).unwrap();
+        let plain = connector.reader.read_entries(&NoProgress).await.unwrap();
+        let all = plain.entries[0].emails.clone().unwrap();
+        assert_eq!(all.len(), 9, "{all:?}");
+        assert_eq!(all[0], "primary@example.com");
+
+        // The same read, asking for proxyAddresses two values at a time.
+        let ad = ActiveDirectory {
+            settings: settings.clone(),
+            password: Secret::new(ADMIN_PASSWORD),
+            dns_server: None,
+            tls: crate::tls::client_config(Some(dc.ca_cert_path()), false).unwrap(),
+            prepared: Mutex::new(None),
+            range_request: Some(("proxyAddresses".into(), 2)),
+        };
+        let ranged = ad.read_entries(&NoProgress).await.unwrap();
+        assert_eq!(ranged.entries[0].emails.clone().unwrap(), all);
     }
 }

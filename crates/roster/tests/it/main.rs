@@ -10,6 +10,7 @@
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
 //! - `icewarp`: the same, and the domain and group pickers, against the IceWarp emulator over HTTPS.
+//! - `active_directory`: the same against a real Samba AD domain controller (one per test process).
 //! - `kerio`: the same against the Kerio Connect emulator over HTTPS, logons against a real Dovecot.
 //! - `fake_directory` and `runs_without_a_server`: the same use cases over a directory in memory (run
 //!   bookkeeping, preview/sync equivalence, failure paths, directory logon), on a real SQLite store.
@@ -27,6 +28,7 @@
 mod fake_directory;
 mod support;
 
+mod active_directory;
 mod api;
 mod directory_settings;
 mod e2e;
