@@ -40,6 +40,7 @@ pub(crate) async fn get_domains(
 
 /// What `GET /api/v1/directory/groups` may be asked.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GroupsQuery {
     /// Only groups whose name or address (DN for Active Directory) contains this, ignoring case.

@@ -424,7 +424,7 @@ async fn the_openapi_document_describes_the_api() {
             assert_eq!(declared("path"), in_template, "{method} {path}");
             for q in declared("query") {
                 assert!(
-                    ["offset", "limit"].contains(&q.as_str()),
+                    ["offset", "limit", "search"].contains(&q.as_str()),
                     "{method} {path}: {q}"
                 );
             }

@@ -334,7 +334,10 @@ async fn a_read_that_fails_midway_records_a_failed_run_and_changes_nothing() {
         for kind in [RunKind::Sync, RunKind::Preview] {
             let (run_id, got, message) = failed(run(&env, kind).await);
             assert_eq!(got, code, "the directory's error code is kept: {message}");
-            assert_eq!(message, error(after as u64).to_string());
+            assert_eq!(
+                message,
+                format!("{}; nothing was changed", error(after as u64))
+            );
             assert!(message.contains("nothing was changed"), "{message}");
             assert_eq!(state(&env).await, before, "{kind:?} after {after}");
             let recorded = env.store.get_run(run_id).await.unwrap().unwrap();
