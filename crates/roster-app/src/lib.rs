@@ -543,6 +543,23 @@ impl Roster {
             .await?)
     }
 
+    /// The users whose name, full name or an address contains `search` (ignoring case), in name order;
+    /// an empty search lists everyone.
+    pub async fn search_users(
+        &self,
+        caller: &Caller,
+        search: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<User>> {
+        caller.require_admin("list users")?;
+        let (offset, limit) = (offset.max(0), limit.clamp(1, PAGE_MAX));
+        if search.trim().is_empty() {
+            return Ok(self.store.list_users(offset, limit).await?);
+        }
+        Ok(self.store.search_users(search, offset, limit).await?)
+    }
+
     /// A user by name; a non-administrator may only see themselves.
     pub async fn get_user(&self, caller: &Caller, name: &str) -> Result<User> {
         let name = parse_user_name(name)?;

@@ -1,4 +1,5 @@
-//! The REST API under `/api/v1` (JSON), with its OpenAPI document at `/api/v1/openapi.json`.
+//! The REST API under `/api/v1` (JSON), with its OpenAPI document at `/api/v1/openapi.json`, and the web
+//! console at `/` (`console/`: server-rendered pages over the same use cases).
 //!
 //! Handlers only translate HTTP to [`roster_app::Roster`] calls and back: authorization, validation and
 //! auditing live in the app, so the CLI gets exactly the same behaviour.
@@ -9,9 +10,11 @@
 //! - `auth`: who is calling (today a bearer token).
 //! - `api/`: the handlers, one file per area.
 //! - `openapi`: the OpenAPI document and what every operation shares.
+//! - `console/`: the web console: cookie sessions, CSRF tokens, one file per page area.
 
 mod api;
 mod auth;
+mod console;
 mod error;
 mod limits;
 mod openapi;

@@ -7,7 +7,7 @@ use crate::openapi;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use roster_app::Roster;
 use std::sync::Arc;
@@ -78,15 +78,11 @@ pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
-        .route("/", get(home))
+        .merge(crate::console::routes())
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(roster)
-}
-
-async fn home() -> Html<&'static str> {
-    Html(include_str!("home.html"))
 }
 
 /// Outside `/api/v1`: the error body anywhere under `/api` (`/api/v2/...` too), a plain 404 elsewhere.

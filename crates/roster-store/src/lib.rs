@@ -70,6 +70,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn ensure_admin(&self, password_hash: &str, now: Timestamp) -> Result<bool>;
 
     async fn list_users(&self, offset: i64, limit: i64) -> Result<Page<User>>;
+    /// Users whose name, full name or an address contains `search`, ignoring case, in name order.
+    async fn search_users(&self, search: &str, offset: i64, limit: i64) -> Result<Page<User>>;
     async fn get_user(&self, name: &UserName) -> Result<Option<User>>;
     async fn get_user_by_id(&self, id: i64) -> Result<Option<User>>;
     async fn credentials(&self, name: &UserName) -> Result<Option<Credentials>>;

@@ -113,7 +113,7 @@ async fn wrong_service_password_is_a_service_bind_error_without_the_password() {
         assert_eq!(err.code(), "DI007-service-bind");
         let text = format!("{err} {err:?}");
         assert!(
-            text.contains("refused the service account's DN or password"),
+            text.contains("refused the service account or its password (bind_dn"),
             "{text}"
         );
         assert!(text.contains(slapd.root_dn()), "{text}");

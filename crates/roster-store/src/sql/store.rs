@@ -58,6 +58,10 @@ impl Store for ThisStore {
         list_users(self, offset, limit).await
     }
 
+    async fn search_users(&self, search: &str, offset: i64, limit: i64) -> Result<Page<User>> {
+        search_users(self, search, offset, limit).await
+    }
+
     async fn get_user(&self, name: &UserName) -> Result<Option<User>> {
         get_user(self, name).await
     }

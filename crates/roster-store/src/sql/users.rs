@@ -301,6 +301,39 @@ async fn list_users(store: &ThisStore, offset: i64, limit: i64) -> Result<Page<U
     Ok(Page { items: load_users(&mut conn, &ids).await?, total })
 }
 
+/// Users whose name, full name or an address contains `search` (ignoring case; `%` and `_` are
+/// themselves), in name order: the console's search, done by the database for 100,000 users.
+async fn search_users(store: &ThisStore, search: &str, offset: i64, limit: i64) -> Result<Page<User>> {
+    let mut escaped = String::with_capacity(search.len() + 2);
+    for c in search.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    let pattern = format!("%{escaped}%");
+    // One condition in both queries, written out twice: sqlx takes only literal SQL.
+    let mut conn = store.pool.acquire().await?;
+    let total: i64 = sqlx::query_scalar::<Db, i64>(
+        "SELECT COUNT(*) FROM users u WHERE (u.name_key LIKE $1 ESCAPE '\\' OR lower(u.full_name) LIKE $1 ESCAPE '\\' \
+         OR EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.address_key LIKE $1 ESCAPE '\\'))",
+    )
+    .bind(&pattern)
+    .fetch_one(&mut *conn)
+    .await?;
+    let ids: Vec<i64> = sqlx::query_scalar::<Db, i64>(
+        "SELECT u.id FROM users u WHERE (u.name_key LIKE $1 ESCAPE '\\' OR lower(u.full_name) LIKE $1 ESCAPE '\\' \
+         OR EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.address_key LIKE $1 ESCAPE '\\')) \
+         ORDER BY u.name_key LIMIT $2 OFFSET $3",
+    )
+    .bind(&pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Page { items: load_users(&mut conn, &ids).await?, total })
+}
+
 async fn get_user(store: &ThisStore, name: &UserName) -> Result<Option<User>> {
     let mut conn = store.pool.acquire().await?;
     match user_id_by_name(&mut conn, name).await? {

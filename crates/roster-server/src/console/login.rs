@@ -1,0 +1,135 @@
+//! Log on and log off.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+
+use super::auth::{self, Console};
+use super::layout;
+use crate::router::AppState;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Next {
+    next: Option<String>,
+}
+
+/// Only a path of this site: never an absolute URL (an open redirect) or `//host`.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn form(next: &str, name: &str, problem: Option<&str>) -> maud::Markup {
+    layout::bare_with(
+        "Log on",
+        html! {
+            @if let Some(p) = problem { (layout::error(p)) }
+            form method="post" action="/login" class="card" {
+                input type="hidden" name="next" value=(next);
+                label for="name" { "User name" }
+                input id="name" name="name" type="text" autocomplete="username" required autofocus value=(name);
+                label for="password" { "Password" }
+                input id="password" name="password" type="password" autocomplete="current-password" required;
+                p class="help" { "Your Roster password, or your directory password if your account uses directory authentication." }
+                button type="submit" class="primary" { "Log on" }
+            }
+        },
+    )
+}
+
+pub(crate) async fn page(
+    headers: HeaderMap,
+    State(roster): State<AppState>,
+    Query(q): Query<Next>,
+) -> Response {
+    // Already logged on: straight on.
+    if let Some(token) = auth::session_token(&headers)
+        && roster.authenticate_token(token).await.is_ok()
+    {
+        return Redirect::to(&safe_next(q.next.as_deref())).into_response();
+    }
+    form(&safe_next(q.next.as_deref()), "", None).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogonForm {
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
+pub(crate) async fn submit(State(roster): State<AppState>, Form(f): Form<LogonForm>) -> Response {
+    let next = safe_next(f.next.as_deref());
+    match roster.logon(&f.name, &f.password).await {
+        Ok(session) => (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::SET_COOKIE,
+                    auth::session_cookie(&session.token, false),
+                ),
+                (header::LOCATION, next),
+            ],
+        )
+            .into_response(),
+        Err(e) => {
+            let status = match e.kind() {
+                roster_app::ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                roster_app::ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            (status, form(&next, &f.name, Some(&e.to_string()))).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogoffForm {
+    csrf: Option<String>,
+}
+
+pub(crate) async fn logout(
+    State(roster): State<AppState>,
+    headers: HeaderMap,
+    console: Console,
+    Form(f): Form<LogoffForm>,
+) -> Response {
+    if !auth::csrf_ok(&console, f.csrf.as_deref()) {
+        return auth::csrf_refused();
+    }
+    if let Some(token) = auth::session_token(&headers) {
+        let _ = roster.logout(token).await;
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, auth::cleared_cookie()),
+            (header::LOCATION, "/login".to_owned()),
+        ],
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_local_path_only() {
+        assert_eq!(safe_next(Some("/users?x=1")), "/users?x=1");
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil",
+            "users",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}
