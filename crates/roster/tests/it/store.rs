@@ -59,6 +59,68 @@ async fn names_are_unique_without_regard_to_case(env: Env) {
 }
 on_both_backends!(names_are_unique_without_regard_to_case);
 
+/// The console's search: name, full name or an address, ignoring case; `%` and `_` are themselves; the
+/// database pages the result.
+async fn users_are_searched_by_name_full_name_and_address(env: Env) {
+    let admin = env.local_admin();
+    for (name, emails) in [
+        ("alice", &["alice@example.com"][..]),
+        ("bob", &["robert.b@Example.org"][..]),
+        ("carol_x", &[][..]),
+        ("carolx", &[][..]),
+        ("dave", &["d100%@example.net"][..]),
+    ] {
+        env.roster
+            .create_user(&admin, local(name, emails))
+            .await
+            .unwrap();
+    }
+    let names = |page: roster_app::Page<roster_core::user::User>| {
+        page.items
+            .iter()
+            .map(|u| u.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let search = |q: &'static str, offset: i64, limit: i64| {
+        let env = &env;
+        let admin = admin.clone();
+        async move {
+            env.roster
+                .search_users(&admin, q, offset, limit)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(names(search("ALICE", 0, 50).await), ["alice"]);
+    assert_eq!(
+        names(search("ROBERT.B@example", 0, 50).await),
+        ["bob"],
+        "by address"
+    );
+    assert_eq!(
+        names(search("bob EXAMPLE", 0, 50).await),
+        ["bob"],
+        "by full name"
+    );
+    assert_eq!(
+        names(search("carol_", 0, 50).await),
+        ["carol_x"],
+        "_ is itself"
+    );
+    assert_eq!(names(search("100%", 0, 50).await), ["dave"], "% is itself");
+    let page = search("example", 1, 2).await;
+    assert_eq!(page.total, 5, "every user's full name says Example");
+    assert_eq!(names(page), ["bob", "carol_x"]);
+    assert_eq!(
+        search("", 0, 50).await.total,
+        6,
+        "empty: everyone, admin too"
+    );
+    assert!(search("nobody", 0, 50).await.items.is_empty());
+    env.check().await;
+}
+on_both_backends!(users_are_searched_by_name_full_name_and_address);
+
 async fn an_address_belongs_to_one_user(env: Env) {
     let admin = env.local_admin();
     env.roster
