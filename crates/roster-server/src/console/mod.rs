@@ -12,6 +12,7 @@
 mod audit;
 mod auth;
 mod directory;
+mod edit;
 mod forms;
 mod layout;
 mod login;
@@ -37,8 +38,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/me", get(users::me))
+        .route("/me/password", post(edit::own_password))
         .route("/users", get(users::list))
+        .route("/users/new", get(edit::new_page).post(edit::create))
         .route("/users/{name}", get(users::show))
+        .route(
+            "/users/{name}/edit",
+            get(edit::edit_page).post(edit::update),
+        )
+        .route("/users/{name}/delete", post(edit::delete))
         .route("/directory", get(directory::page).post(directory::save))
         .route("/directory/defaults", post(directory::save_defaults))
         .route("/directory/preview", post(directory::preview))

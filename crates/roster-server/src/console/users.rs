@@ -62,6 +62,7 @@ pub(crate) async fn list(
         format!("q={}", super::url_encode(&q.q))
     };
     let body = html! {
+        p { a href="/users/new" class="button" { "Add a user" } }
         form method="get" action="/users" class="search" role="search" {
             label for="q" { "Search users" }
             input id="q" name="q" type="search" value=(q.q) placeholder="name, full name or address";
