@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check and test Roster has, installing what the tests need first.
-# The tests start their own throwaway servers (slapd, PostgreSQL, Dovecot, a Samba AD DC) on loopback, on ports chosen at run
-# time, in temporary directories: nothing needs to be configured by hand.
+# The tests start their own throwaway servers (slapd, PostgreSQL, Dovecot, a Samba AD DC, headless Chromium) on
+# loopback, on ports chosen at run time, in temporary directories: nothing needs to be configured by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use. Only missing ones are installed.
 # Samba AD DC (crates/roster-testkit/src/samba.rs): samba-ad-provision is only a Recommends of samba-ad-dc;
 # krb5-user asks debconf questions (answered by DEBIAN_FRONTEND=noninteractive below); dig is in bind9-dnsutils.
+# Browser tests (crates/roster-testkit/src/browser.rs): headless Chromium driven through chromedriver.
 packages=(slapd ldap-utils postgresql openssl dovecot-imapd
-  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils)
+  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils
+  chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -233,6 +233,25 @@ pub fn send_signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Sends a signal to every process in a process group we created (a child spawned with
+/// `CommandExt::process_group(0)`, whose pid is the group's id).
+#[allow(unsafe_code)]
+pub fn send_signal_to_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid)
+        .ok()
+        .filter(|&p| p > 1)
+        .ok_or_else(|| io::Error::other(format!("process group {pgid} out of range")))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours. A negative pid names the
+    // group; callers pass the group of a child they started in a group of its own and have not
+    // reaped yet, and a group's id is not reused while any process is in it.
+    let rc = unsafe { libc::kill(-pgid, signal) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A running server process. Dropping it stops the server (SIGTERM, then
 /// SIGKILL after [`STOP_GRACE`]) so a failing test never leaks daemons.
 #[derive(Debug)]

@@ -8,9 +8,12 @@
 //! or via `spawn_blocking`). Servers stop when their handle is dropped; the
 //! shared PostgreSQL cluster stops when the process exits.
 //!
+//! [`browser`] is the exception: a headless Chromium driven over WebDriver, async (its client is).
+//!
 //! See `README.md` for the list of required Debian packages and for how to
 //! add another server.
 
+pub mod browser;
 pub mod ca;
 pub mod common;
 pub mod cut_proxy;
@@ -23,6 +26,7 @@ pub mod postgres;
 pub mod samba;
 pub mod slapd;
 
+pub use browser::Browser;
 pub use ca::{ServerCert, TestCa, self_signed_server_cert};
 pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
 pub use cut_proxy::CutProxy;
