@@ -61,7 +61,7 @@ pub(crate) async fn list(
             } }
             tbody {
                 @for e in &shown {
-                    tr { td { (e.at.to_string()) } td { (e.actor) } td { (e.action) } td { (e.target) } td { (e.details) } }
+                    tr { td { (layout::when(e.at)) } td { (e.actor) } td { (e.action) } td { (e.target) } td { (e.details) } }
                 }
             }
         }

@@ -317,12 +317,9 @@ pub(crate) fn to_json(
         let raw = form.get(field.key).map(|v| v.trim()).unwrap_or_default();
         let value = match field.input {
             Input::Text | Input::Select(_) => {
-                if raw.is_empty()
-                    && matches!(
-                        field.key,
-                        "schedule" | "delete_after" | "full_name_attribute" | "email_attributes"
-                    )
-                {
+                // Empty is left out: the setting's default (no CA file, discovery, no schedule…), and
+                // a required one is named by the error.
+                if raw.is_empty() {
                     continue;
                 }
                 serde_json::Value::from(raw)

@@ -118,3 +118,14 @@ pub(crate) fn pager(base: &str, query: &str, offset: i64, limit: i64, total: i64
         }
     }
 }
+
+/// A timestamp as people read it: `2026-12-02 18:38:28 UTC`.
+pub(crate) fn when(at: roster_core::Timestamp) -> String {
+    let text = at.to_rfc3339();
+    let seconds = text
+        .split('.')
+        .next()
+        .unwrap_or(&text)
+        .trim_end_matches('Z');
+    format!("{} UTC", seconds.replace('T', " "))
+}

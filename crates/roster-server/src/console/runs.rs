@@ -70,7 +70,7 @@ pub(crate) async fn list(
                         tr {
                             td { a href=(format!("/runs/{}", run.id)) { "#" (run.id) } }
                             td { (kind_label(run.kind)) }
-                            td { (run.started_at.to_string()) }
+                            td { (layout::when(run.started_at)) }
                             td { (run.actor) }
                             td class=(format!("status {}", run.status.as_str())) { (run.status.as_str()) }
                             td { (run.entries_read) }
@@ -131,9 +131,9 @@ pub(crate) async fn show(
         dl class="details" {
             dt { "What" } dd { (kind_label(run.kind)) @if run.kind == RunKind::Preview { " (nothing was committed)" } }
             dt { "Directory" } dd { (run.directory_type) }
-            dt { "Started" } dd { (run.started_at.to_string()) " by " (run.actor) }
+            dt { "Started" } dd { (layout::when(run.started_at)) " by " (run.actor) }
             dt { "Status" } dd id="run-status" class=(format!("status {}", run.status.as_str())) { (run.status.as_str()) }
-            @if let Some(f) = run.finished_at { dt { "Finished" } dd { (f.to_string()) } }
+            @if let Some(f) = run.finished_at { dt { "Finished" } dd { (layout::when(f)) } }
             dt { "Entries read" } dd id="run-entries" { (run.entries_read) }
             @if let Some(phase) = run.phase { dt { "Phase" } dd id="run-phase" { (phase.as_str()) } }
             dt { "Counts" } dd { (counts_cell(&run)) }

@@ -124,8 +124,8 @@ fn details(u: &User) -> Markup {
                     (f.folder) ": " (f.rights.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")) br;
                 }
             }
-            dt { "State" } dd { (state_of(u)) @if let Some(at) = u.departed_at { " since " (at.to_string()) } }
-            dt { "Created" } dd { (u.created_at.to_string()) }
+            dt { "State" } dd { (state_of(u)) @if let Some(at) = u.departed_at { " since " (layout::when(at)) } }
+            dt { "Created" } dd { (layout::when(u.created_at)) }
         }
     }
 }

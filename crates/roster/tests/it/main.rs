@@ -6,6 +6,7 @@
 //! - `store`: the user database rules, on both backends.
 //! - `logon`: local logon, tokens, expiry, who may see what.
 //! - `api`: the REST API over real HTTP.
+//! - `console`: the web console in a real headless Chromium against the binary and slapd.
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
@@ -30,6 +31,7 @@ mod support;
 
 mod active_directory;
 mod api;
+mod console;
 mod directory_settings;
 mod e2e;
 mod icewarp;
