@@ -194,8 +194,9 @@ pub(crate) fn start(opts: &Opts) -> Source {
                 ATTRIBUTES.map(|a| format!("`{a}`")).join(", ")
             ),
             format!(
-                "baseline: `LDAPNOINIT=1 LDAPTLS_CACERT=<ca> ldapsearch -x -LLL -ZZ -H {} -D {ADMIN_UPN} \
-                 -w <pw> -b <OU> -E pr={PAGE_SIZE}/noprompt '<filter>' {} > /dev/null`. Roster connects \
+                "baseline: `LDAPTLS_CACERT=<ca> LDAPTLS_REQCERT=demand HOME=<work dir> ldapsearch -x -LLL -ZZ -H {} -D {ADMIN_UPN} \
+                 -w <pw> -b <OU> -E pr={PAGE_SIZE}/noprompt '<filter>' {} > /dev/null` (run in the work directory, which has no ldaprc; not `LDAPNOINIT`, \
+                 which would ignore the `LDAPTLS_*` variables too). Roster connects \
                  twice (its prepare step reads the rootDSE first), each with StartTLS.",
                 dc.ldap_url(),
                 ATTRIBUTES.join(" ")

@@ -520,11 +520,21 @@ impl Ctx<'_> {
     fn ldapsearch(&self) -> Command {
         let src = self.src;
         let mut cmd = Command::new("ldapsearch");
-        // LDAPNOINIT: no ldap.conf or ~/.ldaprc (SIZELIMIT, for one) changes what is read.
-        cmd.env("LDAPNOINIT", "1").args(["-x", "-LLL"]);
+        cmd.args(["-x", "-LLL"]);
         if let Some(ca) = &src.starttls_ca {
             // -ZZ: StartTLS, required to succeed, checking the server's certificate against the CA.
-            cmd.env("LDAPTLS_CACERT", ca).arg("-ZZ");
+            // LDAPNOINIT would also drop the LDAPTLS_* variables ("all defaulting is disabled"), so the
+            // user files are kept out by HOME and the working directory instead; the system ldap.conf is
+            // read, but the variables override it (Debian's only sets TLS_CACERT).
+            cmd.env_remove("LDAPNOINIT")
+                .env("LDAPTLS_CACERT", ca)
+                .env("LDAPTLS_REQCERT", "demand")
+                .env("HOME", &self.work)
+                .current_dir(&self.work)
+                .arg("-ZZ");
+        } else {
+            // LDAPNOINIT: no ldap.conf or ~/.ldaprc (SIZELIMIT, for one) changes what is read.
+            cmd.env("LDAPNOINIT", "1");
         }
         cmd.args([
             "-H",
