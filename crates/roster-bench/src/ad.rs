@@ -275,13 +275,20 @@ mod tests {
             ]
         );
         assert_eq!(u[1].mail.as_deref(), Some("user000002@roster.test"));
-        assert!(users(3, Some(5)).iter().all(|u| u.proxy_addresses.len() == 5));
+        assert!(
+            users(3, Some(5))
+                .iter()
+                .all(|u| u.proxy_addresses.len() == 5)
+        );
     }
 
     #[test]
     fn left_out_users_fail_the_filter() {
         let l = left_out_users();
         assert_eq!(l.len(), 2 * LEFT_OUT_EACH);
-        assert!(l.iter().all(|u| !u.enabled || (u.mail.is_none() && u.proxy_addresses.is_empty())));
+        assert!(
+            l.iter()
+                .all(|u| !u.enabled || (u.mail.is_none() && u.proxy_addresses.is_empty()))
+        );
     }
 }

@@ -536,22 +536,15 @@ impl Ctx<'_> {
             // LDAPNOINIT: no ldap.conf or ~/.ldaprc (SIZELIMIT, for one) changes what is read.
             cmd.env("LDAPNOINIT", "1");
         }
-        cmd.args([
-            "-H",
-            &src.url,
-            "-D",
-            &src.bind_dn,
-            "-w",
-            &src.password,
-        ])
-        .args([
-            "-b",
-            &src.base,
-            "-E",
-            &format!("pr={PAGE_SIZE}/noprompt"),
-            src.filter,
-        ])
-        .args(src.attributes);
+        cmd.args(["-H", &src.url, "-D", &src.bind_dn, "-w", &src.password])
+            .args([
+                "-b",
+                &src.base,
+                "-E",
+                &format!("pr={PAGE_SIZE}/noprompt"),
+                src.filter,
+            ])
+            .args(src.attributes);
         cmd
     }
 
