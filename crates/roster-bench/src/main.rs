@@ -13,8 +13,12 @@
 //! (`ru_maxrss`) and CPU time; slapd's CPU time during the command comes from `/proc/<pid>/stat`. The
 //! Argon2id hash of the first start (`roster directory set`) is timed separately and not counted.
 //!
-//! Usage: `roster-bench [N] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]`
-//! (`--hold` keeps slapd running after the measurements and prints how to reach it, for profiling).
+//! Usage: `roster-bench [N] [--directory ldap|ad] [--proxy-addresses K] [--reps R] [--roster PATH]
+//! [--out FILE] [--command TEXT] [--hold]` (`--hold` keeps the server running after the measurements and
+//! prints how to reach it, for profiling).
+//!
+//! `--directory ad` (behind `bench/ad-sync.sh`, issue 21) measures the same against a real Samba AD DC
+//! instead of slapd; see the `ad` module.
 
 // A measurement tool, not product code: anything unexpected (a failed command, a wrong count) must stop
 // the run loudly rather than produce figures that look fine. Hence unwrap/expect/panic and indexing.
@@ -35,6 +39,8 @@ use std::time::{Duration, Instant};
 
 use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
 
+mod ad;
+
 const SUFFIX: &str = "dc=example,dc=com";
 const SERVICE_DN: &str = "cn=roster,ou=Services,dc=example,dc=com";
 const SERVICE_PASSWORD: &str = "bench-service-secret";
@@ -44,6 +50,9 @@ const FILTER: &str = "(&(objectClass=inetOrgPerson)(mail=*))";
 /// the stable id (entryUUID).
 const ATTRIBUTES: [&str; 4] = ["uid", "displayName", "mail", "entryUUID"];
 const PAGE_SIZE: u32 = 1000;
+/// The LDAP mode's default N; Active Directory's is smaller (Samba adds ~150 users/s).
+const LDAP_DEFAULT_N: usize = 100_000;
+const AD_DEFAULT_N: usize = 20_000;
 /// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user space.
 const TICKS_PER_SECOND: u64 = 100;
 
@@ -85,7 +94,7 @@ struct Sample {
     max_rss_kib: u64,
     /// User + system CPU time of the child.
     cpu: Duration,
-    /// slapd's user + system CPU time while the child ran.
+    /// The directory server's (slapd's, samba's) user + system CPU time while the child ran.
     slapd_cpu: Duration,
     /// For Roster: the run's own duration as recorded in the store (finished_at - started_at), i.e.
     /// read + snapshot + plan + apply + recording the report, without process start, opening the store
@@ -93,8 +102,17 @@ struct Sample {
     recorded: Option<Duration>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Directory {
+    Ldap,
+    Ad,
+}
+
 #[derive(Debug)]
 struct Opts {
+    directory: Directory,
+    /// Active Directory only: every user with this many `proxyAddresses`; `None`: every second with two.
+    proxy_addresses: Option<usize>,
     n: usize,
     reps: usize,
     roster: PathBuf,
@@ -115,6 +133,8 @@ fn parse_opts() -> Opts {
     let mut out: Option<PathBuf> = None;
     let mut command: Option<String> = None;
     let mut hold = false;
+    let mut directory = Directory::Ldap;
+    let mut proxy_addresses: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -127,9 +147,23 @@ fn parse_opts() -> Opts {
             "--out" => out = Some(PathBuf::from(value("--out"))),
             "--command" => command = Some(value("--command")),
             "--hold" => hold = true,
+            "--directory" => {
+                directory = match value("--directory").as_str() {
+                    "ldap" => Directory::Ldap,
+                    "ad" | "active-directory" => Directory::Ad,
+                    other => panic!("--directory: ldap or ad, not {other:?}"),
+                }
+            }
+            "--proxy-addresses" => {
+                proxy_addresses = Some(
+                    value("--proxy-addresses")
+                        .parse()
+                        .expect("--proxy-addresses: a number"),
+                );
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: roster-bench [N] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]"
+                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]"
                 );
                 std::process::exit(0);
             }
@@ -140,14 +174,34 @@ fn parse_opts() -> Opts {
             other => panic!("unknown argument {other:?}; try --help"),
         }
     }
-    let n = n.unwrap_or(100_000);
+    assert!(
+        proxy_addresses.is_none() || directory == Directory::Ad,
+        "--proxy-addresses is for --directory ad"
+    );
+    let n = n.unwrap_or(match directory {
+        Directory::Ldap => LDAP_DEFAULT_N,
+        Directory::Ad => AD_DEFAULT_N,
+    });
     assert!(n > 0 && reps > 0, "N and --reps must be positive");
+    let (name, shape) = match directory {
+        Directory::Ldap => ("ldap-sync", String::new()),
+        Directory::Ad => (
+            "ad-sync",
+            proxy_addresses.map_or(String::new(), |k| format!("-proxy{k}")),
+        ),
+    };
     Opts {
+        directory,
+        proxy_addresses,
         n,
         reps,
-        out: out
-            .unwrap_or_else(|| workspace_root().join(format!("bench/results/ldap-sync-{n}.md"))),
-        command: command.unwrap_or_else(|| format!("bench/ldap-sync.sh {n}")),
+        out: out.unwrap_or_else(|| {
+            workspace_root().join(format!("bench/results/{name}-{n}{shape}.md"))
+        }),
+        command: command.unwrap_or_else(|| {
+            let k = proxy_addresses.map_or(String::new(), |k| format!(" --proxy-addresses {k}"));
+            format!("bench/{name}.sh {n}{k}")
+        }),
         roster,
         hold,
     }
@@ -166,59 +220,25 @@ fn main() {
         opts.n, opts.reps
     );
 
-    let started = Instant::now();
-    let ldif = directory_ldif(opts.n);
-    eprintln!(
-        "roster-bench: generated {:.1} MB of LDIF in {:.1} s",
-        ldif.len() as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    );
-    let started = Instant::now();
-    let slapd = Slapd::start(SlapdConfig {
-        suffix: SUFFIX.to_owned(),
-        base_ldif: Some(ldif),
-        // The root DN ignores limits, so Roster reads as an ordinary service account, which needs its own
-        // limits: slapd's default 500 entries would stop a paged read (size.prtotal defaults to the hard
-        // limit). Unlimited paged reads for this account only, as an administrator would configure it.
-        database_directives: Some(format!(
-            "limits dn.exact=\"{SERVICE_DN}\" size.soft=unlimited size.hard=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited"
-        )),
-        ..Default::default()
-    })
-    .expect("starting slapd");
-    let load_secs = started.elapsed().as_secs_f64();
-    let conf = fs::read_to_string(slapd.dir().join("slapd.conf")).expect("reading slapd.conf");
-    assert!(
-        conf.lines().any(|l| l.trim() == "index objectClass eq"),
-        "slapd.conf has no objectClass index:\n{conf}"
-    );
-    let slapd_pid: u32 = fs::read_to_string(slapd.dir().join("slapd.pid"))
-        .expect("reading slapd.pid")
-        .trim()
-        .parse()
-        .expect("slapd.pid holds a pid");
-    let url = slapd.ldap_url();
-    let port: u16 = url
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a port in slapd's URL");
-    eprintln!("roster-bench: slapd loaded with slapadd and started in {load_secs:.1} s at {url}");
+    let (source, slapd) = match opts.directory {
+        Directory::Ldap => {
+            let (source, slapd) = start_slapd(&opts);
+            (source, Some(slapd))
+        }
+        Directory::Ad => (ad::start(&opts), None),
+    };
 
     let work = tempfile::Builder::new()
         .prefix("roster-bench-")
         .tempdir()
         .expect("a temporary directory");
     let settings = work.path().join("settings.toml");
-    fs::write(&settings, settings_toml(port)).expect("writing settings.toml");
+    fs::write(&settings, &source.settings_toml).expect("writing settings.toml");
     let ctx = Ctx {
         opts: &opts,
-        url: url.clone(),
-        people: slapd.people_dn(),
+        src: &source,
         settings,
         work: work.path().to_owned(),
-        slapd_pid,
     };
 
     // Warm-up, unmeasured: brings slapd's database into the page cache and checks that the service
@@ -278,8 +298,9 @@ fn main() {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
         let other = (busy - ours).max(0.0);
         format!(
-            "{busy:.1} CPU-seconds busy in {wall:.1} s ({:.0} % of {cpus} CPUs); the measured commands and slapd: {ours:.1}; everything else (this tool, the checks between runs, other work on the machine): {other:.1} ({:.0} % of one CPU)",
+            "{busy:.1} CPU-seconds busy in {wall:.1} s ({:.0} % of {cpus} CPUs); the measured commands and {}: {ours:.1}; everything else (this tool, the checks between runs, other work on the machine): {other:.1} ({:.0} % of one CPU)",
             100.0 * busy / (wall * cpus),
+            source.server_name,
             100.0 * other / wall
         )
     };
@@ -310,12 +331,12 @@ fn main() {
     };
     let phase_table = phase_table(&phases);
 
-    let table = results_table(&samples);
+    let table = results_table(&samples, source.server_name);
     let setup_median = median(setups.iter().map(|s| s.wall).collect());
     println!();
     println!(
-        "LDAP sync benchmark, N = {} users, {} repetitions",
-        opts.n, opts.reps
+        "{}, N = {} users, {} repetitions",
+        source.title, opts.n, opts.reps
     );
     println!("{}", table.text);
     println!(
@@ -332,12 +353,12 @@ fn main() {
     let machine = Machine::probe(&opts.roster, load_before, load_after, contention);
     let markdown = markdown_report(
         &opts,
+        &source,
         &machine,
         &table,
         &phase_table,
         &phases,
         setup_median,
-        load_secs,
     );
     if let Some(parent) = opts.out.parent() {
         fs::create_dir_all(parent).expect("creating the results directory");
@@ -347,7 +368,12 @@ fn main() {
 
     if opts.hold {
         eprintln!(
-            "roster-bench: holding slapd at {url} (service account {SERVICE_DN} / {SERVICE_PASSWORD}, settings {}); press Enter to stop",
+            "roster-bench: holding {} at {} (service account {} / {}, base {}, settings {}); press Enter to stop",
+            source.server_name,
+            source.url,
+            source.bind_dn,
+            source.password,
+            source.base,
             ctx.settings.display()
         );
         let mut line = String::new();
@@ -356,9 +382,122 @@ fn main() {
     drop(slapd);
 }
 
+/// The directory server under test and how it is read, by `ldapsearch` and by Roster.
+struct Source {
+    /// The server process' name in the tables ("slapd", "samba").
+    server_name: &'static str,
+    /// Its pid, for its CPU time.
+    server_pid: u32,
+    url: String,
+    /// The base of the read.
+    base: String,
+    bind_dn: String,
+    password: String,
+    filter: &'static str,
+    attributes: &'static [&'static str],
+    /// StartTLS (`-ZZ`) trusting this CA certificate; `None`: plain LDAP.
+    starttls_ca: Option<PathBuf>,
+    settings_toml: String,
+    /// LDIF prefixes every read entry must have once: the user name and the stable id.
+    name_attribute: &'static str,
+    id_attribute: &'static str,
+    title: &'static str,
+    /// Where the targets come from.
+    issue: &'static str,
+    /// The full sync's target, × baseline.
+    full_sync_target: f64,
+    /// Whether the 150 MB at 100,000 users target applies (issue 4's).
+    memory_target: bool,
+    /// The server's version, for the report.
+    version: String,
+    /// The report's first "What is measured" points: the directory, the read, the baseline.
+    described: Vec<String>,
+}
+
+/// Loads the generated LDIF into a throwaway slapd and describes it.
+fn start_slapd(opts: &Opts) -> (Source, Slapd) {
+    let started = Instant::now();
+    let ldif = directory_ldif(opts.n);
+    eprintln!(
+        "roster-bench: generated {:.1} MB of LDIF in {:.1} s",
+        ldif.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let slapd = Slapd::start(SlapdConfig {
+        suffix: SUFFIX.to_owned(),
+        base_ldif: Some(ldif),
+        // The root DN ignores limits, so Roster reads as an ordinary service account, which needs its own
+        // limits: slapd's default 500 entries would stop a paged read (size.prtotal defaults to the hard
+        // limit). Unlimited paged reads for this account only, as an administrator would configure it.
+        database_directives: Some(format!(
+            "limits dn.exact=\"{SERVICE_DN}\" size.soft=unlimited size.hard=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited"
+        )),
+        ..Default::default()
+    })
+    .expect("starting slapd");
+    let load_secs = started.elapsed().as_secs_f64();
+    let conf = fs::read_to_string(slapd.dir().join("slapd.conf")).expect("reading slapd.conf");
+    assert!(
+        conf.lines().any(|l| l.trim() == "index objectClass eq"),
+        "slapd.conf has no objectClass index:\n{conf}"
+    );
+    let slapd_pid: u32 = fs::read_to_string(slapd.dir().join("slapd.pid"))
+        .expect("reading slapd.pid")
+        .trim()
+        .parse()
+        .expect("slapd.pid holds a pid");
+    let url = slapd.ldap_url();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in slapd's URL");
+    eprintln!("roster-bench: slapd loaded with slapadd and started in {load_secs:.1} s at {url}");
+    let source = Source {
+        server_name: "slapd",
+        server_pid: slapd_pid,
+        url,
+        base: slapd.people_dn(),
+        bind_dn: SERVICE_DN.to_owned(),
+        password: SERVICE_PASSWORD.to_owned(),
+        filter: FILTER,
+        attributes: &ATTRIBUTES,
+        starttls_ca: None,
+        settings_toml: settings_toml(port),
+        name_attribute: "uid:",
+        id_attribute: "entryUUID:",
+        title: "LDAP synchronization benchmark",
+        issue: "issue 4",
+        full_sync_target: 1.5,
+        memory_target: true,
+        version: version_line(Command::new("/usr/sbin/slapd").arg("-VV"), "slapd"),
+        described: vec![
+            format!(
+                "Directory: a throwaway OpenLDAP slapd (roster-testkit; mdb, `index objectClass eq`, `dbnosync`) \
+                 on 127.0.0.1, loaded with `slapadd -q` (took {load_secs:.1} s including start) with {} \
+                 `inetOrgPerson` users below `ou=People,{SUFFIX}` (uid, cn, sn, displayName, one `mail` value, a \
+                 second one for every other user; no userPassword). Read as the service account `{SERVICE_DN}` \
+                 (not the root DN), which has `limits ... size.prtotal=unlimited` and unlimited soft/hard limits.",
+                opts.n
+            ),
+            format!(
+                "Filter `{FILTER}`, attributes {}, paged-results control with page size {PAGE_SIZE}, plain LDAP.",
+                ATTRIBUTES.map(|a| format!("`{a}`")).join(", ")
+            ),
+            format!(
+                "baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b ou=People,{SUFFIX} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
+                ATTRIBUTES.join(" ")
+            ),
+        ],
+    };
+    (source, slapd)
+}
+
 fn report_sample(round: usize, kind: Kind, s: &Sample) {
     eprintln!(
-        "roster-bench: round {round}: {:<30} {:>7.2} s  {:>7.1} MiB  cpu {:>6.2} s  slapd cpu {:>6.2} s{}",
+        "roster-bench: round {round}: {:<30} {:>7.2} s  {:>7.1} MiB  cpu {:>6.2} s  server cpu {:>6.2} s{}",
         kind.label(),
         s.wall.as_secs_f64(),
         mib(s.max_rss_kib),
@@ -372,36 +511,40 @@ fn report_sample(round: usize, kind: Kind, s: &Sample) {
 
 struct Ctx<'a> {
     opts: &'a Opts,
-    url: String,
-    people: String,
+    src: &'a Source,
     settings: PathBuf,
     work: PathBuf,
-    slapd_pid: u32,
 }
 
 impl Ctx<'_> {
     fn ldapsearch(&self) -> Command {
+        let src = self.src;
         let mut cmd = Command::new("ldapsearch");
-        // LDAPNOINIT: no ldap.conf or ~/.ldaprc (SIZELIMIT, for one) changes what is read.
-        cmd.env("LDAPNOINIT", "1")
-            .args([
-                "-x",
-                "-LLL",
-                "-H",
-                &self.url,
-                "-D",
-                SERVICE_DN,
-                "-w",
-                SERVICE_PASSWORD,
-            ])
+        cmd.args(["-x", "-LLL"]);
+        if let Some(ca) = &src.starttls_ca {
+            // -ZZ: StartTLS, required to succeed, checking the server's certificate against the CA.
+            // LDAPNOINIT would also drop the LDAPTLS_* variables ("all defaulting is disabled"), so the
+            // user files are kept out by HOME and the working directory instead; the system ldap.conf is
+            // read, but the variables override it (Debian's only sets TLS_CACERT).
+            cmd.env_remove("LDAPNOINIT")
+                .env("LDAPTLS_CACERT", ca)
+                .env("LDAPTLS_REQCERT", "demand")
+                .env("HOME", &self.work)
+                .current_dir(&self.work)
+                .arg("-ZZ");
+        } else {
+            // LDAPNOINIT: no ldap.conf or ~/.ldaprc (SIZELIMIT, for one) changes what is read.
+            cmd.env("LDAPNOINIT", "1");
+        }
+        cmd.args(["-H", &src.url, "-D", &src.bind_dn, "-w", &src.password])
             .args([
                 "-b",
-                &self.people,
+                &src.base,
                 "-E",
                 &format!("pr={PAGE_SIZE}/noprompt"),
-                FILTER,
+                src.filter,
             ])
-            .args(ATTRIBUTES);
+            .args(src.attributes);
         cmd
     }
 
@@ -423,7 +566,8 @@ impl Ctx<'_> {
         cmd
     }
 
-    /// The unmeasured first read: every entry, with a uid, an entryUUID and a mail each.
+    /// The unmeasured first read: N entries (no more: Active Directory's users that the filter leaves out
+    /// must not come back), each with a user name and a stable id.
     fn check_baseline_output(&self) {
         let started = Instant::now();
         let out = self.ldapsearch().output().expect("running ldapsearch");
@@ -435,15 +579,22 @@ impl Ctx<'_> {
         );
         let text = String::from_utf8_lossy(&out.stdout);
         let count = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
-        let (dns, uids, uuids) = (count("dn:"), count("uid:"), count("entryUUID:"));
+        let (dns, uids, uuids) = (
+            count("dn:"),
+            count(self.src.name_attribute),
+            count(self.src.id_attribute),
+        );
         assert!(
             dns == self.opts.n && uids == self.opts.n && uuids == self.opts.n,
-            "ldapsearch returned {dns} entries, {uids} uids and {uuids} entryUUIDs; expected {} of each",
+            "ldapsearch returned {dns} entries, {uids} {} and {uuids} {}; expected {} of each",
+            self.src.name_attribute,
+            self.src.id_attribute,
             self.opts.n
         );
         eprintln!(
-            "roster-bench: warm-up read: {dns} entries, {} mail values, {:.1} MB of LDIF in {:.2} s",
+            "roster-bench: warm-up read: {dns} entries (as expected), {} mail and {} proxyAddresses values, {:.1} MB of LDIF in {:.2} s",
             count("mail:"),
+            count("proxyAddresses:"),
             out.stdout.len() as f64 / 1e6,
             started.elapsed().as_secs_f64()
         );
@@ -471,7 +622,7 @@ impl Ctx<'_> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        let slapd_before = process_cpu(self.slapd_pid);
+        let slapd_before = process_cpu(self.src.server_pid);
         let started = Instant::now();
         // Reaped by `wait4` below, which std's `Child::wait` can't replace (no rusage).
         #[allow(clippy::zombie_processes)]
@@ -480,7 +631,7 @@ impl Ctx<'_> {
             .unwrap_or_else(|e| panic!("starting {what} ({cmd:?}): {e}"));
         let (status, usage) = wait4(child.id()).expect("waiting for the measured process");
         let wall = started.elapsed();
-        let slapd_cpu = process_cpu(self.slapd_pid).saturating_sub(slapd_before);
+        let slapd_cpu = process_cpu(self.src.server_pid).saturating_sub(slapd_before);
         if !status.success() {
             let err = fs::read_to_string(&stderr_path).unwrap_or_default();
             panic!("{what} failed ({status}): {cmd:?}\n{err}");
@@ -928,7 +1079,7 @@ struct Table {
     rows: Vec<(Kind, Duration, f64)>,
 }
 
-fn results_table(samples: &[(Kind, Sample)]) -> Table {
+fn results_table(samples: &[(Kind, Sample)], server: &str) -> Table {
     let of = |kind: Kind| -> Vec<Sample> {
         samples
             .iter()
@@ -937,6 +1088,7 @@ fn results_table(samples: &[(Kind, Sample)]) -> Table {
             .collect()
     };
     let baseline = median(of(Kind::Baseline).iter().map(|s| s.wall).collect());
+    let server_cpu = format!("{server} CPU (s)");
     let headers = [
         "measurement",
         "wall median (s)",
@@ -944,7 +1096,7 @@ fn results_table(samples: &[(Kind, Sample)]) -> Table {
         "× baseline",
         "peak RSS (MiB)",
         "CPU (s)",
-        "slapd CPU (s)",
+        &server_cpu,
         "run recorded (s)",
     ];
     let mut rows: Vec<[String; 8]> = Vec::new();
@@ -987,7 +1139,6 @@ struct Machine {
     load_before: String,
     load_after: String,
     contention: String,
-    slapd: String,
     ldapsearch: String,
     roster: String,
     revision: String,
@@ -1032,7 +1183,6 @@ impl Machine {
             load_before,
             load_after,
             contention,
-            slapd: version_line(Command::new("/usr/sbin/slapd").arg("-VV"), "slapd"),
             ldapsearch: version_line(Command::new("ldapsearch").arg("-VV"), "ldapsearch"),
             roster: first_line(Command::new(roster).arg("--version")),
             revision: git_revision(),
@@ -1113,15 +1263,15 @@ fn git_revision() -> String {
 
 fn markdown_report(
     opts: &Opts,
+    src: &Source,
     m: &Machine,
     table: &Table,
     phases: &Table,
     phase_runs: &[(Kind, Option<Phases>)],
     setup_median: Duration,
-    load_secs: f64,
 ) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "# LDAP synchronization benchmark, N = {}\n", opts.n);
+    let _ = writeln!(md, "# {}, N = {}\n", src.title, opts.n);
     let _ = writeln!(
         md,
         "Command: `{}` ({} repetitions of each measurement, round-robin).\n",
@@ -1132,9 +1282,10 @@ fn markdown_report(
         md,
         "Wall time median and minimum over the repetitions; × baseline = median / baseline median; peak \
          RSS = the largest `ru_maxrss` of the measured process over the repetitions (from `wait4`); CPU = \
-         its user + system time (median); slapd CPU = slapd's user + system time while it ran (median); \
+         its user + system time (median); {server} CPU = {server}'s user + system time while it ran (median); \
          run recorded = the run's duration in Roster's run history (read, plan, apply, record the report; \
-         without process start, opening the store and printing the report).\n"
+         without process start, opening the store and printing the report).\n",
+        server = src.server_name
     );
     let baseline = table
         .rows
@@ -1142,15 +1293,16 @@ fn markdown_report(
         .find(|r| r.0 == Kind::Baseline)
         .map(|r| r.1)
         .unwrap_or_default();
-    let _ = writeln!(md, "Targets (issue 4):\n");
+    let _ = writeln!(md, "Targets ({}):\n", src.issue);
     let verdict = |ok: bool| if ok { "met" } else { "missed" };
     for (kind, wall, _) in &table.rows {
         if *kind == Kind::FullSync {
             let ratio = wall.as_secs_f64() / baseline.as_secs_f64();
+            let target = src.full_sync_target;
             let _ = writeln!(
                 md,
-                "- full sync ≤ 1.5 × baseline: {ratio:.2}× ({})",
-                verdict(ratio <= 1.5)
+                "- full sync ≤ {target:.1} × baseline: {ratio:.2}× ({})",
+                verdict(ratio <= target)
             );
         }
     }
@@ -1160,23 +1312,31 @@ fn markdown_report(
         .filter(|r| r.0 != Kind::Baseline)
         .map(|(kind, _, mib)| {
             let mb = mib * 1.048_576;
-            if opts.n == 100_000 {
+            if src.memory_target && opts.n == 100_000 {
                 format!("{}: {mb:.1} MB ({})", kind.label(), verdict(mb <= 150.0))
             } else {
                 format!("{}: {mb:.1} MB", kind.label())
             }
         })
         .collect();
-    let _ = writeln!(
-        md,
-        "- peak memory ≤ 150 MB at 100,000 users (1 MB = 10⁶ bytes; the table is in MiB){}: {}\n",
-        if opts.n == 100_000 {
-            ""
-        } else {
-            " — this run has a different N, for the growth with N"
-        },
-        peaks.join("; ")
-    );
+    if src.memory_target {
+        let _ = writeln!(
+            md,
+            "- peak memory ≤ 150 MB at 100,000 users (1 MB = 10⁶ bytes; the table is in MiB){}: {}\n",
+            if opts.n == 100_000 {
+                ""
+            } else {
+                " — this run has a different N, for the growth with N"
+            },
+            peaks.join("; ")
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "- peak memory (no target for this directory; 1 MB = 10⁶ bytes, the table is in MiB): {}\n",
+            peaks.join("; ")
+        );
+    }
     let _ = writeln!(md, "## Where Roster's time goes\n");
     let _ = writeln!(
         md,
@@ -1213,25 +1373,9 @@ fn markdown_report(
          report to /dev/null, freeing memory).\n"
     );
     let _ = writeln!(md, "## What is measured\n");
-    let _ = writeln!(
-        md,
-        "- Directory: a throwaway OpenLDAP slapd (roster-testkit; mdb, `index objectClass eq`, `dbnosync`) \
-         on 127.0.0.1, loaded with `slapadd -q` (took {load_secs:.1} s including start) with {} \
-         `inetOrgPerson` users below `ou=People,{SUFFIX}` (uid, cn, sn, displayName, one `mail` value, a \
-         second one for every other user; no userPassword). Read as the service account `{SERVICE_DN}` \
-         (not the root DN), which has `limits ... size.prtotal=unlimited` and unlimited soft/hard limits.",
-        opts.n
-    );
-    let _ = writeln!(
-        md,
-        "- Filter `{FILTER}`, attributes {}, paged-results control with page size {PAGE_SIZE}, plain LDAP.",
-        ATTRIBUTES.map(|a| format!("`{a}`")).join(", ")
-    );
-    let _ = writeln!(
-        md,
-        "- baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b ou=People,{SUFFIX} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
-        ATTRIBUTES.join(" ")
-    );
+    for point in &src.described {
+        let _ = writeln!(md, "- {point}");
+    }
     let _ = writeln!(
         md,
         "- Roster: `roster --data-dir <dir> sync [--preview] --json > /dev/null` on SQLite in a new data \
@@ -1246,7 +1390,12 @@ fn markdown_report(
     );
     let _ = writeln!(
         md,
-        "- An unmeasured `ldapsearch` first warms slapd's database into the page cache.\n"
+        "- An unmeasured `ldapsearch` first warms {}'s database into the page cache and checks that it \
+         returns exactly {} entries, each with {} and {}.\n",
+        src.server_name,
+        opts.n,
+        src.name_attribute.trim_end_matches(':'),
+        src.id_attribute.trim_end_matches(':')
     );
     let _ = writeln!(md, "## Machine\n");
     let _ = writeln!(md, "- CPUs (`nproc`): {}; {}", m.cpus, m.cpu_model);
@@ -1264,7 +1413,7 @@ fn markdown_report(
         "- CPU use during the measurements (`/proc/stat`): {}",
         m.contention
     );
-    let _ = writeln!(md, "- {}; {}", m.slapd, m.ldapsearch);
+    let _ = writeln!(md, "- {}; {}", src.version, m.ldapsearch);
     let _ = writeln!(
         md,
         "- {} (release build), revision {}",
