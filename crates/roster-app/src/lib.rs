@@ -390,6 +390,8 @@ impl Roster {
         // A departed user (suspended for the grace period) is refused like a wrong password, in the
         // same time, and without a bind: the directory may still hold the account (moved out of the
         // filter), and it is no longer ours to check.
+        // The directory's reason for a refusal, for the audit log (never shown to the user).
+        let mut directory_refusal: Option<&'static str> = None;
         let accepted = match creds.auth {
             _ if too_long || creds.departed => slot.verify(checked.to_owned(), None).await?,
             AuthMethod::Local => {
@@ -400,12 +402,18 @@ impl Roster {
                 // A bind on a nearby directory answers in a few milliseconds, an Argon2 check in tens:
                 // without the dummy check beside it, a wrong password would answer faster for a
                 // directory user than for an unknown name, and the timing would tell them apart.
-                let (dummy, accepted) = tokio::join!(
+                let (dummy, answer) = tokio::join!(
                     slot.verify(password.to_owned(), None),
                     self.directory_password_ok(&creds, password)
                 );
                 dummy?;
-                accepted?
+                match answer? {
+                    Ok(()) => true,
+                    Err(why) => {
+                        directory_refusal = Some(why);
+                        false
+                    }
+                }
             }
         };
         if !accepted {
@@ -423,6 +431,8 @@ impl Roster {
                             creds.auth.as_str(),
                             passwords::MAX_PASSWORD_BYTES
                         )
+                    } else if let Some(why) = directory_refusal {
+                        format!("directory password rejected: {why}")
                     } else {
                         format!("{} password rejected", creds.auth.as_str())
                     },
@@ -444,7 +454,7 @@ impl Roster {
         &self,
         creds: &roster_store::Credentials,
         password: &str,
-    ) -> Result<bool> {
+    ) -> Result<std::result::Result<(), &'static str>> {
         let Some(settings) = self.load_directory_settings().await? else {
             return Err(AppError::DirectoryLogonUnavailable(
                 "no directory is configured".into(),
@@ -466,10 +476,10 @@ impl Roster {
         };
         let secret = roster_core::directory::Secret::new(password);
         match checker.authenticate(&subject, &secret).await {
-            Ok(roster_directory::LogonOutcome::Accepted { .. }) => Ok(true),
+            Ok(roster_directory::LogonOutcome::Accepted { .. }) => Ok(Ok(())),
             Ok(roster_directory::LogonOutcome::Rejected(reason)) => {
                 tracing::info!(user = %creds.name, ?reason, "directory logon rejected");
-                Ok(false)
+                Ok(Err(reason.describe()))
             }
             Err(e) => {
                 tracing::warn!(user = %creds.name, code = e.code(), error = %e, "the directory could not check a logon");

@@ -744,10 +744,10 @@ impl PasswordChecker for LdapEngine {
         Ok(match result.rc {
             0 => LogonOutcome::Accepted { dn: user_dn },
             49 => match ad_bind_reason(&result.text) {
-                // Active Directory says why in `data XXX`: only 52e is the password itself.
-                Some((code, reason)) if code != "52e" => {
-                    tracing::info!(dn = %user_dn, code, reason, "Active Directory refused the user's bind");
-                    LogonOutcome::Rejected(RejectReason::AccountUnusable)
+                // Active Directory says why in `data XXX`: only 52e is the password (or the name).
+                Some(why) if !why.contains("data 52e") => {
+                    tracing::info!(dn = %user_dn, reason = why, "Active Directory refused the user's bind");
+                    LogonOutcome::Rejected(RejectReason::DirectoryRefused(why))
                 }
                 _ => LogonOutcome::Rejected(RejectReason::WrongPassword),
             },
@@ -990,29 +990,28 @@ pub(crate) fn first_text(values: &Values, name: &str) -> Option<String> {
 }
 
 /// Active Directory's reason for a refused bind, from the `data XXX` part of its diagnostic message
-/// (`80090308: LdapErr: DSID-…, comment: AcceptSecurityContext error, data 52e, v4563`): the code and
-/// the reason in words. `None` for other servers' messages.
-pub(crate) fn ad_bind_reason(message: &str) -> Option<(String, &'static str)> {
+/// (`80090308: LdapErr: DSID-…, comment: AcceptSecurityContext error, data 52e, v4563`), in words with the
+/// code; `None` for other servers' messages.
+pub(crate) fn ad_bind_reason(message: &str) -> Option<&'static str> {
     let after = message.split("data ").nth(1)?;
     let code: String = after
         .chars()
         .take_while(char::is_ascii_hexdigit)
         .collect::<String>()
         .to_ascii_lowercase();
-    let reason = match code.as_str() {
-        "525" => "no such user",
-        "52e" => "wrong password (or no such user)",
-        "530" => "not permitted to log on at this time",
-        "531" => "not permitted to log on at this workstation",
-        "532" => "password expired",
-        "533" => "account disabled",
-        "701" => "account expired",
-        "773" => "the user must change the password",
-        "775" => "account locked out",
+    Some(match code.as_str() {
+        "525" => "no such user (AD data 525)",
+        "52e" => "wrong password or no such user (AD data 52e)",
+        "530" => "not permitted to log on at this time (AD data 530)",
+        "531" => "not permitted to log on at this workstation (AD data 531)",
+        "532" => "password expired (AD data 532)",
+        "533" => "account disabled (AD data 533)",
+        "701" => "account expired (AD data 701)",
+        "773" => "the user must change the password (AD data 773)",
+        "775" => "account locked out (AD data 775)",
         "" => return None,
-        _ => "another reason",
-    };
-    Some((code, reason))
+        _ => "refused for another reason (AD data code not known)",
+    })
 }
 
 /// Names in responses may differ in case from the request (`mail` vs `Mail`); options are part of the

@@ -31,4 +31,23 @@ pub enum RejectReason {
     /// The directory knows the password check failed for another reason (locked, expired, disabled:
     /// LDAP result codes such as 50 or 53).
     AccountUnusable,
+    /// Active Directory refused the bind and said why (`data 533`: "account disabled (AD data 533)"),
+    /// for the audit log; the user sees the same answer as for a wrong password.
+    DirectoryRefused(&'static str),
+}
+
+impl RejectReason {
+    /// In words, for the audit log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RejectReason::EmptyPassword => "empty password",
+            RejectReason::NotFound => "no such user in the directory's scope",
+            RejectReason::Ambiguous => "the name matches more than one directory entry",
+            RejectReason::WrongPassword => "wrong password",
+            RejectReason::AccountUnusable => {
+                "the directory refused the account (locked, expired or disabled)"
+            }
+            RejectReason::DirectoryRefused(why) => why,
+        }
+    }
 }

@@ -646,6 +646,21 @@ async fn logon_with_the_active_directory_password() {
         .await
         .unwrap_err();
     assert_eq!(disabled.to_string(), wrong.to_string());
+    let audit = env
+        .roster
+        .audit_log(&env.local_admin(), 0, 5)
+        .await
+        .unwrap();
+    let refusal = audit
+        .items
+        .iter()
+        .find(|e| e.action == "logon.failed" && e.target == c.sam("bob"))
+        .expect("the refusal is audited");
+    assert!(
+        refusal.details.contains("account disabled (AD data 533)"),
+        "AD's reason in words: {}",
+        refusal.details
+    );
     // Outside the selected group: refused.
     c.ou.set_enabled(&bob, true).await.unwrap();
     s.enabled_users_only = true;
