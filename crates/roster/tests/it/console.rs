@@ -338,3 +338,70 @@ async fn an_administrator_configures_ldap_tests_and_synchronizes() {
     browser.close().await.unwrap();
     drop(slapd);
 }
+
+/// Active Directory from the console: the type selector shows its form (the seed's labels), the settings
+/// are saved and Test Settings reads the users of an OU of the test kit's Samba DC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_configures_active_directory() {
+    use roster_testkit::samba::{ADMIN_PASSWORD, ADMIN_UPN, DNS_DOMAIN};
+    let dc = tokio::task::spawn_blocking(roster_testkit::SambaDc::shared)
+        .await
+        .unwrap()
+        .unwrap();
+    let ou = dc.new_ou("console").await.unwrap();
+    for name in ["ann.c1", "ben.c1"] {
+        let mut user = roster_testkit::AdUser::new(name);
+        user.mail = Some(format!("{name}@example.com"));
+        user.display_name = Some(format!("Console {name}"));
+        ou.add_user(&user).await.unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path());
+    let browser = Browser::start().await.unwrap();
+    log_on(&browser, &server, "admin", ADMIN_PW).await;
+    browser
+        .goto(&format!("{}/directory", server.base))
+        .await
+        .unwrap();
+    browser
+        .fill(label("Directory service type"), "Active Directory")
+        .await
+        .unwrap();
+    browser
+        .wait_for(label("Domain"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    for (field, value) in [
+        ("Domain", DNS_DOMAIN.to_owned()),
+        ("Server (optional)", dc.ip().to_string()),
+        (
+            "CA certificate file (optional)",
+            dc.ca_cert_path().display().to_string(),
+        ),
+        ("Base-DN (optional)", ou.dn().to_owned()),
+        ("User Name", ADMIN_UPN.to_owned()),
+        ("Password", ADMIN_PASSWORD.to_owned()),
+    ] {
+        browser.fill(label(field), &value).await.unwrap();
+    }
+    browser
+        .fill(label("Protocol"), "LDAP (StartTLS)")
+        .await
+        .unwrap();
+    shot(&browser, "20-active-directory-form").await;
+    browser.click(text("Save settings")).await.unwrap();
+    saved(&browser).await;
+    browser.click(text("Test Settings")).await.unwrap();
+    browser
+        .wait_for_text("#run-status", "succeeded", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let report = browser.page_text().await.unwrap();
+    assert!(
+        report.contains("ann.c1") && report.contains("ben.c1"),
+        "{report}"
+    );
+    assert!(report.contains("active-directory"), "{report}");
+    shot(&browser, "21-active-directory-test-settings").await;
+    browser.close().await.unwrap();
+}
