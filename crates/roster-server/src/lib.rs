@@ -21,4 +21,8 @@ mod openapi;
 mod router;
 
 pub use limits::LogonLimits;
+
+/// Put on the router (`Extension`) when served over HTTPS: the console's session cookie is then `Secure`.
+#[derive(Debug, Clone, Copy)]
+pub struct SecureCookies;
 pub use router::{router, router_with};

@@ -111,6 +111,13 @@ pub enum Command {
         /// Logon attempts one client address may make at once (0: no limit).
         #[arg(long, env = "ROSTER_LOGON_LIMIT_BURST", default_value_t = 100)]
         logon_limit_burst: u32,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. The console's session cookie is
+        /// then `Secure`.
+        #[arg(long, env = "ROSTER_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert.
+        #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -436,12 +443,15 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             listen,
             logon_limit_per_minute,
             logon_limit_burst,
+            tls_cert,
+            tls_key,
         } => {
             let limits = roster_server::LogonLimits {
                 per_minute: logon_limit_per_minute,
                 burst: logon_limit_burst,
             };
-            serve(roster, &listen, limits).await?
+            let tls = tls_cert.zip(tls_key);
+            serve(roster, &listen, limits, tls).await?
         }
         Command::Users(cmd) => users(&roster, &me, cmd).await?,
         Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
@@ -762,13 +772,13 @@ async fn serve(
     roster: Arc<Roster>,
     listen: &str,
     logon_limits: roster_server::LogonLimits,
+    tls: Option<(PathBuf, PathBuf)>,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow!("can't listen on {listen}: {e}"))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    eprintln!("roster: serving on http://{addr} (API under /api/v1)");
-    let app = roster_server::router_with(roster.clone(), logon_limits);
+    let mut app = roster_server::router_with(roster.clone(), logon_limits);
     // The scheduled sync: looked at every few seconds; the database decides which instance runs it.
     let scheduler = {
         let roster = roster.clone();
@@ -781,14 +791,47 @@ async fn serve(
             }
         })
     };
-    // With each request's client address: the logon limit counts by it.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP")?;
+    match tls {
+        None => {
+            eprintln!("roster: serving on http://{addr} (the console at /, the API under /api/v1)");
+            // With each request's client address: the logon limit counts by it.
+            axum::serve(
+                tokio::net::TcpListener::from_std(listener)?,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        }
+        Some((cert, key)) => {
+            // axum-server: rustls with the process's one provider (aws-lc-rs, installed in main).
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "can't use the TLS certificate {} and key {}: {e}; give a PEM certificate chain and its PEM private key",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            eprintln!(
+                "roster: serving on https://{addr} (the console at /, the API under /api/v1)"
+            );
+            app = app.layer(axum::Extension(roster_server::SecureCookies));
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener, config)
+                .context("serving HTTPS")?
+                .handle(handle)
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
+                .context("serving HTTPS")?;
+        }
+    }
     // Runs started through the API go on in the server's tasks: stop them and let them record that,
     // rather than leave them running until another process takes them for dead.
     roster.stop_runs("the server stopping").await;

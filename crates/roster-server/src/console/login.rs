@@ -63,7 +63,11 @@ pub(crate) struct LogonForm {
     next: Option<String>,
 }
 
-pub(crate) async fn submit(State(roster): State<AppState>, Form(f): Form<LogonForm>) -> Response {
+pub(crate) async fn submit(
+    State(roster): State<AppState>,
+    secure: Option<axum::Extension<crate::SecureCookies>>,
+    Form(f): Form<LogonForm>,
+) -> Response {
     let next = safe_next(f.next.as_deref());
     match roster.logon(&f.name, &f.password).await {
         Ok(session) => (
@@ -71,7 +75,7 @@ pub(crate) async fn submit(State(roster): State<AppState>, Form(f): Form<LogonFo
             [
                 (
                     header::SET_COOKIE,
-                    auth::session_cookie(&session.token, false),
+                    auth::session_cookie(&session.token, secure.is_some()),
                 ),
                 (header::LOCATION, next),
             ],

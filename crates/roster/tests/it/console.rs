@@ -405,3 +405,74 @@ async fn an_administrator_configures_active_directory() {
     shot(&browser, "21-active-directory-test-settings").await;
     browser.close().await.unwrap();
 }
+
+/// `roster serve --tls-cert --tls-key`: the console and the API over HTTPS with the test CA's
+/// certificate, and the session cookie marked `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_served_over_https_with_a_secure_cookie() {
+    let ca = roster_testkit::TestCa::generate().unwrap();
+    let cert = ca.issue_server_cert("localhost").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = roster_testkit::free_port();
+    let child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--tls-cert")
+        .arg(&cert.cert_path)
+        .arg("--tls-key")
+        .arg(&cert.key_path)
+        .env("ROSTER_ADMIN_PASSWORD", ADMIN_PW)
+        .env_remove("ROSTER_DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server {
+        child,
+        base: format!("https://localhost:{port}"),
+    };
+    roster_testkit::wait_for_port(port, Duration::from_secs(30)).unwrap();
+    let ca_pem = std::fs::read(ca.ca_cert_path()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let logon = client
+        .post(format!("https://localhost:{port}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("name=admin&password={ADMIN_PW}&next=%2Fusers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logon.status(), 303);
+    let cookie = logon
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let api = client
+        .get(format!("https://localhost:{port}/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 200);
+    // Plain HTTP on the same port is not served.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/login"))
+            .send()
+            .await
+            .is_err()
+    );
+}
