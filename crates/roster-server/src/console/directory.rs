@@ -126,6 +126,9 @@ fn settings_form(console: &Console, state: &FormState<'_>) -> Markup {
                         }
                     }
                     p class="help" id=(help_id) { (field.help) }
+                    @if forms::pickable(state.kind, field.key) {
+                        p { a href=(format!("/directory/pick/{}", field.key)) { "Choose " (field.key) " from the server…" } }
+                    }
                     @if let Some(message) = error {
                         p class="error field-error" role="alert" { (message) }
                     }

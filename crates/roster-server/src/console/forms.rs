@@ -287,6 +287,16 @@ pub(crate) fn fields(kind: DirectoryKind) -> Vec<Field> {
     out
 }
 
+/// Whether the field is filled from the server's list (a picker): the types whose connector lists
+/// domains or groups (`DirectoryListing`).
+pub(crate) fn pickable(kind: DirectoryKind, key: &str) -> bool {
+    match kind {
+        DirectoryKind::Ldap | DirectoryKind::Ldif => false,
+        DirectoryKind::ActiveDirectory => key == "groups",
+        DirectoryKind::Icewarp | DirectoryKind::Kerio => matches!(key, "domains" | "groups"),
+    }
+}
+
 /// The types in the selector, with the seeds' names.
 pub(crate) fn kinds() -> Vec<(DirectoryKind, &'static str)> {
     DirectoryKind::ALL

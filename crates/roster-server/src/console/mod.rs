@@ -16,6 +16,7 @@ mod edit;
 mod forms;
 mod layout;
 mod login;
+mod pick;
 mod runs;
 mod users;
 
@@ -49,6 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/users/{name}/delete", post(edit::delete))
         .route("/directory", get(directory::page).post(directory::save))
         .route("/directory/defaults", post(directory::save_defaults))
+        .route("/directory/pick/{what}", get(pick::page).post(pick::save))
         .route("/directory/preview", post(directory::preview))
         .route("/directory/sync", post(directory::sync))
         .route("/runs", get(runs::list))

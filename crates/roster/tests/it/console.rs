@@ -476,3 +476,73 @@ async fn the_console_is_served_over_https_with_a_secure_cookie() {
             .is_err()
     );
 }
+
+/// IceWarp from the console, with the domain picker reading the (emulated) server: one domain chosen,
+/// stored in the settings, and Test Settings reads only its users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_picks_icewarp_domains_from_the_server() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data_file =
+        roster_testkit::icewarp::Fixture::load(&root.join("examples/icewarp-emulator.toml"))
+            .unwrap();
+    let emulator = roster_testkit::icewarp::IcewarpEmulator::start(data_file, "127.0.0.1:0", None)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path());
+    let browser = Browser::start().await.unwrap();
+    log_on(&browser, &server, "admin", ADMIN_PW).await;
+    browser
+        .goto(&format!("{}/directory", server.base))
+        .await
+        .unwrap();
+    browser
+        .fill(label("Directory service type"), "IceWarp Server")
+        .await
+        .unwrap();
+    browser
+        .wait_for(label("Server Name"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    browser
+        .fill(label("Server Name"), &emulator.server_setting())
+        .await
+        .unwrap();
+    browser
+        .fill(label("User Name"), "admin@example.com")
+        .await
+        .unwrap();
+    browser
+        .fill(label("Password"), "icewarp-admin")
+        .await
+        .unwrap();
+    browser.click(text("Save settings")).await.unwrap();
+    saved(&browser).await;
+    browser
+        .click(text("Choose domains from the server…"))
+        .await
+        .unwrap();
+    browser
+        .wait_for(text("example.org"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    shot(&browser, "30-domain-picker").await;
+    browser.click("input[name='v:example.org']").await.unwrap();
+    browser.click(text("Use these")).await.unwrap();
+    saved(&browser).await;
+    let domains = browser.text("#f-domains").await.unwrap();
+    assert_eq!(domains.trim(), "example.org");
+    browser.click(text("Test Settings")).await.unwrap();
+    browser
+        .wait_for_text("#run-status", "succeeded", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let report = browser.text("table.report").await.unwrap();
+    assert!(report.contains("pk@example.org"), "{report}");
+    assert!(
+        !report.contains("jdoe@example.com"),
+        "only example.org: {report}"
+    );
+    shot(&browser, "31-icewarp-test-settings").await;
+    browser.close().await.unwrap();
+}
