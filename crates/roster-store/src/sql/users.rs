@@ -312,17 +312,12 @@ async fn search_users(store: &ThisStore, search: &str, offset: i64, limit: i64) 
         escaped.push(c);
     }
     let pattern = format!("%{escaped}%");
-    // One condition in both queries, written out twice: sqlx takes only literal SQL.
+    // One scan: the page and the number of matches together (a window over the matches). Only a page
+    // past the end, which has no rows to carry the count, counts again.
     let mut conn = store.pool.acquire().await?;
-    let total: i64 = sqlx::query_scalar::<Db, i64>(
-        "SELECT COUNT(*) FROM users u WHERE (u.name_key LIKE $1 ESCAPE '\\' OR lower(u.full_name) LIKE $1 ESCAPE '\\' \
-         OR EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.address_key LIKE $1 ESCAPE '\\'))",
-    )
-    .bind(&pattern)
-    .fetch_one(&mut *conn)
-    .await?;
-    let ids: Vec<i64> = sqlx::query_scalar::<Db, i64>(
-        "SELECT u.id FROM users u WHERE (u.name_key LIKE $1 ESCAPE '\\' OR lower(u.full_name) LIKE $1 ESCAPE '\\' \
+    let rows = sqlx::query::<Db>(
+        "SELECT u.id, COUNT(*) OVER () AS total FROM users u \
+         WHERE (u.name_key LIKE $1 ESCAPE '\\' OR lower(u.full_name) LIKE $1 ESCAPE '\\' \
          OR EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.address_key LIKE $1 ESCAPE '\\')) \
          ORDER BY u.name_key LIMIT $2 OFFSET $3",
     )
@@ -331,6 +326,21 @@ async fn search_users(store: &ThisStore, search: &str, offset: i64, limit: i64) 
     .bind(offset)
     .fetch_all(&mut *conn)
     .await?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut total: i64 = 0;
+    for row in &rows {
+        ids.push(row.try_get::<i64, _>("id")?);
+        total = row.try_get::<i64, _>("total")?;
+    }
+    if rows.is_empty() && offset > 0 {
+        total = sqlx::query_scalar::<Db, i64>(
+            "SELECT COUNT(*) FROM users u WHERE (u.name_key LIKE $1 ESCAPE '\\' OR lower(u.full_name) LIKE $1 ESCAPE '\\' \
+             OR EXISTS (SELECT 1 FROM user_emails e WHERE e.user_id = u.id AND e.address_key LIKE $1 ESCAPE '\\'))",
+        )
+        .bind(&pattern)
+        .fetch_one(&mut *conn)
+        .await?;
+    }
     Ok(Page { items: load_users(&mut conn, &ids).await?, total })
 }
 
