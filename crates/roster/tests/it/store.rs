@@ -113,7 +113,10 @@ async fn users_are_searched_by_name_full_name_and_address(env: Env) {
     assert_eq!(names(page), ["bob", "carol_x"]);
     let past_the_end = search("example", 10, 2).await;
     assert!(past_the_end.items.is_empty());
-    assert_eq!(past_the_end.total, 5, "a page past the end still counts the matches");
+    assert_eq!(
+        past_the_end.total, 5,
+        "a page past the end still counts the matches"
+    );
     assert_eq!(
         search("", 0, 50).await.total,
         6,
