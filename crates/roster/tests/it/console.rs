@@ -546,3 +546,71 @@ async fn an_administrator_picks_icewarp_domains_from_the_server() {
     shot(&browser, "31-icewarp-test-settings").await;
     browser.close().await.unwrap();
 }
+
+/// Kerio Connect from the console, with the group picker reading the (emulated) server: one group chosen,
+/// and Test Settings reads only its members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_picks_kerio_groups_from_the_server() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture =
+        roster_testkit::kerio::Fixture::load(&root.join("examples/kerio-emulator.toml")).unwrap();
+    let emulator = roster_testkit::kerio::KerioEmulator::start(fixture, "127.0.0.1:0", None)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = start_server(data.path());
+    let browser = Browser::start().await.unwrap();
+    log_on(&browser, &server, "admin", ADMIN_PW).await;
+    browser
+        .goto(&format!("{}/directory", server.base))
+        .await
+        .unwrap();
+    browser
+        .fill(label("Directory service type"), "Kerio Connect")
+        .await
+        .unwrap();
+    browser
+        .wait_for(label("IMAP server for logons"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    browser
+        .fill(label("Server Name"), &emulator.server_setting())
+        .await
+        .unwrap();
+    browser.fill(label("User Name"), "admin").await.unwrap();
+    browser.fill(label("Password"), "admin-pw").await.unwrap();
+    browser.click(text("Save settings")).await.unwrap();
+    saved(&browser).await;
+    browser
+        .click(text("Choose groups from the server…"))
+        .await
+        .unwrap();
+    browser
+        .wait_for(text("Support"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    browser
+        .click("input[name='v:Support@example.com']")
+        .await
+        .unwrap();
+    shot(&browser, "40-kerio-group-picker").await;
+    browser.click(text("Use these")).await.unwrap();
+    saved(&browser).await;
+    assert_eq!(
+        browser.text("#f-groups").await.unwrap().trim(),
+        "Support@example.com"
+    );
+    browser.click(text("Test Settings")).await.unwrap();
+    browser
+        .wait_for_text("#run-status", "succeeded", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let report = browser.text("table.report").await.unwrap();
+    assert!(report.contains("asmith@example.com"), "{report}");
+    assert!(
+        !report.contains("jdoe@example.com"),
+        "only Support's member: {report}"
+    );
+    shot(&browser, "41-kerio-test-settings").await;
+    browser.close().await.unwrap();
+}
