@@ -140,6 +140,12 @@ async fn log_on(browser: &Browser, server: &Server, name: &str, password: &str) 
     browser.fill(label("User name"), name).await.unwrap();
     browser.fill(label("Password"), password).await.unwrap();
     browser.click("main button[type=submit]").await.unwrap();
+    // Logged on when the page has the main navigation (the logon page has none); an Argon2id check
+    // under load takes a while.
+    browser
+        .wait_for("header nav", Duration::from_secs(30))
+        .await
+        .unwrap();
 }
 
 /// Log on, configure LDAP, Test Settings (nothing committed), Synchronize now (with its progress), change
@@ -322,6 +328,10 @@ async fn an_administrator_configures_ldap_tests_and_synchronizes() {
 
     // A user without admin rights: their own page, and no admin page even by its URL.
     browser.click(text("Log off")).await.unwrap();
+    browser
+        .wait_for(label("User name"), Duration::from_secs(30))
+        .await
+        .unwrap();
     log_on(&browser, &server, "user7", "pw-user7").await;
     assert!(browser.current_url().await.unwrap().ends_with("/me"));
     shot(&browser, "12-my-account").await;
