@@ -6,13 +6,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::on_both_backends;
-use crate::support::Env;
-use roster_app::{AppError, RunReport};
+use crate::support::{Env, failed, run, state, sync, synced_names, warnings};
+use roster_app::AppError;
 use roster_core::directory::{
     ActiveDirectorySettings, AdProtocol, DirectorySettings, Encryption, LdapSettings, Secret,
 };
 use roster_core::plan::ReportAction;
-use roster_core::user::{AuthMethod, User};
+use roster_core::user::AuthMethod;
 use roster_store::RunKind;
 use roster_testkit::samba::{ADMIN_PASSWORD, ADMIN_UPN, BASE_DN, DNS_DOMAIN};
 use roster_testkit::{AdUser, Ou, SambaDc};
@@ -91,56 +91,6 @@ async fn configure(env: &Env, s: ActiveDirectorySettings) {
         .set_directory_settings(&env.local_admin(), DirectorySettings::ActiveDirectory(s))
         .await
         .unwrap();
-}
-
-async fn run(env: &Env, kind: RunKind) -> Result<RunReport, AppError> {
-    env.roster
-        .run_directory(&env.local_admin(), kind, "test", &())
-        .await
-}
-
-async fn sync(env: &Env) -> RunReport {
-    run(env, RunKind::Sync)
-        .await
-        .unwrap_or_else(|e| panic!("sync failed: {e} ({})", e.code()))
-}
-
-async fn users(env: &Env) -> Vec<User> {
-    env.store.list_users(0, 100_000).await.unwrap().items
-}
-
-async fn synced_names(env: &Env) -> Vec<String> {
-    let mut names: Vec<String> = users(env)
-        .await
-        .into_iter()
-        .filter(|u| !u.builtin_admin)
-        .map(|u| u.name.to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-async fn state(env: &Env) -> serde_json::Value {
-    serde_json::json!({
-        "users": users(env).await,
-        "folders": env.store.list_folders().await.unwrap(),
-    })
-}
-
-fn warnings(report: &RunReport) -> Vec<String> {
-    report
-        .lines
-        .iter()
-        .filter(|l| l.action == ReportAction::Warning)
-        .map(|l| l.reason.to_string())
-        .collect()
-}
-
-fn failed(result: Result<RunReport, AppError>) -> (&'static str, String) {
-    match result {
-        Err(AppError::RunFailed { code, message, .. }) => (code, message),
-        other => panic!("expected a failed run, got {other:?}"),
-    }
 }
 
 async fn fails_and_changes_nothing(env: &Env, code: &str) -> String {

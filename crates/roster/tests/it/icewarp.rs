@@ -4,11 +4,10 @@
 //! the administrator session was logged out.
 
 use crate::on_both_backends;
-use crate::support::Env;
-use roster_app::{AppError, RunReport};
+use crate::support::{Env, failed, run, state, sync, synced_names, warnings};
+use roster_app::AppError;
 use roster_core::directory::{DirectorySettings, IcewarpSettings, Secret, UsernameFormat};
-use roster_core::plan::ReportAction;
-use roster_core::user::{AuthMethod, User};
+use roster_core::user::AuthMethod;
 use roster_store::RunKind;
 use roster_testkit::TestCa;
 use roster_testkit::icewarp::{
@@ -174,59 +173,6 @@ async fn configure(env: &Env, s: IcewarpSettings) {
         .set_directory_settings(&env.local_admin(), DirectorySettings::Icewarp(s))
         .await
         .unwrap();
-}
-
-async fn run(env: &Env, kind: RunKind) -> Result<RunReport, AppError> {
-    env.roster
-        .run_directory(&env.local_admin(), kind, "test", &())
-        .await
-}
-
-async fn sync(env: &Env) -> RunReport {
-    run(env, RunKind::Sync)
-        .await
-        .unwrap_or_else(|e| panic!("sync failed: {e} ({})", e.code()))
-}
-
-async fn users(env: &Env) -> Vec<User> {
-    env.store.list_users(0, 100_000).await.unwrap().items
-}
-
-/// The synchronized users' names (not the built-in admin), sorted.
-async fn synced_names(env: &Env) -> Vec<String> {
-    let mut names: Vec<String> = users(env)
-        .await
-        .into_iter()
-        .filter(|u| !u.builtin_admin)
-        .map(|u| u.name.to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Every user and folder: "nothing changed" means this is equal.
-async fn state(env: &Env) -> serde_json::Value {
-    serde_json::json!({
-        "users": users(env).await,
-        "folders": env.store.list_folders().await.unwrap(),
-    })
-}
-
-fn warnings(report: &RunReport) -> Vec<String> {
-    report
-        .lines
-        .iter()
-        .filter(|l| l.action == ReportAction::Warning)
-        .map(|l| l.reason.to_string())
-        .collect()
-}
-
-/// The code and message of a run that must have failed.
-fn failed(result: Result<RunReport, AppError>) -> (&'static str, String) {
-    match result {
-        Err(AppError::RunFailed { code, message, .. }) => (code, message),
-        other => panic!("expected a failed run, got {other:?}"),
-    }
 }
 
 /// A sync with these settings fails with `code`, changes nothing, and logs out; the message is returned.

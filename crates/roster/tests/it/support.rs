@@ -1,9 +1,12 @@
 //! Shared test setup.
 
-use roster_app::{Caller, Roster, SessionPolicy};
+use roster_app::{AppError, Caller, Roster, RunReport, SessionPolicy};
 use roster_core::Timestamp;
 use roster_core::clock::ManualClock;
+use roster_core::plan::ReportAction;
+use roster_core::user::User;
 use roster_directory::ConnectorFactory;
+use roster_store::RunKind;
 use roster_store::{PgStore, SqliteStore, Store};
 use roster_testkit::TestPostgres;
 use std::sync::Arc;
@@ -128,5 +131,60 @@ pub fn unguarded() -> roster_core::directory::DeletionGuardSettings {
         max_deletions: u64::MAX,
         max_deletions_percent: 100,
         ..Default::default()
+    }
+}
+
+// ---- What the directory types' tests share: running, and looking at the users and the report ----
+
+pub async fn run(env: &Env, kind: RunKind) -> Result<RunReport, AppError> {
+    env.roster
+        .run_directory(&env.local_admin(), kind, "test", &())
+        .await
+}
+
+pub async fn sync(env: &Env) -> RunReport {
+    run(env, RunKind::Sync)
+        .await
+        .unwrap_or_else(|e| panic!("sync failed: {e} ({})", e.code()))
+}
+
+pub async fn users(env: &Env) -> Vec<User> {
+    env.store.list_users(0, 100_000).await.unwrap().items
+}
+
+/// The synchronized users' names (not the built-in admin), sorted.
+pub async fn synced_names(env: &Env) -> Vec<String> {
+    let mut names: Vec<String> = users(env)
+        .await
+        .into_iter()
+        .filter(|u| !u.builtin_admin)
+        .map(|u| u.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every user and folder: "nothing changed" means this is equal.
+pub async fn state(env: &Env) -> serde_json::Value {
+    serde_json::json!({
+        "users": users(env).await,
+        "folders": env.store.list_folders().await.unwrap(),
+    })
+}
+
+pub fn warnings(report: &RunReport) -> Vec<String> {
+    report
+        .lines
+        .iter()
+        .filter(|l| l.action == ReportAction::Warning)
+        .map(|l| l.reason.to_string())
+        .collect()
+}
+
+/// The code and message of a run that must have failed.
+pub fn failed(result: Result<RunReport, AppError>) -> (&'static str, String) {
+    match result {
+        Err(AppError::RunFailed { code, message, .. }) => (code, message),
+        other => panic!("expected a failed run, got {other:?}"),
     }
 }
