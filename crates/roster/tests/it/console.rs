@@ -135,6 +135,23 @@ async fn saved(browser: &Browser) {
     }
 }
 
+/// Directory Services with `kind` chosen in the type selector (the page reloads with its form), once
+/// `field` of that form is shown.
+async fn open_directory_form(browser: &Browser, server: &Server, kind: &str, field: &str) {
+    browser
+        .goto(&format!("{}/directory", server.base))
+        .await
+        .unwrap();
+    browser
+        .fill(label("Directory service type"), kind)
+        .await
+        .unwrap();
+    browser
+        .wait_for(label(field), Duration::from_secs(10))
+        .await
+        .unwrap();
+}
+
 async fn log_on(browser: &Browser, server: &Server, name: &str, password: &str) {
     browser.goto(&format!("{}/", server.base)).await.unwrap();
     browser.fill(label("User name"), name).await.unwrap();
@@ -386,18 +403,7 @@ async fn an_administrator_configures_active_directory() {
     let server = start_server(data.path());
     let browser = Browser::start().await.unwrap();
     log_on(&browser, &server, "admin", ADMIN_PW).await;
-    browser
-        .goto(&format!("{}/directory", server.base))
-        .await
-        .unwrap();
-    browser
-        .fill(label("Directory service type"), "Active Directory")
-        .await
-        .unwrap();
-    browser
-        .wait_for(label("Domain"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    open_directory_form(&browser, &server, "Active Directory", "Domain").await;
     for (field, value) in [
         ("Domain", DNS_DOMAIN.to_owned()),
         ("Server (optional)", dc.ip().to_string()),
@@ -524,18 +530,7 @@ async fn an_administrator_picks_icewarp_domains_from_the_server() {
     let server = start_server(data.path());
     let browser = Browser::start().await.unwrap();
     log_on(&browser, &server, "admin", ADMIN_PW).await;
-    browser
-        .goto(&format!("{}/directory", server.base))
-        .await
-        .unwrap();
-    browser
-        .fill(label("Directory service type"), "IceWarp Server")
-        .await
-        .unwrap();
-    browser
-        .wait_for(label("Server Name"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    open_directory_form(&browser, &server, "IceWarp Server", "Server Name").await;
     browser
         .fill(label("Server Name"), &emulator.server_setting())
         .await
@@ -598,18 +593,7 @@ async fn an_administrator_picks_kerio_groups_from_the_server() {
     let server = start_server(data.path());
     let browser = Browser::start().await.unwrap();
     log_on(&browser, &server, "admin", ADMIN_PW).await;
-    browser
-        .goto(&format!("{}/directory", server.base))
-        .await
-        .unwrap();
-    browser
-        .fill(label("Directory service type"), "Kerio Connect")
-        .await
-        .unwrap();
-    browser
-        .wait_for(label("IMAP server for logons"), Duration::from_secs(10))
-        .await
-        .unwrap();
+    open_directory_form(&browser, &server, "Kerio Connect", "IMAP server for logons").await;
     browser
         .fill(label("Server Name"), &emulator.server_setting())
         .await
