@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use. Only missing ones are installed.
 # Samba AD DC (crates/roster-testkit/src/samba.rs): samba-ad-provision is only a Recommends of samba-ad-dc;
 # krb5-user asks debconf questions (answered by DEBIAN_FRONTEND=noninteractive below); dig is in bind9-dnsutils.
+# Kerberos (crates/roster-testkit/src/samba/kerberos.rs): curl (with GSS-API) for Negotiate, Cyrus SASL's GSSAPI
+# plugin for `ldapsearch -Y GSSAPI`, faketime for a skewed client clock.
 # Browser tests (crates/roster-testkit/src/browser.rs): headless Chromium driven through chromedriver.
 packages=(slapd ldap-utils postgresql openssl dovecot-imapd
   samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils
+  curl libsasl2-modules-gssapi-mit faketime
   chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,9 @@
 //! SIGKILLs the whole group, so no browser outlives its test. (Chromium's crash handlers are in a
 //! session of their own and exit by themselves once the browser is gone.)
 //!
+//! [`Browser::start_with`] takes [`BrowserOptions`]: an environment for chromedriver and Chromium
+//! (a Kerberos ticket cache) and the hosts Chromium may answer HTTP Negotiate for.
+//!
 //! The WebDriver client is `fantoccini` without TLS features: chromedriver speaks plain HTTP on
 //! loopback, and the workspace allows one rustls provider (aws-lc-rs) and no `ring`.
 
@@ -203,6 +206,19 @@ fn is_transient(e: &CmdError) -> bool {
     }
 }
 
+/// What [`Browser::start_with`] changes from [`Browser::start`]'s defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrowserOptions {
+    /// Extra environment for chromedriver, which Chromium inherits: e.g.
+    /// [`SambaDc::kerberos_env`](crate::SambaDc::kerberos_env) (`KRB5_CONFIG`, `KRB5CCNAME`) for
+    /// HTTP Negotiate as the user whose tickets are in that cache.
+    pub env: Vec<(String, String)>,
+    /// `--auth-server-allowlist`: the hosts Chromium answers `WWW-Authenticate: Negotiate` for
+    /// with the user's Kerberos tickets (`*.localhost`). `None`: never (on Linux the list is empty
+    /// by default: verified, Chromium then shows the 401 page).
+    pub negotiate_allowlist: Option<String>,
+}
+
 /// A running headless Chromium with its chromedriver; both stop on [`Browser::close`] or drop.
 #[derive(Debug)]
 pub struct Browser {
@@ -219,6 +235,11 @@ pub struct Browser {
 impl Browser {
     /// Starts chromedriver and Chromium and opens a WebDriver session (about 1 s on 2 cores).
     pub async fn start() -> io::Result<Browser> {
+        Browser::start_with(BrowserOptions::default()).await
+    }
+
+    /// [`Browser::start`] with options (environment, Negotiate).
+    pub async fn start_with(options: BrowserOptions) -> io::Result<Browser> {
         let driver = find_program("chromedriver", DRIVER_DIRS, INSTALL_HINT)?;
         let chromium = find_program("chromium", BROWSER_DIRS, INSTALL_HINT)?;
         let dir = temp_dir("roster-browser-")?;
@@ -231,7 +252,8 @@ impl Browser {
             .env("XDG_CONFIG_HOME", dir.path().join("xdg-config"))
             .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
             // Its own group (which Chromium joins), so that Drop can kill them all at once.
-            .process_group(0);
+            .process_group(0)
+            .envs(options.env.iter().map(|(k, v)| (k, v)));
         let log_for_spawn = log.clone();
         let chromedriver = tokio::task::spawn_blocking(move || -> io::Result<ServerProcess> {
             let mut process = ServerProcess::spawn("chromedriver", &mut cmd, &log_for_spawn)?;
@@ -252,6 +274,19 @@ impl Browser {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
         args.push(format!("--window-size={WINDOW_WIDTH},{WINDOW_HEIGHT}"));
+        if let Some(allowlist) = &options.negotiate_allowlist {
+            args.push(format!("--auth-server-allowlist={allowlist}"));
+            // Chromium on Linux loads the GSSAPI library only once a profile has seen a Negotiate
+            // challenge (`net.received_http_auth_negotiate_headers` in Local State): in a new
+            // profile the first challenge fails with ERR_UNSUPPORTED_AUTH_SCHEME (net log:
+            // AUTH_HANDLER_CREATE_RESULT -339) and the page shows the 401. Verified with Chromium
+            // 156; a Local State saying so from the start makes the first page work.
+            std::fs::create_dir_all(&profile)?;
+            std::fs::write(
+                profile.join("Local State"),
+                r#"{"net":{"received_http_auth_negotiate_headers":true}}"#,
+            )?;
+        }
         let mut capabilities = Capabilities::new();
         capabilities.insert("browserName".into(), "chrome".into());
         capabilities.insert(

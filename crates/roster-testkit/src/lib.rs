@@ -26,12 +26,12 @@ pub mod postgres;
 pub mod samba;
 pub mod slapd;
 
-pub use browser::Browser;
+pub use browser::{Browser, BrowserOptions};
 pub use ca::{ServerCert, TestCa, self_signed_server_cert};
 pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
 pub use cut_proxy::CutProxy;
 pub use dovecot::{Dovecot, DovecotConfig};
 pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
 pub use postgres::TestPostgres;
-pub use samba::{AdUser, Ou, SambaDc, StartTimings};
+pub use samba::{AdUser, Ou, SambaDc, ServiceAccount, StartTimings};
 pub use slapd::{Slapd, SlapdConfig, SlapdTls};

@@ -36,6 +36,9 @@
 //! runtime). `samba-tool user create` takes ~0.3 s per user; LDAP adds ~7 ms without a password
 //! (~150/s) and ~33 ms with one (Samba derives Kerberos keys). [`Ou::add_users_bulk`] can keep several
 //! adds in flight on one connection, but the single-process DC serialises them: measured no faster.
+//!
+//! Kerberos (service accounts with SPNs, keytabs, `kinit`, the environment for curl and Chromium)
+//! is in [`kerberos`], with what was verified about Samba's KDC and MIT's tools.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -87,7 +90,8 @@ pub const UAC_PASSWD_NOTREQD: u32 = 0x20;
 pub const GROUP_GLOBAL_SECURITY: i32 = -2_147_483_646;
 
 /// Bump when the provisioning recipe changes, so old templates are not reused.
-const RECIPE: u32 = 2;
+/// 3: `samba_spnupdate` (the DC's `ldap/…` SPNs).
+const RECIPE: u32 = 3;
 /// The loopback addresses tried in turn (127.0.0.1 is everyone's, Dovecot uses 127.0.0.2).
 const ADDRESS_POOL: std::ops::RangeInclusive<u8> = 3..=10;
 
@@ -975,6 +979,21 @@ fn provision(samba_tool: &Path, template: &Path, ip: Ipv4Addr) -> io::Result<()>
             format!("relaxing the password settings: {e} ({})", describe(&cmd)),
         )
     })?;
+    // The DC's own SPNs beyond HOST/: `ldap/dc1.roster.test`, `GC/…`, `ldap/DC1`…, which a GSSAPI
+    // LDAP bind asks tickets for. The DC adds them at start from its `dnsupdate` service, which is
+    // off here (without them: "Server not found in Kerberos database" for ldap/dc1.roster.test).
+    // It writes to the local sam.ldb (~0.3 s).
+    let spnupdate = find_program("samba_spnupdate", SBIN_DIRS, INSTALL_HINT)?;
+    let mut cmd = Command::new(spnupdate);
+    cmd.current_dir(&partial)
+        .arg(format!("-s{}", partial.join("etc/smb.conf").display()))
+        .env("KRB5_CONFIG", partial.join("krb5.conf"));
+    run(&mut cmd).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("adding the DC's SPNs: {e} ({})", describe(&cmd)),
+        )
+    })?;
     // Run-time files of the provisioning's own processes; every DC makes its own.
     for leftover in ["msg.sock", "msg.lock"] {
         let path = partial.join(leftover);
@@ -1030,10 +1049,18 @@ fn smb_conf_text(dir: &Path, ip: Ipv4Addr, dns_port: Option<u16>, extra: Option<
     )
 }
 
+/// Our krb5.conf. `rdns = false` and `dns_canonicalize_hostname = false`: a service's principal
+/// is built from the host name exactly as the client was given it (`http://web1.localhost/` asks
+/// for `HTTP/web1.localhost`), whatever `/etc/hosts` says; with canonicalization a host file line
+/// `127.0.0.1 localhost.localdomain localhost` would turn `localhost` into `localhost.localdomain`.
+/// (On this machine both settings gave `HTTP/localhost` and `HTTP/web1.localhost`; false makes it
+/// not depend on the machine.) `udp_preference_limit = 1`: Samba's replies carry a PAC and never
+/// fit in UDP ("Response too big for UDP, retry with TCP" on every request), so go TCP at once.
 fn krb5_conf_text(ip: Ipv4Addr) -> String {
     format!(
         "[libdefaults]\n\tdefault_realm = {REALM}\n\tdns_lookup_realm = false\n\
-         \tdns_lookup_kdc = false\n\trdns = false\n\n\
+         \tdns_lookup_kdc = false\n\trdns = false\n\tdns_canonicalize_hostname = false\n\
+         \tudp_preference_limit = 1\n\n\
          [realms]\n\t{REALM} = {{\n\t\tkdc = {ip}\n\t\tadmin_server = {ip}\n\t\tdefault_domain = {DNS_DOMAIN}\n\t}}\n\n\
          [domain_realm]\n\t.{DNS_DOMAIN} = {REALM}\n\t{DNS_DOMAIN} = {REALM}\n"
     )
@@ -1075,6 +1102,12 @@ extern "C" fn stop_at_exit() {
         drop(dir);
     }
 }
+
+pub mod kerberos;
+pub use kerberos::{
+    ENCTYPES_AES, ENCTYPES_RC4, ServiceAccount, UAC_DONT_EXPIRE_PASSWORD, run_with_input,
+    spn_principal,
+};
 
 #[cfg(test)]
 mod tests;
