@@ -3,6 +3,8 @@
 # examples/company.ldif: Test Settings, Synchronize now, then the server on http://127.0.0.1:8080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The build links the system's MIT GSSAPI (Kerberos single sign-on), bound with bindgen (clang).
+scripts/install-packages.sh clang libclang-dev libkrb5-dev
 cargo build --release -p roster
 roster=target/release/roster
 export ROSTER_DATA_DIR="${ROSTER_DATA_DIR:-./roster-data}"

@@ -5,37 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use. Only missing ones are installed.
+# Debian packages the build and the tests use. Only missing ones are installed.
+# Build: the system's MIT GSSAPI for Kerberos (crates/roster-kerberos), bound with bindgen (clang).
 # Samba AD DC (crates/roster-testkit/src/samba.rs): samba-ad-provision is only a Recommends of samba-ad-dc;
-# krb5-user asks debconf questions (answered by DEBIAN_FRONTEND=noninteractive below); dig is in bind9-dnsutils.
+# krb5-user asks debconf questions (answered by DEBIAN_FRONTEND=noninteractive); dig is in bind9-dnsutils.
 # Kerberos (crates/roster-testkit/src/samba/kerberos.rs): curl (with GSS-API) for Negotiate, Cyrus SASL's GSSAPI
 # plugin for `ldapsearch -Y GSSAPI`, faketime for a skewed client clock.
 # Browser tests (crates/roster-testkit/src/browser.rs): headless Chromium driven through chromedriver.
-packages=(slapd ldap-utils postgresql openssl dovecot-imapd
-  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils
-  curl libsasl2-modules-gssapi-mit faketime
-  chromium chromium-driver)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "==> installing ${missing[*]}"
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  # sudo drops the environment: pass DEBIAN_FRONTEND explicitly.
-  [[ ${#sudo_cmd[@]} -eq 0 ]] || sudo_cmd+=(env DEBIAN_FRONTEND=noninteractive)
-  "${sudo_cmd[@]}" apt-get update -qq
-  # policy-rc.d 101: don't start the packaged system services; the tests start their own.
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee /usr/sbin/policy-rc.d >/dev/null
-    "${sudo_cmd[@]}" chmod +x /usr/sbin/policy-rc.d
-    remove_policy=1
-  fi
-  "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}"
-  if [[ ${remove_policy:-0} == 1 ]]; then "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d; fi
-fi
+scripts/install-packages.sh clang libclang-dev libkrb5-dev \
+  slapd ldap-utils postgresql openssl dovecot-imapd \
+  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils \
+  curl libsasl2-modules-gssapi-mit faketime \
+  chromium chromium-driver
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

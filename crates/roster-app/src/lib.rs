@@ -5,6 +5,7 @@
 pub mod error;
 pub mod passwords;
 pub mod secrets;
+mod single_sign_on;
 mod sync;
 
 use roster_core::plan::ReportCounts;
@@ -491,6 +492,11 @@ impl Roster {
     /// Logs on and returns a new session token.
     pub async fn logon(&self, name: &str, password: &str) -> Result<Session> {
         let user = self.verify_logon(name, password).await?;
+        self.start_session(user, "session started").await
+    }
+
+    /// A new session for a user whose logon was checked; `how` goes to the audit line.
+    async fn start_session(&self, user: User, how: &str) -> Result<Session> {
         let token = format!(
             "rst_{}",
             base64::Engine::encode(
@@ -508,7 +514,7 @@ impl Roster {
                 &Actor(user.name.to_string()),
                 "logon",
                 user.name.as_str(),
-                "session started",
+                how,
                 now,
             )
             .await?;

@@ -1374,6 +1374,7 @@ pub(crate) fn keep_or_require_secret(
     settings: &mut dyn TypeSettings,
     previous: Option<&DirectorySettings>,
 ) -> Result<bool> {
+    keep_or_require_credential_file(kind, settings, previous)?;
     let Some(spec) = settings.secret_spec() else {
         return Ok(false);
     };
@@ -1410,6 +1411,50 @@ pub(crate) fn keep_or_require_secret(
                 None => Err(invalid(format!("give {}", spec.what))),
             }
         }
+    }
+}
+
+/// The same rule for a file that stands in for the secret (Active Directory's keytab): left out, the
+/// stored path is kept only for the same type and target, so that a keytab is never used against a
+/// server it wasn't given for.
+fn keep_or_require_credential_file(
+    kind: DirectoryKind,
+    settings: &mut dyn TypeSettings,
+    previous: Option<&DirectorySettings>,
+) -> Result<()> {
+    let Some(spec) = settings.credential_file_spec() else {
+        return Ok(());
+    };
+    let target = settings.secret_target();
+    let invalid = |message: String| AppError::InvalidSetting {
+        key: spec.key.to_owned(),
+        message,
+    };
+    let Some(slot) = settings.credential_file_slot() else {
+        return Err(AppError::Internal(format!(
+            "the {kind} settings name a credential file but have no place for it"
+        )));
+    };
+    if slot.is_some() {
+        return Ok(());
+    }
+    let stored = previous
+        .and_then(DirectorySettings::configured)
+        .filter(|(previous_kind, _)| *previous_kind == kind)
+        .and_then(|(_, p)| {
+            p.credential_file()
+                .map(|file| (p.secret_target(), file.clone()))
+        });
+    match stored {
+        Some((stored_target, file)) if stored_target == target => {
+            *slot = Some(file);
+            Ok(())
+        }
+        Some(_) => Err(invalid(format!(
+            "{} changed: give {} again",
+            spec.bound_to, spec.what
+        ))),
+        None => Err(invalid(format!("give {}", spec.what))),
     }
 }
 

@@ -30,18 +30,21 @@ use std::time::{Duration, Instant};
 
 use ldap3::Scope;
 use roster_core::directory::{
-    ActiveDirectorySettings, AdProtocol, DirectoryKind, Encryption, Secret, parse_dns_server,
+    ActiveDirectorySettings, AdAuthentication, AdProtocol, DirectoryKind, Encryption, Secret,
+    parse_dns_server,
 };
 use roster_core::filter::{LdapFilter, escape_value};
 use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
 use crate::connector::{
-    Connector, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain, ListedGroup,
-    PasswordChecker, ReadProgress,
+    AccountCheck, Connector, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain,
+    ListedGroup, PasswordChecker, ReadProgress,
 };
 use crate::error::DirectoryError;
-use crate::ldap_engine::{LdapEngine, LdapEngineConfig, ReferencePolicy, Values, first_text};
+use crate::ldap_engine::{
+    LdapEngine, LdapEngineConfig, Lookup, ReferencePolicy, ServiceAccount, Values, first_text,
+};
 use crate::logon::{LogonOutcome, LogonSubject};
 use crate::mapping::AttributeMap;
 use crate::tls;
@@ -56,14 +59,32 @@ pub const DNS_SERVER_VARIABLE: &str = "ROSTER_DNS_SERVER";
 pub(crate) fn connector(settings: &ActiveDirectorySettings) -> Result<Connector, DirectoryError> {
     use roster_core::directory::TypeSettings;
     settings.validate()?;
-    let password = match &settings.password {
-        Some(p) if !p.is_empty() => p.clone(),
-        // An empty password would be an anonymous bind, which Active Directory accepts.
-        _ => {
-            return Err(DirectoryError::settings(
-                "password",
-                "give the service account's password; an empty password would be an anonymous bind",
-            ));
+    let account = match settings.authentication {
+        AdAuthentication::Password => match &settings.password {
+            Some(p) if !p.is_empty() => ServiceLogon::Password(p.clone()),
+            // An empty password would be an anonymous bind, which Active Directory accepts.
+            _ => {
+                return Err(DirectoryError::settings(
+                    "password",
+                    "give the service account's password; an empty password would be an anonymous bind",
+                ));
+            }
+        },
+        AdAuthentication::Kerberos => {
+            let Some(keytab) = &settings.keytab else {
+                return Err(DirectoryError::settings(
+                    "keytab",
+                    "give the keytab of the service principal (an absolute path)",
+                ));
+            };
+            // Reads the keytab now (no network): a missing file or principal shows when the settings
+            // are saved, not at the first run.
+            let principal = settings.principal.trim();
+            ServiceLogon::Kerberos(
+                roster_kerberos::ServiceCredentials::from_keytab(keytab, principal).map_err(
+                    |e| DirectoryError::settings("keytab", format!("{e}; {}", e.hint())),
+                )?,
+            )
         }
     };
     let dns_server = match settings.dns_server.trim() {
@@ -84,7 +105,7 @@ pub(crate) fn connector(settings: &ActiveDirectorySettings) -> Result<Connector,
     )?;
     let ad = Arc::new(ActiveDirectory {
         settings: settings.clone(),
-        password,
+        account,
         dns_server,
         tls,
         prepared: Mutex::new(None),
@@ -94,13 +115,21 @@ pub(crate) fn connector(settings: &ActiveDirectorySettings) -> Result<Connector,
         kind: DirectoryKind::ActiveDirectory,
         reader: ad.clone(),
         passwords: Some(ad.clone()),
-        listing: Some(ad),
+        listing: Some(ad.clone()),
+        accounts: Some(ad),
     })
+}
+
+/// How the service account binds, checked.
+#[derive(Clone)]
+enum ServiceLogon {
+    Password(Secret),
+    Kerberos(roster_kerberos::ServiceCredentials),
 }
 
 pub(crate) struct ActiveDirectory {
     settings: ActiveDirectorySettings,
-    password: Secret,
+    account: ServiceLogon,
     dns_server: Option<SocketAddr>,
     tls: Arc<ClientConfig>,
     /// The last preparation and when it was made, for logons.
@@ -144,6 +173,14 @@ impl ActiveDirectory {
         }
     }
 
+    /// Kerberos binds need plain LDAP: the configured port with `protocol = "ldap"`, else 389.
+    fn kerberos_port(&self) -> u16 {
+        match self.settings.protocol {
+            AdProtocol::Ldap => self.settings.port(),
+            AdProtocol::Ldaps => AdProtocol::Ldap.port(),
+        }
+    }
+
     /// The engine for `candidate` with `base_dn` and `filter`.
     fn engine(&self, candidate: &Candidate, base_dn: String, filter: LdapFilter) -> LdapEngine {
         LdapEngine::new(LdapEngineConfig {
@@ -151,9 +188,20 @@ impl ActiveDirectory {
             port: self.settings.port(),
             encryption: self.encryption(),
             tls: Some(self.tls.clone()),
-            bind_dn: self.settings.username.trim().to_owned(),
-            account_key: "username",
-            password: self.password.clone(),
+            service_account: match &self.account {
+                ServiceLogon::Password(password) => ServiceAccount::Password {
+                    bind_dn: self.settings.username.trim().to_owned(),
+                    account_key: "username",
+                    password: password.clone(),
+                },
+                ServiceLogon::Kerberos(credentials) => ServiceAccount::Kerberos {
+                    credentials: credentials.clone(),
+                    realm: roster_kerberos::realm_of(credentials.principal())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    port: self.kerberos_port(),
+                },
+            },
             base_dn,
             filter,
             attributes: AttributeMap::active_directory(),
@@ -271,6 +319,18 @@ impl ActiveDirectory {
                 AdProtocol::Ldaps => format!("LDAPS on port {}", self.settings.port()),
             }
         )];
+        if let ServiceLogon::Kerberos(credentials) = &self.account {
+            notes.push(format!(
+                "Active Directory: the service account {} bound with Kerberos (keytab {}) on plain LDAP port {}, the traffic encrypted by Kerberos; user passwords are checked over {}",
+                credentials.principal(),
+                credentials.keytab().display(),
+                self.kerberos_port(),
+                match self.settings.protocol {
+                    AdProtocol::Ldap => "StartTLS",
+                    AdProtocol::Ldaps => "LDAPS",
+                }
+            ));
+        }
         let default_nc = first_text(&root, "defaultNamingContext").unwrap_or_default();
         let schema_nc = first_text(&root, "schemaNamingContext").unwrap_or_default();
         if !default_nc.is_empty() && !default_nc.eq_ignore_ascii_case(&self.settings.domain_dn()) {
@@ -450,6 +510,45 @@ impl PasswordChecker for ActiveDirectory {
 }
 
 #[async_trait::async_trait]
+impl AccountCheck for ActiveDirectory {
+    fn realm(&self) -> String {
+        self.settings.domain_name().to_ascii_uppercase()
+    }
+
+    async fn account_usable(
+        &self,
+        subject: &LogonSubject<'_>,
+    ) -> Result<LogonOutcome, DirectoryError> {
+        use crate::logon::RejectReason;
+        let prepared = self.prepared().await?;
+        let dn = match prepared.engine.locate(subject).await? {
+            Lookup::Found(dn) => dn,
+            Lookup::NotFound => return Ok(LogonOutcome::Rejected(RejectReason::NotFound)),
+            Lookup::Ambiguous => return Ok(LogonOutcome::Rejected(RejectReason::Ambiguous)),
+        };
+        // Whatever `enabled_users_only` says about the read: a disabled account doesn't log on. (The
+        // KDC stops issuing tickets to it, but one issued before stays valid for hours.)
+        let enabled = prepared
+            .engine
+            .search_small(
+                &dn,
+                Scope::Base,
+                "(!(userAccountControl:1.2.840.113556.1.4.803:=2))",
+                &["1.1"],
+                1,
+            )
+            .await?;
+        Ok(if enabled.is_empty() {
+            LogonOutcome::Rejected(RejectReason::DirectoryRefused(
+                "account disabled in Active Directory",
+            ))
+        } else {
+            LogonOutcome::Accepted { dn }
+        })
+    }
+}
+
+#[async_trait::async_trait]
 impl DirectoryListing for ActiveDirectory {
     async fn domains(&self) -> Result<Vec<ListedDomain>, DirectoryError> {
         Err(DirectoryError::ListingUnsupported {
@@ -537,8 +636,11 @@ mod tests {
             ignore_certificate_errors: false,
             ca_file: Some(dc.ca_cert_path().to_owned()),
             base_dn: ou.dn().to_owned(),
+            authentication: AdAuthentication::Password,
             username: ADMIN_UPN.into(),
             password: Some(Secret::new(ADMIN_PASSWORD)),
+            keytab: None,
+            principal: String::new(),
             exchange_users_only: true,
             enabled_users_only: true,
             visible_in_address_lists_only: false,
@@ -558,7 +660,7 @@ mod tests {
         // The same read, asking for proxyAddresses two values at a time.
         let ad = ActiveDirectory {
             settings: settings.clone(),
-            password: Secret::new(ADMIN_PASSWORD),
+            account: ServiceLogon::Password(Secret::new(ADMIN_PASSWORD)),
             dns_server: None,
             tls: crate::tls::client_config(Some(dc.ca_cert_path()), false).unwrap(),
             prepared: Mutex::new(None),

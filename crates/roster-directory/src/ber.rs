@@ -46,13 +46,19 @@ pub(crate) fn decode_paged_response(value: &[u8]) -> Result<PagedResponse, Direc
 }
 
 fn protocol(what: &str) -> DirectoryError {
+    malformed(PAGED_RESULTS, what)
+}
+
+const PAGED_RESULTS: &str = "paged-results control";
+
+fn malformed(subject: &str, what: &str) -> DirectoryError {
     DirectoryError::Protocol {
-        message: format!("malformed paged-results control: {what}"),
+        message: format!("malformed {subject}: {what}"),
     }
 }
 
 /// Minimal two's-complement encoding of a non-negative integer.
-fn encode_unsigned(value: u32) -> Vec<u8> {
+pub(crate) fn encode_unsigned(value: u32) -> Vec<u8> {
     let bytes = value.to_be_bytes();
     let skip = bytes.iter().take(3).take_while(|&&b| b == 0).count();
     let mut out: Vec<u8> = bytes.iter().skip(skip).copied().collect();
@@ -63,7 +69,7 @@ fn encode_unsigned(value: u32) -> Vec<u8> {
     out
 }
 
-fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
+pub(crate) fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
     out.push(tag);
     let len = content.len();
     if len < 0x80 {
@@ -81,6 +87,16 @@ fn push_tlv(out: &mut Vec<u8>, tag: u8, content: &[u8]) {
 
 /// Reads one TLV with the expected tag; returns (content, rest).
 fn read_tlv(input: &[u8], expected_tag: u8) -> Result<(&[u8], &[u8]), DirectoryError> {
+    read_tlv_of(input, expected_tag, PAGED_RESULTS)
+}
+
+/// [`read_tlv`] for other structures: `subject` names what was malformed in the error.
+pub(crate) fn read_tlv_of<'a>(
+    input: &'a [u8],
+    expected_tag: u8,
+    subject: &str,
+) -> Result<(&'a [u8], &'a [u8]), DirectoryError> {
+    let protocol = |what: &str| malformed(subject, what);
     let (&tag, after_tag) = input
         .split_first()
         .ok_or_else(|| protocol("value ends where a tag was expected"))?;
@@ -117,7 +133,7 @@ fn read_tlv(input: &[u8], expected_tag: u8) -> Result<(&[u8], &[u8]), DirectoryE
     Ok((content, rest))
 }
 
-fn decode_integer(content: &[u8]) -> Result<i64, DirectoryError> {
+pub(crate) fn decode_integer(content: &[u8]) -> Result<i64, DirectoryError> {
     if content.is_empty() {
         return Err(protocol("empty INTEGER"));
     }

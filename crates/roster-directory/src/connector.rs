@@ -65,6 +65,19 @@ pub trait PasswordChecker: Send + Sync + std::fmt::Debug {
     ) -> Result<LogonOutcome, DirectoryError>;
 }
 
+/// Whether the account a Kerberos ticket names may log on (single sign-on, where there is no password
+/// to check): the entry is still in scope (base and filter, found through the user's link when there
+/// is one) and enabled. Active Directory only.
+#[async_trait::async_trait]
+pub trait AccountCheck: Send + Sync + std::fmt::Debug {
+    /// The Kerberos realm of the directory's accounts (`COMPANY.LOCAL`).
+    fn realm(&self) -> String;
+    async fn account_usable(
+        &self,
+        subject: &LogonSubject<'_>,
+    ) -> Result<LogonOutcome, DirectoryError>;
+}
+
 /// A domain on the directory's server, for the settings' picker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedDomain {
@@ -98,6 +111,8 @@ pub struct Connector {
     pub passwords: Option<Arc<dyn PasswordChecker>>,
     /// `None` for a type without domains and groups to choose from.
     pub listing: Option<Arc<dyn DirectoryListing>>,
+    /// `None` for a type whose users can't log on by Kerberos (all but Active Directory).
+    pub accounts: Option<Arc<dyn AccountCheck>>,
 }
 
 impl Connector {

@@ -198,6 +198,14 @@ pub enum DirectoryError {
         detail: String,
     },
 
+    /// Kerberos failed (the service account's keytab, the KDC, the ticket, the security layer).
+    #[error("Kerberos with {target} failed: {detail}; {hint}")]
+    Kerberos {
+        target: String,
+        detail: String,
+        hint: &'static str,
+    },
+
     #[error(
         "{target} does not offer STARTTLS, so the password would cross the network in clear; it was not sent. Enable TLS on the IMAP server, or give its IMAPS port in `imap_server` (imaps://host[:port])"
     )]
@@ -263,6 +271,7 @@ impl DirectoryError {
             DirectoryError::KerioServiceLogon { .. } => "DI026-kerio-service-logon",
             DirectoryError::KerioRpc { .. } => "DI027-kerio-rpc",
             DirectoryError::Discovery { .. } => "DI028-discovery",
+            DirectoryError::Kerberos { .. } => "DI029-kerberos",
         }
     }
 

@@ -8,7 +8,7 @@ use roster_core::directory::{DirectoryKind, Encryption, LdapSettings};
 use crate::connector::Connector;
 use crate::error::DirectoryError;
 use crate::ids::IdPolicy;
-use crate::ldap_engine::{LdapEngine, LdapEngineConfig, ReferencePolicy};
+use crate::ldap_engine::{LdapEngine, LdapEngineConfig, ReferencePolicy, ServiceAccount};
 use crate::mapping::AttributeMap;
 use crate::tls;
 
@@ -19,6 +19,7 @@ pub(crate) fn connector(settings: &LdapSettings) -> Result<Connector, DirectoryE
         reader: engine.clone(),
         passwords: Some(engine),
         listing: None,
+        accounts: None,
     })
 }
 
@@ -63,9 +64,11 @@ pub(crate) fn engine_config(settings: &LdapSettings) -> Result<LdapEngineConfig,
         port: settings.effective_port(),
         encryption: settings.encryption,
         tls,
-        bind_dn: settings.bind_dn.trim().to_owned(),
-        account_key: "bind_dn",
-        password,
+        service_account: ServiceAccount::Password {
+            bind_dn: settings.bind_dn.trim().to_owned(),
+            account_key: "bind_dn",
+            password,
+        },
         base_dn: settings.base_dn.trim().to_owned(),
         filter,
         attributes: AttributeMap::new(&settings.mapping, IdPolicy::GENERIC_LDAP)?,

@@ -50,11 +50,8 @@ pub(crate) struct LdapEngineConfig {
     pub(crate) encryption: Encryption,
     /// `None` exactly when `encryption` is `None`.
     pub(crate) tls: Option<Arc<ClientConfig>>,
-    pub(crate) bind_dn: String,
-    /// The settings key that holds `bind_dn` (`bind_dn`, or Active Directory's `username`), for messages.
-    pub(crate) account_key: &'static str,
-    /// Never empty: checked by whoever builds the config (an empty one would be an anonymous bind).
-    pub(crate) password: Secret,
+    /// How the service account binds.
+    pub(crate) service_account: ServiceAccount,
     pub(crate) base_dn: String,
     pub(crate) filter: LdapFilter,
     /// Which attributes hold what, and the connector's id policy.
@@ -71,6 +68,40 @@ pub(crate) struct LdapEngineConfig {
     pub(crate) connect_to: Vec<std::net::IpAddr>,
 }
 
+/// The service account and how it binds. User logons always use a simple bind with the user's
+/// password, over `encryption`. (Debug is safe: `Secret` prints no secret.)
+#[derive(Debug)]
+pub(crate) enum ServiceAccount {
+    /// A simple bind with a DN (Active Directory: also a UPN or `DOMAIN\user`) and password, over
+    /// `encryption`.
+    Password {
+        bind_dn: String,
+        /// The settings key that holds `bind_dn` (`bind_dn`, or Active Directory's `username`), for
+        /// messages.
+        account_key: &'static str,
+        /// Never empty: checked by whoever builds the config (an empty one would be an anonymous bind).
+        password: Secret,
+    },
+    /// Active Directory with a keytab: SASL GSSAPI on plain LDAP at `port`, the traffic encrypted by
+    /// Kerberos (`sasl`). The server's principal is `ldap/<dnsHostName>@<realm>`, `dnsHostName` read
+    /// from the rootDSE anonymously first, so that neither DNS nor /etc/hosts must know the DC's name.
+    Kerberos {
+        credentials: roster_kerberos::ServiceCredentials,
+        realm: String,
+        port: u16,
+    },
+}
+
+impl ServiceAccount {
+    /// Who binds, for logs.
+    fn name(&self) -> &str {
+        match self {
+            ServiceAccount::Password { bind_dn, .. } => bind_dn,
+            ServiceAccount::Kerberos { credentials, .. } => credentials.principal(),
+        }
+    }
+}
+
 pub(crate) struct LdapEngine {
     config: LdapEngineConfig,
     /// `ldap://host:port` or `ldaps://…`, from the config.
@@ -82,6 +113,8 @@ pub(crate) struct LdapEngine {
     /// connection may still be mid-search, so the next operation starts on a fresh one. A flag, not the
     /// lock, because it is set from `Drop`, which can't wait for the lock.
     service_interrupted: AtomicBool,
+    /// Kerberos only: the DC's LDAP service principal, once read from its rootDSE.
+    ldap_principal: tokio::sync::OnceCell<String>,
 }
 
 /// Marks the service connection as interrupted unless the read it guards ran to the end.
@@ -105,7 +138,7 @@ impl std::fmt::Debug for LdapEngine {
         f.debug_struct("LdapEngine")
             .field("url", &self.url)
             .field("encryption", &self.config.encryption)
-            .field("bind_dn", &self.config.bind_dn)
+            .field("service_account", &self.config.service_account.name())
             .field("base_dn", &self.config.base_dn)
             .field("filter", &self.config.filter.as_str())
             .field("attributes", &self.config.attributes)
@@ -116,7 +149,8 @@ impl std::fmt::Debug for LdapEngine {
     }
 }
 
-enum Lookup {
+/// What a logon search found.
+pub(crate) enum Lookup {
     Found(String),
     NotFound,
     Ambiguous,
@@ -140,11 +174,7 @@ struct Candidates {
 
 impl LdapEngine {
     pub(crate) fn new(config: LdapEngineConfig) -> LdapEngine {
-        let host = if config.server.contains(':') {
-            format!("[{}]", config.server)
-        } else {
-            config.server.clone()
-        };
+        let host = url_host(&config.server);
         let scheme = match config.encryption {
             Encryption::Ssl => "ldaps",
             Encryption::None | Encryption::Starttls => "ldap",
@@ -154,6 +184,7 @@ impl LdapEngine {
             config,
             service: Mutex::new(None),
             service_interrupted: AtomicBool::new(false),
+            ldap_principal: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -213,9 +244,43 @@ impl LdapEngine {
 
     /// A TCP connection to the first of `connect_to` that answers.
     async fn tcp_to_addresses(&self) -> Result<std::net::TcpStream, DirectoryError> {
+        self.tcp_to(self.config.port).await
+    }
+
+    /// A TCP connection to `port` of the first of `connect_to` that answers, or of `server` resolved by
+    /// the system.
+    async fn tcp_to(&self, port: u16) -> Result<std::net::TcpStream, DirectoryError> {
+        if self.config.connect_to.is_empty() {
+            let host = self.config.server.as_str();
+            return match tokio::time::timeout(
+                self.timeout(),
+                tokio::net::TcpStream::connect((host, port)),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => stream.into_std().map_err(|e| DirectoryError::Connect {
+                    target: self.target(),
+                    detail: e.to_string(),
+                    hint: "try again",
+                }),
+                Ok(Err(e)) => Err(DirectoryError::Connect {
+                    target: self.target(),
+                    detail: format!("{host}:{port}: {e}"),
+                    hint: "check the server name, the port and any firewall in between",
+                }),
+                Err(_) => Err(DirectoryError::Connect {
+                    target: self.target(),
+                    detail: format!(
+                        "{host}:{port}: no answer within {} s",
+                        self.config.timeout_seconds
+                    ),
+                    hint: "check the server name, the port and any firewall in between",
+                }),
+            };
+        }
         let mut last = String::from("no address");
         for ip in &self.config.connect_to {
-            let addr = std::net::SocketAddr::new(*ip, self.config.port);
+            let addr = std::net::SocketAddr::new(*ip, port);
             match tokio::time::timeout(self.timeout(), tokio::net::TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
                     return stream.into_std().map_err(|e| DirectoryError::Connect {
@@ -357,22 +422,123 @@ impl LdapEngine {
     }
 
     async fn open_service(&self) -> Result<Ldap, DirectoryError> {
+        let (bind_dn, account_key, password) = match &self.config.service_account {
+            ServiceAccount::Password {
+                bind_dn,
+                account_key,
+                password,
+            } => (bind_dn, *account_key, password),
+            ServiceAccount::Kerberos {
+                credentials,
+                realm,
+                port,
+            } => return self.open_kerberos(credentials, realm, *port).await,
+        };
         let mut ldap = self.open().await?;
         let result = ldap
             .with_timeout(self.timeout())
-            .simple_bind(&self.config.bind_dn, self.config.password.expose())
+            .simple_bind(bind_dn, password.expose())
             .await
             .map_err(|e| self.op_error(e, BINDING, 0))?;
         if result.rc != 0 {
             let _ = ldap.unbind().await;
             return Err(DirectoryError::ServiceBind {
-                bind_dn: self.config.bind_dn.clone(),
-                account_key: self.config.account_key,
+                bind_dn: bind_dn.clone(),
+                account_key,
                 rc: result.rc,
                 message: result.text,
             });
         }
         Ok(ldap)
+    }
+
+    /// A service connection bound with Kerberos and encrypted by it (see `sasl`).
+    async fn open_kerberos(
+        &self,
+        credentials: &roster_kerberos::ServiceCredentials,
+        realm: &str,
+        port: u16,
+    ) -> Result<Ldap, DirectoryError> {
+        let target = format!("the domain controller {}:{port}", self.config.server);
+        let principal = self
+            .ldap_principal
+            .get_or_try_init(|| self.read_ldap_principal(realm, port, &target))
+            .await?
+            .clone();
+        let tcp = tokio::net::TcpStream::from_std(self.tcp_to(port).await?).map_err(|e| {
+            DirectoryError::Connect {
+                target: target.clone(),
+                detail: e.to_string(),
+                hint: "try again",
+            }
+        })?;
+        let clear =
+            crate::sasl::bind(tcp, credentials.clone(), principal, self.timeout(), &target).await?;
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(self.timeout())
+            .set_std_stream(ldap3::StdStream::Unix(clear));
+        // `ldapi` only makes ldap3 take the Unix socket it is given: the relay behind it is the TCP
+        // connection to the DC.
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, "ldapi://kerberos-relay")
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        tokio::spawn(async move {
+            if let Err(error) = conn.drive().await {
+                tracing::debug!(%error, "LDAP connection ended with an error");
+            }
+        });
+        Ok(ldap)
+    }
+
+    /// `ldap/<dnsHostName>@<realm>`, with `dnsHostName` from the rootDSE read anonymously over plain
+    /// LDAP (allowed by Active Directory and Samba for the rootDSE only).
+    async fn read_ldap_principal(
+        &self,
+        realm: &str,
+        port: u16,
+        target: &str,
+    ) -> Result<String, DirectoryError> {
+        let tcp = self.tcp_to(port).await?;
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(self.timeout())
+            .set_std_stream(ldap3::StdStream::Tcp(tcp));
+        let url = format!("ldap://{}:{port}", url_host(&self.config.server));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        tokio::spawn(async move {
+            let _ = conn.drive().await;
+        });
+        let SearchResult(entries, result) = ldap
+            .with_timeout(self.timeout())
+            .search("", Scope::Base, "(objectClass=*)", vec!["dnsHostName"])
+            .await
+            .map_err(|e| self.op_error(e, BINDING, 0))?;
+        let _ = ldap.unbind().await;
+        let host = entries
+            .into_iter()
+            .filter(|e| !e.is_ref() && !e.is_intermediate())
+            .map(|e| parse_entry(e.0))
+            .next()
+            .transpose()?
+            .and_then(|(_, values)| first_text(&values, "dnsHostName"));
+        match (result.rc, host) {
+            (0, Some(host)) if !host.trim().is_empty() => {
+                Ok(format!("ldap/{}@{realm}", host.trim().to_ascii_lowercase()))
+            }
+            (rc, _) => Err(DirectoryError::Kerberos {
+                target: target.to_owned(),
+                detail: format!(
+                    "the rootDSE read without a bind gave no dnsHostName (result code {rc}{})",
+                    if result.text.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", result.text)
+                    }
+                ),
+                hint: "Roster asks for a ticket for ldap/<dnsHostName>; check that `server` is an Active Directory domain controller and the port is plain LDAP's (389)",
+            }),
+        }
     }
 
     /// The bound service connection, (re)connecting when there is none or it was closed.
@@ -705,27 +871,7 @@ impl PasswordChecker for LdapEngine {
         if password.is_empty() {
             return Ok(LogonOutcome::Rejected(RejectReason::EmptyPassword));
         }
-        let lookup = match self.find_user(subject).await {
-            Err(DirectoryError::Disconnected { .. }) => {
-                // The cached connection went stale (server restart, idle timeout): one retry on a
-                // fresh one, so that a logon doesn't fail just because nobody logged on for a while.
-                self.forget_service().await;
-                self.find_user(subject).await
-            }
-            other => other,
-        };
-        let lookup = match lookup {
-            Ok(l) => l,
-            Err(e) => {
-                if matches!(
-                    e,
-                    DirectoryError::Disconnected { .. } | DirectoryError::Timeout { .. }
-                ) {
-                    self.forget_service().await;
-                }
-                return Err(e);
-            }
-        };
+        let lookup = self.locate(subject).await?;
         let user_dn = match lookup {
             Lookup::Found(dn) => dn,
             Lookup::NotFound => return Ok(LogonOutcome::Rejected(RejectReason::NotFound)),
@@ -765,6 +911,27 @@ impl PasswordChecker for LdapEngine {
 }
 
 impl LdapEngine {
+    /// The user's entry, found as a logon finds it (by the link's DN and id, else by name, within base
+    /// and filter), with one retry on a fresh connection when the cached one went stale.
+    pub(crate) async fn locate(
+        &self,
+        subject: &LogonSubject<'_>,
+    ) -> Result<Lookup, DirectoryError> {
+        let lookup = match self.find_user(subject).await {
+            Err(DirectoryError::Disconnected { .. }) => {
+                // The cached connection went stale (server restart, idle timeout): one retry on a
+                // fresh one, so that a logon doesn't fail just because nobody logged on for a while.
+                self.forget_service().await;
+                self.find_user(subject).await
+            }
+            other => other,
+        };
+        if let Err(DirectoryError::Disconnected { .. } | DirectoryError::Timeout { .. }) = &lookup {
+            self.forget_service().await;
+        }
+        lookup
+    }
+
     async fn find_user(&self, subject: &LogonSubject<'_>) -> Result<Lookup, DirectoryError> {
         let mut ldap = self.service().await?;
         // The id Roster linked the user to. With one, only the entry with that id is the user, whatever
@@ -982,6 +1149,15 @@ fn range_of(name: &str) -> Option<(&str, u64, RangeEnd)> {
 pub(crate) type Values = Vec<(String, Vec<Vec<u8>>)>;
 
 /// The first value of `name` that is text.
+/// A host for a URL: IPv6 addresses in brackets.
+fn url_host(server: &str) -> String {
+    if server.contains(':') {
+        format!("[{server}]")
+    } else {
+        server.to_owned()
+    }
+}
+
 pub(crate) fn first_text(values: &Values, name: &str) -> Option<String> {
     lookup(values, name)
         .into_iter()

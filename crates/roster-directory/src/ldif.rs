@@ -29,6 +29,7 @@ pub(crate) fn connector(settings: &LdifSettings) -> Result<Connector, DirectoryE
         reader: Arc::new(LdifDirectory::new(settings)?),
         passwords: None,
         listing: None,
+        accounts: None,
     })
 }
 

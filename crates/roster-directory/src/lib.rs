@@ -30,14 +30,15 @@ mod ldap_engine;
 mod ldif;
 mod logon;
 mod mapping;
+mod sasl;
 mod tls;
 
 use roster_core::directory::DirectorySettings;
 
 pub use active_directory::DNS_SERVER_VARIABLE;
 pub use connector::{
-    Connector, ConnectorFactory, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain,
-    ListedGroup, NoProgress, PasswordChecker, ReadProgress, RealConnectors,
+    AccountCheck, Connector, ConnectorFactory, DirectoryListing, DirectoryRead, DirectoryReader,
+    ListedDomain, ListedGroup, NoProgress, PasswordChecker, ReadProgress, RealConnectors,
 };
 pub use error::DirectoryError;
 pub use logon::{LogonOutcome, LogonSubject, RejectReason};

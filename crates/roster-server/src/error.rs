@@ -52,6 +52,13 @@ pub(crate) enum HttpError {
     TooManyLogons {
         retry_after_seconds: u64,
     },
+    /// `/api/v1/sessions/negotiate` on a server started without `--keytab`.
+    SingleSignOnDisabled,
+    /// `/api/v1/sessions/negotiate` without (or with an unreadable) `Authorization: Negotiate` token.
+    NegotiateRequired,
+    /// The Kerberos ticket was not accepted; the short reason (clock skew, wrong key…), the details
+    /// are in the server's log.
+    TicketRejected(&'static str),
 }
 
 /// The largest request body read (axum's default, set explicitly so the error message can name it).
@@ -67,6 +74,8 @@ impl HttpError {
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::TooManyLogons { .. } => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::SingleSignOnDisabled => StatusCode::NOT_FOUND,
+            HttpError::NegotiateRequired | HttpError::TicketRejected(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -79,6 +88,9 @@ impl HttpError {
             HttpError::InvalidQuery(_) => "HT005-invalid-query",
             HttpError::BodyTooLarge => "HT006-body-too-large",
             HttpError::TooManyLogons { .. } => "HT007-too-many-logons",
+            HttpError::SingleSignOnDisabled => "HT008-single-sign-on-disabled",
+            HttpError::NegotiateRequired => "HT009-negotiate-required",
+            HttpError::TicketRejected(_) => "HT010-ticket-rejected",
         }
     }
 
@@ -97,6 +109,11 @@ impl HttpError {
                 retry_after_seconds,
             } => format!(
                 "too many logon attempts from your address; try again in {retry_after_seconds} seconds"
+            ),
+            HttpError::SingleSignOnDisabled => "single sign-on is not enabled on this server: start it with `roster serve --keytab FILE` (a keytab holding the key of HTTP/<this host's name>)".into(),
+            HttpError::NegotiateRequired => "log on with Kerberos: send `Authorization: Negotiate <token>` (browsers do for sites they are told to trust for it; curl: --negotiate -u :)".into(),
+            HttpError::TicketRejected(why) => format!(
+                "the Kerberos ticket was not accepted ({why}); the server's log says more, and `roster sso check` checks the keytab"
             ),
         }
     }

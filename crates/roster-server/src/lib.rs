@@ -20,6 +20,7 @@ mod limits;
 mod openapi;
 mod router;
 
+pub use api::negotiate::SingleSignOn;
 pub use limits::LogonLimits;
 
 /// Put on the router (`Extension`) when served over HTTPS: the console's session cookie is then `Secure`.

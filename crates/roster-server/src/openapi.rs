@@ -4,7 +4,7 @@
 // The handlers are named without their module in `paths(...)`: utoipa would tag each operation with the
 // Rust module path it was named by (`crate::api::users`), which is no name for a client to see.
 use crate::api::{
-    audit::*, directory::*, folders::*, privileges::*, runs::*, sessions::*, users::*,
+    audit::*, directory::*, folders::*, negotiate::*, privileges::*, runs::*, sessions::*, users::*,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use axum::Json;
@@ -26,6 +26,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
     ),
     paths(
         create_session,
+        negotiate,
         delete_session,
         me,
         change_own_password,

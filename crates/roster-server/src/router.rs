@@ -1,6 +1,6 @@
 //! The routes of the whole HTTP application.
 
-use crate::api::{audit, directory, folders, privileges, runs, sessions, users};
+use crate::api::{audit, directory, folders, negotiate, privileges, runs, sessions, users};
 use crate::error::{ApiError, BODY_LIMIT_BYTES, HttpError};
 use crate::limits::{self, LogonLimiter, LogonLimits};
 use crate::openapi;
@@ -36,6 +36,10 @@ pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
     let api = Router::new()
         .route("/sessions", logon)
         .route("/sessions/current", delete(sessions::delete_session))
+        .route(
+            "/sessions/negotiate",
+            get(negotiate::negotiate).post(negotiate::negotiate),
+        )
         .route("/me", get(users::me))
         .route("/me/password", put(users::change_own_password))
         .route("/users", get(users::list_users).post(users::create_user))

@@ -99,6 +99,17 @@ pub struct Args {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SsoCommand {
+    /// Check the keytab `roster serve --keytab` would use: readable, its principals, the DNS name of
+    /// each HTTP/ host, and a ticket from the KDC accepted with the keytab's key (which also shows
+    /// clock skew). Exit 0: all passed; 2: the keytab can't be used; 5: the KDC check failed.
+    Check {
+        #[arg(long, env = "ROSTER_KEYTAB")]
+        keytab: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: the REST API under /api/v1.
     Serve {
@@ -118,7 +129,14 @@ pub enum Command {
         /// The private key (PEM) of --tls-cert.
         #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Enable single sign-on (Kerberos, HTTP Negotiate at /api/v1/sessions/negotiate) with this
+        /// keytab, holding the key of HTTP/<the name users reach this server by>.
+        #[arg(long, env = "ROSTER_KEYTAB")]
+        keytab: Option<PathBuf>,
     },
+    /// Single sign-on (Kerberos).
+    #[command(subcommand)]
+    Sso(SsoCommand),
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -436,6 +454,10 @@ fn read_secret(env: &str, prompt: &str) -> Result<String> {
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
+    // Needs no database: it only looks at the keytab and the KDC.
+    if let Command::Sso(SsoCommand::Check { keytab }) = &args.command {
+        return Ok(crate::sso_check::run(keytab).await);
+    }
     let roster = open(&args).await?;
     let me = local_caller();
     match args.command {
@@ -445,14 +467,24 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             logon_limit_burst,
             tls_cert,
             tls_key,
+            keytab,
         } => {
             let limits = roster_server::LogonLimits {
                 per_minute: logon_limit_per_minute,
                 burst: logon_limit_burst,
             };
             let tls = tls_cert.zip(tls_key);
-            serve(roster, &listen, limits, tls).await?
+            let sso = match keytab {
+                None => None,
+                Some(path) => Some(Arc::new(
+                    roster_server::SingleSignOn::from_keytab(&path).map_err(|e| {
+                        AppError::Invalid(format!("--keytab {}: {e}; {}", path.display(), e.hint()))
+                    })?,
+                )),
+            };
+            serve(roster, &listen, limits, tls, sso).await?
         }
+        Command::Sso(SsoCommand::Check { .. }) => {}
         Command::Users(cmd) => users(&roster, &me, cmd).await?,
         Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
             DefaultsCommand::Show { json } => {
@@ -773,12 +805,17 @@ async fn serve(
     listen: &str,
     logon_limits: roster_server::LogonLimits,
     tls: Option<(PathBuf, PathBuf)>,
+    sso: Option<Arc<roster_server::SingleSignOn>>,
 ) -> Result<()> {
     let listener = std::net::TcpListener::bind(listen)
         .map_err(|e| anyhow!("can't listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let mut app = roster_server::router_with(roster.clone(), logon_limits);
+    if let Some(sso) = sso {
+        eprintln!("roster: single sign-on (Kerberos) at /api/v1/sessions/negotiate");
+        app = app.layer(axum::Extension(sso));
+    }
     // The scheduled sync: looked at every few seconds; the database decides which instance runs it.
     let scheduler = {
         let roster = roster.clone();

@@ -7,9 +7,11 @@
 //! 5 a directory or the database is unavailable (unreachable, refused the service account, a failed or
 //! partial read, a run stopped at its deadline) · 6 logon refused or not permitted · 7 the run was
 //! cancelled (`roster runs cancel`, the API, or the server stopping).
+//! `roster sso check`: 0 every check passed · 2 the keytab can't be used · 5 the KDC check failed.
 
 mod cli;
 mod output;
+mod sso_check;
 
 use clap::Parser;
 use std::process::ExitCode;

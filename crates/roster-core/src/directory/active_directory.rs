@@ -52,6 +52,27 @@ impl AdProtocol {
     }
 }
 
+/// How the service account proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AdAuthentication {
+    /// `username` and `password`: a simple bind over TLS (`protocol`).
+    #[default]
+    Password,
+    /// `keytab` and `principal`: a Kerberos (SASL GSSAPI) bind on plain LDAP, encrypted by Kerberos;
+    /// no password is stored.
+    Kerberos,
+}
+
+impl AdAuthentication {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdAuthentication::Password => "password",
+            AdAuthentication::Kerberos => "kerberos",
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -90,7 +111,13 @@ pub struct ActiveDirectorySettings {
     /// Empty: the domain's `defaultNamingContext`.
     #[serde(default)]
     pub base_dn: String,
-    /// The service account: a UPN (`Administrator@company.local`), `DOMAIN\user` or a DN.
+    /// `password` (default): `username` and `password`. `kerberos`: `keytab` and `principal` (the seed's
+    /// "Windows Authentication" for the service account).
+    #[serde(default)]
+    pub authentication: AdAuthentication,
+    /// The service account: a UPN (`Administrator@company.local`), `DOMAIN\user` or a DN. Not used with
+    /// `authentication = "kerberos"`.
+    #[serde(default)]
     pub username: String,
     /// Write-only: `GET /api/v1/directory` shows `password_set` instead.
     #[serde(
@@ -100,6 +127,19 @@ pub struct ActiveDirectorySettings {
     )]
     #[schema(value_type = Option<String>, write_only)]
     pub password: Option<Secret>,
+    /// With `authentication = "kerberos"`: the keytab holding the service principal's key (absolute
+    /// path; read by the user Roster runs as). Left out when the settings are replaced, the stored one
+    /// is kept under the same rule as a password.
+    #[serde(
+        default,
+        deserialize_with = "empty_path_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub keytab: Option<PathBuf>,
+    /// With `authentication = "kerberos"`: the service account's principal, `roster-svc@COMPANY.LOCAL`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub principal: String,
     /// "Synchronize Microsoft Exchange users only": users with an address (`mail`, or an SMTP
     /// `proxyAddresses` value).
     #[serde(default = "yes")]
@@ -291,11 +331,42 @@ impl TypeSettings for ActiveDirectorySettings {
                 ),
             ));
         }
-        if self.username.trim().is_empty() {
-            return Err(settings_error(
-                "username",
-                "give the service account in UPN notation, e.g. Administrator@company.local",
-            ));
+        match self.authentication {
+            AdAuthentication::Password => {
+                if self.username.trim().is_empty() {
+                    return Err(settings_error(
+                        "username",
+                        "give the service account in UPN notation, e.g. Administrator@company.local",
+                    ));
+                }
+            }
+            AdAuthentication::Kerberos => {
+                if self.password.is_some() {
+                    return Err(settings_error(
+                        "password",
+                        "with authentication = \"kerberos\" the service account uses its keytab; leave the password out",
+                    ));
+                }
+                let principal = self.principal.trim();
+                match principal.rsplit_once('@') {
+                    Some((name, realm))
+                        if !name.is_empty()
+                            && !realm.is_empty()
+                            && !principal.chars().any(char::is_whitespace) => {}
+                    _ => {
+                        return Err(settings_error(
+                            "principal",
+                            format!(
+                                "give the service account's Kerberos principal with its realm, e.g. roster-svc@{}",
+                                self.domain_name().to_ascii_uppercase()
+                            ),
+                        ));
+                    }
+                }
+                if let Some(keytab) = &self.keytab {
+                    require_absolute("keytab", keytab, "the keytab")?;
+                }
+            }
         }
         for group in &self.groups {
             let g = group.trim();
@@ -322,19 +393,53 @@ impl TypeSettings for ActiveDirectorySettings {
     }
 
     fn secret_slot(&mut self) -> Option<&mut Option<Secret>> {
-        Some(&mut self.password)
+        match self.authentication {
+            AdAuthentication::Password => Some(&mut self.password),
+            AdAuthentication::Kerberos => None,
+        }
     }
 
     fn secret(&self) -> Option<&Secret> {
-        self.password.as_ref()
+        match self.authentication {
+            AdAuthentication::Password => self.password.as_ref(),
+            AdAuthentication::Kerberos => None,
+        }
     }
 
     fn secret_spec(&self) -> Option<SecretSpec> {
-        Some(SecretSpec {
-            key: "password",
-            what: "the password of the service account (username)",
-            bound_to: "the domain, server, protocol, certificate settings or user name",
-        })
+        match self.authentication {
+            AdAuthentication::Password => Some(SecretSpec {
+                key: "password",
+                what: "the password of the service account (username)",
+                bound_to: "the domain, server, protocol, certificate settings or user name",
+            }),
+            AdAuthentication::Kerberos => None,
+        }
+    }
+
+    fn credential_file_spec(&self) -> Option<SecretSpec> {
+        match self.authentication {
+            AdAuthentication::Password => None,
+            AdAuthentication::Kerberos => Some(SecretSpec {
+                key: "keytab",
+                what: "the keytab of the service principal (keytab)",
+                bound_to: "the domain, server, protocol, certificate settings or principal",
+            }),
+        }
+    }
+
+    fn credential_file_slot(&mut self) -> Option<&mut Option<PathBuf>> {
+        match self.authentication {
+            AdAuthentication::Password => None,
+            AdAuthentication::Kerberos => Some(&mut self.keytab),
+        }
+    }
+
+    fn credential_file(&self) -> Option<&PathBuf> {
+        match self.authentication {
+            AdAuthentication::Password => None,
+            AdAuthentication::Kerberos => self.keytab.as_ref(),
+        }
     }
 
     fn secret_target(&self) -> Vec<String> {
@@ -350,11 +455,16 @@ impl TypeSettings for ActiveDirectorySettings {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             self.username.trim().to_lowercase(),
+            self.authentication.as_str().to_owned(),
+            self.principal.trim().to_lowercase(),
         ]
     }
 
     fn file_paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
-        self.ca_file.iter_mut().map(|p| ("ca_file", p)).collect()
+        let mut out: Vec<(&'static str, &mut PathBuf)> =
+            self.ca_file.iter_mut().map(|p| ("ca_file", p)).collect();
+        out.extend(self.keytab.iter_mut().map(|p| ("keytab", p)));
+        out
     }
 
     fn describe(&self) -> String {
@@ -370,7 +480,17 @@ impl TypeSettings for ActiveDirectorySettings {
                 "" => "the domain's",
                 b => b,
             },
-            self.username.trim(),
+            match self.authentication {
+                AdAuthentication::Password => self.username.trim().to_owned(),
+                AdAuthentication::Kerberos => format!(
+                    "{} (Kerberos, keytab {})",
+                    self.principal.trim(),
+                    self.keytab
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            },
             self.filters_in_words(),
             self.delete_users,
             self.guard.describe(),
@@ -413,8 +533,11 @@ pub(super) mod tests {
             ignore_certificate_errors: false,
             ca_file: None,
             base_dn: String::new(),
+            authentication: AdAuthentication::Password,
             username: "Administrator@company.local".into(),
             password: Some(Secret::new("service-password")),
+            keytab: None,
+            principal: String::new(),
             exchange_users_only: true,
             enabled_users_only: true,
             visible_in_address_lists_only: false,

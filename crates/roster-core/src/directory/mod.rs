@@ -19,7 +19,9 @@ mod schedule;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub use active_directory::{ActiveDirectorySettings, AdProtocol, parse_dns_server};
+pub use active_directory::{
+    ActiveDirectorySettings, AdAuthentication, AdProtocol, parse_dns_server,
+};
 pub use guard::{
     DEFAULT_MAX_DELETIONS, DEFAULT_MAX_DELETIONS_PERCENT, DeletionGuardSettings, GuardLimit,
 };
@@ -92,6 +94,21 @@ pub trait TypeSettings: std::fmt::Debug + Send + Sync {
     /// these are unchanged, so that pointing the settings at another server never sends it there.
     /// Compared as given, after the normalization each type applies (host names case-insensitively…).
     fn secret_target(&self) -> Vec<String>;
+
+    /// A file that stands in for the secret (Active Directory's keytab): kept from the stored settings
+    /// when left out, under the same rule as the secret ([`TypeSettings::secret_target`] unchanged).
+    /// `None`: the type has none, or not with these settings.
+    fn credential_file_spec(&self) -> Option<SecretSpec> {
+        None
+    }
+
+    fn credential_file_slot(&mut self) -> Option<&mut Option<PathBuf>> {
+        None
+    }
+
+    fn credential_file(&self) -> Option<&PathBuf> {
+        None
+    }
 
     /// Paths of files the settings name (an LDIF export, a CA certificate, a keytab), by key: a settings
     /// file may give them relative to itself, and the CLI makes them absolute.

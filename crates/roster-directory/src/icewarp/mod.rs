@@ -117,6 +117,7 @@ pub(crate) fn connector(settings: &IcewarpSettings) -> Result<Connector, Directo
         reader: icewarp.clone(),
         passwords: Some(icewarp.clone()),
         listing: Some(icewarp),
+        accounts: None,
     })
 }
 

@@ -119,6 +119,7 @@ pub(crate) fn connector(settings: &KerioSettings) -> Result<Connector, Directory
         reader: kerio.clone(),
         passwords: Some(kerio.clone()),
         listing: Some(kerio),
+        accounts: None,
     })
 }
 

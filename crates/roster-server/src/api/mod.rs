@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 pub(crate) mod directory;
 pub(crate) mod folders;
+pub(crate) mod negotiate;
 pub(crate) mod privileges;
 pub(crate) mod runs;
 pub(crate) mod sessions;

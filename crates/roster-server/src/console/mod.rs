@@ -20,6 +20,8 @@ mod pick;
 mod runs;
 mod users;
 
+pub(crate) use auth::session_cookie;
+
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};

@@ -130,6 +130,9 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
                 base_dn: String::new(),
                 username: "Administrator@company.local".into(),
                 password: Some(Secret::new(SECRET)),
+                authentication: roster_core::directory::AdAuthentication::Password,
+                keytab: None,
+                principal: String::new(),
                 exchange_users_only: true,
                 enabled_users_only: true,
                 visible_in_address_lists_only: false,
@@ -142,6 +145,9 @@ fn examples(kind: DirectoryKind) -> (DirectorySettings, DirectorySettings) {
             let elsewhere = ActiveDirectorySettings {
                 server: "dc2.company.local".into(),
                 password: None,
+                authentication: roster_core::directory::AdAuthentication::Password,
+                keytab: None,
+                principal: String::new(),
                 ..first.clone()
             };
             (

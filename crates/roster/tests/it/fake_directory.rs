@@ -240,6 +240,7 @@ impl ConnectorFactory for FakeConnectors {
             reader: fake,
             passwords,
             listing: None,
+            accounts: None,
         })
     }
 }

@@ -12,6 +12,8 @@
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
 //! - `icewarp`: the same, and the domain and group pickers, against the IceWarp emulator over HTTPS.
 //! - `active_directory`: the same against a real Samba AD domain controller (one per test process).
+//! - `kerberos`: the Active Directory service account with a keytab, and single sign-on with curl and
+//!   Chromium, against the Samba DC's KDC (through the binary: Kerberos reads `KRB5_CONFIG`).
 //! - `kerio`: the same against the Kerio Connect emulator over HTTPS, logons against a real Dovecot.
 //! - `fake_directory` and `runs_without_a_server`: the same use cases over a directory in memory (run
 //!   bookkeeping, preview/sync equivalence, failure paths, directory logon), on a real SQLite store.
@@ -35,6 +37,7 @@ mod console;
 mod directory_settings;
 mod e2e;
 mod icewarp;
+mod kerberos;
 mod kerio;
 mod ldap_sync;
 mod logon;
