@@ -38,6 +38,51 @@ impl SingleSignOn {
 /// The most a Negotiate header may carry: tickets with a large PAC (many groups) reach 12-48 KB.
 const TOKEN_LIMIT: usize = 64 * 1024;
 
+/// Why a Negotiate logon gave no session.
+pub(crate) enum NegotiateFailure {
+    /// The server was started without `--keytab`.
+    Disabled,
+    /// No (usable) `Authorization: Negotiate` token: the client should be challenged.
+    NoToken,
+    /// The token carried no ticket the keytab accepts; the problem in short (the log has the rest).
+    Rejected(&'static str),
+    /// A ticket was accepted, and the app refused its user (as a failed logon), with the
+    /// mutual-authentication token.
+    Refused(roster_app::AppError, Option<String>),
+    Internal,
+}
+
+/// The session a request's Negotiate token gives, and the mutual-authentication token (base64).
+pub(crate) async fn negotiated_session(
+    roster: &roster_app::Roster,
+    sso: Option<&SingleSignOn>,
+    headers: &HeaderMap,
+) -> Result<(roster_app::Session, Option<String>), NegotiateFailure> {
+    let Some(sso) = sso else {
+        return Err(NegotiateFailure::Disabled);
+    };
+    let Some(token) = negotiate_token(headers) else {
+        return Err(NegotiateFailure::NoToken);
+    };
+    let acceptor = sso.acceptor.clone();
+    let accepted = match tokio::task::spawn_blocking(move || acceptor.accept(&token)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            tracing::warn!(problem = e.problem().as_str(), error = %e, hint = e.hint(), "a Kerberos ticket was not accepted");
+            return Err(NegotiateFailure::Rejected(e.problem().as_str()));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "accepting a Kerberos ticket panicked");
+            return Err(NegotiateFailure::Internal);
+        }
+    };
+    let mutual = accepted.token.as_deref().map(|t| STANDARD.encode(t));
+    match roster.logon_with_kerberos(&accepted.principal).await {
+        Ok(session) => Ok((session, mutual)),
+        Err(e) => Err(NegotiateFailure::Refused(e, mutual)),
+    }
+}
+
 /// Log on with Kerberos (SPNEGO); see the module doc.
 #[utoipa::path(get, path = "/api/v1/sessions/negotiate",
     responses((status = 201, body = roster_app::Session), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -47,34 +92,9 @@ pub(crate) async fn negotiate(
     secure: Option<Extension<crate::SecureCookies>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(Extension(sso)) = sso else {
-        return ApiError::from(HttpError::SingleSignOnDisabled).into_response();
-    };
-    let Some(token) = negotiate_token(&headers) else {
-        return challenge(
-            ApiError::from(HttpError::NegotiateRequired).into_response(),
-            None,
-        );
-    };
-    let acceptor = sso.acceptor.clone();
-    let accepted = tokio::task::spawn_blocking(move || acceptor.accept(&token)).await;
-    let accepted = match accepted {
-        Ok(Ok(a)) => a,
-        Ok(Err(e)) => {
-            tracing::warn!(problem = e.problem().as_str(), error = %e, hint = e.hint(), "a Kerberos ticket was not accepted");
-            return challenge(
-                ApiError::from(HttpError::TicketRejected(e.problem().as_str())).into_response(),
-                None,
-            );
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "accepting a Kerberos ticket panicked");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    let mutual = accepted.token.as_deref().map(|t| STANDARD.encode(t));
-    match roster.logon_with_kerberos(&accepted.principal).await {
-        Ok(session) => {
+    let sso = sso.as_ref().map(|Extension(s)| s.as_ref());
+    match negotiated_session(&roster, sso, &headers).await {
+        Ok((session, mutual)) => {
             let cookie = crate::console::session_cookie(&session.token, secure.is_some());
             let mut response = (StatusCode::CREATED, Json(session)).into_response();
             if let Ok(v) = HeaderValue::from_str(&cookie) {
@@ -87,7 +107,21 @@ pub(crate) async fn negotiate(
             }
             response
         }
-        Err(e) => challenge(ApiError::from(e).into_response(), mutual),
+        Err(NegotiateFailure::Disabled) => {
+            ApiError::from(HttpError::SingleSignOnDisabled).into_response()
+        }
+        Err(NegotiateFailure::NoToken) => challenge(
+            ApiError::from(HttpError::NegotiateRequired).into_response(),
+            None,
+        ),
+        Err(NegotiateFailure::Rejected(why)) => challenge(
+            ApiError::from(HttpError::TicketRejected(why)).into_response(),
+            None,
+        ),
+        Err(NegotiateFailure::Refused(e, mutual)) => {
+            challenge(ApiError::from(e).into_response(), mutual)
+        }
+        Err(NegotiateFailure::Internal) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -106,7 +140,7 @@ fn negotiate_token(headers: &HeaderMap) -> Option<Vec<u8>> {
 }
 
 /// A 401 says `WWW-Authenticate: Negotiate` (with the server's token when there is one), not `Bearer`.
-fn challenge(mut response: Response, token: Option<String>) -> Response {
+pub(crate) fn challenge(mut response: Response, token: Option<String>) -> Response {
     if response.status() == StatusCode::UNAUTHORIZED {
         let value = match token {
             Some(t) => format!("Negotiate {t}"),

@@ -43,6 +43,10 @@ const LDAP_ENCRYPTION: &[(&str, &str)] = &[
     ("ssl", "SSL/TLS (LDAPS)"),
 ];
 const AD_PROTOCOL: &[(&str, &str)] = &[("ldap", "LDAP (StartTLS)"), ("ldaps", "LDAPS")];
+const AD_AUTHENTICATION: &[(&str, &str)] = &[
+    ("password", "User name and password"),
+    ("kerberos", "Windows Authentication (Kerberos keytab)"),
+];
 const USERNAME_FORMAT: &[(&str, &str)] = &[
     ("email", "Email address (jdoe@example.com)"),
     ("local-part", "Local part (jdoe)"),
@@ -213,8 +217,11 @@ pub(crate) fn fields(kind: DirectoryKind) -> Vec<Field> {
             v.extend(CERTIFICATES);
             v.extend([
                 f("base_dn", "Base-DN (optional)", "Empty: the domain's, e.g. dc=company,dc=local", Input::Text),
+                f("authentication", "Authentication", "Windows Authentication binds with the service principal's keytab: no password is stored, and the connection is encrypted by Kerberos.", Input::Select(AD_AUTHENTICATION)),
                 f("username", "User Name", "In UPN notation, e.g. Administrator@company.local", Input::Text),
                 f("password", "Password", "Leave empty to keep the stored one.", Input::Password),
+                f("principal", "Service principal (Windows Authentication)", "e.g. roster-svc@COMPANY.LOCAL", Input::Text),
+                f("keytab", "Keytab file (Windows Authentication)", "Absolute path on the Roster server, readable by its user; leave empty to keep the stored one.", Input::Text),
                 f("exchange_users_only", "Synchronize Microsoft Exchange users only", "Only users with email addresses.", Input::Checkbox),
                 f("enabled_users_only", "Synchronize enabled users only", "Leave out disabled accounts.", Input::Checkbox),
                 f("visible_in_address_lists_only", "Synchronize users visible in address lists only", "Leave out mailboxes hidden from Exchange address lists.", Input::Checkbox),

@@ -24,11 +24,17 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn form(next: &str, name: &str, problem: Option<&str>) -> maud::Markup {
+fn form(next: &str, name: &str, problem: Option<&str>, sso: bool) -> maud::Markup {
     layout::bare_with(
         "Log on",
         html! {
             @if let Some(p) = problem { (layout::error(p)) }
+            @if sso {
+                div class="card" {
+                    a class="button primary" href={ "/login/sso?next=" (super::url_encode(next)) } { "Log on with Windows (single sign-on)" }
+                    p class="help" { "Uses the account you are logged on to Windows with, if your browser is allowed to send it to this site." }
+                }
+            }
             form method="post" action="/login" class="card" {
                 input type="hidden" name="next" value=(next);
                 label for="name" { "User name" }
@@ -42,9 +48,12 @@ fn form(next: &str, name: &str, problem: Option<&str>) -> maud::Markup {
     )
 }
 
+type Sso = Option<axum::Extension<std::sync::Arc<crate::SingleSignOn>>>;
+
 pub(crate) async fn page(
     headers: HeaderMap,
     State(roster): State<AppState>,
+    sso: Sso,
     Query(q): Query<Next>,
 ) -> Response {
     // Already logged on: straight on.
@@ -53,7 +62,59 @@ pub(crate) async fn page(
     {
         return Redirect::to(&safe_next(q.next.as_deref())).into_response();
     }
-    form(&safe_next(q.next.as_deref()), "", None).into_response()
+    form(&safe_next(q.next.as_deref()), "", None, sso.is_some()).into_response()
+}
+
+/// "Log on with Windows": HTTP Negotiate, then on to `next` with the session's cookie; without a ticket
+/// (or with one refused) the logon form again, saying why.
+pub(crate) async fn single_sign_on(
+    headers: HeaderMap,
+    State(roster): State<AppState>,
+    sso: Sso,
+    secure: Option<axum::Extension<crate::SecureCookies>>,
+    Query(q): Query<Next>,
+) -> Response {
+    use crate::api::negotiate::{NegotiateFailure, challenge, negotiated_session};
+    let next = safe_next(q.next.as_deref());
+    let on = sso.is_some();
+    let again =
+        |status: StatusCode, why: &str| (status, form(&next, "", Some(why), on)).into_response();
+    let sso = sso.as_ref().map(|axum::Extension(s)| s.as_ref());
+    match negotiated_session(&roster, sso, &headers).await {
+        Ok((session, _)) => (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::SET_COOKIE,
+                    auth::session_cookie(&session.token, secure.is_some()),
+                ),
+                (header::LOCATION, next.clone()),
+            ],
+        )
+            .into_response(),
+        Err(NegotiateFailure::Disabled) => again(
+            StatusCode::NOT_FOUND,
+            "Single sign-on is not enabled on this server. Log on with your password.",
+        ),
+        Err(NegotiateFailure::NoToken) => challenge(
+            again(
+                StatusCode::UNAUTHORIZED,
+                "Your browser sent no Windows (Kerberos) logon for this site: it may not be allowed to for this address, or you are not logged on to the domain. Log on with your password.",
+            ),
+            None,
+        ),
+        Err(NegotiateFailure::Rejected(why)) => challenge(
+            again(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "Your Windows logon was not accepted ({why}). Log on with your password, or ask your administrator to run `roster sso check`."
+                ),
+            ),
+            None,
+        ),
+        Err(NegotiateFailure::Refused(e, _)) => again(StatusCode::UNAUTHORIZED, &e.to_string()),
+        Err(NegotiateFailure::Internal) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,6 +126,7 @@ pub(crate) struct LogonForm {
 
 pub(crate) async fn submit(
     State(roster): State<AppState>,
+    sso: Sso,
     secure: Option<axum::Extension<crate::SecureCookies>>,
     Form(f): Form<LogonForm>,
 ) -> Response {
@@ -87,7 +149,11 @@ pub(crate) async fn submit(
                 roster_app::ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
                 _ => StatusCode::UNAUTHORIZED,
             };
-            (status, form(&next, &f.name, Some(&e.to_string()))).into_response()
+            (
+                status,
+                form(&next, &f.name, Some(&e.to_string()), sso.is_some()),
+            )
+                .into_response()
         }
     }
 }

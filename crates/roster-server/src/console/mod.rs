@@ -39,6 +39,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(login::page).post(login::submit))
+        .route("/login/sso", get(login::single_sign_on))
         .route("/logout", post(login::logout))
         .route("/me", get(users::me))
         .route("/me/password", post(edit::own_password))

@@ -661,3 +661,66 @@ async fn a_manually_created_user_logs_on_with_the_directory_password() {
         .unwrap();
     env.check().await;
 }
+
+/// Single sign-on's mapping of a ticket's principal to a Roster user (issue 25), without Kerberos: the
+/// server hands `Roster::logon_with_kerberos` the principal the ticket named. (The tickets themselves are
+/// tested through the binary in `kerberos.rs`.)
+#[tokio::test]
+async fn a_kerberos_principal_logs_on_only_as_the_active_directory_user_of_the_domain() {
+    let c = Corner::new("sso-map").await;
+    c.add(&c.user("alice")).await;
+    let env = Env::sqlite().await;
+    configure(&env, c.settings()).await;
+    sync(&env).await;
+    let realm = roster_testkit::samba::REALM;
+    let alice = c.sam("alice");
+
+    let session = env
+        .roster
+        .logon_with_kerberos(&format!("{alice}@{realm}"))
+        .await
+        .unwrap();
+    assert_eq!(session.user.name.as_str(), alice);
+
+    // Every refusal is a failed logon to the caller, with the reason in the audit log.
+    for (principal, reason) in [
+        (format!("{alice}@OTHER.EXAMPLE"), "is not the domain's"),
+        (format!("HTTP/{alice}@{realm}"), "a service principal"),
+        (format!("admin@{realm}"), "is not an Active Directory user"),
+        (
+            format!("nobody.{}@{realm}", c.tag),
+            "no Roster user of that name",
+        ),
+    ] {
+        let err = env
+            .roster
+            .logon_with_kerberos(&principal)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::LogonFailed), "{principal}: {err:?}");
+        let audit = env
+            .roster
+            .audit_log(&env.local_admin(), 0, 20)
+            .await
+            .unwrap();
+        assert!(
+            audit.items.iter().any(|e| e.action == "logon.failed"
+                && e.details.contains(&principal)
+                && e.details.contains(reason)),
+            "{principal}: {reason}: {:#?}",
+            audit.items
+        );
+    }
+
+    // Throttled by failed password logons: refused too, though the ticket is good.
+    for _ in 0..3 {
+        let _ = env.roster.verify_logon(&alice, "wrong-password").await;
+    }
+    let err = env
+        .roster
+        .logon_with_kerberos(&format!("{alice}@{realm}"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AppError::LogonFailed), "{err:?}");
+    env.check().await;
+}

@@ -513,3 +513,132 @@ async fn single_sign_on_with_curl_gives_a_session_and_refuses_who_may_not_log_on
     );
     assert!(audit.contains("no Roster user of that name"), "{audit}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_logs_on_to_the_console_with_no_password() {
+    let w = World::new("krb-browser").await;
+    w.add_user("dana").await;
+    let host = w.dc.unique_http_host();
+    let spn = format!("HTTP/{host}");
+    w.service_account(&[&spn]).await;
+    let http_keytab = w.path("http.keytab");
+    w.dc.export_keytab(
+        &roster_testkit::samba::kerberos::spn_principal(&spn),
+        &http_keytab,
+    )
+    .unwrap();
+    let out = w.set_settings(&w.settings(&w.password_account()));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = w.sync();
+    assert!(out.status.success(), "{}", text(&out));
+    let server = serve(&w, &http_keytab);
+
+    let ccache = w.path("dana.ccache");
+    w.dc.kinit(
+        &format!("{}@{}", w.sam("dana"), w.dc.realm()),
+        "dana-Pw1!",
+        &ccache,
+    )
+    .unwrap();
+    let browser = roster_testkit::Browser::start_with(roster_testkit::BrowserOptions {
+        env: w.dc.kerberos_env(&ccache),
+        negotiate_allowlist: Some("*.localhost".into()),
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{host}:{}", server.port);
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    browser
+        .click(roster_testkit::browser::text(
+            "Log on with Windows (single sign-on)",
+        ))
+        .await
+        .unwrap();
+    // The console's pages for dana: her own page is reachable without ever typing a password.
+    if let Err(e) = browser
+        .wait_for_text("form.logoff", "Log off", Duration::from_secs(20))
+        .await
+    {
+        let page = browser.page_text().await.unwrap_or_default();
+        panic!("{e}; the page: {page}");
+    }
+    browser.goto(&format!("{base}/me")).await.unwrap();
+    let page = browser.page_text().await.unwrap();
+    assert!(page.contains(&w.sam("dana")), "{page}");
+    browser
+        .screenshot(roster_testkit::browser::screenshot_dir("kerberos").join("sso-me.png"))
+        .await
+        .unwrap();
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sso_check_says_what_is_wrong_with_the_keytab_the_kdc_or_the_clock() {
+    let w = World::new("krb-check").await;
+    let host = w.dc.unique_http_host();
+    let spn = format!("HTTP/{host}");
+    let (svc_principal, svc_keytab, svc_dn) = w.service_account(&[&spn]).await;
+    // The HTTP key and the account's own (which lets the check ask for tickets) in one keytab.
+    let keytab = w.path("http.keytab");
+    w.dc.export_keytab(
+        &roster_testkit::samba::kerberos::spn_principal(&spn),
+        &keytab,
+    )
+    .unwrap();
+    w.dc.export_keytab(&svc_principal, &keytab).unwrap();
+    let check = |keytab: &Path| {
+        w.roster()
+            .args(["sso", "check", "--keytab"])
+            .arg(keytab)
+            .output()
+            .unwrap()
+    };
+
+    let out = check(&keytab);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains(&format!("{spn}@")),
+        "the keys are listed: {stdout}"
+    );
+    assert!(
+        stdout.contains("ok    the KDC issued a ticket for HTTP/"),
+        "{stdout}"
+    );
+
+    // Only the account's key, no HTTP/ one: the keytab can't serve browsers.
+    let out = check(&svc_keytab);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no HTTP/<host> key"));
+
+    // A clock an hour ahead (MIT's correction off): clock skew, said as such.
+    let skewed = w.path("krb5-no-timesync.conf");
+    w.dc.write_krb5_conf(&skewed, &["kdc_timesync = 0"])
+        .unwrap();
+    let out = w
+        .roster()
+        .env("KRB5_CONFIG", &skewed)
+        .env("FAKETIME", "+1h")
+        .env("LD_PRELOAD", faketime_library())
+        .args(["sso", "check", "--keytab"])
+        .arg(&keytab)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("clock"),
+        "{stdout}"
+    );
+    eprintln!("--- sso check with a skewed clock:\n{stdout}");
+
+    // The password changed after the export: the keys are outdated.
+    w.dc.set_password(&svc_dn, "Changed-Passw0rd!")
+        .await
+        .unwrap();
+    let out = check(&keytab);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("export the keytab again"), "{stdout}");
+    eprintln!("--- sso check with an outdated keytab:\n{stdout}");
+}
