@@ -178,6 +178,8 @@ impl AppError {
                         | DirectoryError::ListingUnsupported { .. }
                 ) {
                     ErrorKind::BadRequest
+                } else if matches!(e, DirectoryError::AmbiguousUser { .. }) {
+                    ErrorKind::Conflict
                 } else {
                     ErrorKind::Unavailable
                 }

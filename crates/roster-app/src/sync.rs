@@ -198,6 +198,8 @@ struct BegunRun {
     live: Arc<LiveRun>,
     /// For an approval: the stopped run whose deletions it may apply.
     approves: Option<Approval>,
+    /// A run for one user (`roster sync --user NAME`): only that user's entry is read and planned.
+    only: Option<String>,
 }
 
 /// An approval of a run the deletion guard stopped: its id and the users its plan deleted (sorted).
@@ -527,6 +529,57 @@ impl Roster {
         self.execute_run(run, progress).await
     }
 
+    /// A run for one user (`roster sync --user NAME`, issue 26): that user's entry is read (by the link,
+    /// else by name, within base and filter) and only that user's part of the plan is applied, with the
+    /// same report, deletion guard and audit as any run. For a new hire who must log on now.
+    pub async fn run_directory_for_user(
+        &self,
+        caller: &Caller,
+        kind: RunKind,
+        name: &str,
+        triggered_by: &str,
+        progress: &dyn SyncProgress,
+    ) -> Result<RunReport> {
+        let run = self
+            .begin_user_run(caller, kind, name, triggered_by)
+            .await?;
+        self.execute_run(run, progress).await
+    }
+
+    /// [`Self::run_directory_for_user`] in a task of its own, answering at once (the API's way).
+    pub async fn start_directory_run_for_user(
+        self: &Arc<Self>,
+        caller: &Caller,
+        kind: RunKind,
+        name: &str,
+        triggered_by: &str,
+    ) -> Result<RunStarted> {
+        let run = self
+            .begin_user_run(caller, kind, name, triggered_by)
+            .await?;
+        Ok(self.spawn_run(run))
+    }
+
+    async fn begin_user_run(
+        &self,
+        caller: &Caller,
+        kind: RunKind,
+        name: &str,
+        triggered_by: &str,
+    ) -> Result<BegunRun> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(AppError::Invalid(
+                "give the user name to synchronize".into(),
+            ));
+        }
+        let mut run = self
+            .begin_directory_run(caller, kind, &format!("{triggered_by}, user {name}"))
+            .await?;
+        run.only = Some(name.to_owned());
+        Ok(run)
+    }
+
     /// Starts Test Settings or Synchronize now in a task of its own and answers at once, the API's way:
     /// the run goes on whether or not anyone waits for it (a client that disconnects doesn't stop it), and
     /// its outcome, a failure too, is recorded with it. What refuses a run before it exists (not an
@@ -724,6 +777,7 @@ impl Roster {
             actor,
             live,
             approves: None,
+            only: None,
         })
     }
 
@@ -736,6 +790,7 @@ impl Roster {
             actor,
             live,
             approves,
+            only,
         } = run;
         let _registered = Registered {
             runs: &self.live_runs,
@@ -766,6 +821,7 @@ impl Roster {
                         tracker: &tracker,
                         actor: &actor,
                         approves: approves.as_ref(),
+                        only: only.as_deref(),
                     },
                     &mut signals,
                 )
@@ -916,6 +972,7 @@ impl Roster {
             tracker,
             actor,
             approves,
+            only,
         } = run;
         // Reading and planning change nothing: a cancel or the deadline stops them where they are.
         let Planned {
@@ -924,7 +981,7 @@ impl Roster {
             header,
             linked,
         } = signals
-            .until_stopped(self.read_and_plan(run_id, settings, directory, tracker))
+            .until_stopped(self.read_and_plan(run_id, settings, directory, tracker, only))
             .await?;
         let SyncPlan {
             changes,
@@ -1128,8 +1185,14 @@ impl Roster {
         settings: &DirectorySettings,
         directory: &Connector,
         tracker: &Tracker<'_>,
+        only: Option<&str>,
     ) -> Result<Planned> {
         tracker.phase(SyncPhase::Reading);
+        if let Some(name) = only {
+            return self
+                .read_and_plan_one(run_id, settings, directory, tracker, name)
+                .await;
+        }
         // The users are loaded while the directory is read: the read mostly waits for the server, and
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
         // other fails: a read cut off mid-page would leave the service connection mid-search, and the
@@ -1174,7 +1237,119 @@ impl Roster {
                 linked,
             });
         }
+        let scope = roster_core::plan::PlanScope::All;
+        self.plan(
+            run_id,
+            settings,
+            source,
+            scope,
+            snapshot,
+            fetched.entries,
+            header,
+            linked,
+        )
+        .await
+    }
+
+    /// A run for one user: the snapshot first (to find the user's link), then that one entry; the plan
+    /// speaks for that user only ([`roster_core::plan::PlanScope::Only`]), so nobody else can be deleted
+    /// or taken over, and an empty read is an answer (the user left), not a failed read.
+    async fn read_and_plan_one(
+        &self,
+        run_id: i64,
+        settings: &DirectorySettings,
+        directory: &Connector,
+        tracker: &Tracker<'_>,
+        name: &str,
+    ) -> Result<Planned> {
+        let snapshot = self
+            .store
+            .snapshot()
+            .instrument(tracing::info_span!("snapshot", run_id))
+            .await?;
+        let source = directory.kind.name();
+        let key = roster_core::names::name_key(name.trim());
+        let target = snapshot
+            .users
+            .iter()
+            .find(|u| roster_core::names::name_key(u.name.as_str()) == key);
+        let link = target
+            .and_then(|u| u.link.as_ref())
+            .filter(|l| l.source == source);
+        let subject = roster_directory::LogonSubject {
+            name: name.trim(),
+            dn: link.and_then(|l| l.dn.as_deref()),
+            id: link.map(|l| l.id.as_str()),
+        };
+        let fetched = directory
+            .reader
+            .read_user(&subject)
+            .instrument(tracing::info_span!("read", run_id, user = name))
+            .await?;
+        tracker.read(u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX));
+        if target.is_none() && fetched.entries.is_empty() {
+            return Err(AppError::NotFound(format!(
+                "{name:?} is neither a Roster user nor a user in {}",
+                settings
+                    .configured()
+                    .map(|(_, s)| s.read_scope())
+                    .unwrap_or_default()
+            )));
+        }
+        let mut header = read_header(&fetched);
+        header.insert(
+            0,
+            ReportLine {
+                user: name.trim().to_owned(),
+                action: roster_core::plan::ReportAction::Warning,
+                reason: format!(
+                    "a run for this user only: {}; nobody else was read or changed",
+                    match (fetched.entries.first(), link.is_some()) {
+                        (Some(e), _) => format!("their entry is {}", e.dn),
+                        (None, true) =>
+                            "their entry is no longer in the directory's scope".to_owned(),
+                        (None, false) => "no entry in the directory's scope".to_owned(),
+                    }
+                )
+                .into(),
+                dn: None,
+            },
+        );
+        tracker.phase(SyncPhase::Planning);
+        let linked = snapshot
+            .users
+            .iter()
+            .filter(|u| u.link.as_ref().is_some_and(|l| l.source == source))
+            .count();
+        let scope = roster_core::plan::PlanScope::Only(target.map(|u| u.id).into_iter().collect());
+        self.plan(
+            run_id,
+            settings,
+            source,
+            scope,
+            snapshot,
+            fetched.entries,
+            header,
+            u64::try_from(linked).unwrap_or(u64::MAX),
+        )
+        .await
+    }
+
+    /// Plans `entries` against the snapshot's users.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan(
+        &self,
+        run_id: i64,
+        settings: &DirectorySettings,
+        source: &str,
+        scope: roster_core::plan::PlanScope,
+        snapshot: roster_store::Snapshot,
+        entries: Vec<roster_core::directory::DirectoryEntry>,
+        header: Vec<ReportLine>,
+        linked: u64,
+    ) -> Result<Planned> {
         let options = PlanOptions {
+            scope,
             source: source.to_owned(),
             delete_users: settings.delete_users(),
             // Checked when the settings were stored; settings stored by an older version fail the run.
@@ -1189,7 +1364,6 @@ impl Roster {
         // Planning 100,000 users takes a moment of CPU: off the async workers, so the heartbeat and other
         // requests keep going.
         let users = snapshot.users;
-        let entries = fetched.entries;
         let span = tracing::info_span!("plan", run_id);
         let plan = tokio::task::spawn_blocking(move || {
             span.in_scope(|| plan_sync(&users, entries, &options))
@@ -1497,6 +1671,7 @@ struct RunContext<'a> {
     tracker: &'a Tracker<'a>,
     actor: &'a Actor,
     approves: Option<&'a Approval>,
+    only: Option<&'a str>,
 }
 
 /// Puts a line at the top of a report, keeping the deleted users' line numbers right.

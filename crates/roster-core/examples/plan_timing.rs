@@ -44,6 +44,7 @@ fn main() {
     let n: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(100_000);
     let reps: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(7);
     let options = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
         now: roster_core::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),

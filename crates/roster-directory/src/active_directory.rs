@@ -489,6 +489,16 @@ impl DirectoryReader for ActiveDirectory {
     async fn check_connection(&self) -> Result<(), DirectoryError> {
         self.prepare().await.map(drop)
     }
+
+    async fn read_user(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
+        let prepared = self.prepare().await?;
+        *self.prepared.lock().await = Some((Instant::now(), prepared.clone()));
+        let mut read = prepared.engine.read_user(subject).await?;
+        let mut notes = prepared.notes.clone();
+        notes.append(&mut read.notes);
+        read.notes = notes;
+        Ok(read)
+    }
 }
 
 #[async_trait::async_trait]

@@ -52,6 +52,47 @@ pub trait DirectoryReader: Send + Sync + std::fmt::Debug {
 
     /// Connects and authenticates with the service account only (or opens the file): "test connection".
     async fn check_connection(&self) -> Result<(), DirectoryError>;
+
+    /// One user's entry, for a sync of that user alone (`roster sync --user`): the entry with the link's
+    /// id, else the one with the user's name, within the same scope as [`Self::read_entries`]; none if
+    /// there is no such entry. A name that matches several entries is an error (the plan couldn't tell
+    /// which is the user). The default reads everything and keeps the match, which is right for any
+    /// type; the LDAP types search for the one entry.
+    async fn read_user(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
+        let mut read = self.read_entries(&NoProgress).await?;
+        let by_id = subject
+            .id
+            .and_then(|id| read.entries.iter().position(|e| e.id == id));
+        let wanted = roster_core::names::name_key(subject.name);
+        let found: Vec<usize> = match by_id {
+            Some(at) => vec![at],
+            None => read
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    e.name
+                        .as_deref()
+                        .is_some_and(|n| roster_core::names::name_key(n) == wanted)
+                })
+                .map(|(at, _)| at)
+                .collect(),
+        };
+        if found.len() > 1 {
+            return Err(DirectoryError::AmbiguousUser {
+                name: subject.name.to_owned(),
+            });
+        }
+        let entries = std::mem::take(&mut read.entries);
+        read.entries = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(at, _)| found.contains(at))
+            .map(|(_, e)| e)
+            .collect();
+        read.pages = 0;
+        Ok(read)
+    }
 }
 
 /// Checks a user's password against the directory.

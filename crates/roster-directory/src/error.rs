@@ -198,6 +198,12 @@ pub enum DirectoryError {
         detail: String,
     },
 
+    /// A sync of one user whose name matches more than one entry in scope.
+    #[error(
+        "the name {name:?} matches more than one entry of the directory in scope; synchronize everyone (roster sync), which reports the conflict, or narrow the filter"
+    )]
+    AmbiguousUser { name: String },
+
     /// Kerberos failed (the service account's keytab, the KDC, the ticket, the security layer).
     #[error("Kerberos with {target} failed: {detail}; {hint}")]
     Kerberos {
@@ -272,6 +278,7 @@ impl DirectoryError {
             DirectoryError::KerioRpc { .. } => "DI027-kerio-rpc",
             DirectoryError::Discovery { .. } => "DI028-discovery",
             DirectoryError::Kerberos { .. } => "DI029-kerberos",
+            DirectoryError::AmbiguousUser { .. } => "DI030-ambiguous-user",
         }
     }
 

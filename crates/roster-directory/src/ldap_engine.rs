@@ -725,10 +725,124 @@ impl DirectoryReader for LdapEngine {
         guard.finished = true;
         result
     }
+
+    async fn read_user(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
+        let mut guard = ReadGuard {
+            interrupted: &self.service_interrupted,
+            finished: false,
+        };
+        let result = self.read_one(subject).await;
+        if let Err(
+            DirectoryError::Disconnected { .. }
+            | DirectoryError::Timeout { .. }
+            | DirectoryError::Protocol { .. },
+        ) = &result
+        {
+            self.forget_service().await;
+        }
+        guard.finished = true;
+        result
+    }
+}
+
+/// Where a read looks: the whole scope, or one entry of it.
+struct ReadScope<'a> {
+    base: &'a str,
+    scope: Scope,
+    filter: &'a str,
 }
 
 impl LdapEngine {
+    /// The whole scope: `base_dn`, subtree, the filter.
     async fn read(&self, progress: &dyn ReadProgress) -> Result<DirectoryRead, DirectoryError> {
+        let all = ReadScope {
+            base: &self.config.base_dn,
+            scope: Scope::Subtree,
+            filter: self.config.filter.as_str(),
+        };
+        self.read_in(&all, progress).await
+    }
+
+    /// One user's entry (see `DirectoryReader::read_user`): by the link's id where the id can be
+    /// searched for (Active Directory's objectGUID as a `<GUID=…>` base, an entryUUID as a filter, a
+    /// DN-derived id as a base), else by name; always within base and filter.
+    async fn read_one(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
+        if let Some(id) = subject.id {
+            let found = match self.id_search(id) {
+                Some((base, scope, filter)) => {
+                    let by_id = ReadScope {
+                        base: &base,
+                        scope,
+                        filter: &filter,
+                    };
+                    match self.read_in(&by_id, &crate::NoProgress).await {
+                        // The linked entry is gone (an unknown GUID or DN is "no such object").
+                        Err(DirectoryError::NoSuchBase { .. }) => None,
+                        Err(e) => return Err(e),
+                        // A GUID or DN base finds the entry anywhere in the domain: only one still
+                        // below `base_dn` is in scope.
+                        Ok(mut read) => {
+                            read.entries
+                                .retain(|e| dn::is_at_or_below(&e.dn, &self.config.base_dn));
+                            Some(read)
+                        }
+                    }
+                }
+                None => None,
+            };
+            if let Some(read) = found
+                && !read.entries.is_empty()
+            {
+                return Ok(read);
+            }
+        }
+        let clause = format!(
+            "({}={})",
+            self.config.attributes.username,
+            escape_value(subject.name)
+        );
+        let Ok(clause) = LdapFilter::parse(&clause) else {
+            return Ok(DirectoryRead::default());
+        };
+        let filter = self.config.filter.and(&clause);
+        let by_name = ReadScope {
+            base: &self.config.base_dn,
+            scope: Scope::Subtree,
+            filter: filter.as_str(),
+        };
+        let read = self.read_in(&by_name, &crate::NoProgress).await?;
+        if read.entries.len() > 1 {
+            return Err(DirectoryError::AmbiguousUser {
+                name: subject.name.to_owned(),
+            });
+        }
+        Ok(read)
+    }
+
+    /// How to search for an entry by the id a sync gave it, if that id's attribute can be searched.
+    fn id_search(&self, id: &str) -> Option<(String, Scope, String)> {
+        let filter = self.config.filter.as_str().to_owned();
+        if let Some(dn) = id.strip_prefix("dn:") {
+            return Some((dn.to_owned(), Scope::Base, filter));
+        }
+        let uuid_like = id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        let first = self.config.attributes.ids.attribute_names().next()?;
+        match first {
+            "objectGUID" if uuid_like => Some((format!("<GUID={id}>"), Scope::Base, filter)),
+            "entryUUID" if uuid_like => Some((
+                self.config.base_dn.clone(),
+                Scope::Subtree,
+                format!("(&{filter}(entryUUID={id}))"),
+            )),
+            _ => None,
+        }
+    }
+
+    async fn read_in(
+        &self,
+        within: &ReadScope<'_>,
+        progress: &dyn ReadProgress,
+    ) -> Result<DirectoryRead, DirectoryError> {
         // A read is never retried: the planner must see one consistent answer or none.
         let mut ldap = self.service().await?;
         // A second handle on the same connection for the follow-up requests of ranged attributes, made
@@ -764,7 +878,15 @@ impl LdapEngine {
                 val: Some(encode_paged_request(self.config.page_size, &cookie)),
             };
             let result = self
-                .read_page(&mut ldap, &mut ranges, control, &attrs, &mut read, progress)
+                .read_page(
+                    &mut ldap,
+                    &mut ranges,
+                    within,
+                    control,
+                    &attrs,
+                    &mut read,
+                    progress,
+                )
                 .await?;
             read.pages += 1;
             let count = read.entries.len() as u64;
@@ -799,10 +921,12 @@ impl LdapEngine {
 
     /// Reads one page into `read`, mapping each entry as it arrives (ldap3's per-entry maps would
     /// hold every attribute of 100k entries otherwise), and returns the page's result.
+    #[allow(clippy::too_many_arguments)]
     async fn read_page(
         &self,
         ldap: &mut Ldap,
         ranges: &mut Ldap,
+        within: &ReadScope<'_>,
         control: RawControl,
         attrs: &[String],
         read: &mut DirectoryRead,
@@ -813,9 +937,9 @@ impl LdapEngine {
             .with_controls(vec![control])
             .with_timeout(self.timeout())
             .streaming_search(
-                &self.config.base_dn,
-                Scope::Subtree,
-                self.config.filter.as_str(),
+                within.base,
+                within.scope,
+                within.filter,
                 attrs.iter().map(String::as_str).collect(),
             )
             .await

@@ -51,6 +51,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Sch
         get_groups,
         preview,
         sync,
+        sync_user,
         list_runs,
         get_run,
         cancel_run,

@@ -74,6 +74,7 @@ pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
         .route("/directory/groups", get(directory::get_groups))
         .route("/directory/preview", post(runs::preview))
         .route("/directory/sync", post(runs::sync))
+        .route("/directory/sync-user", post(runs::sync_user))
         .route("/directory/runs", get(runs::list_runs))
         .route("/directory/runs/{id}", get(runs::get_run))
         .route("/directory/runs/{id}/cancel", post(runs::cancel_run))

@@ -154,6 +154,11 @@ pub enum Command {
         /// applies only if the new plan deletes the same users.
         #[arg(long, value_name = "RUN_ID")]
         approve: Option<i64>,
+        /// Only this user: read their entry (by their link, else by name, within the settings' scope)
+        /// and apply only their part of the plan (create, update, or delete if they left). For a new
+        /// hire who must log on now.
+        #[arg(long, value_name = "NAME", conflicts_with = "approve")]
+        user: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -546,6 +551,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         Command::Sync {
             preview,
             approve,
+            user,
             json,
         } => {
             let kind = if preview {
@@ -554,9 +560,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 RunKind::Sync
             };
             let progress = output::Progress::new();
-            let report = match approve {
-                Some(stopped) => roster.approve_run(&me, stopped, "cli", &progress).await,
-                None => roster.run_directory(&me, kind, "cli", &progress).await,
+            let report = match (approve, user) {
+                (Some(stopped), _) => roster.approve_run(&me, stopped, "cli", &progress).await,
+                (None, Some(name)) => {
+                    roster
+                        .run_directory_for_user(&me, kind, &name, "cli", &progress)
+                        .await
+                }
+                (None, None) => roster.run_directory(&me, kind, "cli", &progress).await,
             };
             progress.finish();
             output::report(&report?, json)?;

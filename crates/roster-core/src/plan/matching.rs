@@ -55,17 +55,23 @@ pub(super) enum LinkState {
 }
 
 /// Phase "link states": whether each current user's own entry was returned. Rule 3 never lets another
-/// entry take over a user whose entry was seen; rule 5 deletes users whose entry is gone.
+/// entry take over a user whose entry was seen; rule 5 deletes users whose entry is gone. A user outside
+/// a one-user read's scope counts as seen: the read said nothing about their entry.
 pub(super) fn link_states(
     current: &[CurrentUser],
     source: &str,
     seen: &FastSet<&str>,
+    scope: &super::PlanScope,
 ) -> Vec<LinkState> {
+    let in_scope = |id: i64| match scope {
+        super::PlanScope::All => true,
+        super::PlanScope::Only(ids) => ids.contains(&id),
+    };
     current
         .iter()
         .map(|user| match &user.link {
             Some(l) if l.source == source => {
-                if seen.contains(l.id.as_str()) {
+                if seen.contains(l.id.as_str()) || !in_scope(user.id) {
                     LinkState::Seen
                 } else {
                     LinkState::Gone
@@ -260,7 +266,7 @@ mod tests {
         ];
         let seen = FastSet::from_iter(["x"]);
         assert_eq!(
-            link_states(&current, "ldap", &seen),
+            link_states(&current, "ldap", &seen, &crate::plan::PlanScope::All),
             [
                 LinkState::Seen,
                 LinkState::Gone,
@@ -318,7 +324,12 @@ mod tests {
             ],
             &mut Report::default(),
         );
-        let links = link_states(&users, "ldap", &seen_ids(&checked));
+        let links = link_states(
+            &users,
+            "ldap",
+            &seen_ids(&checked),
+            &crate::plan::PlanScope::All,
+        );
         let mut matching = Matching::new(checked.valid.len(), users.len());
         let mut report = Report::default();
         match_by_name(

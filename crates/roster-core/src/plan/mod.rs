@@ -76,6 +76,20 @@ pub struct PlanOptions {
     pub delete_after_seconds: u64,
     /// Now, for the grace period (the plan stays a function of its arguments).
     pub now: Timestamp,
+    /// Which users the read speaks for.
+    pub scope: PlanScope,
+}
+
+/// Which users a read speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PlanScope {
+    /// A full read: a linked user whose entry was not returned has left (rule 5).
+    #[default]
+    All,
+    /// A read of one user's entry (`roster sync --user`): only these users (by id) can have left. The
+    /// entries of the others were not read, so they count as seen and unchanged: no other entry takes
+    /// them over by name (rule 3), none is deleted, and their names and addresses stay taken.
+    Only(Vec<i64>),
 }
 
 /// A user to create, with the directory link and the default privileges applied by the store.
@@ -242,7 +256,7 @@ pub fn plan_sync(
     let checked = entries::check_entries(entries, &mut report);
     let links = {
         let seen = entries::seen_ids(&checked);
-        matching::link_states(current, source, &seen)
+        matching::link_states(current, source, &seen, &options.scope)
     };
     let entries::CheckedEntries { valid, other_seen } = checked;
     drop(other_seen);

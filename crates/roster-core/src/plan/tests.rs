@@ -42,6 +42,7 @@ pub(super) fn entry(id: &str, name: Option<&str>, emails: &[&str]) -> DirectoryE
 
 pub(super) fn opts(delete: bool) -> PlanOptions {
     PlanOptions {
+        scope: crate::plan::PlanScope::All,
         now: crate::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),
@@ -199,6 +200,40 @@ fn deletion_rules() {
     assert_eq!(plan.counts.folders_kept, 1);
     assert_eq!(plan.counts.skipped, 1);
     assert!(plan.changes.delete[1].keep_folder);
+}
+
+#[test]
+fn a_one_user_read_speaks_only_for_that_user() {
+    let a = user(2, "alice", &[], AuthMethod::Directory, Some("id-a"));
+    let b = user(
+        3,
+        "bob",
+        &["bob@x.com"],
+        AuthMethod::Directory,
+        Some("id-b"),
+    );
+    let only_alice = PlanOptions {
+        scope: PlanScope::Only(vec![2]),
+        ..opts(true)
+    };
+    // alice's entry is gone: she leaves; bob, whose entry wasn't read, stays.
+    let plan = plan_sync(&[admin(), a.clone(), b.clone()], vec![], &only_alice);
+    let deleted: Vec<i64> = plan.changes.delete.iter().map(|d| d.user_id).collect();
+    assert_eq!(deleted, [2]);
+    // A new entry with bob's name (another id) doesn't take bob over, nor his address.
+    let only_new = PlanOptions {
+        scope: PlanScope::Only(vec![]),
+        ..opts(true)
+    };
+    let plan = plan_sync(
+        &[admin(), a, b],
+        vec![entry("id-new", Some("bob"), &["bob@x.com"])],
+        &only_new,
+    );
+    assert!(plan.changes.delete.is_empty(), "{:?}", plan.changes);
+    assert!(plan.changes.update.is_empty(), "{:?}", plan.changes);
+    assert!(plan.changes.create.is_empty(), "{:?}", plan.changes);
+    assert_eq!(plan.counts.conflicts, 1, "{:#?}", plan.lines);
 }
 
 #[test]
@@ -947,6 +982,7 @@ fn with_a_grace_period_departed_users_are_suspended_then_deleted_or_reactivated(
     const DAY: i64 = 86_400;
     let t0 = crate::Timestamp(1_800_000_000_000);
     let grace = |now: crate::Timestamp| PlanOptions {
+        scope: crate::plan::PlanScope::All,
         delete_after_seconds: 14 * 86_400,
         now,
         ..opts(true)
@@ -1040,6 +1076,7 @@ fn with_a_grace_period_departed_users_are_suspended_then_deleted_or_reactivated(
         ],
         vec![],
         &PlanOptions {
+            scope: crate::plan::PlanScope::All,
             delete_users: false,
             ..grace(t0)
         },

@@ -751,7 +751,12 @@ mod tests {
         let checked = check_entries(entries, &mut report);
         let current = Current::new(users);
         let lookup = index_current(&current, "ldap");
-        let links = link_states(users, "ldap", &seen_ids(&checked));
+        let links = link_states(
+            users,
+            "ldap",
+            &seen_ids(&checked),
+            &crate::plan::PlanScope::All,
+        );
         let mut matching = Matching::new(checked.valid.len(), users.len());
         match_by_id(&checked.valid, &lookup, &mut matching);
         match_by_name(

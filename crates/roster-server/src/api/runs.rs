@@ -35,6 +35,43 @@ pub(crate) async fn sync(
     start(&roster, &caller, RunKind::Sync).await
 }
 
+/// Which user `POST /api/v1/directory/sync-user` synchronizes.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SyncUserRequest {
+    /// The user's name (a Roster user, or the name of an entry in the directory's scope).
+    pub name: String,
+    /// Test Settings for this user only: report, commit nothing.
+    #[serde(default)]
+    pub preview: bool,
+}
+
+/// Synchronize one user now: reads that user's entry (by their link, else by name, within the
+/// settings' scope) and applies only their part of the plan, with the same report, deletion guard and
+/// audit as a run. Answers 202 with the run, like Synchronize now.
+#[utoipa::path(post, path = "/api/v1/directory/sync-user", request_body = SyncUserRequest, responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn sync_user(
+    State(roster): State<AppState>,
+    Authenticated(caller): Authenticated,
+    crate::error::Input(Json(req)): crate::error::Input<Json<SyncUserRequest>>,
+) -> ApiResult<Response> {
+    let kind = if req.preview {
+        RunKind::Preview
+    } else {
+        RunKind::Sync
+    };
+    let started = roster
+        .start_directory_run_for_user(&caller, kind, &req.name, "api")
+        .await?;
+    let location = format!("/api/v1/directory/runs/{}", started.run_id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(started),
+    )
+        .into_response())
+}
+
 /// The run goes on in a task of the server's (`Roster::start_directory_run`): a client that disconnects
 /// doesn't stop it.
 async fn start(roster: &AppState, caller: &Caller, kind: RunKind) -> ApiResult<Response> {

@@ -724,3 +724,47 @@ async fn a_kerberos_principal_logs_on_only_as_the_active_directory_user_of_the_d
     assert!(matches!(err, AppError::LogonFailed), "{err:?}");
     env.check().await;
 }
+
+/// A sync of one user (issue 26 item 5) finds the entry by its objectGUID (`<GUID=…>`) after a rename and
+/// a move within scope, and a user moved out of the base is gone for that run, alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_is_found_by_guid_after_a_rename_and_a_move() {
+    let c = Corner::new("one-user").await;
+    let inner = c.dc.new_ou("one-user-elsewhere").await.unwrap();
+    let alice = c.add(&c.user("alice")).await;
+    let bob = c.add(&c.user("bob")).await;
+    c.add(&c.user("carol")).await;
+    let env = Env::sqlite().await;
+    let mut s = c.settings();
+    s.delete_users = true;
+    s.guard = crate::support::unguarded();
+    configure(&env, s).await;
+    sync(&env).await;
+    let renamed =
+        c.ou.rename(&alice, &format!("alicia {}", c.tag))
+            .await
+            .unwrap();
+    c.ou.replace(&renamed, "sAMAccountName", &[c.sam("alicia").as_str()])
+        .await
+        .unwrap();
+    inner.move_to(&bob, inner.dn()).await.unwrap();
+
+    let one = |name: String| {
+        let env = &env;
+        async move {
+            env.roster
+                .run_directory_for_user(&env.local_admin(), RunKind::Sync, &name, "test", &())
+                .await
+                .unwrap()
+        }
+    };
+    let report = one(c.sam("alice")).await;
+    assert_eq!(report.counts.renamed, 1, "{:#?}", report.lines);
+    let report = one(c.sam("bob")).await;
+    assert_eq!(report.counts.deleted, 1, "{:#?}", report.lines);
+    assert_eq!(
+        synced_names(&env).await,
+        sorted(&[c.sam("alicia"), c.sam("carol")])
+    );
+    env.check().await;
+}

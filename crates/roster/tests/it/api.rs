@@ -1042,3 +1042,68 @@ async fn issue_19_item_11_look_alike_and_path_names_are_refused() {
     assert_eq!(folders.as_array().map(Vec::len), Some(4), "{folders}");
     env.check().await;
 }
+
+/// `POST /api/v1/directory/sync-user` (issue 26 item 5) over an LDIF file, whose connector reads the one
+/// entry through the default `read_user` (the whole file, the match kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_is_synchronized_through_the_api() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    let file = env.dir.path().join("people.ldif");
+    let person = |uid: &str| {
+        format!(
+            "dn: uid={uid},ou=People,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: {uid}\nmail: {uid}@example.com\n\n"
+        )
+    };
+    std::fs::write(&file, [person("a"), person("b")].concat()).unwrap();
+    let (s, v) = api
+        .call(
+            M::PUT,
+            "/directory",
+            Some(&admin),
+            Some(
+                json!({"type": "ldif", "file": file, "base_dn": "dc=example,dc=com",
+                "filter": "(uid=*)", "username_attribute": "uid", "email_attributes": "mail"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let run = api.start_run(&admin, "/directory/sync").await;
+    assert_eq!(
+        api.wait_for_run(&admin, run).await["run"]["status"],
+        "succeeded"
+    );
+
+    std::fs::write(
+        &file,
+        [person("a"), person("b"), person("c"), person("d")].concat(),
+    )
+    .unwrap();
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/directory/sync-user",
+            Some(&admin),
+            Some(json!({"name": "c"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let v = api
+        .wait_for_run(&admin, v["run_id"].as_i64().unwrap())
+        .await;
+    assert_eq!(v["run"]["status"], "succeeded", "{v}");
+    assert_eq!(v["run"]["counts"]["created"], 1, "{v}");
+    let (_, users) = api.call(M::GET, "/users", Some(&admin), None).await;
+    assert_eq!(users["total"], 4, "admin, a, b and c; not d: {users}");
+
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/directory/sync-user",
+            Some(&admin),
+            Some(json!({"name": " "})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 mod deletion_guard;
 mod grace_period;
+mod one_user;
 mod schedule;
 
 const SUFFIX: &str = "dc=example,dc=com";

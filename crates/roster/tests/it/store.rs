@@ -382,6 +382,7 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
         })
         .collect();
     let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
         now: roster_core::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),
@@ -901,6 +902,7 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
         own_folder: BTreeSet::from([FolderRight::Read, FolderRight::Delete]),
     };
     let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
         now: roster_core::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),
@@ -1005,6 +1007,7 @@ fn person(name: &str) -> DirectoryEntry {
 async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
     let admin = env.local_admin();
     let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
         now: roster_core::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),
@@ -1197,6 +1200,7 @@ on_both_databases!(keys_made_before_case_folding_are_refolded_once);
 async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: Env) {
     let snap = env.store.snapshot().await.unwrap();
     let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
         now: roster_core::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),
@@ -1298,6 +1302,7 @@ async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
     use roster_store::{CancelOutcome, RunControl, RunPhase};
     let snap = env.store.snapshot().await.unwrap();
     let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
         now: roster_core::Timestamp(0),
         delete_after_seconds: 0,
         source: "ldap".into(),
@@ -1459,6 +1464,7 @@ async fn issue_19_values_stored_before_the_new_rules_still_load() {
         &snapshot.users,
         vec![],
         &PlanOptions {
+            scope: roster_core::plan::PlanScope::All,
             now: roster_core::Timestamp(0),
             delete_after_seconds: 0,
             source: "ldap".into(),
