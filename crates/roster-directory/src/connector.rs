@@ -41,6 +41,33 @@ pub struct DirectoryRead {
     pub notes: Vec<String>,
 }
 
+/// What an incremental read found since a cookie (RFC 4533 refreshOnly against OpenLDAP's syncprov).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeRead {
+    /// Entries added or changed since the cookie (entering the filter's scope counts as added).
+    pub changed: Vec<DirectoryEntry>,
+    /// Ids of entries deleted (or gone out of scope) since the cookie, as the server said them.
+    pub deleted: Vec<String>,
+    /// The present phase: ids of every entry still in scope and unchanged; an entry neither here nor in
+    /// `changed` has gone. `None`: the delete phase, where entries not mentioned are unchanged.
+    pub present: Option<Vec<String>>,
+    /// The cookie to ask from next time (stored with the apply).
+    pub cookie: Vec<u8>,
+    /// Changed entries without a stable id (counted as a full read counts them).
+    pub without_stable_id: u64,
+}
+
+/// The answer to an incremental read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// The changes since the cookie; without a cookie, no changes and the cookie of now.
+    Read(ChangeRead),
+    /// The server can't answer from this cookie (`e-syncRefreshRequired`): read everything.
+    RefreshRequired,
+    /// The server doesn't offer content synchronization (or the type has none).
+    Unsupported,
+}
+
 /// Reads the users of a directory.
 #[async_trait::async_trait]
 pub trait DirectoryReader: Send + Sync + std::fmt::Debug {
@@ -52,6 +79,13 @@ pub trait DirectoryReader: Send + Sync + std::fmt::Debug {
 
     /// Connects and authenticates with the service account only (or opens the file): "test connection".
     async fn check_connection(&self) -> Result<(), DirectoryError>;
+
+    /// An incremental read: what changed since `cookie` (without one: only the cookie of now, to be taken
+    /// just before a full read, so that the next incremental read misses nothing). All or nothing, like a
+    /// full read. Default: [`Changes::Unsupported`].
+    async fn read_changes(&self, _cookie: Option<&[u8]>) -> Result<Changes, DirectoryError> {
+        Ok(Changes::Unsupported)
+    }
 
     /// One user's entry, for a sync of that user alone (`roster sync --user`): the entry with the link's
     /// id, else the one with the user's name, within the same scope as [`Self::read_entries`]; none if

@@ -19,7 +19,9 @@ use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
 use crate::ber::{PAGED_RESULTS_OID, decode_paged_response, encode_paged_request};
-use crate::connector::{DirectoryRead, DirectoryReader, PasswordChecker, ReadProgress};
+use crate::connector::{
+    ChangeRead, Changes, DirectoryRead, DirectoryReader, PasswordChecker, ReadProgress,
+};
 use crate::error::DirectoryError;
 use crate::logon::{LogonOutcome, LogonSubject, RejectReason};
 use crate::mapping::AttributeMap;
@@ -115,6 +117,8 @@ pub(crate) struct LdapEngine {
     service_interrupted: AtomicBool,
     /// Kerberos only: the DC's LDAP service principal, once read from its rootDSE.
     ldap_principal: tokio::sync::OnceCell<String>,
+    /// Whether the server offers RFC 4533 content synchronization, once read from its rootDSE.
+    content_sync: tokio::sync::OnceCell<bool>,
 }
 
 /// Marks the service connection as interrupted unless the read it guards ran to the end.
@@ -185,6 +189,7 @@ impl LdapEngine {
             service: Mutex::new(None),
             service_interrupted: AtomicBool::new(false),
             ldap_principal: tokio::sync::OnceCell::new(),
+            content_sync: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -726,6 +731,40 @@ impl DirectoryReader for LdapEngine {
         result
     }
 
+    async fn read_changes(&self, cookie: Option<&[u8]>) -> Result<Changes, DirectoryError> {
+        let offered = self
+            .content_sync
+            .get_or_try_init(|| async {
+                let root = self
+                    .search_small("", Scope::Base, "(objectClass=*)", &["supportedControl"], 1)
+                    .await?;
+                Ok::<bool, DirectoryError>(root.iter().any(|(_, values)| {
+                    lookup(values, "supportedControl")
+                        .iter()
+                        .any(|v| *v == crate::content_sync::SYNC_REQUEST_OID.as_bytes())
+                }))
+            })
+            .await?;
+        if !offered {
+            return Ok(Changes::Unsupported);
+        }
+        let mut guard = ReadGuard {
+            interrupted: &self.service_interrupted,
+            finished: false,
+        };
+        let result = self.content_sync_read(cookie).await;
+        if let Err(
+            DirectoryError::Disconnected { .. }
+            | DirectoryError::Timeout { .. }
+            | DirectoryError::Protocol { .. },
+        ) = &result
+        {
+            self.forget_service().await;
+        }
+        guard.finished = true;
+        result
+    }
+
     async fn read_user(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
         let mut guard = ReadGuard {
             interrupted: &self.service_interrupted,
@@ -743,6 +782,178 @@ impl DirectoryReader for LdapEngine {
         guard.finished = true;
         result
     }
+}
+
+impl LdapEngine {
+    /// A refreshOnly content synchronization search over the read's scope (see
+    /// `DirectoryReader::read_changes`). No paging: the Sync Request control can't be combined with it,
+    /// and from a recent cookie the answer is the changes (and, in the present phase, the ids of the
+    /// unchanged entries, which are not entries and don't count against a size limit).
+    async fn content_sync_read(&self, cookie: Option<&[u8]>) -> Result<Changes, DirectoryError> {
+        use crate::content_sync::{
+            SYNC_DONE_OID, SYNC_INFO_OID, SYNC_REFRESH_REQUIRED, SYNC_STATE_OID, SyncInfo,
+            SyncState, decode_done, decode_info, decode_state,
+        };
+        let mut ldap = self.service().await?;
+        let mut ranges = ldap.clone();
+        let attrs: Vec<String> = match cookie {
+            Some(_) => self.config.attributes.requested_attributes(),
+            // The cookie of now only: no attributes ("1.1"), the entries themselves are skipped.
+            None => vec!["1.1".to_owned()],
+        };
+        let request = RawControl::from(ldap3::controls::SyncRequest {
+            mode: ldap3::controls::RefreshMode::RefreshOnly,
+            cookie: cookie.map(<[u8]>::to_vec),
+            reload_hint: false,
+        });
+        let request = RawControl {
+            crit: true,
+            ..request
+        };
+        let mut out = ChangeRead::default();
+        let mut present: Vec<String> = Vec::new();
+        let mut latest_cookie: Option<Vec<u8>> = None;
+        let count = |out: &ChangeRead| out.changed.len() as u64;
+        let mut stream: SearchStream<'_, &str, Vec<&str>> = ldap
+            .with_controls(vec![request])
+            .with_timeout(self.timeout())
+            .streaming_search(
+                &self.config.base_dn,
+                Scope::Subtree,
+                self.config.filter.as_str(),
+                attrs.iter().map(String::as_str).collect(),
+            )
+            .await
+            .map_err(|e| self.op_error(e, READING, 0))?;
+        loop {
+            let item = match stream.next().await {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(e) => return Err(self.op_error(e, READING, count(&out))),
+            };
+            if item.is_ref() {
+                if self.config.references == ReferencePolicy::SkipAndCount {
+                    continue;
+                }
+                let refs = parse_reference(item.0);
+                abandon(&mut stream).await;
+                return Err(DirectoryError::Referral { refs });
+            }
+            if item.is_intermediate() {
+                let (name, value) = intermediate_parts(&item.0);
+                if name.as_deref() != Some(SYNC_INFO_OID) {
+                    continue;
+                }
+                match decode_info(&value.unwrap_or_default())? {
+                    SyncInfo::NewCookie(c) => latest_cookie = Some(c),
+                    SyncInfo::RefreshDelete { cookie } | SyncInfo::RefreshPresent { cookie } => {
+                        if cookie.is_some() {
+                            latest_cookie = cookie;
+                        }
+                    }
+                    SyncInfo::IdSet {
+                        cookie,
+                        refresh_deletes,
+                        ids,
+                    } => {
+                        if cookie.is_some() {
+                            latest_cookie = cookie;
+                        }
+                        if refresh_deletes {
+                            out.deleted.extend(ids);
+                        } else {
+                            present.extend(ids);
+                        }
+                    }
+                }
+                continue;
+            }
+            let state = item
+                .1
+                .iter()
+                .find(|c| c.1.ctype == SYNC_STATE_OID)
+                .map(|c| decode_state(c.1.val.as_deref().unwrap_or_default()))
+                .transpose()?
+                .ok_or_else(|| DirectoryError::Protocol {
+                    message: "an entry of a content synchronization search came without its Sync State control".into(),
+                })?;
+            if state.cookie.is_some() {
+                latest_cookie = state.cookie.clone();
+            }
+            match state.state {
+                SyncState::Present => present.push(state.id),
+                SyncState::Delete => out.deleted.push(state.id),
+                SyncState::Add | SyncState::Modify => {
+                    if cookie.is_none() {
+                        continue;
+                    }
+                    let (entry_dn, mut values) = parse_entry(item.0)?;
+                    if values.iter().any(|(name, _)| range_of(name).is_some()) {
+                        self.complete_ranges(&mut ranges, &entry_dn, &mut values, count(&out))
+                            .await?;
+                    }
+                    let (entry, stable) = self
+                        .config
+                        .attributes
+                        .map(&entry_dn, |name| lookup(&values, name));
+                    if !stable {
+                        out.without_stable_id += 1;
+                    }
+                    out.changed.push(entry);
+                }
+            }
+        }
+        let result = stream.finish().await;
+        if result.rc == SYNC_REFRESH_REQUIRED {
+            return Ok(Changes::RefreshRequired);
+        }
+        if result.rc != 0 {
+            return Err(self.search_failed(result, count(&out)));
+        }
+        let (done_cookie, refresh_deletes) =
+            match result.ctrls.iter().find(|c| c.1.ctype == SYNC_DONE_OID) {
+                Some(c) => decode_done(c.1.val.as_deref().unwrap_or_default())?,
+                None => {
+                    return Err(DirectoryError::Protocol {
+                        message:
+                            "the content synchronization search ended without its Sync Done control"
+                                .into(),
+                    });
+                }
+            };
+        out.cookie = done_cookie
+            .or(latest_cookie)
+            .or_else(|| cookie.map(<[u8]>::to_vec))
+            .unwrap_or_default();
+        if out.cookie.is_empty() {
+            return Err(DirectoryError::Protocol {
+                message: "the content synchronization search gave no cookie".into(),
+            });
+        }
+        if cookie.is_some() && !refresh_deletes {
+            out.present = Some(present);
+        }
+        Ok(Changes::Read(out))
+    }
+}
+
+/// The name and value of an IntermediateResponse (`[APPLICATION 25] SEQUENCE { responseName [0]
+/// OPTIONAL, responseValue [1] OPTIONAL }`), read without panicking.
+fn intermediate_parts(tag: &StructureTag) -> (Option<String>, Option<Vec<u8>>) {
+    let mut name = None;
+    let mut value = None;
+    if let ldap3::asn1::PL::C(inner) = &tag.payload {
+        for part in inner {
+            if let ldap3::asn1::PL::P(bytes) = &part.payload {
+                match part.id {
+                    0 => name = Some(String::from_utf8_lossy(bytes).into_owned()),
+                    1 => value = Some(bytes.clone()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    (name, value)
 }
 
 /// Where a read looks: the whole scope, or one entry of it.

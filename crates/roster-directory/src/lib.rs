@@ -18,6 +18,7 @@
 mod active_directory;
 mod ber;
 mod connector;
+mod content_sync;
 mod dns;
 mod error;
 mod http;
@@ -37,8 +38,9 @@ use roster_core::directory::DirectorySettings;
 
 pub use active_directory::DNS_SERVER_VARIABLE;
 pub use connector::{
-    AccountCheck, Connector, ConnectorFactory, DirectoryListing, DirectoryRead, DirectoryReader,
-    ListedDomain, ListedGroup, NoProgress, PasswordChecker, ReadProgress, RealConnectors,
+    AccountCheck, ChangeRead, Changes, Connector, ConnectorFactory, DirectoryListing,
+    DirectoryRead, DirectoryReader, ListedDomain, ListedGroup, NoProgress, PasswordChecker,
+    ReadProgress, RealConnectors,
 };
 pub use error::DirectoryError;
 pub use logon::{LogonOutcome, LogonSubject, RejectReason};

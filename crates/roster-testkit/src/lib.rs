@@ -34,4 +34,4 @@ pub use dovecot::{Dovecot, DovecotConfig};
 pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
 pub use postgres::TestPostgres;
 pub use samba::{AdUser, Ou, SambaDc, ServiceAccount, StartTimings};
-pub use slapd::{Slapd, SlapdConfig, SlapdTls};
+pub use slapd::{Slapd, SlapdConfig, SlapdTls, SyncProv};

@@ -124,6 +124,17 @@ pub struct SlapdConfig {
     /// slapd `-d` level, e.g. `"stats"` to log every operation to
     /// [`Slapd::log_path`]. Default `"none"`: start-up errors only.
     pub debug_level: Option<String>,
+    /// The content synchronization provider (RFC 4533, the `syncprov` overlay), for incremental reads.
+    pub syncprov: Option<SyncProv>,
+}
+
+/// How the `syncprov` overlay is set up.
+#[derive(Debug, Clone, Default)]
+pub struct SyncProv {
+    /// `syncprov-sessionlog`: how many recent operations the overlay remembers. With it, a refresh from
+    /// a recent cookie sends deletions as such (the delete phase); without it, syncprov sends every
+    /// entry still present (the present phase) and the client infers the deletions.
+    pub sessionlog: Option<u32>,
 }
 
 impl Default for SlapdConfig {
@@ -137,6 +148,7 @@ impl Default for SlapdConfig {
             base_ldif: None,
             database_directives: None,
             debug_level: None,
+            syncprov: None,
         }
     }
 }
@@ -492,6 +504,9 @@ fn slapd_conf(config: &SlapdConfig, dir: &Path, data_dir: &Path) -> io::Result<S
             "modulepath {}\nmoduleload back_mdb\n",
             module_dir.display()
         ));
+        if config.syncprov.is_some() {
+            conf.push_str("moduleload syncprov\n");
+        }
     }
     if let Some(limit) = &config.size_limit {
         conf.push_str(&format!("sizelimit {limit}\n"));
@@ -519,6 +534,14 @@ fn slapd_conf(config: &SlapdConfig, dir: &Path, data_dir: &Path) -> io::Result<S
     if let Some(extra) = &config.database_directives {
         conf.push_str(extra);
         conf.push('\n');
+    }
+    if let Some(syncprov) = &config.syncprov {
+        conf.push_str(
+            "index entryCSN,entryUUID eq\noverlay syncprov\nsyncprov-checkpoint 100 10\n",
+        );
+        if let Some(n) = syncprov.sessionlog {
+            conf.push_str(&format!("syncprov-sessionlog {n}\n"));
+        }
     }
     // Like a real directory: anonymous may only bind, users may read.
     conf.push_str("access to attrs=userPassword by self =xw by anonymous auth by * none\n");

@@ -11,6 +11,7 @@
 )]
 
 mod common;
+mod content_sync;
 mod contract;
 mod ldap_errors;
 mod ldap_logon;
