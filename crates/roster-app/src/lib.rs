@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use error::{AppError, ErrorKind, Result};
 /// The store's types that the use cases hand to front ends, re-exported so that front ends depend on the
 /// use cases alone (the binary still opens the store: it is where the parts are put together).
-pub use roster_store::{DeletedUser, Page, RunKind, RunPhase, RunStatus, RunSummary};
+pub use roster_store::{DeletedUser, Page, ReadMode, RunKind, RunPhase, RunStatus, RunSummary};
 pub use sync::{
     DEFAULT_RUN_DEADLINE_SECONDS, DirectoryDomain, DirectoryGroup, DirectorySettingsView,
     RunReport, RunStarted, SyncPhase, SyncProgress,

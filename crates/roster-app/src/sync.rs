@@ -15,6 +15,7 @@ use crate::{Caller, Roster};
 use roster_core::directory::{DirectoryKind, DirectorySettings, GuardLimit, Secret, TypeSettings};
 use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, SyncPlan, plan_sync};
 use roster_directory::{Connector, ReadProgress};
+use roster_store::ReadMode;
 use roster_store::{
     Actor, NewRun, RunControl, RunKind, RunOutcome, RunRecord, RunStatus, RunSummary, StoreError,
 };
@@ -68,6 +69,9 @@ pub struct RunReport {
     pub deletion_guard: Option<GuardNotice>,
     /// One line per affected user (unchanged users are only counted).
     pub lines: Vec<ReportLine>,
+    /// How the directory was read: `full` or `incremental` (absent for a run of one user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_mode: Option<ReadMode>,
 }
 
 /// What the deletion guard says about a plan.
@@ -299,6 +303,9 @@ struct Done {
     counts: ReportCounts,
     lines: Vec<ReportLine>,
     recorded: bool,
+    read_mode: Option<ReadMode>,
+    /// The read state to store when the run is recorded (a sync that wasn't stopped).
+    read_state: Option<String>,
     /// What the deletion guard said: for a sync, that it stopped (nothing applied); for a preview, that
     /// the sync would stop.
     guard: Option<GuardStop>,
@@ -321,6 +328,20 @@ struct Planned {
     header: Vec<ReportLine>,
     /// Users linked to this directory (the deletion guard's share is of these).
     linked: u64,
+    read_mode: Option<ReadMode>,
+    /// The directory's read state after this read (the cookie to read from next time).
+    read_state: Option<String>,
+}
+
+/// The directory's read state, stored as JSON under `DIRECTORY_READ_STATE` with the run that read it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct ReadState {
+    /// The incremental read's cookie, base64.
+    cookie: String,
+    /// The settings it belongs to (a hash): other settings, another scope, so a full read.
+    settings: String,
+    /// When the last full read was (ms), for the periodic full read.
+    full_read_at: i64,
 }
 
 impl Roster {
@@ -862,6 +883,8 @@ impl Roster {
                             phase: SyncPhase::Planning,
                             lines: &lines,
                             planned_deletions: Some(&stop.planned),
+                            read_mode: None,
+                            read_state: None,
                         },
                         self.now(),
                     )
@@ -889,6 +912,8 @@ impl Roster {
                                 phase: SyncPhase::Recording,
                                 lines: &done.lines,
                                 planned_deletions: None,
+                                read_mode: done.read_mode,
+                                read_state: done.read_state.as_deref(),
                             },
                             self.now(),
                         )
@@ -904,6 +929,7 @@ impl Roster {
                     counts: done.counts,
                     deletion_guard: done.guard.map(|g| g.notice),
                     lines: done.lines,
+                    read_mode: done.read_mode,
                 })
             }
             Err(e) => {
@@ -948,6 +974,8 @@ impl Roster {
                                 phase: live.phase(),
                                 lines: &[],
                                 planned_deletions: None,
+                                read_mode: None,
+                                read_state: None,
                             },
                             self.now(),
                         )
@@ -980,6 +1008,8 @@ impl Roster {
             version,
             header,
             linked,
+            read_mode,
+            read_state,
         } = signals
             .until_stopped(self.read_and_plan(run_id, settings, directory, tracker, only))
             .await?;
@@ -1056,13 +1086,21 @@ impl Roster {
                     dn: None,
                 },
             );
+            // Stopped: nothing applied, so the next run must read the same changes again.
             return Ok(Done {
                 counts,
                 lines,
                 recorded: false,
                 guard,
+                read_mode,
+                read_state: None,
             });
         }
+        // A preview never moves the read state on: the sync after it must read the same changes.
+        let read_state = match kind {
+            RunKind::Sync => read_state,
+            RunKind::Preview => None,
+        };
         if kind == RunKind::Sync && !changes.is_empty() {
             // Once the apply has begun, it runs to its commit (one transaction, seconds long): a cancel
             // that comes now is too late, and the deadline doesn't cut it off. The apply itself refuses a
@@ -1076,6 +1114,8 @@ impl Roster {
                 lines,
                 deleted_lines,
                 approves: approves.map(|a| a.stopped),
+                read_mode,
+                read_state,
             };
             // The report is corrected for the folders the store decided at the apply, and recorded with
             // the run, in the apply's transaction.
@@ -1102,6 +1142,8 @@ impl Roster {
                 lines,
                 recorded: true,
                 guard: None,
+                read_mode,
+                read_state: None,
             });
         }
         Ok(Done {
@@ -1109,6 +1151,8 @@ impl Roster {
             lines,
             recorded: false,
             guard: None,
+            read_mode,
+            read_state,
         })
     }
 
@@ -1193,6 +1237,88 @@ impl Roster {
                 .read_and_plan_one(run_id, settings, directory, tracker, name)
                 .await;
         }
+        // Incremental (issue 26): with a stored cookie for these settings, younger than the periodic
+        // full read, ask only for what changed; any doubt is a full read, and the report says why.
+        let fingerprint = settings_fingerprint(settings)?;
+        let schedule = settings.schedule();
+        let full_every_ms = i64::try_from(
+            schedule
+                .full_read_every_seconds()
+                .map_err(|e| AppError::InvalidSetting {
+                    key: e.key.to_owned(),
+                    message: e.to_string(),
+                })?
+                .saturating_mul(1000),
+        )
+        .unwrap_or(i64::MAX);
+        let now = self.now();
+        // Why a read that could have been incremental is full (`None`: no earlier read to continue
+        // from, or incremental reads are off: nothing to say).
+        let why_full: Option<&str> = if !schedule.incremental() {
+            None
+        } else {
+            match self.read_state().await? {
+                None => None,
+                Some(state) if state.settings != fingerprint => {
+                    Some("the settings changed since the last read")
+                }
+                Some(state) if now.0.saturating_sub(state.full_read_at) >= full_every_ms => {
+                    Some("the periodic full read is due (full_read_every)")
+                }
+                Some(state) => {
+                    let cookie = base64::Engine::decode(
+                        &base64::engine::general_purpose::STANDARD,
+                        &state.cookie,
+                    )
+                    .unwrap_or_default();
+                    match directory
+                        .reader
+                        .read_changes(Some(&cookie))
+                        .instrument(tracing::info_span!("read", run_id, incremental = true))
+                        .await?
+                    {
+                        roster_directory::Changes::Read(delta) => {
+                            return self
+                                .plan_changes(
+                                    run_id,
+                                    settings,
+                                    directory,
+                                    tracker,
+                                    delta,
+                                    ReadState {
+                                        cookie: String::new(),
+                                        settings: fingerprint,
+                                        full_read_at: state.full_read_at,
+                                    },
+                                )
+                                .await;
+                        }
+                        roster_directory::Changes::RefreshRequired => Some(
+                            "the server can't continue from the last read (e-syncRefreshRequired)",
+                        ),
+                        roster_directory::Changes::Unsupported => {
+                            Some("the server no longer offers content synchronization")
+                        }
+                    }
+                }
+            }
+        };
+        // A full read. The cookie of now is taken first: a change made during the read is read again
+        // next time, never missed.
+        let cookie_now = if schedule.incremental() {
+            match directory
+                .reader
+                .read_changes(None)
+                .instrument(tracing::info_span!("read", run_id, cookie = true))
+                .await?
+            {
+                roster_directory::Changes::Read(c) => Some(c.cookie),
+                roster_directory::Changes::RefreshRequired
+                | roster_directory::Changes::Unsupported => None,
+            }
+        } else {
+            None
+        };
         // The users are loaded while the directory is read: the read mostly waits for the server, and
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
         // other fails: a read cut off mid-page would leave the service connection mid-search, and the
@@ -1209,7 +1335,13 @@ impl Roster {
         let fetched = fetched?;
         let mut snapshot = snapshot?;
         tracker.read(u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX));
-        let header = read_header(&fetched);
+        let mut header = read_header(&fetched);
+        if let Some(why) = why_full {
+            header.insert(
+                0,
+                read_mode_line(&format!("full read of every entry in scope: {why}")),
+            );
+        }
         tracker.phase(SyncPhase::Planning);
         // If someone changed users during the read, load them again: the plan must start from the users
         // as they are now, and the window in which another change makes it stale is only the planning.
@@ -1238,17 +1370,138 @@ impl Roster {
             });
         }
         let scope = roster_core::plan::PlanScope::All;
-        self.plan(
-            run_id,
-            settings,
-            source,
-            scope,
-            snapshot,
-            fetched.entries,
-            header,
-            linked,
-        )
-        .await
+        let mut planned = self
+            .plan(
+                run_id,
+                settings,
+                source,
+                scope,
+                snapshot,
+                fetched.entries,
+                header,
+                linked,
+            )
+            .await?;
+        planned.read_mode = Some(ReadMode::Full);
+        planned.read_state = cookie_now
+            .map(|cookie| {
+                serde_json::to_string(&ReadState {
+                    cookie: base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        cookie,
+                    ),
+                    settings: fingerprint,
+                    full_read_at: now.0,
+                })
+            })
+            .transpose()
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(planned)
+    }
+
+    /// The stored read state, if any (an unreadable one is as none: a full read follows).
+    async fn read_state(&self) -> Result<Option<ReadState>> {
+        Ok(self
+            .store
+            .get_setting(roster_store::DIRECTORY_READ_STATE)
+            .await?
+            .and_then(|raw| serde_json::from_str(&raw).ok()))
+    }
+
+    /// Plans an incremental read: the changed entries, and the users whose entries the server said (or,
+    /// in the present phase, let it be inferred) are gone. Only the users those touch are in the plan's
+    /// scope; everyone else counts as seen and unchanged.
+    async fn plan_changes(
+        &self,
+        run_id: i64,
+        settings: &DirectorySettings,
+        directory: &Connector,
+        tracker: &Tracker<'_>,
+        delta: roster_directory::ChangeRead,
+        mut state: ReadState,
+    ) -> Result<Planned> {
+        tracker.read(u64::try_from(delta.changed.len()).unwrap_or(u64::MAX));
+        tracker.phase(SyncPhase::Planning);
+        let snapshot = self
+            .store
+            .snapshot()
+            .instrument(tracing::info_span!("snapshot", run_id))
+            .await?;
+        let source = directory.kind.name();
+        let linked_ids: Vec<(i64, &str)> = snapshot
+            .users
+            .iter()
+            .filter_map(|u| {
+                u.link
+                    .as_ref()
+                    .filter(|l| l.source == source)
+                    .map(|l| (u.id, l.id.as_str()))
+            })
+            .collect();
+        let linked = u64::try_from(linked_ids.len()).unwrap_or(u64::MAX);
+        let changed: std::collections::HashSet<&str> =
+            delta.changed.iter().map(|e| e.id.as_str()).collect();
+        let mut gone: std::collections::HashSet<&str> =
+            delta.deleted.iter().map(String::as_str).collect();
+        if let Some(present) = &delta.present {
+            // The present phase names every entry still in scope: none at all while users are linked is
+            // a read that went wrong, as for a full read.
+            if present.is_empty() && delta.changed.is_empty() && linked > 0 {
+                return Err(AppError::EmptyRead {
+                    scope: settings
+                        .configured()
+                        .map(|(_, s)| s.read_scope())
+                        .unwrap_or_default(),
+                    linked,
+                });
+            }
+            let present: std::collections::HashSet<&str> =
+                present.iter().map(String::as_str).collect();
+            gone.extend(
+                linked_ids
+                    .iter()
+                    .map(|(_, id)| *id)
+                    .filter(|id| !present.contains(id) && !changed.contains(id)),
+            );
+        }
+        let in_scope: Vec<i64> = linked_ids
+            .iter()
+            .filter(|(_, id)| changed.contains(id) || gone.contains(id))
+            .map(|(user, _)| *user)
+            .collect();
+        let gone_count = linked_ids
+            .iter()
+            .filter(|(_, id)| gone.contains(id))
+            .count();
+        let header = vec![read_mode_line(&format!(
+            "incremental read: {} entries added or changed and {} linked users' entries gone since the last read (content synchronization, {} phase); everyone else is as before",
+            delta.changed.len(),
+            gone_count,
+            if delta.present.is_some() {
+                "present"
+            } else {
+                "delete"
+            }
+        ))];
+        state.cookie =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &delta.cookie);
+        let entries = delta.changed;
+        let mut planned = self
+            .plan(
+                run_id,
+                settings,
+                source,
+                roster_core::plan::PlanScope::Only(in_scope),
+                snapshot,
+                entries,
+                header,
+                linked,
+            )
+            .await?;
+        planned.read_mode = Some(ReadMode::Incremental);
+        planned.read_state =
+            Some(serde_json::to_string(&state).map_err(|e| AppError::Internal(e.to_string()))?);
+        Ok(planned)
     }
 
     /// A run for one user: the snapshot first (to find the user's link), then that one entry; the plan
@@ -1375,6 +1628,8 @@ impl Roster {
             version: snapshot.version,
             header,
             linked,
+            read_mode: None,
+            read_state: None,
         })
     }
 
@@ -1672,6 +1927,27 @@ struct RunContext<'a> {
     actor: &'a Actor,
     approves: Option<&'a Approval>,
     only: Option<&'a str>,
+}
+
+/// The report's first line: how the directory was read, and why.
+fn read_mode_line(text: &str) -> ReportLine {
+    ReportLine {
+        user: "(directory)".into(),
+        action: roster_core::plan::ReportAction::Warning,
+        reason: text.to_owned().into(),
+        dn: None,
+    }
+}
+
+/// What the read state belongs to: the settings as stored (never the password, which isn't serialized),
+/// hashed. Other settings read another scope, so the cookie doesn't carry over.
+fn settings_fingerprint(settings: &DirectorySettings) -> Result<String> {
+    use sha2::Digest;
+    let json = serde_json::to_vec(settings).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(sha2::Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Puts a line at the top of a report, keeping the deleted users' line numbers right.

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 pub use error::StoreError;
 pub use postgres::PgStore;
 pub use runs::{
-    CancelOutcome, NewRun, RunControl, RunKind, RunOutcome, RunPhase, RunRecord, RunStatus,
-    RunSummary, ScheduleState,
+    CancelOutcome, DIRECTORY_READ_STATE, NewRun, ReadMode, RunControl, RunKind, RunOutcome,
+    RunPhase, RunRecord, RunStatus, RunSummary, ScheduleState,
 };
 pub use sqlite::SqliteStore;
 pub use sync::{AppliedPlan, Snapshot};

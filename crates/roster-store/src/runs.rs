@@ -60,6 +60,31 @@ impl RunStatus {
     }
 }
 
+/// How a run read the directory: everything in scope, or what changed since the last read (RFC 4533).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    Full,
+    Incremental,
+}
+
+impl ReadMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadMode::Full => "full",
+            ReadMode::Incremental => "incremental",
+        }
+    }
+
+    pub(crate) fn parse(raw: &str) -> Option<ReadMode> {
+        match raw {
+            "full" => Some(ReadMode::Full),
+            "incremental" => Some(ReadMode::Incremental),
+            _ => None,
+        }
+    }
+}
+
 /// Where a run is: it reads the directory (and loads the users), plans, applies the plan (a sync with
 /// changes only), and records its report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -124,6 +149,9 @@ pub struct RunSummary {
     pub cancel_requested_by: Option<String>,
     /// For a run stopped by the deletion guard: the run that applied it once an administrator approved.
     pub approved_in_run: Option<i64>,
+    /// How it read the directory; absent for runs recorded before read modes were, and for runs that
+    /// failed before their read said.
+    pub read_mode: Option<ReadMode>,
 }
 
 /// How a run ended, as [`crate::Store::finish_run`] records it (a sync that applies a plan is recorded by
@@ -141,7 +169,14 @@ pub struct RunOutcome<'a> {
     /// For a run stopped by the deletion guard: the users its plan would delete, which an approval must
     /// find again.
     pub planned_deletions: Option<&'a [i64]>,
+    pub read_mode: Option<ReadMode>,
+    /// The directory's read state to store with the outcome (the incremental read's cookie), in the same
+    /// transaction: under [`DIRECTORY_READ_STATE`] in the settings.
+    pub read_state: Option<&'a str>,
 }
+
+/// The settings key of the directory's read state (the incremental read's cookie and what it belongs to).
+pub const DIRECTORY_READ_STATE: &str = "directory_read_state";
 
 /// A sync's report as planned, which [`crate::Store::apply_plan`] corrects for the folders it decided at
 /// the apply (`roster_core::plan::correct_report_for_folders_decided_at_apply`) and records as the run's
@@ -158,6 +193,9 @@ pub struct RunRecord {
     /// The run stopped by the deletion guard whose plan this one applies (an approval): marked approved
     /// in the same transaction, once.
     pub approves: Option<i64>,
+    pub read_mode: Option<ReadMode>,
+    /// The read state to store in the apply's transaction (see [`RunOutcome::read_state`]).
+    pub read_state: Option<String>,
 }
 
 /// The scheduled sync's state (issue 20).

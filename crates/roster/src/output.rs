@@ -211,7 +211,7 @@ pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
         let c = &r.counts;
         writeln!(
             out,
-            "{} #{} ({}): {} entries read",
+            "{} #{} ({}): {} entries read{}",
             if r.preview {
                 "Test Settings (preview, nothing committed)"
             } else {
@@ -219,7 +219,11 @@ pub fn report(r: &RunReport, as_json: bool) -> Result<()> {
             },
             r.run_id,
             r.directory_type,
-            r.entries_read
+            r.entries_read,
+            match r.read_mode {
+                Some(mode) => format!(" ({} read)", mode.as_str()),
+                None => String::new(),
+            }
         )?;
         writeln!(out, "{}", counts(c, ", "))?;
         Ok(())
@@ -266,8 +270,8 @@ pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
     emit(|out| {
         writeln!(
             out,
-            "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} RESULT",
-            "RUN", "KIND", "STATUS", "STARTED", "BY", "ENTRIES"
+            "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} {:<12} RESULT",
+            "RUN", "KIND", "STATUS", "STARTED", "BY", "ENTRIES", "READ"
         )?;
         for r in runs {
             let result = match (&r.counts, &r.error) {
@@ -277,13 +281,14 @@ pub fn runs(runs: &[RunSummary], as_json: bool) -> Result<()> {
             };
             writeln!(
                 out,
-                "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} {}",
+                "{:<6} {:<8} {:<10} {:<25} {:<8} {:<8} {:<12} {}",
                 r.id,
                 r.kind.as_str(),
                 r.status.as_str(),
                 r.started_at.to_rfc3339(),
                 r.triggered_by,
                 r.entries_read,
+                r.read_mode.map(|m| m.as_str()).unwrap_or("-"),
                 result
             )?;
         }

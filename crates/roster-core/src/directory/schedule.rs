@@ -20,11 +20,39 @@ pub struct ScheduleSettings {
     /// hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Incremental reads (issue 26) where the directory offers them (OpenLDAP's syncprov): a run reads
+    /// only what changed since the last one. Absent: yes. `false`: every run reads everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<bool>,
+    /// How often a full read still runs to reconcile when reads are incremental (`"1d"`, `"12h"`).
+    /// Absent: daily.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_read_every: Option<String>,
 }
 
 impl ScheduleSettings {
     pub(crate) fn check(&self) -> Result<(), SettingsError> {
+        self.full_read_every_seconds()?;
         self.parsed().map(drop)
+    }
+
+    /// Whether runs may read incrementally.
+    pub fn incremental(&self) -> bool {
+        self.incremental.unwrap_or(true)
+    }
+
+    /// How long an incremental state may go without a full read, in seconds (default a day).
+    pub fn full_read_every_seconds(&self) -> Result<u64, SettingsError> {
+        let Some(text) = self.full_read_every.as_deref().map(str::trim) else {
+            return Ok(24 * 3600);
+        };
+        match humantime::parse_duration(text) {
+            Ok(d) if d.as_secs() > 0 => Ok(d.as_secs()),
+            _ => Err(settings_error(
+                "full_read_every",
+                format!("{text:?} is not a duration; write it like \"1d\" or \"12h\""),
+            )),
+        }
     }
 
     /// The schedule, if one is given.
@@ -38,10 +66,17 @@ impl ScheduleSettings {
     }
 
     pub(crate) fn describe(&self) -> String {
-        match &self.schedule {
+        let mut out = match &self.schedule {
             Some(s) => format!(", schedule {s}"),
             None => String::new(),
+        };
+        if self.incremental == Some(false) {
+            out.push_str(", full reads only");
         }
+        if let Some(every) = &self.full_read_every {
+            out.push_str(&format!(", a full read every {every}"));
+        }
+        out
     }
 }
 
@@ -148,8 +183,16 @@ mod tests {
         }
         let s = ScheduleSettings {
             schedule: Some("weekly-ish".into()),
+            ..Default::default()
         };
         assert_eq!(s.check().unwrap_err().key, "schedule");
+        let s = ScheduleSettings {
+            full_read_every: Some("soon".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.check().unwrap_err().key, "full_read_every");
+        assert_eq!(ScheduleSettings::default().full_read_every_seconds().unwrap(), 86_400);
+        assert!(ScheduleSettings::default().incremental());
         assert!(ScheduleSettings::default().parsed().unwrap().is_none());
     }
 }

@@ -58,11 +58,12 @@ fn run_from_row(row: &<Db as sqlx::Database>::Row) -> Result<RunSummary> {
         cancel_requested_at: row.try_get::<Option<i64>, _>("cancel_requested_at")?.map(Timestamp),
         cancel_requested_by: row.try_get("cancel_requested_by")?,
         approved_in_run: row.try_get("approved_in_run")?,
+        read_mode: row.try_get::<Option<String>, _>("read_mode")?.as_deref().and_then(ReadMode::parse),
     })
 }
 
 const RUN_COLUMNS: &str = "id, kind, triggered_by, actor, directory_type, status, started_at, finished_at, entries_read, counts, error, \
-     error_code, phase, cancel_requested_at, cancel_requested_by, approved_in_run";
+     error_code, phase, cancel_requested_at, cancel_requested_by, approved_in_run, read_mode";
 
 /// What a run that another process takes for dead is recorded with. A sync's changes are committed with
 /// its outcome (`apply_plan`), so a run still marked running has committed nothing.
@@ -229,7 +230,7 @@ async fn record_outcome(conn: &mut Conn, run_id: i64, outcome: &RunOutcome<'_>, 
         .map_err(|e| StoreError::Invalid(e.to_string()))?;
     sqlx::query::<Db>(
         "UPDATE sync_runs SET status = $1, finished_at = $2, heartbeat_at = $2, entries_read = $3, counts = $4, error = $5, \
-         error_code = $6, phase = $7, planned_deletions = $8 WHERE id = $9",
+         error_code = $6, phase = $7, planned_deletions = $8, read_mode = $10 WHERE id = $9",
     )
     .bind(outcome.status.as_str())
     .bind(now.0)
@@ -240,8 +241,20 @@ async fn record_outcome(conn: &mut Conn, run_id: i64, outcome: &RunOutcome<'_>, 
     .bind(outcome.phase.as_str())
     .bind(planned_deletions)
     .bind(run_id)
+    .bind(outcome.read_mode.map(ReadMode::as_str))
     .execute(&mut *conn)
     .await?;
+    if let Some(state) = outcome.read_state {
+        sqlx::query::<Db>(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(crate::runs::DIRECTORY_READ_STATE)
+        .bind(state.to_owned())
+        .bind(now.0)
+        .execute(&mut *conn)
+        .await?;
+    }
     let chunks: Vec<(i64, &[ReportLine])> = (0_i64..).zip(outcome.lines.chunks(LINES_PER_CHUNK)).collect();
     for batch in chunks.chunks(CHUNKS_PER_INSERT) {
         let rows = batch

@@ -19,7 +19,7 @@
 
 use crate::{
     Actor, AppliedPlan, CancelOutcome, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunControl,
-    RunOutcome, RunPhase, RunRecord, RunStatus, RunSummary, ScheduleState, Snapshot, Store, UserPatch,
+    ReadMode, RunOutcome, RunPhase, RunRecord, RunStatus, RunSummary, ScheduleState, Snapshot, Store, UserPatch,
 };
 use async_trait::async_trait;
 use futures_util::TryStreamExt;

@@ -336,6 +336,8 @@ async fn apply_plan(
             phase: RunPhase::Recording,
             lines: &record.lines,
             planned_deletions: None,
+            read_mode: record.read_mode,
+            read_state: record.read_state.as_deref(),
         },
         now,
     )

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 mod deletion_guard;
 mod grace_period;
+mod incremental;
 mod one_user;
 mod schedule;
 
@@ -1753,6 +1754,8 @@ async fn two_runs_never_overlap() {
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
                 planned_deletions: None,
+                read_mode: None,
+                read_state: None,
             },
             now,
         )

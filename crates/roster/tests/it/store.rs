@@ -503,6 +503,8 @@ async fn two_runs_never_overlap(env: Env) {
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
                 planned_deletions: None,
+                read_mode: None,
+                read_state: None,
             },
             later,
         )
@@ -557,6 +559,8 @@ fn record(plan: &roster_core::plan::SyncPlan) -> RunRecord {
         lines: plan.lines.clone(),
         deleted_lines: plan.deleted_lines.clone(),
         approves: None,
+        read_mode: None,
+        read_state: None,
     }
 }
 
@@ -583,6 +587,8 @@ async fn finished_run(env: &Env, lines: &[ReportLine]) -> i64 {
                 phase: roster_store::RunPhase::Recording,
                 lines,
                 planned_deletions: None,
+                read_mode: None,
+                read_state: None,
             },
             T0,
         )
@@ -1286,6 +1292,8 @@ async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: E
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
                 planned_deletions: None,
+                read_mode: None,
+                read_state: None,
             },
             abandoned_at,
         )
@@ -1373,6 +1381,8 @@ async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
                 phase: roster_store::RunPhase::Recording,
                 lines: &[],
                 planned_deletions: None,
+                read_mode: None,
+                read_state: None,
             },
             T0.plus_seconds(12),
         )
