@@ -22,7 +22,9 @@ use std::sync::Arc;
 pub use error::{AppError, ErrorKind, Result};
 /// The store's types that the use cases hand to front ends, re-exported so that front ends depend on the
 /// use cases alone (the binary still opens the store: it is where the parts are put together).
-pub use roster_store::{DeletedUser, Page, ReadMode, RunKind, RunPhase, RunStatus, RunSummary};
+pub use roster_store::{
+    AuditFilter, DeletedUser, Page, ReadMode, RunKind, RunPhase, RunStatus, RunSummary,
+};
 pub use sync::{
     DEFAULT_RUN_DEADLINE_SECONDS, DirectoryDomain, DirectoryGroup, DirectorySettingsView,
     RunReport, RunStarted, SyncPhase, SyncProgress,
@@ -868,10 +870,22 @@ impl Roster {
         offset: i64,
         limit: i64,
     ) -> Result<Page<AuditEntry>> {
+        self.search_audit_log(caller, &AuditFilter::default(), offset, limit)
+            .await
+    }
+
+    /// The audit lines `filter` keeps (who, what, which: each contains its text), newest first.
+    pub async fn search_audit_log(
+        &self,
+        caller: &Caller,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<AuditEntry>> {
         caller.require_admin("read the audit log")?;
         Ok(self
             .store
-            .list_audit(offset.max(0), limit.clamp(1, PAGE_MAX))
+            .search_audit(filter, offset.max(0), limit.clamp(1, PAGE_MAX))
             .await?)
     }
 }

@@ -54,6 +54,42 @@ impl Actor {
     }
 }
 
+/// Which audit lines to list: each text given must occur in its field, ignoring the case of ASCII
+/// letters (PostgreSQL also folds other letters; both match the text as written); an empty or absent
+/// text doesn't filter. The default lists every line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Who: a user name, `cli:<os user>`, `schedule`…
+    pub actor: Option<String>,
+    /// What: `user.privileges`, `logon.failed`… (`user.` gives every change of a user).
+    pub action: Option<String>,
+    /// Which: a user name, `run #12`, a setting's key…
+    pub target: Option<String>,
+}
+
+impl AuditFilter {
+    /// The texts given, by column, without the empty ones.
+    pub fn given(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+        ]
+        .into_iter()
+        .filter_map(|(column, text)| {
+            text.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| (column, t))
+        })
+    }
+
+    /// Whether no text is given: every line.
+    pub fn is_empty(&self) -> bool {
+        self.given().next().is_none()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -145,7 +181,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         details: &str,
         now: Timestamp,
     ) -> Result<()>;
-    async fn list_audit(&self, offset: i64, limit: i64) -> Result<Page<AuditEntry>>;
+    /// The audit log, newest first.
+    async fn list_audit(&self, offset: i64, limit: i64) -> Result<Page<AuditEntry>> {
+        self.search_audit(&AuditFilter::default(), offset, limit)
+            .await
+    }
+    /// The audit lines `filter` keeps, newest first; the filtering and the paging are the database's.
+    async fn search_audit(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<AuditEntry>>;
 
     async fn create_session(
         &self,

@@ -16,6 +16,10 @@
 //! themselves (the console polls for progress); a lookup that times out says what it looked for, on
 //! which page, and what the page showed. [`Browser::client`] gives the `fantoccini` client for the rest.
 //!
+//! The keyboard: [`Browser::press`] and [`Browser::type_text`] send key presses (WebDriver actions) to
+//! whatever has the focus, [`Browser::tab_to`] moves the focus with Tab to an element, as a person
+//! without a mouse does.
+//!
 //! `chromedriver` runs in its own process group, which Chromium's processes join. [`Browser::close`]
 //! ends the session and stops chromedriver; dropping a `Browser` (a test that failed or panicked)
 //! SIGKILLs the whole group, so no browser outlives its test. (Chromium's crash handlers are in a
@@ -33,10 +37,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::elements::Element;
 use fantoccini::error::{CmdError, ErrorStatus};
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The keys of [`Browser::press`] (Tab, Enter, arrows…).
+pub use fantoccini::key::Key;
 
 use crate::common::{
     START_TIMEOUT, ServerProcess, find_program, log_tail, temp_dir, try_free_port,
@@ -521,6 +529,67 @@ impl Browser {
             .map_err(|e| wd_error(&format!("clicking {target}"), e))
     }
 
+    /// Presses and releases `key` on the keyboard (WebDriver actions): it goes to whatever has the
+    /// focus, as a person's key press does. A key that loads a page (Enter on a link) returns at once:
+    /// wait for what the new page shows.
+    pub async fn press(&self, key: Key) -> io::Result<()> {
+        self.keys(&[char::from(key)]).await
+    }
+
+    /// Types `text` key by key into whatever has the focus (see [`Browser::press`]).
+    pub async fn type_text(&self, text: &str) -> io::Result<()> {
+        let keys: Vec<char> = text.chars().collect();
+        self.keys(&keys).await
+    }
+
+    async fn keys(&self, keys: &[char]) -> io::Result<()> {
+        let mut actions = KeyActions::new("keyboard".to_owned());
+        for &value in keys {
+            actions = actions
+                .then(KeyAction::Down { value })
+                .then(KeyAction::Up { value });
+        }
+        self.client()?
+            .perform_actions(actions)
+            .await
+            .map_err(|e| wd_error("pressing keys", e))
+    }
+
+    /// The element that has the focus (the page's body when nothing does).
+    pub async fn focused(&self) -> io::Result<Element> {
+        self.client()?
+            .active_element()
+            .await
+            .map_err(|e| wd_error("finding the focused element", e))
+    }
+
+    /// Presses Tab until the element matching `target` has the focus, at most `max_presses` times, as a
+    /// keyboard user moves through a page; returns how many presses it took. An error names the
+    /// elements the focus went through.
+    pub async fn tab_to(&self, target: impl Into<Target>, max_presses: usize) -> io::Result<usize> {
+        let target = target.into();
+        let mut path = Vec::new();
+        for presses in 1..=max_presses {
+            self.press(Key::Tab).await?;
+            let focused = self.focused().await?;
+            let wanted = self.find_all(&target).await?;
+            if wanted
+                .iter()
+                .any(|w| w.element_id() == focused.element_id())
+            {
+                return Ok(presses);
+            }
+            path.push(describe(&focused).await);
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "browser: {target} did not get the focus within {max_presses} presses of Tab; the focus went through: {}",
+                path.join(" → ")
+            ),
+        ))
+    }
+
     /// Ends the session (Chromium quits) and stops chromedriver; the error is the session's.
     pub async fn close(mut self) -> io::Result<()> {
         let closed = match self.client.take() {
@@ -554,6 +623,23 @@ impl Browser {
             format!("browser: {what}, on {url}; the page showed:\n{shown}"),
         )
     }
+}
+
+/// An element in a few words for messages: its tag and its text, name or id.
+async fn describe(element: &Element) -> String {
+    let tag = element.tag_name().await.unwrap_or_default();
+    let text = element.text().await.unwrap_or_default();
+    let name = match text.trim() {
+        "" => element
+            .attr("name")
+            .await
+            .ok()
+            .flatten()
+            .or(element.attr("id").await.ok().flatten())
+            .unwrap_or_default(),
+        t => t.chars().take(40).collect(),
+    };
+    format!("<{tag}> {name:?}")
 }
 
 /// Makes the page area (and so a screenshot) [`WINDOW_WIDTH`] x [`WINDOW_HEIGHT`]: headless Chromium

@@ -168,12 +168,22 @@ pub enum Command {
     /// Archive folders.
     #[command(subcommand)]
     Folders(FoldersCommand),
-    /// The audit log, newest first.
+    /// The audit log, newest first; --actor, --action and --target keep the lines whose field contains
+    /// the text (ignoring the case of ASCII letters), e.g. `roster audit --action user. --target alice`.
     Audit {
         #[arg(long, default_value_t = 50)]
         limit: i64,
         #[arg(long, default_value_t = 0)]
         offset: i64,
+        /// Who: a user name, cli:<os user>…
+        #[arg(long)]
+        actor: Option<String>,
+        /// What: user.privileges, logon.failed, directory.sync…
+        #[arg(long)]
+        action: Option<String>,
+        /// Which: a user name, "run #12", a setting's key…
+        #[arg(long)]
+        target: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -595,9 +605,17 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         Command::Audit {
             limit,
             offset,
+            actor,
+            action,
+            target,
             json,
         } => {
-            let page = roster.audit_log(&me, offset, limit).await?;
+            let filter = roster_app::AuditFilter {
+                actor,
+                action,
+                target,
+            };
+            let page = roster.search_audit_log(&me, &filter, offset, limit).await?;
             output::audit(&page.items, json)?;
         }
         Command::Logon { name, json } => {

@@ -191,7 +191,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.check().unwrap_err().key, "full_read_every");
-        assert_eq!(ScheduleSettings::default().full_read_every_seconds().unwrap(), 86_400);
+        assert_eq!(
+            ScheduleSettings::default()
+                .full_read_every_seconds()
+                .unwrap(),
+            86_400
+        );
         assert!(ScheduleSettings::default().incremental());
         assert!(ScheduleSettings::default().parsed().unwrap().is_none());
     }

@@ -21,6 +21,8 @@ pub(crate) const COOKIE: &str = "roster_session";
 pub(crate) struct Console {
     pub(crate) caller: Caller,
     pub(crate) csrf: String,
+    /// The request's path, for the navigation's "you are here".
+    pub(crate) path: String,
 }
 
 /// A console request of an administrator.
@@ -95,6 +97,7 @@ impl FromRequestParts<AppState> for Console {
             Ok(caller) => Ok(Console {
                 csrf: csrf_token(token),
                 caller,
+                path: parts.uri.path().to_owned(),
             }),
             Err(_) => Err(to_logon()),
         }

@@ -1,9 +1,23 @@
 // Roster console: the few things that need a script. Everything else works without it.
 "use strict";
 
-// A type selector changes the form at once (without a script, its button does).
+// A type selector changes the form at once when a type is chosen with the mouse (without a script, its
+// button does). From the keyboard, arrows only move through the types (a change of context on each
+// arrow would make the later ones unreachable): Enter, or the button, shows the chosen type's form.
 document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-  select.addEventListener("change", function () { select.form.submit(); });
+  var byKeyboard = false;
+  select.addEventListener("keydown", function (event) {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      select.form.submit();
+    } else {
+      byKeyboard = true;
+    }
+  });
+  select.addEventListener("change", function () {
+    if (!byKeyboard) { select.form.submit(); }
+    byKeyboard = false;
+  });
 });
 
 // A running run's page: poll its progress and reload once it has finished.

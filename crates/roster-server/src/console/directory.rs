@@ -1,6 +1,8 @@
 //! Directory Services: the type selector and the chosen type's form (the seeds' labels, a line of help
 //! each), Default Privileges, and the two buttons: Test Settings (a preview, nothing committed) and
 //! Synchronize now. Both start a run and open its page, which shows its progress and then its report.
+//! With automatic deletion on, Synchronize now starts a test first, whose page says how many users the
+//! sync would delete and asks; the sync starts only when the form sends that number back.
 //! An error of a failed run that belongs to a field (a refused password, an unreachable server) is shown
 //! next to that field when the page is opened from the run.
 
@@ -87,19 +89,23 @@ fn settings_form(console: &Console, state: &FormState<'_>) -> Markup {
                 @let id = format!("f-{}", field.key);
                 @let help_id = format!("h-{}", field.key);
                 @let error = field_error(field.key);
+                @let error_id = format!("e-{}", field.key);
+                // The help and, when there is one, the error are the field's description.
+                @let described = if error.is_some() { format!("{help_id} {error_id}") } else { help_id.clone() };
+                @let invalid = error.is_some().then_some("true");
                 div class=(if error.is_some() { "field invalid" } else { "field" }) {
                     @match field.input {
                         Input::Checkbox => {
                             label class="check" for=(id) {
                                 input id=(id) type="checkbox" name=(field.key) value="on"
                                     checked[state.values.get(field.key).and_then(|v| v.as_bool()).unwrap_or(false)]
-                                    aria-describedby=(help_id);
+                                    aria-describedby=(described) aria-invalid=[invalid];
                                 " " (field.label)
                             }
                         }
                         Input::Select(options) => {
                             label for=(id) { (field.label) }
-                            select id=(id) name=(field.key) aria-describedby=(help_id) {
+                            select id=(id) name=(field.key) aria-describedby=(described) aria-invalid=[invalid] {
                                 @let current = value_text(&state.values, field.key);
                                 @for (value, text) in options {
                                     option value=(value) selected[current == *value] { (text) }
@@ -108,21 +114,21 @@ fn settings_form(console: &Console, state: &FormState<'_>) -> Markup {
                         }
                         Input::Lines => {
                             label for=(id) { (field.label) }
-                            textarea id=(id) name=(field.key) rows="3" aria-describedby=(help_id) { (value_text(&state.values, field.key)) }
+                            textarea id=(id) name=(field.key) rows="3" aria-describedby=(described) aria-invalid=[invalid] { (value_text(&state.values, field.key)) }
                         }
                         Input::Password => {
                             label for=(id) { (field.label) }
                             input id=(id) type="password" name=(field.key) autocomplete="new-password"
                                 placeholder=(if state.password_set { "stored: leave empty to keep it" } else { "" })
-                                aria-describedby=(help_id);
+                                aria-describedby=(described) aria-invalid=[invalid];
                         }
                         Input::Number => {
                             label for=(id) { (field.label) }
-                            input id=(id) type="number" min="0" name=(field.key) value=(value_text(&state.values, field.key)) aria-describedby=(help_id);
+                            input id=(id) type="number" min="0" name=(field.key) value=(value_text(&state.values, field.key)) aria-describedby=(described) aria-invalid=[invalid];
                         }
                         Input::Text => {
                             label for=(id) { (field.label) }
-                            input id=(id) type="text" name=(field.key) value=(value_text(&state.values, field.key)) aria-describedby=(help_id);
+                            input id=(id) type="text" name=(field.key) value=(value_text(&state.values, field.key)) aria-describedby=(described) aria-invalid=[invalid];
                         }
                     }
                     p class="help" id=(help_id) { (field.help) }
@@ -130,7 +136,7 @@ fn settings_form(console: &Console, state: &FormState<'_>) -> Markup {
                         p { a href=(format!("/directory/pick/{}", field.key)) { "Choose " (field.key) " from the server…" } }
                     }
                     @if let Some(message) = error {
-                        p class="error field-error" role="alert" { (message) }
+                        p class="error field-error" id=(error_id) role="alert" { (message) }
                     }
                 }
             }
@@ -328,18 +334,23 @@ pub(crate) async fn save(
 #[derive(Deserialize)]
 pub(crate) struct RunForm {
     csrf: Option<String>,
-    /// Given by the confirmation on a test's page: the user saw the deletions and agreed.
+    /// Given by the confirmation on a test's page: the number of deletions the user saw and agreed to.
     confirm_deletions: Option<String>,
     /// The test whose page the button was on.
-    from_preview: Option<String>,
+    from_preview: Option<i64>,
 }
 
 async fn start(roster: &AppState, console: &Console, kind: RunKind) -> Response {
+    start_then(roster, console, kind, "").await
+}
+
+/// Starts a run and opens its page (with `query`).
+async fn start_then(roster: &AppState, console: &Console, kind: RunKind, query: &str) -> Response {
     match roster
         .start_directory_run(&console.caller, kind, "console")
         .await
     {
-        Ok(started) => Redirect::to(&format!("/runs/{}", started.run_id)).into_response(),
+        Ok(started) => Redirect::to(&format!("/runs/{}{query}", started.run_id)).into_response(),
         Err(e) => (
             StatusCode::CONFLICT,
             render(
@@ -380,9 +391,22 @@ pub(crate) async fn sync(
         .await
         .map(|v| v.settings.delete_users())
         .unwrap_or(false);
-    // With deletion on, a sync is confirmed on a test's page first: its report says how many go.
-    if deletes && f.confirm_deletions.is_none() && f.from_preview.is_none() {
-        return start(&roster, &console, RunKind::Preview).await;
+    // With deletion on, a sync is confirmed on a test's page first: its report says how many go, and the
+    // form sends that number back. A form that doesn't (a browser that ignored `required`) is sent back
+    // to the test's page.
+    if deletes {
+        let Some(preview) = f.from_preview else {
+            return start_then(&roster, &console, RunKind::Preview, "?confirm=1").await;
+        };
+        let shown = match roster.get_run(&console.caller, preview, 0, 1).await {
+            Ok((run, _)) if run.kind == RunKind::Preview => {
+                run.counts.map(|c| c.deleted.to_string())
+            }
+            _ => None,
+        };
+        if shown.is_none() || shown != f.confirm_deletions {
+            return Redirect::to(&format!("/runs/{preview}?confirm=1")).into_response();
+        }
     }
     start(&roster, &console, RunKind::Sync).await
 }

@@ -1,6 +1,12 @@
 //! Changing users from the console: add, edit (full name, addresses, authentication, password of a local
-//! user, privileges) and delete (saying what happens to the folder), and a user's own password. Each
-//! form posts to a use case of `Roster`; its refusal is shown on the form.
+//! user, privileges, folder access) and delete (saying what happens to the folder), and a user's own
+//! password. Each form posts to a use case of `Roster`; its refusal is shown on the form.
+//!
+//! Folder access is edited without a script: each folder the user has access to is a group of
+//! checkboxes (`fr-<folder id>-<right>`, with a hidden `folder-<folder id>` saying the group was on the
+//! form), where unchecking every right removes the access, and one more group gives access to a folder
+//! named by the administrator. Only the folders whose rights changed are sent, so access given
+//! meanwhile by someone else to another folder stays.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -9,9 +15,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use roster_app::{NewUserInput, PrivilegesInput, UserUpdateInput};
-use roster_core::Privilege;
+use roster_app::{FolderRightsInput, NewUserInput, PrivilegesInput, UserUpdateInput};
 use roster_core::user::{AuthMethod, User};
+use roster_core::{FolderRight, Privilege};
 
 use super::auth::{self, AdminConsole, Console};
 use super::layout;
@@ -33,6 +39,112 @@ fn checked_privileges(form: &HashMap<String, String>) -> BTreeSet<Privilege> {
         .into_iter()
         .filter(|p| form.contains_key(&format!("p-{}", p.as_str())))
         .collect()
+}
+
+fn checked_rights(form: &HashMap<String, String>, prefix: &str) -> BTreeSet<FolderRight> {
+    FolderRight::ALL
+        .into_iter()
+        .filter(|r| form.contains_key(&format!("{prefix}-{}", r.as_str())))
+        .collect()
+}
+
+/// The folder access the form asks for that differs from the user's: the changed folders (by id; an
+/// empty set removes the access), and the folder to give access to, if one is named. A named folder
+/// without a right checked is a form not filled in.
+fn folder_changes(
+    user: &User,
+    form: &HashMap<String, String>,
+) -> Result<Vec<FolderRightsInput>, String> {
+    let mut changes: Vec<FolderRightsInput> = user
+        .folders
+        .iter()
+        .filter(|a| form.contains_key(&format!("folder-{}", a.folder_id)))
+        .filter_map(|a| {
+            let rights = checked_rights(form, &format!("fr-{}", a.folder_id));
+            (rights != a.rights).then(|| FolderRightsInput {
+                folder: a.folder_id.to_string(),
+                rights,
+            })
+        })
+        .collect();
+    if let Some(folder) = form
+        .get("add_folder")
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+    {
+        let rights = checked_rights(form, "add");
+        if rights.is_empty() {
+            return Err(format!(
+                "Check the rights to give on the folder {folder:?} (read, write or delete)."
+            ));
+        }
+        changes.push(FolderRightsInput {
+            folder: folder.to_owned(),
+            rights,
+        });
+    }
+    Ok(changes)
+}
+
+fn rights_checkboxes(
+    prefix: &str,
+    checked: &BTreeSet<FolderRight>,
+    described_by: Option<&str>,
+) -> Markup {
+    html! {
+        span class="rights" {
+            @for r in FolderRight::ALL {
+                label class="check" {
+                    input type="checkbox" name=(format!("{prefix}-{}", r.as_str())) checked[checked.contains(&r)] aria-describedby=[described_by];
+                    " " (r.as_str())
+                }
+            }
+        }
+    }
+}
+
+/// The folder access part of the edit form.
+fn folder_access(user: &User, form: &HashMap<String, String>) -> Markup {
+    let shown = |id: i64, current: &BTreeSet<FolderRight>| {
+        if form.is_empty() {
+            current.clone()
+        } else {
+            checked_rights(form, &format!("fr-{id}"))
+        }
+    };
+    let add_rights = if form.is_empty() {
+        BTreeSet::from([FolderRight::Read])
+    } else {
+        checked_rights(form, "add")
+    };
+    html! {
+        fieldset class="folders" id="folder-access" {
+            legend { "Folder access" }
+            @if user.builtin_admin {
+                p class="help" { "The built-in administrator has every right on every folder." }
+            } @else {
+                @if user.folders.is_empty() {
+                    p class="help" { "No access to any archive folder." }
+                } @else {
+                    p class="help" id="folders-help" { "Uncheck every right of a folder to remove the access." }
+                    @for a in &user.folders {
+                        fieldset class="folder" {
+                            legend { "Folder " (a.folder) }
+                            input type="hidden" name=(format!("folder-{}", a.folder_id)) value=(a.folder);
+                            (rights_checkboxes(&format!("fr-{}", a.folder_id), &shown(a.folder_id, &a.rights), Some("folders-help")))
+                        }
+                    }
+                }
+                fieldset class="folder add" {
+                    legend { "Give access to another folder" }
+                    label for="add_folder" { "Folder" }
+                    input id="add_folder" name="add_folder" type="text" value=(form.get("add_folder").cloned().unwrap_or_default()) aria-describedby="add-folder-help";
+                    p class="help" id="add-folder-help" { "A user's name (their archive folder) or a folder's number; leave empty to give none." }
+                    (rights_checkboxes("add", &add_rights, None))
+                }
+            }
+        }
+    }
 }
 
 fn user_form(
@@ -92,6 +204,7 @@ fn user_form(
                     }
                 }
             }
+            @if let Some(u) = user { (folder_access(u, form)) }
             button type="submit" class="primary" { (if user.is_some() { "Save" } else { "Add user" }) }
         }
     }
@@ -201,17 +314,37 @@ pub(crate) async fn update(
     } else {
         AuthMethod::Local
     };
-    let result = async {
-        roster
-            .update_user(
-                &console.caller,
-                &name,
-                UserUpdateInput {
-                    full_name: form.get("full_name").cloned(),
-                    emails: Some(lines(form.get("emails"))),
-                },
+    // The form is read whole before anything changes.
+    let folders = match folder_changes(&user, &form) {
+        Ok(f) => f,
+        Err(message) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                edit_markup(&console, &user, &form, Some(&message)),
             )
-            .await?;
+                .into_response();
+        }
+    };
+    // Only what the form changed is sent: a save that leaves a field as it was writes no audit line for it.
+    let full_name = form
+        .get("full_name")
+        .filter(|f| **f != user.full_name)
+        .cloned();
+    let emails = Some(lines(form.get("emails"))).filter(|e| {
+        e.iter()
+            .map(String::as_str)
+            .ne(user.emails.iter().map(|a| a.as_str()))
+    });
+    let result = async {
+        if full_name.is_some() || emails.is_some() {
+            roster
+                .update_user(
+                    &console.caller,
+                    &name,
+                    UserUpdateInput { full_name, emails },
+                )
+                .await?;
+        }
         if auth != user.auth {
             roster.set_auth(&console.caller, &name, auth).await?;
         }
@@ -221,14 +354,15 @@ pub(crate) async fn update(
                 .await?;
         }
         let privileges = checked_privileges(&form);
-        if privileges != user.privileges {
+        // Folders not sent keep their access (`PrivilegesInput::folders`).
+        if privileges != user.privileges || !folders.is_empty() {
             roster
                 .set_privileges(
                     &console.caller,
                     &name,
                     PrivilegesInput {
                         privileges,
-                        folders: vec![],
+                        folders,
                     },
                 )
                 .await?;

@@ -17,8 +17,21 @@ fn head(title: &str) -> Markup {
     }
 }
 
+/// The first thing a keyboard reaches: straight to the page's content, past the navigation (shown
+/// only while it has the focus).
+fn skip_link() -> Markup {
+    html! { a class="skip" href="#main" { "Skip to the content" } }
+}
+
+/// A link of the main navigation; the one of the page shown (or of its parent) is marked as current.
+fn nav_link(current: &str, href: &str, text: &str) -> Markup {
+    let here = current == href || current.starts_with(&format!("{href}/"));
+    html! { a href=(href) aria-current=[here.then_some("page")] { (text) } }
+}
+
 /// A page of a logged-on user.
 pub(crate) fn page(console: &Console, title: &str, body: Markup) -> Markup {
+    let current = console.path.as_str();
     let admin = console.caller.is_admin();
     let who = console.caller.actor().0;
     html! {
@@ -26,24 +39,25 @@ pub(crate) fn page(console: &Console, title: &str, body: Markup) -> Markup {
         html lang="en" {
             (head(title))
             body {
+                (skip_link())
                 header class="top" {
                     a class="brand" href="/" { "Roster" }
                     nav aria-label="Main" {
                         @if admin {
-                            a href="/users" { "Users and Privileges" }
-                            a href="/directory" { "Directory Services" }
-                            a href="/runs" { "Runs" }
-                            a href="/audit" { "Audit log" }
+                            (nav_link(current, "/users", "Users and Privileges"))
+                            (nav_link(current, "/directory", "Directory Services"))
+                            (nav_link(current, "/runs", "Runs"))
+                            (nav_link(current, "/audit", "Audit log"))
                         }
-                        a href="/me" { "My account" }
+                        (nav_link(current, "/me", "My account"))
                     }
                     form class="logoff" method="post" action="/logout" {
                         input type="hidden" name="csrf" value=(console.csrf);
-                        span class="who" { (who) }
+                        span class="who" { "Logged on as " (who) }
                         button type="submit" { "Log off" }
                     }
                 }
-                main id="main" {
+                main id="main" tabindex="-1" {
                     h1 { (title) }
                     (body)
                 }
@@ -59,8 +73,9 @@ pub(crate) fn bare(title: &str, message: &str) -> Markup {
         html lang="en" {
             (head(title))
             body {
+                (skip_link())
                 header class="top" { a class="brand" href="/" { "Roster" } }
-                main id="main" {
+                main id="main" tabindex="-1" {
                     h1 { (title) }
                     (notice(message))
                 }
@@ -76,8 +91,9 @@ pub(crate) fn bare_with(title: &str, body: Markup) -> Markup {
         html lang="en" {
             (head(title))
             body {
+                (skip_link())
                 header class="top" { a class="brand" href="/" { "Roster" } }
-                main id="main" class="narrow" {
+                main id="main" class="narrow" tabindex="-1" {
                     h1 { (title) }
                     (body)
                 }

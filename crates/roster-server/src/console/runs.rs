@@ -68,7 +68,7 @@ pub(crate) async fn list(
                 tbody {
                     @for run in &page.items {
                         tr {
-                            td { a href=(format!("/runs/{}", run.id)) { "#" (run.id) } }
+                            td { a href=(format!("/runs/{}", run.id)) aria-label=(format!("Run #{}", run.id)) { "#" (run.id) } }
                             td { (kind_label(run.kind)) }
                             td { (layout::when(run.started_at)) }
                             td { (run.actor) }
@@ -88,6 +88,13 @@ pub(crate) async fn list(
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunQuery {
     action: Option<String>,
+    /// Set when Synchronize now opened this test to be confirmed (automatic deletion is on).
+    confirm: Option<String>,
+}
+
+/// "1 user", "3 users".
+pub(crate) fn users(n: u64) -> String {
+    format!("{n} user{}", if n == 1 { "" } else { "s" })
 }
 
 const ACTIONS: [ReportAction; 10] = [
@@ -127,7 +134,11 @@ pub(crate) async fn show(
         .filter(|l| filter.is_none_or(|a| l.action.as_str() == a))
         .collect();
     let deletions = run.counts.as_ref().map_or(0, |c| c.deleted);
+    let confirming = q.confirm.is_some() && run.kind == RunKind::Preview;
     let body = html! {
+        @if confirming {
+            (layout::notice("Automatic deletion is on, so Synchronize now first tests the settings and shows what it would do. Nothing has been changed yet: confirm below once the test has finished."))
+        }
         dl class="details" {
             dt { "What" } dd { (kind_label(run.kind)) @if run.kind == RunKind::Preview { " (nothing was committed)" } }
             dt { "Directory" } dd { (run.directory_type) }
@@ -137,6 +148,9 @@ pub(crate) async fn show(
             dt { "Entries read" } dd id="run-entries" { (run.entries_read) }
             @if let Some(phase) = run.phase { dt { "Phase" } dd id="run-phase" { (phase.as_str()) } }
             dt { "Counts" } dd { (counts_cell(&run)) }
+            @if let Some(by) = run.approved_in_run {
+                dt { "Deletion guard" } dd id="run-approved" { "Approved: applied by " a href=(format!("/runs/{by}")) { "run #" (by) } }
+            }
         }
         @if running {
             div class="progress" data-run-progress=(format!("/runs/{id}/progress")) role="status" aria-live="polite" {
@@ -153,19 +167,22 @@ pub(crate) async fn show(
         @if run.status == RunStatus::Stopped && run.approved_in_run.is_none() {
             form method="post" action=(format!("/runs/{id}/approve")) class="card warn" {
                 (layout::csrf(&console))
-                p { "The deletion guard stopped this run: it would delete " (deletions) " users. Nothing was applied. If the deletions are intended, approve them: the directory is read again, and the plan is applied only if it deletes the same users." }
-                label { input type="checkbox" name="confirm" value="yes" required; " Delete these " (deletions) " users" }
+                h2 { "Approve the deletions" }
+                p { "The deletion guard stopped this run: it would delete " (users(deletions)) ". Nothing was applied. If the deletions are intended, approve them: the directory is read again, and the plan is applied only if it deletes the same users." }
+                label class="check" { input type="checkbox" name="confirm" value="yes" required; " Delete these " (users(deletions)) }
                 button type="submit" class="danger" { "Approve" }
             }
         }
         @if run.kind == RunKind::Preview && run.status == RunStatus::Succeeded {
-            form method="post" action="/directory/sync" class="card" {
+            form method="post" action="/directory/sync" class=(if deletions > 0 { "card warn" } else { "card" }) id="confirm-sync" {
                 (layout::csrf(&console))
                 input type="hidden" name="from_preview" value=(id);
                 @if deletions > 0 {
-                    p { "Synchronize now would delete " (deletions) " users (as this test shows)." }
-                    label { input type="checkbox" name="confirm_deletions" value=(deletions) required; " Yes, delete " (deletions) " users" }
+                    h2 { "Confirm the deletions" }
+                    p { "Synchronize now would delete " (users(deletions)) " (as this test shows)." }
+                    label class="check" { input type="checkbox" name="confirm_deletions" value=(deletions) required; " Yes, delete " (users(deletions)) }
                 } @else {
+                    input type="hidden" name="confirm_deletions" value="0";
                     p { "Nothing is committed until you synchronize." }
                 }
                 button type="submit" class="primary" { "Synchronize now" }

@@ -119,10 +119,11 @@ fn details(u: &User) -> Markup {
                 } @else { "none (a user created in Roster)" }
             }
             dt { "Privileges" } dd { (privileges(u)) }
-            dt { "Folder access" } dd {
+            dt { "Folder access" } dd id="folder-access" {
                 @for f in &u.folders {
                     (f.folder) ": " (f.rights.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")) br;
                 }
+                @if u.folders.is_empty() { "none" }
             }
             dt { "State" } dd { (state_of(u)) @if let Some(at) = u.departed_at { " since " (layout::when(at)) } }
             dt { "Created" } dd { (layout::when(u.created_at)) }
@@ -139,7 +140,10 @@ pub(crate) async fn show(
         Ok(user) => layout::page(
             &console,
             &format!("User {}", user.name.as_str()),
-            details(&user),
+            html! {
+                p { a class="button" href=(format!("/users/{}/edit", super::url_encode(user.name.as_str()))) { "Edit " (user.name.as_str()) } }
+                (details(&user))
+            },
         )
         .into_response(),
         Err(e) => (

@@ -58,18 +58,30 @@ async fn audit(store: &ThisStore, actor: &Actor, action: &str, target: &str, det
     write_audit(&mut conn, actor, action, target, details, now).await
 }
 
-async fn list_audit(store: &ThisStore, offset: i64, limit: i64) -> Result<Page<AuditEntry>> {
+/// Appends ` WHERE …` for the filter's texts (nothing for an empty filter): each one's column contains
+/// it, both sides lowered by the database (SQLite lowers ASCII letters only, PostgreSQL by its locale),
+/// so what was typed as written always matches.
+fn push_audit_filter(q: &mut QueryBuilder<Db>, filter: &AuditFilter) {
+    for (i, (column, text)) in filter.given().enumerate() {
+        q.push(if i == 0 { " WHERE " } else { " AND " });
+        q.push(format!("lower({column}) LIKE lower("));
+        q.push_bind(contains_pattern(text));
+        q.push(") ESCAPE '\\'");
+    }
+}
+
+async fn search_audit(store: &ThisStore, filter: &AuditFilter, offset: i64, limit: i64) -> Result<Page<AuditEntry>> {
     let mut conn = store.pool.acquire().await?;
-    let total: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM audit_log")
-        .fetch_one(&mut *conn)
-        .await?;
-    let rows = sqlx::query::<Db>(
-        "SELECT id, at, actor, action, target, details FROM audit_log ORDER BY id DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM audit_log");
+    push_audit_filter(&mut count, filter);
+    let total: i64 = count.build_query_scalar::<i64>().fetch_one(&mut *conn).await?;
+    let mut page = QueryBuilder::<Db>::new("SELECT id, at, actor, action, target, details FROM audit_log");
+    push_audit_filter(&mut page, filter);
+    page.push(" ORDER BY id DESC LIMIT ");
+    page.push_bind(limit);
+    page.push(" OFFSET ");
+    page.push_bind(offset);
+    let rows = page.build().fetch_all(&mut *conn).await?;
     let items = rows
         .iter()
         .map(|r| {

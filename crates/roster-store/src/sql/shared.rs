@@ -18,6 +18,20 @@ where
     q.push(")");
 }
 
+/// A `LIKE … ESCAPE '\\'` pattern for "contains `text`": `%`, `_` and `\\` stand for themselves.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Bumps the user database version. Every transaction that changes users starts with it: the write
 /// takes the write lock at once (no SQLite lock upgrade later), and `apply_plan` uses the version to
 /// notice that the users changed since its snapshot.

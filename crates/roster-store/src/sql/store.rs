@@ -18,7 +18,7 @@
 // them would be defined twice.
 
 use crate::{
-    Actor, AppliedPlan, CancelOutcome, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunControl,
+    Actor, AppliedPlan, AuditFilter, CancelOutcome, Credentials, DeletedUser, NewRun, NewUserRecord, Page, RunControl,
     ReadMode, RunOutcome, RunPhase, RunRecord, RunStatus, RunSummary, ScheduleState, Snapshot, Store, UserPatch,
 };
 use async_trait::async_trait;
@@ -178,8 +178,13 @@ impl Store for ThisStore {
         audit(self, actor, action, target, details, now).await
     }
 
-    async fn list_audit(&self, offset: i64, limit: i64) -> Result<Page<AuditEntry>> {
-        list_audit(self, offset, limit).await
+    async fn search_audit(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Page<AuditEntry>> {
+        search_audit(self, filter, offset, limit).await
     }
 
     // sessions.rs

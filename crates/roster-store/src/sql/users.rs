@@ -304,14 +304,7 @@ async fn list_users(store: &ThisStore, offset: i64, limit: i64) -> Result<Page<U
 /// Users whose name, full name or an address contains `search` (ignoring case; `%` and `_` are
 /// themselves), in name order: the console's search, done by the database for 100,000 users.
 async fn search_users(store: &ThisStore, search: &str, offset: i64, limit: i64) -> Result<Page<User>> {
-    let mut escaped = String::with_capacity(search.len() + 2);
-    for c in search.trim().to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    let pattern = format!("%{escaped}%");
+    let pattern = contains_pattern(&search.trim().to_lowercase());
     // One scan: the page and the number of matches together (a window over the matches). Only a page
     // past the end, which has no rows to carry the count, counts again.
     let mut conn = store.pool.acquire().await?;
@@ -494,13 +487,13 @@ async fn set_privileges(
         privileges.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
     );
     for (folder_id, rights) in folders.unwrap_or_default() {
-        let exists: Option<i64> = sqlx::query_scalar::<Db, i64>("SELECT id FROM folders WHERE id = $1")
+        let folder_name: Option<String> = sqlx::query_scalar::<Db, String>("SELECT name FROM folders WHERE id = $1")
             .bind(*folder_id)
             .fetch_optional(&mut *tx)
             .await?;
-        if exists.is_none() {
+        let Some(folder_name) = folder_name else {
             return Err(StoreError::NotFound(format!("folder #{folder_id}")));
-        }
+        };
         sqlx::query::<Db>("DELETE FROM folder_access WHERE user_id = $1 AND folder_id = $2")
             .bind(id)
             .bind(*folder_id)
@@ -519,7 +512,7 @@ async fn set_privileges(
             .await?;
         }
         details.push_str(&format!(
-            "; folder #{folder_id} [{}]",
+            "; folder {folder_name} (#{folder_id}) [{}]",
             rights.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
         ));
     }

@@ -422,9 +422,16 @@ async fn the_openapi_document_describes_the_api() {
                     .collect()
             };
             assert_eq!(declared("path"), in_template, "{method} {path}");
+            // The audit log's filters are its own.
+            let filters: &[&str] = if path == "/api/v1/audit" {
+                &["actor", "action", "target"]
+            } else {
+                &[]
+            };
             for q in declared("query") {
                 assert!(
-                    ["offset", "limit", "search"].contains(&q.as_str()),
+                    ["offset", "limit", "search"].contains(&q.as_str())
+                        || filters.contains(&q.as_str()),
                     "{method} {path}: {q}"
                 );
             }
@@ -1106,4 +1113,114 @@ async fn one_user_is_synchronized_through_the_api() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
+
+/// `GET /api/v1/audit?actor=&action=&target=`: the lines whose fields contain the texts, paged like the
+/// whole log; the filters are in the OpenAPI document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_filtered_by_who_what_and_which() {
+    let env = Env::sqlite().await;
+    let api = Api::start(&env).await;
+    let admin = api.logon("admin", ADMIN_PASSWORD).await;
+    for name in ["ann", "ben", "annika"] {
+        let (s, v) = api
+            .call(
+                M::POST,
+                "/users",
+                Some(&admin),
+                Some(json!({"name": name, "auth": "local", "password": "pw-1", "privileges": ["log_on"]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, v) = api
+        .call(
+            M::PUT,
+            "/users/ben/privileges",
+            Some(&admin),
+            Some(json!({"privileges": ["log_on", "archive_email"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let rows = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {}",
+                    e["actor"].as_str().unwrap(),
+                    e["action"].as_str().unwrap(),
+                    e["target"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let (s, v) = api
+        .call(
+            M::GET,
+            "/audit?action=user.create&target=ANN",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        rows(&v),
+        ["admin user.create annika", "admin user.create ann"],
+        "{v}"
+    );
+    assert_eq!(v["total"], 2);
+    let (_, v) = api
+        .call(
+            M::GET,
+            "/audit?actor=admin&action=privileges",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(rows(&v), ["admin user.privileges ben"], "{v}");
+    // Paged: the total is of every match, the window is echoed.
+    let (_, v) = api
+        .call(
+            M::GET,
+            "/audit?action=user.&offset=1&limit=2",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            v["total"].as_i64(),
+            v["offset"].as_i64(),
+            v["limit"].as_i64()
+        ),
+        (Some(5), Some(1), Some(2)),
+        "{v}"
+    );
+    assert_eq!(
+        rows(&v),
+        ["admin user.create annika", "admin user.create ben"],
+        "{v}"
+    );
+    // Empty filters filter nothing; a user without admin rights is refused.
+    let (_, all) = api.call(M::GET, "/audit", Some(&admin), None).await;
+    let (_, empty) = api
+        .call(M::GET, "/audit?actor=&action=&target=", Some(&admin), None)
+        .await;
+    assert_eq!(rows(&all), rows(&empty));
+    let ann = api.logon("ann", "pw-1").await;
+    let (s, _) = api.call(M::GET, "/audit?actor=ann", Some(&ann), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, doc) = api.call(M::GET, "/openapi.json", None, None).await;
+    let params: Vec<&str> = doc["paths"]["/api/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["offset", "limit", "actor", "action", "target"] {
+        assert!(params.contains(&name), "{name} in {params:?}");
+    }
 }

@@ -509,6 +509,28 @@ fn the_cli_audit_actor_is_the_os_user_without_user_in_the_environment() {
         .find(|e| e["action"] == "user.create")
         .unwrap_or_else(|| panic!("no user.create line: {audit}"));
     assert_eq!(create["actor"], format!("cli:{os_user}"), "{create}");
+    // Filtered: `roster audit --actor --action --target`.
+    let out = run(roster(&data).args([
+        "audit",
+        "--json",
+        "--actor",
+        &format!("CLI:{os_user}"),
+        "--action",
+        "user.",
+        "--target",
+        "KIM",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let filtered: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let actions: Vec<&str> = filtered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user.create"], "{filtered}");
+    let out = run(roster(&data).args(["audit", "--json", "--target", "nobody"]));
+    assert_eq!(stdout(&out).trim(), "[]", "{}", stderr(&out));
 }
 
 /// Issue 18, item 9: at `ROSTER_LOG=info` a run says how long each of its phases took.

@@ -135,6 +135,13 @@ async fn users_see_only_themselves(env: Env) {
         AppError::Forbidden(_)
     ));
     assert!(matches!(
+        env.roster
+            .search_audit_log(&mia, &roster_app::AuditFilter::default(), 0, 10)
+            .await
+            .unwrap_err(),
+        AppError::Forbidden(_)
+    ));
+    assert!(matches!(
         env.roster.directory_settings(&mia).await.unwrap_err(),
         AppError::Forbidden(_)
     ));

@@ -1501,3 +1501,132 @@ async fn issue_19_values_stored_before_the_new_rules_still_load() {
     env.roster.delete_user(&me, "dom/pat").await.unwrap();
     env.check().await;
 }
+
+/// The audit log filtered in the database (the console's and the API's filter): who, what and which each
+/// contain their text, ignoring the case of ASCII letters; `%` and `_` are themselves; the filters add
+/// up; an empty text filters nothing; the database pages what is kept.
+async fn audit_lines_are_filtered_by_who_what_and_which(env: Env) {
+    let store = &env.store;
+    let written = [
+        ("alice", "user.privileges", "bob"),
+        ("alice", "user.create", "carol"),
+        ("cli:root", "user.privileges", "Bob"),
+        ("bob", "logon", "bob"),
+        ("bob", "logon.failed", "bob"),
+        ("Zoë", "user.update", "100%_sure"),
+        ("zoe", "user.update", "100x sure"),
+    ];
+    for (i, (actor, action, target)) in written.iter().enumerate() {
+        store
+            .audit(
+                &Actor((*actor).to_owned()),
+                action,
+                target,
+                "details",
+                T0.plus_seconds(i64::try_from(i).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+    let filter = |actor: &str, action: &str, target: &str| roster_store::AuditFilter {
+        actor: Some(actor.to_owned()),
+        action: Some(action.to_owned()),
+        target: Some(target.to_owned()),
+    };
+    let lines = |page: roster_store::Page<roster_core::user::AuditEntry>| {
+        (
+            page.total,
+            page.items
+                .iter()
+                .map(|e| format!("{} {} {}", e.actor, e.action, e.target))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let search = |f: roster_store::AuditFilter, offset: i64, limit: i64| {
+        let store = store.clone();
+        async move { lines(store.search_audit(&f, offset, limit).await.unwrap()) }
+    };
+    // Who, ignoring case; newest first.
+    assert_eq!(
+        search(filter("ALICE", "", ""), 0, 100).await,
+        (
+            2,
+            vec![
+                "alice user.create carol".into(),
+                "alice user.privileges bob".into()
+            ]
+        )
+    );
+    // What: a part of the action (every logon line) or the whole of it.
+    assert_eq!(
+        search(filter("", "logon", ""), 0, 100).await,
+        (
+            2,
+            vec!["bob logon.failed bob".into(), "bob logon bob".into()]
+        )
+    );
+    assert_eq!(
+        search(filter("", "user.privileges", ""), 0, 100).await,
+        (
+            2,
+            vec![
+                "cli:root user.privileges Bob".into(),
+                "alice user.privileges bob".into()
+            ]
+        )
+    );
+    // Which, ignoring case; with who, both must hold.
+    assert_eq!(search(filter("", "", "bob"), 0, 100).await.0, 4);
+    assert_eq!(
+        search(filter(" alice ", "", "BOB"), 0, 100).await,
+        (1, vec!["alice user.privileges bob".into()])
+    );
+    // `%` and `_` are themselves, not wildcards.
+    for target in ["100%", "%", "_", "%_s"] {
+        assert_eq!(
+            search(filter("", "", target), 0, 100).await,
+            (1, vec!["Zoë user.update 100%_sure".into()]),
+            "{target}"
+        );
+    }
+    // A name with a letter beyond ASCII matches as written, on both backends.
+    assert_eq!(
+        search(filter("zoë", "", ""), 0, 100).await,
+        (1, vec!["Zoë user.update 100%_sure".into()])
+    );
+    // Nothing matches: an empty page.
+    assert_eq!(search(filter("nobody", "", ""), 0, 100).await, (0, vec![]));
+    // Empty texts and no texts filter nothing: the whole log (with the built-in administrator's line).
+    let all = search(filter("", " ", ""), 0, 100).await;
+    assert_eq!(all.0, 8, "{all:?}");
+    assert_eq!(
+        all,
+        lines(store.list_audit(0, 100).await.unwrap()),
+        "the same as the unfiltered listing"
+    );
+    assert_eq!(
+        search(roster_store::AuditFilter::default(), 0, 100).await,
+        all
+    );
+    // The database pages what the filter keeps: the total is of every match.
+    assert_eq!(
+        search(filter("", "", "bob"), 1, 2).await,
+        (
+            4,
+            vec![
+                "bob logon bob".into(),
+                "cli:root user.privileges Bob".into()
+            ]
+        )
+    );
+    assert_eq!(search(filter("", "", "bob"), 10, 2).await, (4, vec![]));
+    // Through the use case: for administrators only.
+    let page = env
+        .roster
+        .search_audit_log(&env.local_admin(), &filter("alice", "create", ""), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    env.check().await;
+}
+on_both_backends!(audit_lines_are_filtered_by_who_what_and_which);
