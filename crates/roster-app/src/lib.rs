@@ -3,6 +3,8 @@
 //! connector directly, so both enforce the same rules and write the same audit lines.
 
 pub mod error;
+mod health;
+pub mod observe;
 pub mod passwords;
 pub mod secrets;
 mod single_sign_on;
@@ -20,6 +22,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use error::{AppError, ErrorKind, Result};
+pub use health::{LastRun, READY_TIMEOUT, Readiness};
 /// The store's types that the use cases hand to front ends, re-exported so that front ends depend on the
 /// use cases alone (the binary still opens the store: it is where the parts are put together).
 pub use roster_store::{
@@ -151,6 +154,15 @@ pub struct Roster {
     run_deadline: std::time::Duration,
     /// Logon throttling per account (issue 20).
     throttle: roster_core::throttle::ThrottlePolicy,
+    /// Hears about every run's end and every logon attempt (`roster serve` counts them for /metrics).
+    observer: Arc<dyn observe::Observer>,
+}
+
+/// What a password logon turned out to be, for the observer.
+struct LogonSeen {
+    method: observe::LogonMethod,
+    /// Refused by the throttling, without a check.
+    throttled: bool,
 }
 
 /// What [`Roster::bootstrap`] did on first start.
@@ -209,7 +221,14 @@ impl Roster {
             live_runs: sync::LiveRuns::default(),
             run_deadline: std::time::Duration::from_secs(sync::DEFAULT_RUN_DEADLINE_SECONDS),
             throttle: roster_core::throttle::ThrottlePolicy::default(),
+            observer: Arc::new(observe::NoObserver),
         }
+    }
+
+    /// Tells `observer` about every run's end and every logon attempt (default: nobody).
+    pub fn with_observer(mut self, observer: Arc<dyn observe::Observer>) -> Roster {
+        self.observer = observer;
+        self
     }
 
     /// The logon throttling rules (default: 3 free failures, then waits of 1, 3, 5 and 10 s, a 15-minute
@@ -293,7 +312,32 @@ impl Roster {
     /// while the account is locked, gets the wrong-password answer at once, without a password check or
     /// a bind (so a flood can't lock the real directory account through us). The state is in the
     /// database, keyed by the name as typed, known or not.
+    ///
+    /// Every answer is told to the observer, with the method it turned out to be (a password checked
+    /// locally or by the directory) and its outcome; the check of the current password before a password
+    /// change is one too.
     pub async fn verify_logon(&self, name: &str, password: &str) -> Result<User> {
+        let mut seen = LogonSeen {
+            method: observe::LogonMethod::Password,
+            throttled: false,
+        };
+        let result = self.verify_password_logon(name, password, &mut seen).await;
+        let outcome = if seen.throttled {
+            observe::LogonOutcome::Throttled
+        } else {
+            observe::LogonOutcome::of(&result)
+        };
+        self.observer.logon(seen.method, outcome);
+        result
+    }
+
+    /// [`Roster::verify_logon`] without the observer; `seen` says what the observer is told.
+    async fn verify_password_logon(
+        &self,
+        name: &str,
+        password: &str,
+        seen: &mut LogonSeen,
+    ) -> Result<User> {
         if password.is_empty() {
             return Err(AppError::EmptyPassword);
         }
@@ -304,10 +348,11 @@ impl Roster {
             roster_core::throttle::ThrottleVerdict::Check => {}
             roster_core::throttle::ThrottleVerdict::Wait { .. }
             | roster_core::throttle::ThrottleVerdict::Locked { .. } => {
+                seen.throttled = true;
                 return Err(AppError::LogonFailed);
             }
         }
-        let result = self.check_logon(name, password).await;
+        let result = self.check_logon(name, password, &mut seen.method).await;
         match &result {
             Err(AppError::LogonFailed) => {
                 let next = self.throttle.after_failure(state.as_ref(), self.now());
@@ -375,7 +420,12 @@ impl Roster {
     }
 
     /// The password and privilege check of [`Roster::verify_logon`], without the throttling.
-    async fn check_logon(&self, name: &str, password: &str) -> Result<User> {
+    async fn check_logon(
+        &self,
+        name: &str,
+        password: &str,
+        method: &mut observe::LogonMethod,
+    ) -> Result<User> {
         // Any name the user database may hold: a user stored before a rule for new names still logs on.
         let creds = match UserName::parse_existing(name) {
             Ok(name) => self.store.credentials(&name).await?,
@@ -389,6 +439,10 @@ impl Roster {
         let Some(creds) = creds else {
             slot.verify(checked.to_owned(), None).await?;
             return Err(AppError::LogonFailed);
+        };
+        *method = match creds.auth {
+            AuthMethod::Local => observe::LogonMethod::PasswordLocal,
+            AuthMethod::Directory => observe::LogonMethod::PasswordDirectory,
         };
         // A departed user (suspended for the grace period) is refused like a wrong password, in the
         // same time, and without a bind: the directory may still hold the account (moved out of the

@@ -16,12 +16,26 @@ use roster_core::directory::{DirectoryKind, DirectorySettings};
 use roster_core::names::UserName;
 use roster_core::user::{AuthMethod, User};
 
+use crate::observe::{LogonMethod, LogonOutcome};
 use crate::{AppError, Result, Roster, Session};
 
 impl Roster {
     /// Starts a session for the user a Kerberos ticket named (`principal` = `user@REALM`, as the GSSAPI
     /// library reported the ticket's client).
     pub async fn logon_with_kerberos(&self, principal: &str) -> Result<Session> {
+        let mut throttled = false;
+        let result = self.kerberos_logon(principal, &mut throttled).await;
+        let outcome = if throttled {
+            LogonOutcome::Throttled
+        } else {
+            LogonOutcome::of(&result)
+        };
+        self.observer.logon(LogonMethod::Kerberos, outcome);
+        result
+    }
+
+    /// [`Roster::logon_with_kerberos`] without the observer.
+    async fn kerberos_logon(&self, principal: &str, throttled: &mut bool) -> Result<Session> {
         let (name, realm) = principal.rsplit_once('@').unwrap_or((principal, ""));
         let key = roster_core::names::name_key(name);
         let state = self.store.logon_throttle(&key).await?;
@@ -29,6 +43,7 @@ impl Roster {
             roster_core::throttle::ThrottleVerdict::Check => {}
             roster_core::throttle::ThrottleVerdict::Wait { .. }
             | roster_core::throttle::ThrottleVerdict::Locked { .. } => {
+                *throttled = true;
                 self.refuse_kerberos(
                     name,
                     principal,

@@ -11,11 +11,11 @@
 //! nothing; a sync that has begun to apply runs to its commit.
 
 use crate::error::{AppError, Result};
+use crate::observe::{ReadMode, RunEnd, RunFinished};
 use crate::{Caller, Roster};
 use roster_core::directory::{DirectoryKind, DirectorySettings, GuardLimit, Secret, TypeSettings};
 use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, SyncPlan, plan_sync};
 use roster_directory::{Connector, ReadProgress};
-use roster_store::ReadMode;
 use roster_store::{
     Actor, NewRun, RunControl, RunKind, RunOutcome, RunRecord, RunStatus, RunSummary, StoreError,
 };
@@ -204,6 +204,8 @@ struct BegunRun {
     approves: Option<Approval>,
     /// A run for one user (`roster sync --user NAME`): only that user's entry is read and planned.
     only: Option<String>,
+    /// When it was recorded as running (its duration, for the observer).
+    started: std::time::Instant,
 }
 
 /// An approval of a run the deletion guard stopped: its id and the users its plan deleted (sorted).
@@ -799,11 +801,34 @@ impl Roster {
             live,
             approves: None,
             only: None,
+            started: std::time::Instant::now(),
         })
     }
 
-    /// Does a begun run's work and records how it ended.
+    /// Does a begun run's work, records how it ended, and tells the observer.
     async fn execute_run(&self, run: BegunRun, progress: &dyn SyncProgress) -> Result<RunReport> {
+        let (kind, started, live) = (run.kind, run.started, run.live.clone());
+        let result = self.execute_and_record(run, progress).await;
+        self.observer.run_finished(&RunFinished {
+            kind,
+            outcome: RunEnd::of(&result),
+            read_mode: result.as_ref().ok().and_then(|r| r.read_mode),
+            duration: started.elapsed(),
+            entries_read: live.entries_read(),
+            applied: match &result {
+                Ok(report) if kind == RunKind::Sync => Some(report.counts),
+                _ => None,
+            },
+        });
+        result
+    }
+
+    /// Does a begun run's work and records how it ended.
+    async fn execute_and_record(
+        &self,
+        run: BegunRun,
+        progress: &dyn SyncProgress,
+    ) -> Result<RunReport> {
         let BegunRun {
             run_id,
             kind,
@@ -812,6 +837,7 @@ impl Roster {
             live,
             approves,
             only,
+            started: _,
         } = run;
         let _registered = Registered {
             runs: &self.live_runs,

@@ -11,19 +11,24 @@
 //! - `api/`: the handlers, one file per area.
 //! - `openapi`: the OpenAPI document and what every operation shares.
 //! - `console/`: the web console: cookie sessions, CSRF tokens, one file per page area.
+//! - `health`: `GET /healthz` and `GET /readyz`; `metrics`: `GET /metrics` (Prometheus text format) and
+//!   what is counted, with the middleware that counts HTTP requests by route template.
 
 mod api;
 mod auth;
 mod console;
 mod error;
+mod health;
 mod limits;
+mod metrics;
 mod openapi;
 mod router;
 
 pub use api::negotiate::SingleSignOn;
 pub use limits::LogonLimits;
+pub use metrics::Metrics;
 
 /// Put on the router (`Extension`) when served over HTTPS: the console's session cookie is then `Secure`.
 #[derive(Debug, Clone, Copy)]
 pub struct SecureCookies;
-pub use router::{router, router_with};
+pub use router::{router, router_with, router_with_metrics};

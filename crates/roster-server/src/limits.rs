@@ -5,6 +5,7 @@
 //! `Retry-After` before any password is checked.
 
 use crate::error::{ApiError, HttpError};
+use crate::metrics::Metrics;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -39,16 +40,22 @@ const ADDRESSES_KEPT: usize = 10_000;
 pub(crate) struct LogonLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     clock: DefaultClock,
+    /// Counts the refusals (`roster_logons_throttled_total{limit="address"}`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl LogonLimiter {
     /// `None` when the limits turn it off.
-    pub(crate) fn new(limits: LogonLimits) -> Option<Arc<LogonLimiter>> {
+    pub(crate) fn new(
+        limits: LogonLimits,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Option<Arc<LogonLimiter>> {
         let per_minute = NonZeroU32::new(limits.per_minute)?;
         let burst = NonZeroU32::new(limits.burst)?;
         Some(Arc::new(LogonLimiter {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
             clock: DefaultClock::default(),
+            metrics,
         }))
     }
 
@@ -79,6 +86,9 @@ pub(crate) async fn limit_logons(
     if let Some(address) = address
         && let Err(retry_after_seconds) = limiter.check(address)
     {
+        if let Some(metrics) = &limiter.metrics {
+            metrics.address_throttled();
+        }
         return ApiError::from(HttpError::TooManyLogons {
             retry_after_seconds,
         })

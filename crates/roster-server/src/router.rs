@@ -3,7 +3,8 @@
 use crate::api::{audit, directory, folders, negotiate, privileges, runs, sessions, users};
 use crate::error::{ApiError, BODY_LIMIT_BYTES, HttpError};
 use crate::limits::{self, LogonLimiter, LogonLimits};
-use crate::openapi;
+use crate::metrics::{self, Metrics};
+use crate::{health, openapi};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
@@ -26,8 +27,23 @@ pub fn router(roster: Arc<Roster>) -> Router {
 /// [`router`] with these limits on logon attempts per client address. The limit needs the client's
 /// address: serve with `into_make_service_with_connect_info::<SocketAddr>()`.
 pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
+    build(roster, logon_limits, None)
+}
+
+/// [`router_with`], counting into `metrics` and serving them at `GET /metrics`: HTTP requests by route
+/// and status, and the per-address logon limit's refusals. The app counts runs and logons into the same
+/// `metrics` when it was given them as its observer (`Roster::with_observer`), as `roster serve` does.
+pub fn router_with_metrics(
+    roster: Arc<Roster>,
+    logon_limits: LogonLimits,
+    metrics: Arc<Metrics>,
+) -> Router {
+    build(roster, logon_limits, Some(metrics))
+}
+
+fn build(roster: Arc<Roster>, logon_limits: LogonLimits, metrics: Option<Arc<Metrics>>) -> Router {
     let mut logon = post(sessions::create_session);
-    if let Some(limiter) = LogonLimiter::new(logon_limits) {
+    if let Some(limiter) = LogonLimiter::new(logon_limits, metrics.clone()) {
         logon = logon.route_layer(axum::middleware::from_fn_with_state(
             limiter,
             limits::limit_logons,
@@ -82,11 +98,30 @@ pub fn router_with(roster: Arc<Roster>, logon_limits: LogonLimits) -> Router {
         .route("/openapi.json", get(openapi::document))
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
+    // Operations (issue 27): outside the API and the console, without a session.
+    let mut ops = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    if let Some(metrics) = &metrics {
+        ops = ops.merge(
+            Router::new()
+                .route("/metrics", get(metrics::serve_metrics))
+                .with_state(metrics.clone()),
+        );
+    }
+    let mut app = Router::new()
         .merge(crate::console::routes())
+        .merge(ops)
         .nest("/api/v1", api)
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .fallback(not_found);
+    if let Some(metrics) = metrics {
+        // Last, so that it wraps every route and the fallbacks, and sees each request's matched route.
+        app = app.layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::count_requests,
+        ));
+    }
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(roster)
 }
 

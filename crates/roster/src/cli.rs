@@ -51,6 +51,17 @@ pub struct Args {
         default_value = "warn,ldap3=error"
     )]
     pub log: String,
+    /// How log lines are written to standard error: `text`, for people, or `json`, one JSON object a
+    /// line (tracing-subscriber's JSON format), for a log collector. In JSON, the binary's own messages
+    /// ("serving on …", errors) are log events too, so that every line is JSON.
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
     /// How long a preview or synchronization may take, in seconds: past it the run is stopped, fails
     /// with AP015-run-deadline and changes nothing (a sync that has begun to commit finishes).
     #[arg(
@@ -96,6 +107,12 @@ pub struct Args {
     pub logon_lock_minutes: u32,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,19 +368,63 @@ fn parse_auth(raw: &str) -> std::result::Result<AuthMethod, String> {
     AuthMethod::parse(raw).ok_or_else(|| format!("{raw:?}: use local or directory"))
 }
 
+/// The target of the binary's own messages to the administrator in JSON mode ([`notice`]): always
+/// shown, whatever `--log` says.
+const NOTICE_TARGET: &str = "roster::notice";
+
+/// Whether log lines are JSON (set once, by [`init_tracing`]).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn init_tracing(args: &Args) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Colour codes only for a person at a terminal: in a file, a pipe or the journal they are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        // A run's phases (read, snapshot, plan, apply, record) are spans: at `ROSTER_LOG=info` each one's
-        // end is a line with its time, which shows where a slow run spends it.
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .try_init();
+    // A run's phases (read, snapshot, plan, apply, record) are spans: at `ROSTER_LOG=info` each one's
+    // end is a line with its time, which shows where a slow run spends it.
+    let span_events = tracing_subscriber::fmt::format::FmtSpan::CLOSE;
+    match args.log_format {
+        LogFormat::Text => {
+            // Colour codes only for a person at a terminal: in a file, a pipe or the journal they are
+            // noise.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi)
+                .with_span_events(span_events)
+                .try_init();
+        }
+        LogFormat::Json => {
+            if let Ok(notices) = format!("{NOTICE_TARGET}=info").parse() {
+                filter = filter.add_directive(notices);
+            }
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .with_span_events(span_events)
+                .try_init();
+        }
+    }
+}
+
+/// A message of the binary's own to the administrator, on standard error: `roster: <text>`, or in JSON
+/// mode a log event at `level` (target `roster::notice`), so that every line is JSON.
+pub fn notice(level: tracing::Level, text: &str) {
+    if !JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("roster: {text}");
+    } else if level == tracing::Level::ERROR {
+        tracing::error!(target: NOTICE_TARGET, "{text}");
+    } else if level == tracing::Level::WARN {
+        tracing::warn!(target: NOTICE_TARGET, "{text}");
+    } else {
+        tracing::info!(target: NOTICE_TARGET, "{text}");
+    }
+}
+
+/// [`notice`] at `info`.
+pub fn say(text: &str) {
+    notice(tracing::Level::INFO, text);
 }
 
 /// The stable code and the exit code of an error.
@@ -384,7 +445,11 @@ pub fn describe_error(e: &anyhow::Error) -> (String, u8) {
     ("CL001-failed".to_owned(), 1)
 }
 
-async fn open(args: &Args) -> Result<Arc<Roster>> {
+/// The use cases on the database; `observer` hears about runs and logons (`roster serve`'s metrics).
+async fn open(
+    args: &Args,
+    observer: Option<Arc<dyn roster_app::observe::Observer>>,
+) -> Result<Arc<Roster>> {
     let location = match &args.database_url {
         Some(url) if !url.is_empty() => StoreLocation::Postgres(url.clone()),
         _ => StoreLocation::Sqlite(args.data_dir.clone()),
@@ -407,15 +472,19 @@ async fn open(args: &Args) -> Result<Arc<Roster>> {
         lock_after: args.logon_lock_after,
         lock_seconds: args.logon_lock_minutes.saturating_mul(60),
     });
+    let roster = match observer {
+        Some(observer) => roster.with_observer(observer),
+        None => roster,
+    };
     let admin_password = std::env::var("ROSTER_ADMIN_PASSWORD").ok();
     let boot = roster.bootstrap(admin_password.as_deref()).await?;
     if let Some(p) = boot.generated_admin_password {
-        eprintln!(
-            "roster: created the built-in administrator `admin` with the password:\n\n    {p}\n\nIt is shown only this once. Change it with `roster users set-password admin`."
-        );
+        say(&format!(
+            "created the built-in administrator `admin` with the password:\n\n    {p}\n\nIt is shown only this once. Change it with `roster users set-password admin`."
+        ));
     } else if boot.admin_created {
-        eprintln!(
-            "roster: created the built-in administrator `admin` with the password from ROSTER_ADMIN_PASSWORD."
+        say(
+            "created the built-in administrator `admin` with the password from ROSTER_ADMIN_PASSWORD.",
         );
     }
     Ok(Arc::new(roster))
@@ -473,7 +542,11 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     if let Command::Sso(SsoCommand::Check { keytab }) = &args.command {
         return Ok(crate::sso_check::run(keytab).await);
     }
-    let roster = open(&args).await?;
+    // `roster serve` counts runs, logons and requests for GET /metrics.
+    let metrics = Arc::new(roster_server::Metrics::new());
+    let observer: Option<Arc<dyn roster_app::observe::Observer>> =
+        matches!(args.command, Command::Serve { .. }).then(|| metrics.clone() as _);
+    let roster = open(&args, observer).await?;
     let me = local_caller();
     match args.command {
         Command::Serve {
@@ -497,7 +570,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                     })?,
                 )),
             };
-            serve(roster, &listen, limits, tls, sso).await?
+            serve(roster, &listen, limits, metrics, tls, sso).await?
         }
         Command::Sso(SsoCommand::Check { .. }) => {}
         Command::Users(cmd) => users(&roster, &me, cmd).await?,
@@ -546,7 +619,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                     }
                 }
                 let v = roster.set_directory_settings(&me, settings).await?;
-                eprintln!("roster: directory settings saved.");
+                say("directory settings saved.");
                 output::directory(&v, false)?;
             }
             DirectoryCommand::Domains { json } => {
@@ -679,9 +752,9 @@ async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {
         }
         UsersCommand::Unlock { name } => {
             if roster.clear_logon_throttle(me, &name).await? {
-                eprintln!("roster: failed logons and lock of {name} cleared.");
+                say(&format!("failed logons and lock of {name} cleared."));
             } else {
-                eprintln!("roster: {name} had no failed logons to clear.");
+                say(&format!("{name} had no failed logons to clear."));
             }
         }
         UsersCommand::Add {
@@ -819,9 +892,9 @@ async fn cancel_run(roster: &Roster, me: &Caller, id: i64, json: bool) -> Result
     }
     output::runs(std::slice::from_ref(&run), false)?;
     if run.status == RunStatus::Running {
-        eprintln!(
-            "roster: cancel requested; run #{id} has not stopped yet, it stops at its next check (`roster runs show {id}`)"
-        );
+        say(&format!(
+            "cancel requested; run #{id} has not stopped yet, it stops at its next check (`roster runs show {id}`)"
+        ));
     }
     Ok(())
 }
@@ -833,6 +906,7 @@ async fn serve(
     roster: Arc<Roster>,
     listen: &str,
     logon_limits: roster_server::LogonLimits,
+    metrics: Arc<roster_server::Metrics>,
     tls: Option<(PathBuf, PathBuf)>,
     sso: Option<Arc<roster_server::SingleSignOn>>,
 ) -> Result<()> {
@@ -840,9 +914,9 @@ async fn serve(
         .map_err(|e| anyhow!("can't listen on {listen}: {e}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let mut app = roster_server::router_with(roster.clone(), logon_limits);
+    let mut app = roster_server::router_with_metrics(roster.clone(), logon_limits, metrics);
     if let Some(sso) = sso {
-        eprintln!("roster: single sign-on (Kerberos) at /api/v1/sessions/negotiate");
+        say("single sign-on (Kerberos) at /api/v1/sessions/negotiate");
         app = app.layer(axum::Extension(sso));
     }
     // The scheduled sync: looked at every few seconds; the database decides which instance runs it.
@@ -859,7 +933,9 @@ async fn serve(
     };
     match tls {
         None => {
-            eprintln!("roster: serving on http://{addr} (the console at /, the API under /api/v1)");
+            say(&format!(
+                "serving on http://{addr} (the console at /, the API under /api/v1, health at /healthz and /readyz, metrics at /metrics)"
+            ));
             // With each request's client address: the logon limit counts by it.
             axum::serve(
                 tokio::net::TcpListener::from_std(listener)?,
@@ -880,9 +956,9 @@ async fn serve(
                         key.display()
                     )
                 })?;
-            eprintln!(
-                "roster: serving on https://{addr} (the console at /, the API under /api/v1)"
-            );
+            say(&format!(
+                "serving on https://{addr} (the console at /, the API under /api/v1, health at /healthz and /readyz, metrics at /metrics)"
+            ));
             app = app.layer(axum::Extension(roster_server::SecureCookies));
             let handle = axum_server::Handle::new();
             let stopping = handle.clone();
@@ -902,7 +978,7 @@ async fn serve(
     // rather than leave them running until another process takes them for dead.
     roster.stop_runs("the server stopping").await;
     scheduler.abort();
-    eprintln!("roster: stopped");
+    say("stopped");
     Ok(())
 }
 

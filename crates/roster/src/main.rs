@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("roster: can't start the async runtime: {e}");
+            cli::notice(
+                tracing::Level::ERROR,
+                &format!("can't start the async runtime: {e}"),
+            );
             return ExitCode::from(1);
         }
     };
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let (code, exit) = cli::describe_error(&e);
-            eprintln!("roster: error [{code}]: {e:#}");
+            cli::notice(tracing::Level::ERROR, &format!("error [{code}]: {e:#}"));
             ExitCode::from(exit)
         }
     }

@@ -17,7 +17,7 @@ pub async fn run(keytab: &Path) -> ExitCode {
     match tokio::task::spawn_blocking(move || check(&keytab)).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("roster: the check stopped: {e}");
+            crate::cli::notice(tracing::Level::ERROR, &format!("the check stopped: {e}"));
             ExitCode::from(1)
         }
     }

@@ -7,9 +7,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
-const ADMIN_PW: &str = "e2e-admin-password";
+pub(crate) const ADMIN_PW: &str = "e2e-admin-password";
 
-fn roster(data: &Path) -> Command {
+/// The binary on a data directory, as the built-in administrator would start it (`ROSTER_ADMIN_PASSWORD`
+/// set, no database URL or password in the environment).
+pub(crate) fn roster(data: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("--data-dir").arg(data);
     c.env("ROSTER_ADMIN_PASSWORD", ADMIN_PW);
@@ -20,41 +22,51 @@ fn roster(data: &Path) -> Command {
     c
 }
 
-fn run(c: &mut Command) -> Output {
+pub(crate) fn run(c: &mut Command) -> Output {
     c.output().unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:<port>`
+    pub(crate) origin: String,
+    /// `<origin>/api/v1`
+    pub(crate) base: String,
 }
 
 impl Server {
     fn start(data: &Path) -> Server {
+        Server::spawn(roster(data), Stdio::null())
+    }
+
+    /// `roster serve` on a free port, from `command` (`roster(data)` with more arguments or environment),
+    /// its standard error to `stderr`.
+    pub(crate) fn spawn(mut command: Command, stderr: Stdio) -> Server {
         let port = roster_testkit::free_port();
-        let child = roster(data)
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         roster_testkit::wait_for_port(port, Duration::from_secs(30)).unwrap();
         Server {
             child,
+            origin: format!("http://127.0.0.1:{port}"),
             base: format!("http://127.0.0.1:{port}/api/v1"),
         }
     }
 
     /// SIGTERM, then wait: the server shuts down gracefully.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = i32::try_from(self.child.id()).unwrap();
         // SAFETY: sending a signal to our own child process.
         #[allow(unsafe_code)]
@@ -80,11 +92,11 @@ impl Drop for Server {
     }
 }
 
-fn http() -> reqwest::blocking::Client {
+pub(crate) fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::new()
 }
 
-fn logon(base: &str, name: &str, password: &str) -> String {
+pub(crate) fn logon(base: &str, name: &str, password: &str) -> String {
     let r = http()
         .post(format!("{base}/sessions"))
         .json(&json!({"name": name, "password": password}))

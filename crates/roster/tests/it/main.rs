@@ -18,6 +18,8 @@
 //! - `fake_directory` and `runs_without_a_server`: the same use cases over a directory in memory (run
 //!   bookkeeping, preview/sync equivalence, failure paths, directory logon), on a real SQLite store.
 //! - `runs`: a run's deadline, and cancelling it from this process or another.
+//! - `operations`: `roster serve`'s health, readiness and metrics endpoints, and JSON logs that hold no
+//!   password, token or secret (through the binary).
 
 // Test code: failing loudly is the point.
 #![allow(
@@ -41,6 +43,7 @@ mod kerberos;
 mod kerio;
 mod ldap_sync;
 mod logon;
+mod operations;
 mod runs;
 mod runs_without_a_server;
 mod store;

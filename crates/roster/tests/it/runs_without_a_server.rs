@@ -539,3 +539,115 @@ async fn throttled_directory_users_cause_no_bind() {
     assert_eq!(fake.logons().len(), 4);
     env.check().await;
 }
+
+/// What an observer was told, in order.
+#[derive(Debug, Default)]
+struct Recorder {
+    runs: std::sync::Mutex<Vec<roster_app::observe::RunFinished>>,
+    logons: std::sync::Mutex<Vec<(&'static str, &'static str)>>,
+}
+
+impl roster_app::observe::Observer for Recorder {
+    fn run_finished(&self, run: &roster_app::observe::RunFinished) {
+        self.runs.lock().unwrap().push(run.clone());
+    }
+    fn logon(
+        &self,
+        method: roster_app::observe::LogonMethod,
+        outcome: roster_app::observe::LogonOutcome,
+    ) {
+        self.logons
+            .lock()
+            .unwrap()
+            .push((method.as_str(), outcome.as_str()));
+    }
+}
+
+/// Issue 27: the app tells its observer (`roster serve`'s metrics) how every run ended (a sync, a
+/// preview, a failed read, a deletion guard stop) and how every logon was answered, by method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observer_hears_every_run_and_logon() {
+    use roster_app::observe::{ReadMode, RunEnd};
+    let fake = FakeDirectory::with_passwords(&[("alice", "alice-pw"), ("bob", "bob-pw")]);
+    fake.set_entries(staff());
+    let recorder = Arc::new(Recorder::default());
+    let env = Env::sqlite_observed(Arc::new(FakeConnectors(fake.clone())), recorder.clone()).await;
+    // Deletions on, with the default deletion guard (at most 10 % of the linked users at once).
+    let DirectorySettings::Ldap(mut settings) = ldap_settings(true) else {
+        unreachable!()
+    };
+    settings.guard = Default::default();
+    configure(&env, DirectorySettings::Ldap(settings)).await;
+
+    ok(&env, RunKind::Preview).await;
+    ok(&env, RunKind::Sync).await;
+    fake.set_entries(staff()[..1].to_vec());
+    let stopped = run(&env, RunKind::Sync).await;
+    assert!(
+        matches!(stopped, Err(AppError::RunFailed { .. })),
+        "{stopped:?}"
+    );
+    fake.fail_reads_after(1, disconnected);
+    failed(run(&env, RunKind::Sync).await);
+    let runs: Vec<_> = recorder
+        .runs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| (r.kind, r.outcome, r.read_mode, r.entries_read, r.applied))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (
+                RunKind::Preview,
+                RunEnd::Succeeded,
+                Some(ReadMode::Full),
+                5,
+                None
+            ),
+            (
+                RunKind::Sync,
+                RunEnd::Succeeded,
+                Some(ReadMode::Full),
+                5,
+                Some(counts(|c| c.created = 5))
+            ),
+            // Runs that end in an error don't say how they read.
+            (RunKind::Sync, RunEnd::Stopped, None, 1, None),
+            (RunKind::Sync, RunEnd::Failed, None, 1, None),
+        ]
+    );
+
+    env.roster.verify_logon("alice", "alice-pw").await.unwrap();
+    logon_error(&env, "alice", "bob-pw").await;
+    logon_error(&env, "nobody", "pw").await;
+    logon_error(&env, "alice", "").await;
+    env.roster
+        .verify_logon("admin", crate::support::ADMIN_PASSWORD)
+        .await
+        .unwrap();
+    logon_error(&env, "admin", "wrong").await;
+    fake.fail_logons(true);
+    logon_error(&env, "bob", "bob-pw").await;
+    // The default throttling: three failures in a row are free, the fourth comes too soon.
+    for _ in 0..3 {
+        logon_error(&env, "nobody", "pw").await;
+    }
+    assert_eq!(
+        *recorder.logons.lock().unwrap(),
+        [
+            ("password_directory", "accepted"),
+            ("password_directory", "rejected"),
+            ("password", "rejected"),
+            ("password", "rejected"),
+            ("password_local", "accepted"),
+            ("password_local", "rejected"),
+            ("password_directory", "unavailable"),
+            ("password", "rejected"),
+            ("password", "rejected"),
+            ("password", "throttled"),
+        ]
+    );
+    env.check().await;
+}

@@ -62,16 +62,39 @@ impl Env {
 
     /// On SQLite, with these connectors instead of the real ones (a fake directory).
     pub async fn sqlite_with_connectors(connectors: Arc<dyn ConnectorFactory>) -> Env {
+        Env::sqlite_observed(connectors, Arc::new(roster_app::observe::NoObserver)).await
+    }
+
+    /// [`Env::sqlite_with_connectors`], with `observer` hearing about runs and logons.
+    pub async fn sqlite_observed(
+        connectors: Arc<dyn ConnectorFactory>,
+        observer: Arc<dyn roster_app::observe::Observer>,
+    ) -> Env {
         init();
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-        Env::build(store, dir, connectors).await
+        Env::build_observed(store, dir, connectors, observer).await
     }
 
     async fn build(
         store: Arc<dyn Store>,
         dir: tempfile::TempDir,
         connectors: Arc<dyn ConnectorFactory>,
+    ) -> Env {
+        Env::build_observed(
+            store,
+            dir,
+            connectors,
+            Arc::new(roster_app::observe::NoObserver),
+        )
+        .await
+    }
+
+    async fn build_observed(
+        store: Arc<dyn Store>,
+        dir: tempfile::TempDir,
+        connectors: Arc<dyn ConnectorFactory>,
+        observer: Arc<dyn roster_app::observe::Observer>,
     ) -> Env {
         let clock = Arc::new(ManualClock::new(T0));
         let secrets = roster_app::secrets::SecretBox::load(dir.path(), None).unwrap();
@@ -82,7 +105,8 @@ impl Env {
                 secrets,
                 SessionPolicy { ttl_seconds: 3600 },
             )
-            .with_connectors(connectors),
+            .with_connectors(connectors)
+            .with_observer(observer),
         );
         roster.bootstrap(Some(ADMIN_PASSWORD)).await.unwrap();
         Env {
