@@ -2,6 +2,7 @@
 //! now. The HTTP API and the CLI are thin front ends over [`Roster`]; neither talks to the store or a
 //! connector directly, so both enforce the same rules and write the same audit lines.
 
+mod database;
 pub mod error;
 pub mod passwords;
 pub mod secrets;
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+pub use database::DatabaseCheck;
 pub use error::{AppError, ErrorKind, Result};
 /// The store's types that the use cases hand to front ends, re-exported so that front ends depend on the
 /// use cases alone (the binary still opens the store: it is where the parts are put together).

@@ -7,9 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_roster");
-const ADMIN_PW: &str = "e2e-admin-password";
+pub(crate) const ADMIN_PW: &str = "e2e-admin-password";
 
-fn roster(data: &Path) -> Command {
+pub(crate) fn roster(data: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("--data-dir").arg(data);
     c.env("ROSTER_ADMIN_PASSWORD", ADMIN_PW);
@@ -20,25 +20,25 @@ fn roster(data: &Path) -> Command {
     c
 }
 
-fn run(c: &mut Command) -> Output {
+pub(crate) fn run(c: &mut Command) -> Output {
     c.output().unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub(crate) fn start(data: &Path) -> Server {
         let port = roster_testkit::free_port();
         let child = roster(data)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -54,7 +54,7 @@ impl Server {
     }
 
     /// SIGTERM, then wait: the server shuts down gracefully.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = i32::try_from(self.child.id()).unwrap();
         // SAFETY: sending a signal to our own child process.
         #[allow(unsafe_code)]
@@ -80,11 +80,11 @@ impl Drop for Server {
     }
 }
 
-fn http() -> reqwest::blocking::Client {
+pub(crate) fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::new()
 }
 
-fn logon(base: &str, name: &str, password: &str) -> String {
+pub(crate) fn logon(base: &str, name: &str, password: &str) -> String {
     let r = http()
         .post(format!("{base}/sessions"))
         .json(&json!({"name": name, "password": password}))
