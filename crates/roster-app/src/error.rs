@@ -89,6 +89,11 @@ pub enum AppError {
     SecretKey(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// `roster db check` found problems (it lists them).
+    #[error(
+        "the database check found {problems} problem(s), listed above. Stop Roster and keep a copy of the data directory, then restore the latest good backup (roster restore --force FILE) or report the problems"
+    )]
+    Inconsistent { problems: usize },
     /// Too many password checks are waiting (a flood of logons): come back later. Answered alike whatever
     /// the name, so it says nothing about which names exist.
     #[error("Roster is busy checking other passwords; try again in {retry_after_seconds} seconds")]
@@ -144,6 +149,7 @@ impl AppError {
             AppError::DeletionGuard { .. } => "AP018-deletion-guard",
             AppError::EmptyRead { .. } => "AP019-empty-read",
             AppError::ApprovalMismatch { .. } => "AP020-approval-mismatch",
+            AppError::Inconsistent { .. } => "AP021-database-inconsistent",
             AppError::RunFailed { code, .. } => code,
             AppError::Directory(e) => e.code(),
             AppError::Store(e) => e.code(),
@@ -195,10 +201,27 @@ impl AppError {
                 StoreError::CancelRequested { .. } => ErrorKind::Cancelled,
                 StoreError::NotFound(_) => ErrorKind::NotFound,
                 StoreError::BuiltinAdmin(_) => ErrorKind::Forbidden,
-                StoreError::Locked => ErrorKind::Unavailable,
-                _ => ErrorKind::Internal,
+                StoreError::Locked | StoreError::RestoreInProgress(_) => ErrorKind::Unavailable,
+                // Backup and restore (`roster backup`, `roster restore`): a file that can't be restored,
+                // or a command that doesn't apply to PostgreSQL, is the caller's to fix; a file or data
+                // directory in the way is a conflict.
+                StoreError::NotABackup { .. }
+                | StoreError::BackupUnusable { .. }
+                | StoreError::BackupNewer { .. }
+                | StoreError::BackupUnsupported => ErrorKind::BadRequest,
+                StoreError::BackupFileExists(_)
+                | StoreError::DataDirInUse(_)
+                | StoreError::DatabaseExists(_) => ErrorKind::Conflict,
+                StoreError::Corrupt { .. }
+                | StoreError::NewerSchema { .. }
+                | StoreError::Open(_)
+                | StoreError::Database(_)
+                | StoreError::Invalid(_)
+                | StoreError::BackupFailed(_) => ErrorKind::Internal,
             },
-            AppError::SecretKey(_) | AppError::Internal(_) => ErrorKind::Internal,
+            AppError::SecretKey(_) | AppError::Internal(_) | AppError::Inconsistent { .. } => {
+                ErrorKind::Internal
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! now. The HTTP API and the CLI are thin front ends over [`Roster`]; neither talks to the store or a
 //! connector directly, so both enforce the same rules and write the same audit lines.
 
+mod database;
 pub mod error;
 mod health;
 pub mod observe;
@@ -21,6 +22,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+pub use database::DatabaseCheck;
 pub use error::{AppError, ErrorKind, Result};
 pub use health::{LastRun, READY_TIMEOUT, Readiness};
 /// The store's types that the use cases hand to front ends, re-exported so that front ends depend on the

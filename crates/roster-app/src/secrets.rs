@@ -12,6 +12,41 @@ use std::path::Path;
 /// Envelope version, so that a later key rotation or algorithm change can read old values.
 const VERSION: &str = "v1";
 
+/// The key file's name in the data directory.
+pub const KEY_FILE: &str = "secret.key";
+
+/// Where the key in use comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// `secret.key` in the data directory.
+    File,
+    /// `ROSTER_SECRET_KEY`.
+    Environment,
+}
+
+/// The key secrets are sealed with, as `secret.key` holds it (base64), for `roster backup` to carry: the
+/// key a restored directory password needs. From `env_key` if given (as [`SecretBox::load`] does), else
+/// the data directory's file; never creates one.
+pub fn key_for_backup(data_dir: &Path, env_key: Option<&str>) -> Result<(String, KeySource)> {
+    let (text, source) = match env_key.filter(|k| !k.trim().is_empty()) {
+        Some(k) => (k.trim().to_owned(), KeySource::Environment),
+        None => {
+            let path = data_dir.join(KEY_FILE);
+            let raw = std::fs::read(&path)
+                .map_err(|e| AppError::SecretKey(format!("can't read {}: {e}", path.display())))?;
+            (
+                String::from_utf8_lossy(&raw).trim().to_owned(),
+                KeySource::File,
+            )
+        }
+    };
+    let key = STANDARD
+        .decode(&text)
+        .map_err(|e| AppError::SecretKey(format!("it is not base64: {e}")))?;
+    SecretBox::from_key(&key)?;
+    Ok((text, source))
+}
+
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
 }
@@ -43,7 +78,7 @@ impl SecretBox {
             })?;
             return SecretBox::from_key(&key);
         }
-        let path = data_dir.join("secret.key");
+        let path = data_dir.join(KEY_FILE);
         match std::fs::read(&path) {
             Ok(raw) => {
                 let key = STANDARD

@@ -57,6 +57,40 @@ pub enum StoreError {
     Database(String),
     #[error("invalid value in the database: {0}")]
     Invalid(String),
+    #[error("{path} is not a Roster backup ({detail}); give a file made by `roster backup`")]
+    NotABackup { path: String, detail: String },
+    #[error("{path} is a Roster backup but can't be restored: {detail}")]
+    BackupUnusable { path: String, detail: String },
+    #[error(
+        "this backup was made by a newer version of Roster (it has {what} {found}, this version knows up to {known}); restore it with that version or a later one"
+    )]
+    BackupNewer {
+        what: &'static str,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "{0} already exists; a backup never overwrites a file: give a new name, or move the old file away"
+    )]
+    BackupFileExists(String),
+    #[error(
+        "a Roster process is using the data directory {0} (roster serve, or another roster command); stop it first (e.g. systemctl stop roster), then restore"
+    )]
+    DataDirInUse(String),
+    #[error(
+        "a restore is replacing the database in {0}; wait for `roster restore` to finish, then start again"
+    )]
+    RestoreInProgress(String),
+    #[error(
+        "the data directory {0} already holds a database; to replace it with the backup, give --force: the database and its secret key are then kept in a before-restore-… directory beside it, not deleted"
+    )]
+    DatabaseExists(String),
+    #[error(
+        "`roster backup` and `roster restore` copy the embedded SQLite database, and this Roster uses PostgreSQL: back it up with pg_dump (pg_dump --format=custom --file=roster.pgdump \"$ROSTER_DATABASE_URL\"), restore it with pg_restore, and keep ROSTER_SECRET_KEY with the dump (see the README, Backup and restore)"
+    )]
+    BackupUnsupported,
+    #[error("backup or restore failed: {0}")]
+    BackupFailed(String),
 }
 
 impl StoreError {
@@ -79,6 +113,15 @@ impl StoreError {
             StoreError::RunFinished { .. } => "ST014-run-finished",
             StoreError::CancelRequested { .. } => "ST015-cancel-requested",
             StoreError::NotApprovable { .. } => "ST016-not-approvable",
+            StoreError::NotABackup { .. } => "ST017-not-a-backup",
+            StoreError::BackupUnusable { .. } => "ST018-backup-unusable",
+            StoreError::BackupNewer { .. } => "ST019-backup-newer",
+            StoreError::BackupFileExists(_) => "ST020-backup-file-exists",
+            StoreError::DataDirInUse(_) => "ST021-data-dir-in-use",
+            StoreError::RestoreInProgress(_) => "ST022-restore-in-progress",
+            StoreError::DatabaseExists(_) => "ST023-database-exists",
+            StoreError::BackupUnsupported => "ST024-backup-unsupported",
+            StoreError::BackupFailed(_) => "ST025-backup-failed",
         }
     }
 

@@ -9,7 +9,9 @@
 //! The types the trait takes and returns live with their concern (`users`, `runs`, `sync`) and are
 //! re-exported here.
 
+pub mod backup;
 mod error;
+mod lock;
 mod postgres;
 mod runs;
 mod sqlite;
@@ -25,7 +27,9 @@ use roster_core::{FolderRight, Privilege, Timestamp, UserName};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use backup::{BackupInfo, BackupSummary, Companion, RestoreOptions, Restored};
 pub use error::StoreError;
+pub use lock::DataDirLock;
 pub use postgres::PgStore;
 pub use runs::{
     CancelOutcome, DIRECTORY_READ_STATE, NewRun, ReadMode, RunControl, RunKind, RunOutcome,
@@ -274,8 +278,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn planned_deletions(&self, id: i64) -> Result<Option<Vec<i64>>>;
     async fn run_lines(&self, id: i64, offset: i64, limit: i64) -> Result<Page<ReportLine>>;
 
-    /// Checks the invariants the schema can't express; returns one line per problem (empty = consistent).
+    /// Checks the invariants the schema can't express, and that no run is still marked running; returns one
+    /// line per problem (empty = consistent). Every test that writes ends with it.
     async fn check_consistency(&self) -> Result<Vec<String>>;
+    /// The invariants alone, with (SQLite) `PRAGMA integrity_check`: what `roster db check` reports on a
+    /// live database, where a run may be running.
+    async fn check_invariants(&self) -> Result<Vec<String>>;
+
+    /// Writes a consistent copy of the database, with `companions` (files of the data directory a restore
+    /// needs too: the secret key), to the new file `dest`, readable by its owner only (`backup.rs`).
+    /// SQLite only: PostgreSQL answers [`StoreError::BackupUnsupported`] (pg_dump's job).
+    async fn backup(
+        &self,
+        dest: &Path,
+        companions: &[Companion],
+        now: Timestamp,
+    ) -> Result<BackupSummary>;
 }
 
 /// Where the user database lives.

@@ -51,6 +51,22 @@ async fn apply_connection(store: &PgStore) -> Result<sqlx::pool::PoolConnection<
     Ok(store.pool.acquire().await?)
 }
 
+/// `roster backup` copies the SQLite file; a PostgreSQL database is backed up with `pg_dump`.
+async fn backup_database(
+    _store: &PgStore,
+    _dest: &std::path::Path,
+    _companions: &[crate::Companion],
+    _now: roster_core::Timestamp,
+) -> Result<crate::BackupSummary> {
+    Err(StoreError::BackupUnsupported)
+}
+
+/// PostgreSQL checks its own pages; there is no cheap equivalent of SQLite's integrity check (amcheck is
+/// an extension an administrator installs).
+async fn storage_problems(_store: &PgStore) -> Result<Vec<String>> {
+    Ok(Vec::new())
+}
+
 /// Connection errors may quote the URL, and the URL may hold a password.
 fn redact(message: &str, url: &str) -> String {
     message.replace(url, "(the database URL)")

@@ -14,7 +14,7 @@ type Db = sqlx::Sqlite;
 type ThisStore = SqliteStore;
 const BACKEND: &str = "sqlite";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -22,6 +22,9 @@ pub struct SqliteStore {
     /// For the connection a synchronization applies its plan on (`apply_connection`).
     apply_options: SqliteConnectOptions,
     path: PathBuf,
+    /// The data directory's shared lock, held while the store is open: `roster restore` refuses a data
+    /// directory a process holds it on (`lock.rs`).
+    _lock: Option<std::sync::Arc<crate::DataDirLock>>,
 }
 
 impl SqliteStore {
@@ -33,6 +36,7 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
+        let lock = crate::DataDirLock::shared(data_dir)?.map(std::sync::Arc::new);
         let path = crate::StoreLocation::sqlite_file(data_dir);
         check_header(&path)?;
         create_private(&path)?;
@@ -65,6 +69,7 @@ impl SqliteStore {
             pool,
             apply_options,
             path,
+            _lock: lock,
         })
     }
 
@@ -94,6 +99,30 @@ async fn apply_connection(store: &SqliteStore) -> Result<SqliteConnection> {
     SqliteConnection::connect_with(&store.apply_options)
         .await
         .map_err(StoreError::from_sqlx)
+}
+
+/// `Store::backup`: a consistent copy of the live database (`backup.rs`).
+async fn backup_database(
+    store: &SqliteStore,
+    dest: &Path,
+    companions: &[crate::Companion],
+    now: roster_core::Timestamp,
+) -> Result<crate::BackupSummary> {
+    crate::backup::backup_sqlite(&store.pool, dest, companions, now).await
+}
+
+/// SQLite's own check of the file (pages, indexes against their tables, constraints), for
+/// `check_invariants`.
+async fn storage_problems(store: &SqliteStore) -> Result<Vec<String>> {
+    let mut conn = store.pool.acquire().await?;
+    crate::backup::integrity_problems(&mut conn)
+        .await
+        .map(|lines| {
+            lines
+                .into_iter()
+                .map(|l| format!("SQLite's integrity check: {l}"))
+                .collect()
+        })
 }
 
 fn with_path(e: StoreError, path: &Path) -> StoreError {

@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Every command works on the data directory (or PostgreSQL) directly
 //! through `roster_app::Roster`, as the local administrator; it is safe while `roster serve` runs on the same
-//! data (SQLite WAL, one transaction per change, runs serialized in the database).
+//! data (SQLite WAL, one transaction per change, runs serialized in the database). The exception is
+//! `roster restore`, which replaces the database and needs the data directory to itself (`database.rs`).
 
 use crate::output;
 use anyhow::{Context, Result, anyhow};
@@ -204,10 +205,49 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Back up the embedded database while Roster runs: a consistent copy, with the secret key that
+    /// decrypts the stored directory password, in one new file readable by you only (it holds password
+    /// hashes and the key: keep it as safe as the data directory). Never overwrites a file. With
+    /// PostgreSQL, use pg_dump instead (see the README).
+    Backup {
+        /// The backup file to create; it must not exist.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup into a stopped data directory (no roster serve or other roster command may use
+    /// it). Refuses a file that isn't a Roster backup or comes from a newer version. A data directory that
+    /// already holds a database is replaced only with --force, which keeps the previous database and key
+    /// in a before-restore-<time> directory inside it.
+    Restore {
+        /// A file made by `roster backup`.
+        file: PathBuf,
+        /// Replace the database the data directory holds (it is kept in before-restore-<time>/, with
+        /// its key, not deleted).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The database itself.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Test a logon: checks NAME's password (local or directory) and the log_on privilege. The password is
     /// read from ROSTER_PASSWORD, or from standard input.
     Logon {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Check the database: the invariants the schema can't express (rows that refer to nothing, users
+    /// without their folder, stale name keys…), SQLite's integrity check, and that the stored directory
+    /// password can be decrypted with the key in use. Exit 0: consistent; 1: problems, each listed
+    /// (AP021-database-inconsistent), or the database can't be read.
+    Check {
         #[arg(long)]
         json: bool,
     },
@@ -542,6 +582,20 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     if let Command::Sso(SsoCommand::Check { keytab }) = &args.command {
         return Ok(crate::sso_check::run(keytab).await);
     }
+    match &args.command {
+        // Before the store is opened: that would create a database, and hold the lock a restore takes.
+        Command::Restore { file, force, json } => {
+            let now = roster_core::Clock::now(&SystemClock);
+            crate::database::restore(&args, file, *force, now, *json).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Backup { .. } => {
+            crate::database::refuse_postgres(&args)?;
+            crate::database::require_database(&args)?;
+        }
+        Command::Db(_) => crate::database::require_database(&args)?,
+        _ => {}
+    }
     // `roster serve` counts runs, logons and requests for GET /metrics.
     let metrics = Arc::new(roster_server::Metrics::new());
     let observer: Option<Arc<dyn roster_app::observe::Observer>> =
@@ -573,6 +627,13 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             serve(roster, &listen, limits, metrics, tls, sso).await?
         }
         Command::Sso(SsoCommand::Check { .. }) => {}
+        Command::Restore { .. } => {}
+        Command::Backup { file, json } => {
+            crate::database::backup(&roster, &me, &args.data_dir, &file, json).await?
+        }
+        Command::Db(DbCommand::Check { json }) => {
+            crate::database::check(&roster, &me, json).await?
+        }
         Command::Users(cmd) => users(&roster, &me, cmd).await?,
         Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
             DefaultsCommand::Show { json } => {

@@ -5,11 +5,20 @@
 //! its settings, too) · 3 not found · 4 conflict (duplicate name or address, another run in progress, users
 //! changed by someone else while a run was planned, a run that finished before it could be cancelled) ·
 //! 5 a directory or the database is unavailable (unreachable, refused the service account, a failed or
-//! partial read, a run stopped at its deadline) · 6 logon refused or not permitted · 7 the run was
-//! cancelled (`roster runs cancel`, the API, or the server stopping).
+//! partial read, a run stopped at its deadline; a restore in progress on the data directory) · 6 logon
+//! refused or not permitted · 7 the run was cancelled (`roster runs cancel`, the API, or the server
+//! stopping) · 8 the deletion guard stopped the sync (approve it or change the settings).
 //! `roster sso check`: 0 every check passed · 2 the keytab can't be used · 5 the KDC check failed.
+//! `roster db check`: 0 consistent · 1 a problem found (each listed on standard output;
+//! AP021-database-inconsistent), or the database can't be read: an inconsistent database is a database
+//! failure, so it takes code 1 like the others rather than a code of its own.
+//! `roster backup`: 2 on PostgreSQL (use pg_dump) · 3 no database in the data directory · 4 the file exists.
+//! `roster restore`: 2 a file that isn't a Roster backup, is damaged or is from a newer version (or
+//! PostgreSQL) · 3 no such file · 4 a Roster process uses the data directory, or it holds a database and
+//! --force wasn't given.
 
 mod cli;
+mod database;
 mod output;
 mod sso_check;
 

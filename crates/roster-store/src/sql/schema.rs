@@ -91,16 +91,32 @@ async fn refold_keys(pool: &sqlx::Pool<Db>) -> Result<()> {
     Ok(())
 }
 
+/// The invariants, and no run left running: what every test ends with. A run still marked running is not
+/// a fault of the database (its process may be running it, or may have died, and the next run takes it for
+/// dead), so `roster db check` leaves it out (`check_invariants`); a test's runs must all have ended.
 async fn check_consistency(store: &ThisStore) -> Result<Vec<String>> {
+    let mut problems = check_invariants(store).await?;
+    let running: Vec<String> =
+        sqlx::query_scalar::<Db, String>("SELECT CAST(id AS TEXT) FROM sync_runs WHERE status = 'running'")
+            .fetch_all(&store.pool)
+            .await?;
+    if !running.is_empty() {
+        problems.push(format!("runs still marked running: {}", running.join(", ")));
+    }
+    Ok(problems)
+}
+
+/// The invariants the schema can't express, and (SQLite) the file's own integrity: `roster db check`.
+async fn check_invariants(store: &ThisStore) -> Result<Vec<String>> {
+    // First: if the file itself is damaged, what follows may fail or mislead.
+    let mut problems = storage_problems(store).await?;
     let mut conn = store.pool.acquire().await?;
-    let mut problems = Vec::new();
-    let checks: [(&str, &str); 6] = [
+    let checks: [(&str, &str); 5] = [
         ("users without an own archive folder", "SELECT u.name FROM users u WHERE NOT EXISTS (SELECT 1 FROM folders f WHERE f.owner_user_id = u.id)"),
         ("orphaned folders without messages", "SELECT name FROM folders WHERE owner_user_id IS NULL AND message_count = 0"),
         ("users whose name key doesn't match", "SELECT name FROM users WHERE name_key LIKE '\u{1}%'"),
         ("built-in administrators", "SELECT name FROM users WHERE builtin_admin = TRUE GROUP BY name HAVING COUNT(*) > 1"),
         ("half-linked users", "SELECT name FROM users WHERE (dir_source IS NULL) <> (dir_id IS NULL)"),
-        ("runs still marked running", "SELECT CAST(id AS TEXT) FROM sync_runs WHERE status = 'running'"),
     ];
     for (what, sql) in checks {
         let names: Vec<String> = sqlx::query_scalar::<Db, String>(sql).fetch_all(&mut *conn).await?;
@@ -110,15 +126,41 @@ async fn check_consistency(store: &ThisStore) -> Result<Vec<String>> {
     }
     // SQLite applies a synchronization's plan without enforcing foreign keys (sqlite.rs,
     // `apply_connection`): a row that points at nothing is a bug there. PostgreSQL always enforces them.
+    // Named by the column and the values that refer to nothing (the rows of a WITHOUT ROWID table have no
+    // rowid to name them by), so that an administrator can look them up.
     if BACKEND == "sqlite" {
-        let dangling: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>(
-            "SELECT \"table\" || ' row ' || COALESCE(CAST(rowid AS TEXT), '(without rowid)'), \"parent\" \
-             FROM pragma_foreign_key_check",
+        let dangling: Vec<(String, String, i64)> = sqlx::query_as::<Db, (String, String, i64)>(
+            "SELECT DISTINCT \"table\", \"parent\", fkid FROM pragma_foreign_key_check ORDER BY 1, 3",
         )
         .fetch_all(&mut *conn)
         .await?;
-        for (row, parent) in dangling {
-            problems.push(format!("{row} refers to a missing row of {parent}"));
+        for (table, parent, fkid) in dangling {
+            let columns: Vec<(String, Option<String>)> = sqlx::query_as::<Db, (String, Option<String>)>(
+                "SELECT \"from\", \"to\" FROM pragma_foreign_key_list($1) WHERE id = $2 ORDER BY seq",
+            )
+            .bind(&table)
+            .bind(fkid)
+            .fetch_all(&mut *conn)
+            .await?;
+            let [(from, Some(to))] = columns.as_slice() else {
+                problems.push(format!("{table} rows refer to missing rows of {parent}"));
+                continue;
+            };
+            if [&table, &parent, from, to].iter().any(|name| name.contains('"')) {
+                problems.push(format!("{table} rows refer to missing rows of {parent}"));
+                continue;
+            }
+            // Names from the schema itself (and without a quote), not from input.
+            let values: Vec<String> = sqlx::query_scalar::<Db, String>(sqlx::AssertSqlSafe(format!(
+                "SELECT DISTINCT CAST(c.\"{from}\" AS TEXT) FROM \"{table}\" c WHERE c.\"{from}\" IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM \"{parent}\" p WHERE p.\"{to}\" = c.\"{from}\") ORDER BY 1 LIMIT 20"
+            )))
+            .fetch_all(&mut *conn)
+            .await?;
+            problems.push(format!(
+                "{table} rows whose {from} refers to no {parent} row: {}",
+                values.join(", ")
+            ));
         }
     }
     let keys: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>("SELECT name, name_key FROM users")

@@ -325,4 +325,19 @@ impl Store for ThisStore {
     async fn check_consistency(&self) -> Result<Vec<String>> {
         check_consistency(self).await
     }
+
+    async fn check_invariants(&self) -> Result<Vec<String>> {
+        check_invariants(self).await
+    }
+
+    // sqlite.rs or postgres.rs
+
+    async fn backup(
+        &self,
+        dest: &std::path::Path,
+        companions: &[crate::Companion],
+        now: Timestamp,
+    ) -> Result<crate::BackupSummary> {
+        backup_database(self, dest, companions, now).await
+    }
 }

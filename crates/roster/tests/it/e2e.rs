@@ -43,7 +43,7 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    fn start(data: &Path) -> Server {
+    pub(crate) fn start(data: &Path) -> Server {
         Server::spawn(roster(data), Stdio::null())
     }
 

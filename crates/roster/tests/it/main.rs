@@ -8,6 +8,7 @@
 //! - `api`: the REST API over real HTTP.
 //! - `console`: the web console in a real headless Chromium against the binary and slapd.
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
+//! - `backup`: `roster backup` while the server writes, `roster restore` and its refusals, `roster db check`.
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
 //! - `icewarp`: the same, and the domain and group pickers, against the IceWarp emulator over HTTPS.
@@ -35,6 +36,7 @@ mod support;
 
 mod active_directory;
 mod api;
+mod backup;
 mod console;
 mod directory_settings;
 mod e2e;

@@ -1105,7 +1105,7 @@ async fn the_consistency_check_finds_rows_that_refer_to_nothing() {
     let problems = env.store.check_consistency().await.unwrap();
     assert_eq!(
         problems,
-        ["user_privileges row (without rowid) refers to a missing row of users"]
+        ["user_privileges rows whose user_id refers to no users row: 4242"]
     );
 }
 
