@@ -123,6 +123,9 @@ async fn user_db_version(store: &ThisStore) -> Result<i64> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// A test hook: milliseconds the apply waits, inside its transaction, before it commits.
+const APPLY_DELAY_VARIABLE: &str = "ROSTER_TEST_APPLY_DELAY_MS";
+
 async fn apply_plan(
     store: &ThisStore,
     run_id: i64,
@@ -314,6 +317,15 @@ async fn apply_plan(
     .await?;
     if let Some(stopped) = record.approves {
         mark_approved(&mut tx, stopped, run_id, actor, now).await?;
+    }
+    // Fault-injection tests only (issue 27): hold the transaction open, its users written and not yet
+    // committed, so that a test can kill the process in the middle of an apply. Unset, nothing waits.
+    if let Some(ms) = std::env::var(APPLY_DELAY_VARIABLE)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tracing::warn!(ms, "{APPLY_DELAY_VARIABLE} is set: the apply waits before its commit");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     // The run's outcome and report, in the same transaction: the users applied and the run that says so
     // are committed together or not at all.

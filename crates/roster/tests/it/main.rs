@@ -8,6 +8,7 @@
 //! - `api`: the REST API over real HTTP.
 //! - `console`: the web console in a real headless Chromium against the binary and slapd.
 //! - `e2e`: the compiled binary: serve, restart, CLI on the same data directory.
+//! - `faults`: a sync killed in its apply, a disk that fills during a sync (through the binary).
 //! - `backup`: `roster backup` while the server writes, `roster restore` and its refusals, `roster db check`.
 //! - `directory_settings`: the settings of every directory kind and their secret.
 //! - `ldap_sync`: Test Settings, Synchronize now and LDAP logon against a real slapd.
@@ -40,6 +41,7 @@ mod backup;
 mod console;
 mod directory_settings;
 mod e2e;
+mod faults;
 mod icewarp;
 mod kerberos;
 mod kerio;
