@@ -122,10 +122,10 @@ async fn user_db_version(store: &ThisStore) -> Result<i64> {
     read_version(&mut conn).await
 }
 
-#[allow(clippy::too_many_arguments)]
 /// A test hook: milliseconds the apply waits, inside its transaction, before it commits.
 const APPLY_DELAY_VARIABLE: &str = "ROSTER_TEST_APPLY_DELAY_MS";
 
+#[allow(clippy::too_many_arguments)]
 async fn apply_plan(
     store: &ThisStore,
     run_id: i64,
