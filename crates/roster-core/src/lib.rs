@@ -8,6 +8,8 @@ pub mod clock;
 pub mod directory;
 pub mod dn;
 pub mod filter;
+#[cfg(test)]
+mod fuzz;
 pub mod ldif;
 pub mod names;
 pub mod plan;

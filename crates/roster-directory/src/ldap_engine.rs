@@ -1543,7 +1543,7 @@ fn malformed(what: &str) -> DirectoryError {
 
 /// `SearchResultEntry ::= [APPLICATION 4] SEQUENCE { objectName LDAPDN, attributes PartialAttributeList }`,
 /// decoded without panicking (ldap3's `SearchEntry::construct` panics on malformed input).
-fn parse_entry(tag: StructureTag) -> Result<(String, Values), DirectoryError> {
+pub(crate) fn parse_entry(tag: StructureTag) -> Result<(String, Values), DirectoryError> {
     let mut parts = tag
         .match_id(4)
         .and_then(StructureTag::expect_constructed)
@@ -1585,7 +1585,7 @@ fn parse_entry(tag: StructureTag) -> Result<(String, Values), DirectoryError> {
 }
 
 /// The URIs of a `SearchResultReference`, for the error message; undecodable parts are skipped.
-fn parse_reference(tag: StructureTag) -> Vec<String> {
+pub(crate) fn parse_reference(tag: StructureTag) -> Vec<String> {
     tag.expect_constructed()
         .unwrap_or_default()
         .into_iter()

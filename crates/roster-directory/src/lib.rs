@@ -21,6 +21,8 @@ mod connector;
 mod content_sync;
 mod dns;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod icewarp;
 mod ids;

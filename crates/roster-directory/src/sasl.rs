@@ -170,7 +170,7 @@ fn refused(principal: &str, response: &BindResponse) -> DirectoryError {
 
 /// A BindResponse's parts that matter here.
 #[derive(Debug)]
-struct BindResponse {
+pub(crate) struct BindResponse {
     rc: u32,
     message: String,
     credentials: Option<Vec<u8>>,
@@ -228,7 +228,10 @@ fn encode_bind_request(id: i32, credentials: Option<&[u8]>) -> Vec<u8> {
 
 /// Parses `LDAPMessage { messageID, BindResponse { resultCode, matchedDN, diagnosticMessage,
 /// referral [3] OPTIONAL, serverSaslCreds [7] OPTIONAL } , controls [0] OPTIONAL }`.
-fn decode_bind_response(message: &[u8], id: i32) -> Result<BindResponse, DirectoryError> {
+pub(crate) fn decode_bind_response(
+    message: &[u8],
+    id: i32,
+) -> Result<BindResponse, DirectoryError> {
     let (body, _) = read_tlv_of(message, 0x30, SUBJECT)?;
     let (msg_id, rest) = read_tlv_of(body, 0x02, SUBJECT)?;
     let msg_id = decode_integer(msg_id)?;
@@ -269,7 +272,10 @@ fn decode_bind_response(message: &[u8], id: i32) -> Result<BindResponse, Directo
 }
 
 /// Reads one BER element (tag, definite length, content) of at most `limit` bytes.
-async fn read_message<R: AsyncRead + Unpin>(r: &mut R, limit: usize) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn read_message<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: usize,
+) -> std::io::Result<Vec<u8>> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
     let mut head = [0u8; 2];
     r.read_exact(&mut head).await?;

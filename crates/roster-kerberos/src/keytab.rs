@@ -278,3 +278,26 @@ mod tests {
         }
     }
 }
+
+/// Arbitrary bytes as a keytab (issue 27's fuzzing; see roster-core's `fuzz.rs` for why proptest): an
+/// error or entries, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = super::parse_keytab(&bytes);
+        }
+
+        #[test]
+        fn keytab_shaped_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut file = vec![5, 2];
+            file.extend(body);
+            let _ = super::parse_keytab(&file);
+        }
+    }
+}

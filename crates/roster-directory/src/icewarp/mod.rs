@@ -42,7 +42,7 @@
 //!   logon), the sync removes users who left the groups.
 
 mod api;
-mod xml;
+pub(crate) mod xml;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
