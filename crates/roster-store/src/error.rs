@@ -51,6 +51,10 @@ pub enum StoreError {
         "this database was written by a newer version of Roster (it has migration {found}, this version knows up to {known}); run that newer version, or restore a backup made by this one"
     )]
     NewerSchema { found: i64, known: i64 },
+    #[error(
+        "the disk holding the database is full ({0}); free space in the data directory (or the PostgreSQL server's disk) and run it again"
+    )]
+    DiskFull(String),
     #[error("can't open the database: {0}")]
     Open(String),
     #[error("database error: {0}")]
@@ -122,6 +126,7 @@ impl StoreError {
             StoreError::DatabaseExists(_) => "ST023-database-exists",
             StoreError::BackupUnsupported => "ST024-backup-unsupported",
             StoreError::BackupFailed(_) => "ST025-backup-failed",
+            StoreError::DiskFull(_) => "ST026-disk-full",
         }
     }
 
@@ -138,6 +143,10 @@ impl StoreError {
                         path: String::from("(the SQLite file)"),
                         detail: db.message().to_owned(),
                     };
+                }
+                // SQLite 13 FULL; PostgreSQL 53100 disk_full.
+                if matches!(code.as_ref(), "13" | "53100") {
+                    return StoreError::DiskFull(db.message().to_owned());
                 }
                 // PostgreSQL: 55P03 lock_not_available, 40P01 deadlock
                 if matches!(code.as_ref(), "55P03" | "40P01" | "40001") {

@@ -143,9 +143,10 @@ fn a_disk_that_fills_during_a_sync_fails_it_cleanly_and_logons_still_work() {
     );
     let err = stderr(&o);
     assert!(
-        err.to_lowercase().contains("full"),
-        "the error says the disk is full: {err}"
+        err.contains("ST026-disk-full") && err.contains("free space"),
+        "the error says the disk is full and what to do: {err}"
     );
+    assert_eq!(o.status.code(), Some(5), "{err}");
     eprintln!("disk full: {err}");
     assert_eq!(user_count(&data), 1, "nothing was applied");
     db_check(&data);
