@@ -201,9 +201,10 @@ impl AppError {
                 StoreError::CancelRequested { .. } => ErrorKind::Cancelled,
                 StoreError::NotFound(_) => ErrorKind::NotFound,
                 StoreError::BuiltinAdmin(_) => ErrorKind::Forbidden,
-                StoreError::Locked | StoreError::RestoreInProgress(_) | StoreError::DiskFull(_) => {
-                    ErrorKind::Unavailable
-                }
+                StoreError::Locked
+                | StoreError::RestoreInProgress(_)
+                | StoreError::DiskFull(_)
+                | StoreError::Unavailable(_) => ErrorKind::Unavailable,
                 // Backup and restore (`roster backup`, `roster restore`): a file that can't be restored,
                 // or a command that doesn't apply to PostgreSQL, is the caller's to fix; a file or data
                 // directory in the way is a conflict.

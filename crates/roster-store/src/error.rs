@@ -52,6 +52,10 @@ pub enum StoreError {
     )]
     NewerSchema { found: i64, known: i64 },
     #[error(
+        "the database gave no connection in time ({0}): the PostgreSQL server may be down, restarting or overloaded, or another process holds the SQLite database; try again in a moment (Roster reconnects by itself)"
+    )]
+    Unavailable(String),
+    #[error(
         "the disk holding the database is full ({0}); free space in the data directory (or the PostgreSQL server's disk) and run it again"
     )]
     DiskFull(String),
@@ -127,6 +131,7 @@ impl StoreError {
             StoreError::BackupUnsupported => "ST024-backup-unsupported",
             StoreError::BackupFailed(_) => "ST025-backup-failed",
             StoreError::DiskFull(_) => "ST026-disk-full",
+            StoreError::Unavailable(_) => "ST027-database-unavailable",
         }
     }
 
@@ -154,7 +159,10 @@ impl StoreError {
                 }
                 StoreError::Database(db.message().to_owned())
             }
-            sqlx::Error::PoolTimedOut => StoreError::Locked,
+            sqlx::Error::PoolTimedOut => StoreError::Unavailable(
+                "no connection free or possible within the pool's wait".into(),
+            ),
+            sqlx::Error::Io(io) => StoreError::Unavailable(io.to_string()),
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 StoreError::Invalid(e.to_string())
             }

@@ -39,6 +39,7 @@ static SHARED: Mutex<Option<&'static TestPostgres>> = Mutex::new(None);
 struct Running {
     process: ServerProcess,
     dir: tempfile::TempDir,
+    port: u16,
 }
 
 static RUNNING: Mutex<Vec<Running>> = Mutex::new(Vec::new());
@@ -67,6 +68,40 @@ impl TestPostgres {
         let pg: &'static TestPostgres = Box::leak(Box::new(start_cluster()?));
         *shared = Some(pg);
         Ok(pg)
+    }
+
+    /// A cluster of the calling test's own (for a test that stops and starts it: the shared one serves
+    /// the other tests of the process), stopped and removed at exit like the shared one.
+    pub fn private() -> io::Result<TestPostgres> {
+        start_cluster()
+    }
+
+    /// Stops the server (SIGINT: PostgreSQL's fast shutdown, which drops every connection), keeps it
+    /// down for `down`, and starts it again on the same port and data. For the shared cluster this would
+    /// break the process' other tests: use it on a [`TestPostgres::private`] one.
+    pub fn restart(&self, down: Duration) -> io::Result<()> {
+        {
+            let mut running = lock(&RUNNING);
+            let entry = running
+                .iter_mut()
+                .find(|r| r.port == self.port)
+                .ok_or_else(|| io::Error::other("this cluster is not running"))?;
+            entry
+                .process
+                .stop_with(libc::SIGINT, Duration::from_secs(30));
+        }
+        pause(down);
+        let user = server_user()?;
+        let mut postgres = postgres_command(&self.bin_dir, &self.dir, self.port, user);
+        let mut process = ServerProcess::spawn("postgres", &mut postgres, &self.log_path)?;
+        process.wait_for_ports(&[self.port], START_TIMEOUT)?;
+        {
+            let mut running = lock(&RUNNING);
+            if let Some(entry) = running.iter_mut().find(|r| r.port == self.port) {
+                entry.process = process;
+            }
+        }
+        wait_until_ready(self)
     }
 
     /// Creates an empty database named from `prefix` (lowercased, other
@@ -286,14 +321,33 @@ fn start_cluster() -> io::Result<TestPostgres> {
 
     let port = try_free_port()?;
     let log_path = dir.path().join("postgres.log");
+    let mut postgres = postgres_command(&bin_dir, dir.path(), port, user);
+    let mut process = ServerProcess::spawn("postgres", &mut postgres, &log_path)?;
+    process.wait_for_ports(&[port], START_TIMEOUT)?;
+
+    let pg = TestPostgres {
+        port,
+        bin_dir,
+        dir: dir.path().to_owned(),
+        log_path,
+    };
+    // Register before waiting for readiness so a cluster that never becomes
+    // ready is cleaned up too.
+    register_for_exit(Running { process, dir, port })?;
+    wait_until_ready(&pg)?;
+    Ok(pg)
+}
+
+/// The server of the cluster in `dir` (data in `dir/data`, its socket in `dir/sock`) on `port`.
+fn postgres_command(bin_dir: &Path, dir: &Path, port: u16, user: Option<(u32, u32)>) -> Command {
     let mut postgres = Command::new(bin_dir.join("postgres"));
     postgres
         .arg("-D")
-        .arg(&data)
+        .arg(dir.join("data"))
         .arg("-p")
         .arg(port.to_string())
         .arg("-k")
-        .arg(&sock);
+        .arg(dir.join("sock"));
     // Durability is pointless for throwaway data; these make schema
     // migrations and bulk inserts in tests much faster.
     for setting in [
@@ -306,21 +360,8 @@ fn start_cluster() -> io::Result<TestPostgres> {
     ] {
         postgres.arg("-c").arg(setting);
     }
-    as_server_user(&mut postgres, user, dir.path());
-    let mut process = ServerProcess::spawn("postgres", &mut postgres, &log_path)?;
-    process.wait_for_ports(&[port], START_TIMEOUT)?;
-
-    let pg = TestPostgres {
-        port,
-        bin_dir,
-        dir: dir.path().to_owned(),
-        log_path,
-    };
-    // Register before waiting for readiness so a cluster that never becomes
-    // ready is cleaned up too.
-    register_for_exit(Running { process, dir })?;
-    wait_until_ready(&pg)?;
-    Ok(pg)
+    as_server_user(&mut postgres, user, dir);
+    postgres
 }
 
 /// The port opens before recovery finishes ("the database system is
@@ -375,7 +416,10 @@ fn register_atexit() -> io::Result<()> {
 
 extern "C" fn stop_all_at_exit() {
     let running = std::mem::take(&mut *lock(&RUNNING));
-    for Running { mut process, dir } in running {
+    for Running {
+        mut process, dir, ..
+    } in running
+    {
         // SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, but the
         // postmaster still reaps its backends and releases shared memory,
         // which SIGKILL would leak.

@@ -155,3 +155,56 @@ fn a_disk_that_fills_during_a_sync_fails_it_cleanly_and_logons_still_work() {
         .env("ROSTER_PASSWORD", crate::e2e::ADMIN_PW));
     assert!(o.status.success(), "logons still work: {}", stderr(&o));
 }
+
+/// PostgreSQL restarted under a running server: while it is down, requests fail with a clear answer
+/// (no hang, no crash); once it is back, the server recovers by itself.
+#[test]
+fn postgresql_restarted_under_a_running_server_fails_clearly_then_recovers() {
+    let pg = roster_testkit::TestPostgres::private().unwrap();
+    let url = pg.create_database("faults_restart").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = roster(dir.path());
+    cmd.env("ROSTER_DATABASE_URL", &url);
+    let server = crate::e2e::Server::spawn(cmd, Stdio::null());
+    let logon = || {
+        crate::e2e::http()
+            .post(format!("{}/sessions", server.base))
+            .json(&serde_json::json!({"name": "admin", "password": crate::e2e::ADMIN_PW}))
+            .timeout(Duration::from_secs(60))
+            .send()
+    };
+    assert_eq!(logon().unwrap().status(), 201);
+
+    let restart = std::thread::spawn(move || {
+        // Longer than the pool's 15 s wait for a connection.
+        pg.restart(Duration::from_secs(20)).unwrap();
+        pg
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let down = logon().unwrap();
+    let status = down.status();
+    let body: Value = down.json().unwrap_or(Value::Null);
+    eprintln!(
+        "while PostgreSQL is down: {status} {body} after {:?}",
+        started.elapsed()
+    );
+    assert!(status.is_server_error(), "{status} {body}");
+    assert!(
+        body["error"]["code"].as_str().is_some(),
+        "a coded error: {body}"
+    );
+    let _pg = restart.join().unwrap();
+
+    // Back: the pool reconnects by itself.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match logon() {
+            Ok(r) if r.status() == 201 => break,
+            other => {
+                assert!(Instant::now() < deadline, "no recovery: {other:?}");
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+}
