@@ -240,3 +240,112 @@ async fn every_kind_stores_keeps_and_requires_its_secret_and_never_shows_it() {
         env.check().await;
     }
 }
+
+/// A keytab file holding `principal` (MIT's version-2 format, one AES key of zeros): enough for the
+/// settings' checks, which read the keytab's principals (no KDC here).
+fn keytab_file(dir: &std::path::Path, principal: &str) -> std::path::PathBuf {
+    let (name, realm) = principal.split_once('@').unwrap();
+    let mut body = Vec::new();
+    let components: Vec<&str> = name.split('/').collect();
+    body.extend((components.len() as u16).to_be_bytes());
+    body.extend((realm.len() as u16).to_be_bytes());
+    body.extend(realm.as_bytes());
+    for c in &components {
+        body.extend((c.len() as u16).to_be_bytes());
+        body.extend(c.as_bytes());
+    }
+    body.extend(1u32.to_be_bytes());
+    body.extend(0u32.to_be_bytes());
+    body.push(1);
+    body.extend(18u16.to_be_bytes());
+    body.extend(32u16.to_be_bytes());
+    body.extend([0u8; 32]);
+    let mut file = vec![5, 2];
+    file.extend((body.len() as i32).to_be_bytes());
+    file.extend(body);
+    let path = dir.join("svc.keytab");
+    std::fs::write(&path, file).unwrap();
+    path
+}
+
+/// Issue 25: with Kerberos the settings store no password, and the keytab's path follows the password's
+/// rule: left out, it is kept for the same target and asked for again when the target changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keytab_is_kept_or_asked_for_like_a_password() {
+    let env = Env::sqlite().await;
+    let admin = env.local_admin();
+    let keytab = keytab_file(env.dir.path(), "roster-svc@COMPANY.LOCAL");
+    let (DirectorySettings::ActiveDirectory(base), _) = examples(DirectoryKind::ActiveDirectory)
+    else {
+        panic!("AD settings expected");
+    };
+    let kerberos = ActiveDirectorySettings {
+        server: "dc1.company.local".into(),
+        username: String::new(),
+        password: None,
+        authentication: roster_core::directory::AdAuthentication::Kerberos,
+        keytab: Some(keytab.clone()),
+        principal: "roster-svc@COMPANY.LOCAL".into(),
+        ..base
+    };
+    let shown = env
+        .roster
+        .set_directory_settings(&admin, DirectorySettings::ActiveDirectory(kerberos.clone()))
+        .await
+        .unwrap();
+    assert_ne!(shown.password_set, Some(true), "no password is stored");
+    assert_eq!(
+        env.store
+            .get_setting("directory_password")
+            .await
+            .unwrap()
+            .unwrap(),
+        ""
+    );
+
+    // Left out, same target: kept.
+    let without = ActiveDirectorySettings {
+        keytab: None,
+        ..kerberos.clone()
+    };
+    env.roster
+        .set_directory_settings(&admin, DirectorySettings::ActiveDirectory(without.clone()))
+        .await
+        .unwrap();
+    let view = env.roster.directory_settings(&admin).await.unwrap();
+    let DirectorySettings::ActiveDirectory(stored) = view.settings else {
+        panic!("AD settings expected");
+    };
+    assert_eq!(stored.keytab.as_deref(), Some(keytab.as_path()));
+
+    // Left out, another domain controller: asked for again.
+    let moved = ActiveDirectorySettings {
+        server: "dc2.company.local".into(),
+        ..without
+    };
+    match env
+        .roster
+        .set_directory_settings(&admin, DirectorySettings::ActiveDirectory(moved))
+        .await
+        .unwrap_err()
+    {
+        AppError::InvalidSetting { key, message } => {
+            assert_eq!(key, "keytab");
+            assert!(message.contains("again"), "{message}");
+        }
+        other => panic!("expected InvalidSetting, got {other:?}"),
+    }
+
+    // A password beside a keytab is refused: one way to bind.
+    let both = ActiveDirectorySettings {
+        password: Some(Secret::new(SECRET)),
+        ..kerberos
+    };
+    let e = env
+        .roster
+        .set_directory_settings(&admin, DirectorySettings::ActiveDirectory(both))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("keytab"), "{e}");
+    env.check().await;
+}
