@@ -141,8 +141,8 @@ from roster_client.api.directory import put_directory, get_directory
 from roster_client.api.runs import preview, sync, get_run, list_runs
 from roster_client.api.users import list_users
 from roster_client.models import (
-    LogonRequest, LdifSettings, LdifSettingsType, LdifSettingsView, RunStatus, RunKind, User, UserPage,
-    RunSummary, RunSummaryPage,
+    DirectorySettingsNoneView, ErrorBody, LogonRequest, LdifSettings, LdifSettingsType, LdifSettingsView,
+    RunStatus, RunKind, User, UserPage, RunSummary, RunSummaryPage,
 )
 
 origin, password, ldif = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -152,16 +152,27 @@ session = create_session.sync(client=anonymous, body=LogonRequest(name="admin", 
 assert session.user.name == "admin", session
 client = AuthenticatedClient(base_url=origin, token=session.token, raise_on_unexpected_status=True)
 
-settings = LdifSettings(
-    type_=LdifSettingsType.LDIF,
-    file=ldif,
-    base_dn="ou=People,dc=example,dc=com",
-    filter_="(&(objectClass=inetOrgPerson)(mail=*))",
-    username_attribute="uid",
-    full_name_attribute="displayName",
-    email_attributes="mail",
-)
-shown = put_directory.sync(client=client, body=settings)
+# No directory yet: the union's "none" variant.
+nothing = get_directory.sync(client=client)
+assert isinstance(nothing, DirectorySettingsNoneView), nothing
+
+def ldif_settings(filter_):
+    return LdifSettings(
+        type_=LdifSettingsType.LDIF,
+        file=ldif,
+        base_dn="ou=People,dc=example,dc=com",
+        filter_=filter_,
+        username_attribute="uid",
+        full_name_attribute="displayName",
+        email_attributes="mail",
+    )
+
+# A refusal is typed too: the error body names the field at fault.
+refused = put_directory.sync_detailed(client=client, body=ldif_settings("(broken"))
+assert refused.status_code == 400, refused
+assert isinstance(refused.parsed, ErrorBody) and refused.parsed.error.field == "filter", refused.parsed
+
+shown = put_directory.sync(client=client, body=ldif_settings("(&(objectClass=inetOrgPerson)(mail=*))"))
 assert isinstance(shown, LdifSettingsView), shown
 assert shown.file == ldif and shown.username_attribute == "uid", shown
 again = get_directory.sync(client=client)
