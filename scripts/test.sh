@@ -12,11 +12,13 @@ cd "$(dirname "$0")/.."
 # Kerberos (crates/roster-testkit/src/samba/kerberos.rs): curl (with GSS-API) for Negotiate, Cyrus SASL's GSSAPI
 # plugin for `ldapsearch -Y GSSAPI`, faketime for a skewed client clock.
 # Browser tests (crates/roster-testkit/src/browser.rs): headless Chromium driven through chromedriver.
+# The generated Python client (crates/roster/tests/it/python_client.rs): a virtual environment from PyPI.
 scripts/install-packages.sh clang libclang-dev libkrb5-dev \
   slapd ldap-utils postgresql openssl dovecot-imapd \
   samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils \
   curl libsasl2-modules-gssapi-mit faketime \
-  chromium chromium-driver
+  chromium chromium-driver \
+  python3 python3-venv
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -1,13 +1,12 @@
 //! The audit log.
 
-use crate::api::{LIST_DEFAULT, PageOf, PageQuery};
+use crate::api::{AuditEntryPage, LIST_DEFAULT, PageOf, PageQuery};
 use crate::auth::Authenticated;
 use crate::error::{ApiResult, Input};
 use crate::router::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
 use roster_app::AuditFilter;
-use roster_core::user::AuditEntry;
 use serde::Deserialize;
 
 /// A page of the audit log, and which lines: each text given must occur in its field (ignoring the case
@@ -29,12 +28,12 @@ pub(crate) struct AuditQuery {
 }
 
 /// The audit log, newest first, filtered by who, what and which.
-#[utoipa::path(get, path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = PageOf<AuditEntry>)))]
+#[utoipa::path(get, tag = "audit", path = "/api/v1/audit", params(AuditQuery), responses((status = 200, body = AuditEntryPage)))]
 pub(crate) async fn audit_log(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
     Input(Query(q)): Input<Query<AuditQuery>>,
-) -> ApiResult<Json<PageOf<AuditEntry>>> {
+) -> ApiResult<Json<AuditEntryPage>> {
     let (offset, limit) = PageQuery {
         offset: q.offset,
         limit: q.limit,

@@ -8,7 +8,7 @@ use axum::extract::{Query, State};
 use roster_core::directory::DirectorySettings;
 
 /// The directory settings (the password is never shown; `password_set` says whether one is stored).
-#[utoipa::path(get, path = "/api/v1/directory", responses((status = 200, body = roster_app::DirectorySettingsView)))]
+#[utoipa::path(get, tag = "directory", path = "/api/v1/directory", responses((status = 200, body = roster_app::DirectorySettingsView)))]
 pub(crate) async fn get_directory(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -17,7 +17,7 @@ pub(crate) async fn get_directory(
 }
 
 /// Replace the directory settings; leave out `password` to keep the stored one.
-#[utoipa::path(put, path = "/api/v1/directory", request_body = DirectorySettings, responses((status = 200, body = roster_app::DirectorySettingsView), (status = 400, body = ErrorBody)))]
+#[utoipa::path(put, tag = "directory", path = "/api/v1/directory", request_body = DirectorySettings, responses((status = 200, body = roster_app::DirectorySettingsView), (status = 400, body = ErrorBody)))]
 pub(crate) async fn put_directory(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -30,7 +30,7 @@ pub(crate) async fn put_directory(
 
 /// The domains on the directory's server, for choosing `domains` (IceWarp; other types answer
 /// `DI023-listing-unsupported`).
-#[utoipa::path(get, path = "/api/v1/directory/domains", responses((status = 200, body = Vec<roster_app::DirectoryDomain>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, tag = "directory", path = "/api/v1/directory/domains", responses((status = 200, body = Vec<roster_app::DirectoryDomain>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn get_domains(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -49,7 +49,7 @@ pub(crate) struct GroupsQuery {
 
 /// The groups on the directory's server, for choosing `groups` (IceWarp, Kerio Connect, Active
 /// Directory; other types answer `DI023-listing-unsupported`).
-#[utoipa::path(get, path = "/api/v1/directory/groups", params(GroupsQuery), responses((status = 200, body = Vec<roster_app::DirectoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[utoipa::path(get, tag = "directory", path = "/api/v1/directory/groups", params(GroupsQuery), responses((status = 200, body = Vec<roster_app::DirectoryGroup>), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn get_groups(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -9,7 +9,7 @@ use roster_core::user::Folder;
 use serde::Deserialize;
 
 /// Archive folders (a non-administrator sees the folders they have access to).
-#[utoipa::path(get, path = "/api/v1/folders", responses((status = 200, body = Vec<Folder>)))]
+#[utoipa::path(get, tag = "folders", path = "/api/v1/folders", responses((status = 200, body = Vec<Folder>)))]
 pub(crate) async fn list_folders(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -24,7 +24,7 @@ pub(crate) struct MessageCountRequest {
 }
 
 /// Set a folder's message count (there is no mail store yet; this makes the deletion rules testable).
-#[utoipa::path(put, path = "/api/v1/folders/{folder}/message-count", params(("folder" = String, Path, description = "The folder's name, or its id when several folders share the name")), request_body = MessageCountRequest, responses((status = 200, body = Folder)))]
+#[utoipa::path(put, tag = "folders", path = "/api/v1/folders/{folder}/message-count", params(("folder" = String, Path, description = "The folder's name, or its id when several folders share the name")), request_body = MessageCountRequest, responses((status = 200, body = Folder)))]
 pub(crate) async fn set_message_count(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -11,6 +11,9 @@ pub(crate) mod sessions;
 pub(crate) mod users;
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -39,10 +42,55 @@ pub(crate) const LIST_DEFAULT: i64 = 100;
 /// A run's report lines: one page is usually the whole report (at most `roster_app::RUN_LINES_MAX`).
 pub(crate) const LINES_DEFAULT: i64 = 10_000;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// One page of a list. Its schema is named after the item type (`UserPage` for `PageOf<User>`) and its
+/// `items` refer to that type's schema, so that a generated client types them: the schema is written by
+/// hand below because utoipa's derive inlines a generic parameter (an anonymous object per page). The
+/// handlers name a page by its alias (`UserPage`), which is what the `#[utoipa::path]` macros see.
+#[derive(Debug, Serialize)]
 pub(crate) struct PageOf<T> {
     pub items: Vec<T>,
     pub total: i64,
     pub offset: i64,
     pub limit: i64,
+}
+
+pub(crate) type UserPage = PageOf<roster_core::user::User>;
+pub(crate) type RunSummaryPage = PageOf<roster_app::RunSummary>;
+pub(crate) type AuditEntryPage = PageOf<roster_core::user::AuditEntry>;
+pub(crate) type ReportLinePage = PageOf<roster_core::plan::ReportLine>;
+
+impl<T: utoipa::ToSchema> utoipa::PartialSchema for PageOf<T> {
+    fn schema() -> RefOr<Schema> {
+        let count = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .description(Some(format!("A page of {}s.", T::name())))
+            .property(
+                "items",
+                ArrayBuilder::new().items(Ref::from_schema_name(T::name())),
+            )
+            .required("items")
+            .property("total", count("How many there are in all."))
+            .required("total")
+            .property("offset", count("The offset applied."))
+            .required("offset")
+            .property("limit", count("The limit applied."))
+            .required("limit")
+            .into()
+    }
+}
+
+impl<T: utoipa::ToSchema> utoipa::ToSchema for PageOf<T> {
+    fn name() -> Cow<'static, str> {
+        Cow::Owned(format!("{}Page", T::name()))
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(schemas);
+    }
 }

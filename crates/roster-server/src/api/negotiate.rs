@@ -84,7 +84,7 @@ pub(crate) async fn negotiated_session(
 }
 
 /// Log on with Kerberos (SPNEGO); see the module doc.
-#[utoipa::path(get, path = "/api/v1/sessions/negotiate",
+#[utoipa::path(get, tag = "sessions", path = "/api/v1/sessions/negotiate",
     responses((status = 201, body = roster_app::Session), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn negotiate(
     State(roster): State<AppState>,

@@ -9,7 +9,7 @@ use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::User;
 
 /// Set a user's global privileges and folder access.
-#[utoipa::path(put, path = "/api/v1/users/{name}/privileges", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = roster_app::PrivilegesInput, responses((status = 200, body = User)))]
+#[utoipa::path(put, tag = "privileges", path = "/api/v1/users/{name}/privileges", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = roster_app::PrivilegesInput, responses((status = 200, body = User)))]
 pub(crate) async fn set_privileges(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -20,7 +20,7 @@ pub(crate) async fn set_privileges(
 }
 
 /// The privileges given to users created by synchronization.
-#[utoipa::path(get, path = "/api/v1/privileges/defaults", responses((status = 200, body = DefaultPrivileges)))]
+#[utoipa::path(get, tag = "privileges", path = "/api/v1/privileges/defaults", responses((status = 200, body = DefaultPrivileges)))]
 pub(crate) async fn get_default_privileges(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -28,7 +28,7 @@ pub(crate) async fn get_default_privileges(
     Ok(Json(roster.default_privileges(&caller).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/privileges/defaults", request_body = DefaultPrivileges, responses((status = 200, body = DefaultPrivileges)))]
+#[utoipa::path(put, tag = "privileges", path = "/api/v1/privileges/defaults", request_body = DefaultPrivileges, responses((status = 200, body = DefaultPrivileges)))]
 pub(crate) async fn set_default_privileges(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -1,6 +1,6 @@
 //! Runs: Test Settings (preview), Synchronize now, and the record of both.
 
-use crate::api::{LINES_DEFAULT, LIST_DEFAULT, PageOf, PageQuery};
+use crate::api::{LINES_DEFAULT, LIST_DEFAULT, PageOf, PageQuery, ReportLinePage, RunSummaryPage};
 use crate::auth::Authenticated;
 use crate::error::{ApiResult, ErrorBody, Input};
 use crate::router::AppState;
@@ -10,14 +10,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use roster_app::Caller;
 use roster_app::{RunKind, RunSummary};
-use roster_core::plan::ReportLine;
 use serde::Serialize;
 
 /// Test Settings: what Synchronize now would do; commits nothing. Starts the run and answers 202 at once
 /// with its id (and its address in `Location`); follow it at `GET /api/v1/directory/runs/{id}`. Refusals
 /// that come before the run exists (403, 400 without a directory, 409 while another run is in progress)
 /// answer synchronously.
-#[utoipa::path(post, path = "/api/v1/directory/preview", responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, tag = "runs", path = "/api/v1/directory/preview", responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 409, body = ErrorBody)))]
 pub(crate) async fn preview(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -27,7 +26,7 @@ pub(crate) async fn preview(
 
 /// Synchronize now: applies the plan in one transaction. Starts the run and answers 202 at once, like
 /// the preview.
-#[utoipa::path(post, path = "/api/v1/directory/sync", responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, tag = "runs", path = "/api/v1/directory/sync", responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 409, body = ErrorBody)))]
 pub(crate) async fn sync(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -49,7 +48,7 @@ pub(crate) struct SyncUserRequest {
 /// Synchronize one user now: reads that user's entry (by their link, else by name, within the
 /// settings' scope) and applies only their part of the plan, with the same report, deletion guard and
 /// audit as a run. Answers 202 with the run, like Synchronize now.
-#[utoipa::path(post, path = "/api/v1/directory/sync-user", request_body = SyncUserRequest, responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, tag = "runs", path = "/api/v1/directory/sync-user", request_body = SyncUserRequest, responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The run: /api/v1/directory/runs/{id}"))), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn sync_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -90,7 +89,7 @@ async fn start(roster: &AppState, caller: &Caller, kind: RunKind) -> ApiResult<R
 /// differ); otherwise the new run fails with `AP020-approval-mismatch` and applies nothing. Answers 202
 /// with the new run, like Synchronize now; 409 `ST016-not-approvable` for a run that wasn't stopped by
 /// the guard or was approved already.
-#[utoipa::path(post, path = "/api/v1/directory/runs/{id}/approve", params(("id" = i64, Path, description = "The stopped run's id")), responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The new run: /api/v1/directory/runs/{id}"))), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, tag = "runs", path = "/api/v1/directory/runs/{id}/approve", params(("id" = i64, Path, description = "The stopped run's id")), responses((status = 202, body = roster_app::RunStarted, headers(("Location" = String, description = "The new run: /api/v1/directory/runs/{id}"))), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn approve_run(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -111,7 +110,7 @@ pub(crate) async fn approve_run(
 /// `ST014-run-finished`. Answers 202 with the run as it is now: a run of this server is recorded as
 /// `cancelled` at once, one of another process within a few seconds (follow it at
 /// `GET /api/v1/directory/runs/{id}`).
-#[utoipa::path(post, path = "/api/v1/directory/runs/{id}/cancel", params(("id" = i64, Path, description = "The run's id")), responses((status = 202, body = RunSummary), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, tag = "runs", path = "/api/v1/directory/runs/{id}/cancel", params(("id" = i64, Path, description = "The run's id")), responses((status = 202, body = RunSummary), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn cancel_run(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -124,12 +123,12 @@ pub(crate) async fn cancel_run(
 }
 
 /// Every preview and sync, newest first.
-#[utoipa::path(get, path = "/api/v1/directory/runs", params(PageQuery), responses((status = 200, body = PageOf<RunSummary>)))]
+#[utoipa::path(get, tag = "runs", path = "/api/v1/directory/runs", params(PageQuery), responses((status = 200, body = RunSummaryPage)))]
 pub(crate) async fn list_runs(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
     Input(Query(q)): Input<Query<PageQuery>>,
-) -> ApiResult<Json<PageOf<RunSummary>>> {
+) -> ApiResult<Json<RunSummaryPage>> {
     let (offset, limit) = q.window(LIST_DEFAULT, roster_app::PAGE_MAX);
     let page = roster.list_runs(&caller, offset, limit).await?;
     Ok(Json(PageOf {
@@ -143,13 +142,13 @@ pub(crate) async fn list_runs(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct RunDetail {
     pub run: RunSummary,
-    pub lines: PageOf<ReportLine>,
+    pub lines: ReportLinePage,
 }
 
 /// One run: its status (`running`, `succeeded`, `failed`, `abandoned`, `cancelled`), its phase and the
 /// entries read so far while it runs, and once it has finished its counts, its error (message and code)
 /// and its report lines (paged: `offset`, `limit`).
-#[utoipa::path(get, path = "/api/v1/directory/runs/{id}", params(("id" = i64, Path, description = "The run's id"), PageQuery), responses((status = 200, body = RunDetail)))]
+#[utoipa::path(get, tag = "runs", path = "/api/v1/directory/runs/{id}", params(("id" = i64, Path, description = "The run's id"), PageQuery), responses((status = 200, body = RunDetail)))]
 pub(crate) async fn get_run(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -18,7 +18,7 @@ pub(crate) struct LogonRequest {
 }
 
 /// Log on with a user name and password (local or directory); returns a bearer token.
-#[utoipa::path(post, path = "/api/v1/sessions", request_body = LogonRequest,
+#[utoipa::path(post, tag = "sessions", path = "/api/v1/sessions", request_body = LogonRequest,
     responses((status = 201, body = roster_app::Session), (status = 401, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub(crate) async fn create_session(
     State(roster): State<AppState>,
@@ -31,7 +31,7 @@ pub(crate) async fn create_session(
 }
 
 /// Log off: the token stops working. A token that is no live session answers 401.
-#[utoipa::path(delete, path = "/api/v1/sessions/current", responses((status = 204)))]
+#[utoipa::path(delete, tag = "sessions", path = "/api/v1/sessions/current", responses((status = 204)))]
 pub(crate) async fn delete_session(
     State(roster): State<AppState>,
     headers: HeaderMap,

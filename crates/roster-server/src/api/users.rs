@@ -1,6 +1,6 @@
 //! Users: the caller's own account, and managing everyone's.
 
-use crate::api::{LIST_DEFAULT, PageOf, PageQuery};
+use crate::api::{LIST_DEFAULT, PageOf, PageQuery, UserPage};
 use crate::auth::Authenticated;
 use crate::error::{ApiError, ApiResult, ErrorBody, Input};
 use crate::router::AppState;
@@ -12,7 +12,7 @@ use roster_core::user::{AuthMethod, User};
 use serde::{Deserialize, Serialize};
 
 /// The caller's own details.
-#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, tag = "users", path = "/api/v1/me", responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
 pub(crate) async fn me(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -32,7 +32,7 @@ pub(crate) struct ChangePasswordRequest {
 }
 
 /// Change one's own local password (needs `change_password`).
-#[utoipa::path(put, path = "/api/v1/me/password", request_body = ChangePasswordRequest, responses((status = 204), (status = 403, body = ErrorBody)))]
+#[utoipa::path(put, tag = "users", path = "/api/v1/me/password", request_body = ChangePasswordRequest, responses((status = 204), (status = 403, body = ErrorBody)))]
 pub(crate) async fn change_own_password(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -45,12 +45,12 @@ pub(crate) async fn change_own_password(
 }
 
 /// List users, ordered by name (administrators only).
-#[utoipa::path(get, path = "/api/v1/users", params(PageQuery), responses((status = 200, body = PageOf<User>), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, tag = "users", path = "/api/v1/users", params(PageQuery), responses((status = 200, body = UserPage), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list_users(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
     Input(Query(q)): Input<Query<PageQuery>>,
-) -> ApiResult<Json<PageOf<User>>> {
+) -> ApiResult<Json<UserPage>> {
     let (offset, limit) = q.window(LIST_DEFAULT, roster_app::PAGE_MAX);
     let page = roster.list_users(&caller, offset, limit).await?;
     Ok(Json(PageOf {
@@ -62,7 +62,7 @@ pub(crate) async fn list_users(
 }
 
 /// Create a user by hand.
-#[utoipa::path(post, path = "/api/v1/users", request_body = roster_app::NewUserInput, responses((status = 201, body = User), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, tag = "users", path = "/api/v1/users", request_body = roster_app::NewUserInput, responses((status = 201, body = User), (status = 409, body = ErrorBody)))]
 pub(crate) async fn create_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -75,7 +75,7 @@ pub(crate) async fn create_user(
 }
 
 /// One user (administrators, or the user themselves).
-#[utoipa::path(get, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, tag = "users", path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -85,7 +85,7 @@ pub(crate) async fn get_user(
 }
 
 /// Change a user's full name or addresses.
-#[utoipa::path(patch, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = roster_app::UserUpdateInput, responses((status = 200, body = User)))]
+#[utoipa::path(patch, tag = "users", path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = roster_app::UserUpdateInput, responses((status = 200, body = User)))]
 pub(crate) async fn update_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -103,7 +103,7 @@ pub(crate) struct DeletedUserBody {
 }
 
 /// Delete a user; a folder that holds messages is kept.
-#[utoipa::path(delete, path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), responses((status = 200, body = DeletedUserBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(delete, tag = "users", path = "/api/v1/users/{name}", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), responses((status = 200, body = DeletedUserBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn delete_user(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -133,7 +133,7 @@ pub(crate) struct LogonThrottleView {
 }
 
 /// Failed logons in a row for this name, and a lock if there is one.
-#[utoipa::path(get, path = "/api/v1/users/{name}/logon-throttle", params(("name" = String, Path, description = "The name as typed at logon (case-insensitive; need not be a user)")), responses((status = 200, body = LogonThrottleView), (status = 403, body = ErrorBody)))]
+#[utoipa::path(get, tag = "users", path = "/api/v1/users/{name}/logon-throttle", params(("name" = String, Path, description = "The name as typed at logon (case-insensitive; need not be a user)")), responses((status = 200, body = LogonThrottleView), (status = 403, body = ErrorBody)))]
 pub(crate) async fn logon_throttle(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -148,7 +148,7 @@ pub(crate) async fn logon_throttle(
 }
 
 /// Clear this name's failed logons and lock (audited): the user can log on at once.
-#[utoipa::path(delete, path = "/api/v1/users/{name}/logon-throttle", params(("name" = String, Path, description = "The name as typed at logon")), responses((status = 204), (status = 403, body = ErrorBody)))]
+#[utoipa::path(delete, tag = "users", path = "/api/v1/users/{name}/logon-throttle", params(("name" = String, Path, description = "The name as typed at logon")), responses((status = 204), (status = 403, body = ErrorBody)))]
 pub(crate) async fn clear_logon_throttle(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -159,7 +159,7 @@ pub(crate) async fn clear_logon_throttle(
 }
 
 /// Switch a user between a local password and the directory password.
-#[utoipa::path(put, path = "/api/v1/users/{name}/auth", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = AuthRequest, responses((status = 200, body = User)))]
+#[utoipa::path(put, tag = "users", path = "/api/v1/users/{name}/auth", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = AuthRequest, responses((status = 200, body = User)))]
 pub(crate) async fn set_auth(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -177,7 +177,7 @@ pub(crate) struct PasswordRequest {
 }
 
 /// Set a user's local password (administrators).
-#[utoipa::path(put, path = "/api/v1/users/{name}/password", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = PasswordRequest, responses((status = 204)))]
+#[utoipa::path(put, tag = "users", path = "/api/v1/users/{name}/password", params(("name" = String, Path, description = "The user's name (matched case-insensitively)")), request_body = PasswordRequest, responses((status = 204)))]
 pub(crate) async fn set_password(
     State(roster): State<AppState>,
     Authenticated(caller): Authenticated,

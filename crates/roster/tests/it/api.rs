@@ -460,32 +460,145 @@ async fn the_openapi_document_describes_the_api() {
         v["paths"]["/api/v1/sessions"]["post"]["security"],
         json!([{}])
     );
-    // The service password can be set (write-only); "unsupported" is not a type a client can choose.
-    // The shared mapping is flattened into each type's settings: `allOf` of its schema and the type's own
-    // fields.
-    let ldap = &v["components"]["schemas"]["LdapSettings"];
-    let parts = ldap["allOf"].as_array().expect("LdapSettings is allOf");
-    assert!(
-        parts
-            .iter()
-            .any(|p| p["$ref"] == "#/components/schemas/AttributeMapping"),
-        "{ldap}"
+    // Issue 27: a document that generated clients can use (openapi-python-client parses all of it: see
+    // `python_client`). The directory settings are a `oneOf` of one named object per type with a
+    // discriminator on `type`; "unsupported" is not a type a client can choose.
+    let schemas = &v["components"]["schemas"];
+    let settings = &schemas["DirectorySettings"];
+    assert_eq!(
+        settings["discriminator"]["propertyName"], "type",
+        "{settings}"
     );
-    let own = parts
-        .iter()
-        .find(|p| p.get("properties").is_some())
-        .expect("the type's own fields");
-    assert_eq!(own["properties"]["password"]["writeOnly"], true, "{ldap}");
-    for part in parts {
-        assert!(part.get("additionalProperties").is_none(), "{ldap}");
+    let mapping = settings["discriminator"]["mapping"].as_object().unwrap();
+    let expected = [
+        ("none", "DirectorySettingsNone"),
+        ("ldap", "LdapSettings"),
+        ("ldif", "LdifSettings"),
+        ("icewarp", "IcewarpSettings"),
+        ("kerio", "KerioSettings"),
+        ("active-directory", "ActiveDirectorySettings"),
+    ];
+    assert_eq!(mapping.len(), expected.len(), "{settings}");
+    let variants = settings["oneOf"].as_array().unwrap();
+    assert_eq!(variants.len(), expected.len(), "{settings}");
+    for (value, name) in expected {
+        let location = format!("#/components/schemas/{name}");
+        assert_eq!(mapping[value], location.as_str(), "{settings}");
+        assert!(
+            variants.iter().any(|r| r["$ref"] == location.as_str()),
+            "{name}"
+        );
+        // Each variant is one object: its own `type`, and every field, flattened ones included.
+        let variant = &schemas[name];
+        assert_eq!(variant["type"], "object", "{name}: {variant}");
+        assert!(variant.get("allOf").is_none(), "{name}: {variant}");
+        assert!(variant.get("additionalProperties").is_none(), "{name}");
+        assert_eq!(
+            variant["properties"]["type"]["enum"],
+            json!([value]),
+            "{name}"
+        );
+        assert_eq!(variant["required"][0], "type", "{name}");
+        // The settings as shown: the same union with what the server adds.
+        let view = &schemas[format!("{name}View")];
+        assert_eq!(
+            view["properties"]["type"]["enum"],
+            json!([value]),
+            "{name}View"
+        );
+        assert_eq!(
+            schemas["DirectorySettingsView"]["discriminator"]["mapping"][value],
+            format!("#/components/schemas/{name}View").as_str()
+        );
     }
-    let mapping = &v["components"]["schemas"]["AttributeMapping"];
+    assert!(!settings.to_string().contains("unsupported"), "{settings}");
+    // The service password can be set (write-only); the shared mapping's fields are the type's own.
+    let ldap = &schemas["LdapSettings"];
+    assert_eq!(ldap["properties"]["password"]["writeOnly"], true, "{ldap}");
+    for field in ["username_attribute", "filter", "max_deletions", "schedule"] {
+        assert!(ldap["properties"].get(field).is_some(), "{field}: {ldap}");
+    }
+    assert!(
+        schemas["LdapSettingsView"]["properties"]
+            .get("password_set")
+            .is_some()
+    );
+    let mapping = &schemas["AttributeMapping"];
     assert!(
         mapping["properties"].get("username_attribute").is_some(),
         "{mapping}"
     );
-    let settings = v["components"]["schemas"]["DirectorySettings"].to_string();
-    assert!(!settings.contains("unsupported"), "{settings}");
+    // The deletion guard's limit is discriminated by `limit`.
+    let limit = &schemas["GuardLimit"];
+    assert_eq!(limit["discriminator"]["propertyName"], "limit", "{limit}");
+    assert_eq!(
+        schemas["GuardLimitPercent"]["properties"]["limit"]["enum"],
+        json!(["percent"])
+    );
+
+    // Every operation is tagged with its area, and the areas are described.
+    let areas = [
+        "sessions",
+        "users",
+        "privileges",
+        "folders",
+        "directory",
+        "runs",
+        "audit",
+    ];
+    let described: Vec<&str> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(described, areas);
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let tags = operation["tags"].as_array().unwrap();
+            assert_eq!(tags.len(), 1, "{method} {path}");
+            assert!(
+                areas.contains(&tags[0].as_str().unwrap()),
+                "{method} {path}: {tags:?}"
+            );
+        }
+    }
+    assert_eq!(v["paths"]["/api/v1/users"]["get"]["tags"], json!(["users"]));
+    assert_eq!(
+        v["paths"]["/api/v1/directory"]["put"]["tags"],
+        json!(["directory"])
+    );
+
+    // Pages are named after their items, which refer to the item's schema.
+    for (path, page, item) in [
+        ("/api/v1/users", "UserPage", "User"),
+        ("/api/v1/directory/runs", "RunSummaryPage", "RunSummary"),
+        ("/api/v1/audit", "AuditEntryPage", "AuditEntry"),
+    ] {
+        assert_eq!(
+            v["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{page}").as_str(),
+            "{path}"
+        );
+        let schema = &schemas[page];
+        assert_eq!(
+            schema["properties"]["items"]["items"]["$ref"],
+            format!("#/components/schemas/{item}").as_str(),
+            "{page}: {schema}"
+        );
+        assert_eq!(
+            schema["required"],
+            json!(["items", "total", "offset", "limit"])
+        );
+    }
+    assert_eq!(
+        schemas["RunDetail"]["properties"]["lines"]["$ref"],
+        "#/components/schemas/ReportLinePage"
+    );
+    assert_eq!(
+        schemas["ReportLinePage"]["properties"]["items"]["items"]["$ref"],
+        "#/components/schemas/ReportLine"
+    );
 }
 
 /// Regressions from the API review of issue 4: a response echoed the limit asked for rather than the one

@@ -22,6 +22,8 @@
 //! - `runs`: a run's deadline, and cancelling it from this process or another.
 //! - `operations`: `roster serve`'s health, readiness and metrics endpoints, and JSON logs that hold no
 //!   password, token or secret (through the binary).
+//! - `python_client`: a Python client generated from the OpenAPI document by openapi-python-client (from
+//!   PyPI, cached by version) drives the binary: logon, LDIF settings, preview, sync, users.
 
 // Test code: failing loudly is the point.
 #![allow(
@@ -48,6 +50,7 @@ mod kerio;
 mod ldap_sync;
 mod logon;
 mod operations;
+mod python_client;
 mod runs;
 mod runs_without_a_server;
 mod store;
