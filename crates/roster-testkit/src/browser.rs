@@ -206,10 +206,15 @@ fn wd_error(doing: &str, e: CmdError) -> io::Error {
 /// Whether a lookup should simply be tried again (the page changed under it).
 fn is_transient(e: &CmdError) -> bool {
     match e {
-        CmdError::Standard(wd) => matches!(
-            wd.error,
-            ErrorStatus::NoSuchElement | ErrorStatus::StaleElementReference
-        ),
+        CmdError::Standard(wd) => {
+            matches!(
+                wd.error,
+                ErrorStatus::NoSuchElement | ErrorStatus::StaleElementReference
+            ) || (wd.error == ErrorStatus::UnknownError
+                // Chromium's way of saying "stale" when the page was replaced between finding an
+                // element and reading it (seen under load in the full test run).
+                && wd.message.contains("does not belong to the document"))
+        }
         _ => false,
     }
 }
