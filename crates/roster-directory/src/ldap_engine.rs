@@ -713,22 +713,7 @@ impl DirectoryReader for LdapEngine {
         &self,
         progress: &dyn ReadProgress,
     ) -> Result<DirectoryRead, DirectoryError> {
-        let mut guard = ReadGuard {
-            interrupted: &self.service_interrupted,
-            finished: false,
-        };
-        let result = self.read(progress).await;
-        if let Err(
-            DirectoryError::Disconnected { .. }
-            | DirectoryError::Timeout { .. }
-            | DirectoryError::Protocol { .. },
-        ) = &result
-        {
-            self.forget_service().await;
-        }
-        // Only now: dropped while waiting for the lock above, the connection must still be marked.
-        guard.finished = true;
-        result
+        self.guarded(self.read(progress)).await
     }
 
     async fn read_changes(&self, cookie: Option<&[u8]>) -> Result<Changes, DirectoryError> {
@@ -748,43 +733,40 @@ impl DirectoryReader for LdapEngine {
         if !offered {
             return Ok(Changes::Unsupported);
         }
-        let mut guard = ReadGuard {
-            interrupted: &self.service_interrupted,
-            finished: false,
-        };
-        let result = self.content_sync_read(cookie).await;
-        if let Err(
-            DirectoryError::Disconnected { .. }
-            | DirectoryError::Timeout { .. }
-            | DirectoryError::Protocol { .. },
-        ) = &result
-        {
-            self.forget_service().await;
-        }
-        guard.finished = true;
-        result
+        self.guarded(self.content_sync_read(cookie)).await
     }
 
     async fn read_user(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
-        let mut guard = ReadGuard {
-            interrupted: &self.service_interrupted,
-            finished: false,
-        };
-        let result = self.read_one(subject).await;
-        if let Err(
-            DirectoryError::Disconnected { .. }
-            | DirectoryError::Timeout { .. }
-            | DirectoryError::Protocol { .. },
-        ) = &result
-        {
-            self.forget_service().await;
-        }
-        guard.finished = true;
-        result
+        self.guarded(self.read_one(subject)).await
     }
 }
 
 impl LdapEngine {
+    /// Runs a read on the service connection so that a read cut off (dropped by a deadline or a cancel)
+    /// or broken (disconnected, timed out, garbled) leaves that connection to be replaced, never reused
+    /// mid-search.
+    async fn guarded<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, DirectoryError>>,
+    ) -> Result<T, DirectoryError> {
+        let mut guard = ReadGuard {
+            interrupted: &self.service_interrupted,
+            finished: false,
+        };
+        let result = read.await;
+        if let Err(
+            DirectoryError::Disconnected { .. }
+            | DirectoryError::Timeout { .. }
+            | DirectoryError::Protocol { .. },
+        ) = &result
+        {
+            self.forget_service().await;
+        }
+        // Only now: dropped while waiting for the lock above, the connection must still be marked.
+        guard.finished = true;
+        result
+    }
+
     /// A refreshOnly content synchronization search over the read's scope (see
     /// `DirectoryReader::read_changes`). No paging: the Sync Request control can't be combined with it,
     /// and from a recent cookie the answer is the changes (and, in the present phase, the ids of the
