@@ -62,26 +62,25 @@ pub(crate) async fn sync_user(
     let started = roster
         .start_directory_run_for_user(&caller, kind, &req.name, "api")
         .await?;
+    Ok(accepted(started))
+}
+
+/// `202 Accepted` for a run started in the background, with its address in `Location`.
+fn accepted(started: roster_app::RunStarted) -> Response {
     let location = format!("/api/v1/directory/runs/{}", started.run_id);
-    Ok((
+    (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         Json(started),
     )
-        .into_response())
+        .into_response()
 }
 
 /// The run goes on in a task of the server's (`Roster::start_directory_run`): a client that disconnects
 /// doesn't stop it.
 async fn start(roster: &AppState, caller: &Caller, kind: RunKind) -> ApiResult<Response> {
     let started = roster.start_directory_run(caller, kind, "api").await?;
-    let location = format!("/api/v1/directory/runs/{}", started.run_id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(started),
-    )
-        .into_response())
+    Ok(accepted(started))
 }
 
 /// Approve a sync that the deletion guard stopped (`status = stopped`): reads the directory again and
@@ -96,13 +95,7 @@ pub(crate) async fn approve_run(
     Input(Path(id)): Input<Path<i64>>,
 ) -> ApiResult<Response> {
     let started = roster.start_approval(&caller, id, "api").await?;
-    let location = format!("/api/v1/directory/runs/{}", started.run_id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(started),
-    )
-        .into_response())
+    Ok(accepted(started))
 }
 
 /// Cancel a running run (this server's or another process's). It stops without changing anything; a

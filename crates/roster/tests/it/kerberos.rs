@@ -144,6 +144,32 @@ impl World {
     }
 }
 
+impl World {
+    /// A service account with the SPN `HTTP/<a host of its own>.localhost` and a keytab of that SPN's
+    /// key: what `roster serve --keytab` takes. Returns the host, the SPN and the keytab.
+    async fn http_service(&self) -> (String, String, PathBuf) {
+        let host = self.dc.unique_http_host();
+        let spn = format!("HTTP/{host}");
+        self.service_account(&[&spn]).await;
+        let keytab = self.path("http.keytab");
+        self.dc
+            .export_keytab(
+                &roster_testkit::samba::kerberos::spn_principal(&spn),
+                &keytab,
+            )
+            .unwrap();
+        (host, spn, keytab)
+    }
+
+    /// Settings with the Administrator's password, then a sync: the OU's users become Roster users.
+    fn sync_with_the_administrator(&self) {
+        let out = self.set_settings(&self.settings(&self.password_account()));
+        assert!(out.status.success(), "{}", text(&out));
+        let out = self.sync();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+}
+
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -406,20 +432,9 @@ async fn single_sign_on_with_curl_gives_a_session_and_refuses_who_may_not_log_on
     w.add_user("alice").await;
     let bob_dn = w.add_user("bob").await;
     w.add_user("carol").await;
-    let host = w.dc.unique_http_host();
-    let spn = format!("HTTP/{host}");
-    let (_, _, _) = w.service_account(&[&spn]).await;
-    let http_keytab = w.path("http.keytab");
-    w.dc.export_keytab(
-        &roster_testkit::samba::kerberos::spn_principal(&spn),
-        &http_keytab,
-    )
-    .unwrap();
+    let (host, spn, http_keytab) = w.http_service().await;
+    w.sync_with_the_administrator();
 
-    let out = w.set_settings(&w.settings(&w.password_account()));
-    assert!(out.status.success(), "{}", text(&out));
-    let out = w.sync();
-    assert!(out.status.success(), "{}", text(&out));
     // carol may not log on.
     let out = w
         .roster()
@@ -518,19 +533,8 @@ async fn single_sign_on_with_curl_gives_a_session_and_refuses_who_may_not_log_on
 async fn chromium_logs_on_to_the_console_with_no_password() {
     let w = World::new("krb-browser").await;
     w.add_user("dana").await;
-    let host = w.dc.unique_http_host();
-    let spn = format!("HTTP/{host}");
-    w.service_account(&[&spn]).await;
-    let http_keytab = w.path("http.keytab");
-    w.dc.export_keytab(
-        &roster_testkit::samba::kerberos::spn_principal(&spn),
-        &http_keytab,
-    )
-    .unwrap();
-    let out = w.set_settings(&w.settings(&w.password_account()));
-    assert!(out.status.success(), "{}", text(&out));
-    let out = w.sync();
-    assert!(out.status.success(), "{}", text(&out));
+    let (host, _, http_keytab) = w.http_service().await;
+    w.sync_with_the_administrator();
     let server = serve(&w, &http_keytab);
 
     let ccache = w.path("dana.ccache");
