@@ -1448,12 +1448,42 @@ impl Roster {
     ) -> Result<Planned> {
         tracker.read(u64::try_from(delta.changed.len()).unwrap_or(u64::MAX));
         tracker.phase(SyncPhase::Planning);
-        let snapshot = self
-            .store
-            .snapshot()
-            .instrument(tracing::info_span!("snapshot", run_id))
-            .await?;
         let source = directory.kind.name();
+        // The delete phase names what changed and what went: only the users those can touch are loaded
+        // (`Touched`), so the run's cost follows the size of the change. The present phase names every
+        // entry still there, and who went is whoever it doesn't name: that takes every linked user.
+        let (snapshot, linked) = match &delta.present {
+            None => {
+                let touched = roster_core::plan::Touched::of(
+                    source,
+                    &delta.changed,
+                    delta.deleted.iter().map(String::as_str),
+                );
+                let snapshot = self
+                    .store
+                    .snapshot_touched(&touched)
+                    .instrument(tracing::info_span!(
+                        "snapshot",
+                        run_id,
+                        touched = touched.len()
+                    ))
+                    .await?;
+                (snapshot, self.store.count_linked(source).await?)
+            }
+            Some(_) => {
+                let snapshot = self
+                    .store
+                    .snapshot()
+                    .instrument(tracing::info_span!("snapshot", run_id))
+                    .await?;
+                let linked = snapshot
+                    .users
+                    .iter()
+                    .filter(|u| u.link.as_ref().is_some_and(|l| l.source == source))
+                    .count();
+                (snapshot, u64::try_from(linked).unwrap_or(u64::MAX))
+            }
+        };
         let linked_ids: Vec<(i64, &str)> = snapshot
             .users
             .iter()
@@ -1464,7 +1494,6 @@ impl Roster {
                     .map(|l| (u.id, l.id.as_str()))
             })
             .collect();
-        let linked = u64::try_from(linked_ids.len()).unwrap_or(u64::MAX);
         let changed: std::collections::HashSet<&str> =
             delta.changed.iter().map(|e| e.id.as_str()).collect();
         let mut gone: std::collections::HashSet<&str> =

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
 
 mod ad;
+mod incremental;
 
 const SUFFIX: &str = "dc=example,dc=com";
 const SERVICE_DN: &str = "cn=roster,ou=Services,dc=example,dc=com";
@@ -119,6 +120,8 @@ struct Opts {
     out: PathBuf,
     command: String,
     hold: bool,
+    /// `--incremental`: issue 26's incremental measurement instead of the usual four (`incremental.rs`).
+    incremental: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -133,6 +136,7 @@ fn parse_opts() -> Opts {
     let mut out: Option<PathBuf> = None;
     let mut command: Option<String> = None;
     let mut hold = false;
+    let mut incremental = false;
     let mut directory = Directory::Ldap;
     let mut proxy_addresses: Option<usize> = None;
     let mut args = std::env::args().skip(1);
@@ -147,6 +151,7 @@ fn parse_opts() -> Opts {
             "--out" => out = Some(PathBuf::from(value("--out"))),
             "--command" => command = Some(value("--command")),
             "--hold" => hold = true,
+            "--incremental" => incremental = true,
             "--directory" => {
                 directory = match value("--directory").as_str() {
                     "ldap" => Directory::Ldap,
@@ -163,7 +168,7 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]"
+                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold] [--incremental]"
                 );
                 std::process::exit(0);
             }
@@ -183,7 +188,12 @@ fn parse_opts() -> Opts {
         Directory::Ad => AD_DEFAULT_N,
     });
     assert!(n > 0 && reps > 0, "N and --reps must be positive");
+    assert!(
+        !incremental || directory == Directory::Ldap,
+        "--incremental is for --directory ldap"
+    );
     let (name, shape) = match directory {
+        Directory::Ldap if incremental => ("ldap-sync", "-incremental".to_owned()),
         Directory::Ldap => ("ldap-sync", String::new()),
         Directory::Ad => (
             "ad-sync",
@@ -200,10 +210,12 @@ fn parse_opts() -> Opts {
         }),
         command: command.unwrap_or_else(|| {
             let k = proxy_addresses.map_or(String::new(), |k| format!(" --proxy-addresses {k}"));
-            format!("bench/{name}.sh {n}{k}")
+            let i = if incremental { " --incremental" } else { "" };
+            format!("bench/{name}.sh {n}{k}{i}")
         }),
         roster,
         hold,
+        incremental,
     }
 }
 
@@ -227,6 +239,10 @@ fn main() {
         }
         Directory::Ad => (ad::start(&opts), None),
     };
+    if opts.incremental {
+        incremental::run(&opts, &source, slapd.as_ref().expect("slapd"));
+        return;
+    }
 
     let work = tempfile::Builder::new()
         .prefix("roster-bench-")
@@ -433,6 +449,11 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
         database_directives: Some(format!(
             "limits dn.exact=\"{SERVICE_DN}\" size.soft=unlimited size.hard=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited"
         )),
+        // Incremental reads: the content synchronization provider, with a session log long enough for
+        // the changes between two runs, so that deletions come as such (the delete phase).
+        syncprov: opts.incremental.then_some(roster_testkit::SyncProv {
+            sessionlog: Some(incremental::SESSION_LOG),
+        }),
         ..Default::default()
     })
     .expect("starting slapd");
@@ -465,7 +486,11 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
         filter: FILTER,
         attributes: &ATTRIBUTES,
         starttls_ca: None,
-        settings_toml: settings_toml(port),
+        settings_toml: if opts.incremental {
+            incremental::settings_toml(port)
+        } else {
+            settings_toml(port)
+        },
         name_attribute: "uid:",
         id_attribute: "entryUUID:",
         title: "LDAP synchronization benchmark",
