@@ -1460,9 +1460,11 @@ async fn issue_19_values_stored_before_the_new_rules_still_load() {
         .await
         .unwrap();
     let long = format!("{}@example.com", "a".repeat(300 - "@example.com".len()));
+    // The name's skeleton as the store keeps it (issue 26): written with the name, as the store would.
+    let skeleton = roster_core::names::stored_skeleton("dom/pat").expect("m has a prototype");
     let pool = sqlx_pool(&env.dir.path().join("roster.db")).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET name = 'dom/pat', name_key = 'dom/pat' WHERE name_key = 'pat'; \
+        "UPDATE users SET name = 'dom/pat', name_key = 'dom/pat', name_skeleton = '{skeleton}' WHERE name_key = 'pat'; \
          UPDATE folders SET name = 'dom/pat' WHERE name = 'pat'; \
          UPDATE user_emails SET address = '{long}', address_key = '{long}';"
     )))
