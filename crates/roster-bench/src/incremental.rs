@@ -21,8 +21,8 @@ pub(crate) const SESSION_LOG: u32 = 10_000;
 const CHANGED: usize = 10;
 const DELETED: usize = 2;
 
-pub(crate) fn settings_toml(port: u16) -> String {
-    super::settings_toml(port).replace(
+pub(crate) fn settings_toml(port: u16, wide: bool) -> String {
+    super::settings_toml(port, wide).replace(
         "delete_users = false\n",
         "delete_users = true\nincremental = true\n",
     )

@@ -122,6 +122,9 @@ struct Opts {
     hold: bool,
     /// `--incremental`: issue 26's incremental measurement instead of the usual four (`incremental.rs`).
     incremental: bool,
+    /// `--wide`: issue 26's second data shape: two `mail` values for every user (not every second one),
+    /// read from the directory's root DN (not `ou=People`).
+    wide: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -137,6 +140,7 @@ fn parse_opts() -> Opts {
     let mut command: Option<String> = None;
     let mut hold = false;
     let mut incremental = false;
+    let mut wide = false;
     let mut directory = Directory::Ldap;
     let mut proxy_addresses: Option<usize> = None;
     let mut args = std::env::args().skip(1);
@@ -152,6 +156,7 @@ fn parse_opts() -> Opts {
             "--command" => command = Some(value("--command")),
             "--hold" => hold = true,
             "--incremental" => incremental = true,
+            "--wide" => wide = true,
             "--directory" => {
                 directory = match value("--directory").as_str() {
                     "ldap" => Directory::Ldap,
@@ -168,7 +173,7 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold] [--incremental]"
+                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold] [--incremental] [--wide]"
                 );
                 std::process::exit(0);
             }
@@ -189,12 +194,18 @@ fn parse_opts() -> Opts {
     });
     assert!(n > 0 && reps > 0, "N and --reps must be positive");
     assert!(
-        !incremental || directory == Directory::Ldap,
-        "--incremental is for --directory ldap"
+        !(incremental || wide) || directory == Directory::Ldap,
+        "--incremental and --wide are for --directory ldap"
     );
     let (name, shape) = match directory {
-        Directory::Ldap if incremental => ("ldap-sync", "-incremental".to_owned()),
-        Directory::Ldap => ("ldap-sync", String::new()),
+        Directory::Ldap => (
+            "ldap-sync",
+            format!(
+                "{}{}",
+                if incremental { "-incremental" } else { "" },
+                if wide { "-wide" } else { "" }
+            ),
+        ),
         Directory::Ad => (
             "ad-sync",
             proxy_addresses.map_or(String::new(), |k| format!("-proxy{k}")),
@@ -211,11 +222,13 @@ fn parse_opts() -> Opts {
         command: command.unwrap_or_else(|| {
             let k = proxy_addresses.map_or(String::new(), |k| format!(" --proxy-addresses {k}"));
             let i = if incremental { " --incremental" } else { "" };
-            format!("bench/{name}.sh {n}{k}{i}")
+            let w = if wide { " --wide" } else { "" };
+            format!("bench/{name}.sh {n}{k}{i}{w}")
         }),
         roster,
         hold,
         incremental,
+        wide,
     }
 }
 
@@ -433,7 +446,7 @@ struct Source {
 /// Loads the generated LDIF into a throwaway slapd and describes it.
 fn start_slapd(opts: &Opts) -> (Source, Slapd) {
     let started = Instant::now();
-    let ldif = directory_ldif(opts.n);
+    let ldif = directory_ldif(opts.n, opts.wide);
     eprintln!(
         "roster-bench: generated {:.1} MB of LDIF in {:.1} s",
         ldif.len() as f64 / 1e6,
@@ -480,16 +493,20 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
         server_name: "slapd",
         server_pid: slapd_pid,
         url,
-        base: slapd.people_dn(),
+        base: if opts.wide {
+            SUFFIX.to_owned()
+        } else {
+            slapd.people_dn()
+        },
         bind_dn: SERVICE_DN.to_owned(),
         password: SERVICE_PASSWORD.to_owned(),
         filter: FILTER,
         attributes: &ATTRIBUTES,
         starttls_ca: None,
         settings_toml: if opts.incremental {
-            incremental::settings_toml(port)
+            incremental::settings_toml(port, opts.wide)
         } else {
-            settings_toml(port)
+            settings_toml(port, opts.wide)
         },
         name_attribute: "uid:",
         id_attribute: "entryUUID:",
@@ -503,16 +520,26 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
                 "Directory: a throwaway OpenLDAP slapd (roster-testkit; mdb, `index objectClass eq`, `dbnosync`) \
                  on 127.0.0.1, loaded with `slapadd -q` (took {load_secs:.1} s including start) with {} \
                  `inetOrgPerson` users below `ou=People,{SUFFIX}` (uid, cn, sn, displayName, one `mail` value, a \
-                 second one for every other user; no userPassword). Read as the service account `{SERVICE_DN}` \
+                 second one for {}; no userPassword). Read as the service account `{SERVICE_DN}` \
                  (not the root DN), which has `limits ... size.prtotal=unlimited` and unlimited soft/hard limits.",
-                opts.n
+                opts.n,
+                if opts.wide {
+                    "every user"
+                } else {
+                    "every other user"
+                }
             ),
             format!(
                 "Filter `{FILTER}`, attributes {}, paged-results control with page size {PAGE_SIZE}, plain LDAP.",
                 ATTRIBUTES.map(|a| format!("`{a}`")).join(", ")
             ),
             format!(
-                "baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b ou=People,{SUFFIX} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
+                "baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b {} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
+                if opts.wide {
+                    SUFFIX.to_owned()
+                } else {
+                    format!("ou=People,{SUFFIX}")
+                },
                 ATTRIBUTES.join(" ")
             ),
         ],
@@ -746,7 +773,12 @@ impl Ctx<'_> {
     }
 }
 
-fn settings_toml(port: u16) -> String {
+fn settings_toml(port: u16, wide: bool) -> String {
+    let base_dn = if wide {
+        SUFFIX.to_owned()
+    } else {
+        format!("ou=People,{SUFFIX}")
+    };
     format!(
         r#"type = "ldap"
 server = "127.0.0.1"
@@ -754,7 +786,7 @@ port = {port}
 encryption = "none"
 bind_dn = "{SERVICE_DN}"
 password = "{SERVICE_PASSWORD}"
-base_dn = "ou=People,{SUFFIX}"
+base_dn = "{base_dn}"
 filter = "{FILTER}"
 username_attribute = "uid"
 full_name_attribute = "displayName"
@@ -767,7 +799,7 @@ delete_users = false
 
 /// The service account and N users below `ou=People`. Every second user has a second address; one
 /// name in eight has a non-ASCII letter (base64 in LDIF). No userPassword: nothing here logs on.
-fn directory_ldif(n: usize) -> String {
+fn directory_ldif(n: usize, wide: bool) -> String {
     let mut out = String::with_capacity(n * 330 + 512);
     out.push_str(&format!(
         "dn: ou=Services,{SUFFIX}\nobjectClass: top\nobjectClass: organizationalUnit\nou: Services\n\n\
@@ -784,7 +816,7 @@ fn directory_ldif(n: usize) -> String {
         let primary = format!("{uid}@example.com");
         let alias = format!("alias.{uid}@mail.example.com");
         let mut mail = vec![primary.as_str()];
-        if i % 2 == 0 {
+        if wide || i % 2 == 0 {
             mail.push(alias.as_str());
         }
         out.push_str(&user_ldif(
