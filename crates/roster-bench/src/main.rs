@@ -1538,7 +1538,7 @@ mod tests {
 
     #[test]
     fn generated_directory_has_n_users_with_one_or_two_addresses() {
-        let ldif = directory_ldif(10);
+        let ldif = directory_ldif(10, false);
         assert_eq!(ldif.matches("\nuid: ").count(), 10);
         assert_eq!(ldif.matches("\nmail: ").count(), 15);
         assert_eq!(ldif.matches(&format!("dn: {SERVICE_DN}\n")).count(), 1);
