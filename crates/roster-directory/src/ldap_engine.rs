@@ -731,7 +731,10 @@ impl DirectoryReader for LdapEngine {
             })
             .await?;
         if !offered {
-            return Ok(Changes::Unsupported);
+            return Ok(Changes::Unsupported(
+                "the server doesn't offer content synchronization (OpenLDAP's syncprov overlay)"
+                    .into(),
+            ));
         }
         self.guarded(self.content_sync_read(cookie)).await
     }
@@ -887,7 +890,9 @@ impl LdapEngine {
         }
         let result = stream.finish().await;
         if result.rc == SYNC_REFRESH_REQUIRED {
-            return Ok(Changes::RefreshRequired);
+            return Ok(Changes::RefreshRequired(
+                "the server can't continue from the last read (e-syncRefreshRequired)".into(),
+            ));
         }
         if result.rc != 0 {
             return Err(self.search_failed(result, count(&out)));
@@ -915,6 +920,14 @@ impl LdapEngine {
         if cookie.is_some() && !refresh_deletes {
             out.present = Some(present);
         }
+        out.how = format!(
+            "content synchronization, {} phase",
+            if out.present.is_some() {
+                "present"
+            } else {
+                "delete"
+            }
+        );
         Ok(Changes::Read(out))
     }
 }
