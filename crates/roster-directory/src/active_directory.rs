@@ -765,7 +765,7 @@ mod tests {
 
         // Changes: c added, b's address changed, a deleted.
         ou.add_user(&user("c")).await.unwrap();
-        let b_dn = format!("CN={},{}", format!("b.{name}"), ou.dn());
+        let b_dn = format!("CN=b.{name},{}", ou.dn());
         ou.replace(&b_dn, "mail", &[&format!("bee.{name}@example.com")])
             .await
             .unwrap();

@@ -184,9 +184,19 @@ pub(super) async fn read_changes(
             }
         }
     }
-    // Users below a renamed or moved object (an OU moved into or out of the base DN).
+    // Users below a renamed or moved object (an OU moved into or out of the base DN), found by its
+    // objectGUID: it may have moved again since DirSync answered.
     for object in changed.values().filter(|o| o.moved) {
-        add_ids(&mut again, engine.ids_below(&object.dn, USERS).await?);
+        tracing::debug!(dn = %object.dn, "renamed or moved: the users below it are read again");
+        match engine
+            .ids_below(&format!("<GUID={}>", object.id), USERS)
+            .await
+        {
+            Ok(ids) => add_ids(&mut again, ids),
+            // Deleted since: its users were deleted or moved before it, and DirSync names them then.
+            Err(DirectoryError::NoSuchBase { .. }) => {}
+            Err(e) => return Err(e),
+        }
     }
     if setup.groups_selected {
         let members: Vec<String> = members.into_iter().collect();
