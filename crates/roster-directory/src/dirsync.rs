@@ -89,9 +89,9 @@ pub(crate) fn decode_response(value: &[u8]) -> Result<Response, DirectoryError> 
 }
 
 /// What Roster stores as an Active Directory read's cookie: the domain controller that gave the
-/// DirSync cookie (its `dsServiceName`), the scope it was taken for, and the server's cookie. Encoded
-/// as a version byte and three OCTET STRINGs with the same BER code, so that reading a damaged one
-/// can't panic.
+/// DirSync cookie (its `dsServiceName`), the scope it was taken for, the server's cookie, and when it
+/// was taken. Encoded as a version byte, three OCTET STRINGs and an INTEGER with the same BER code,
+/// so that reading a damaged one can't panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredCookie {
     /// The rootDSE's `dsServiceName` of the domain controller (its NTDS Settings object's DN).
@@ -100,6 +100,8 @@ pub(crate) struct StoredCookie {
     pub(crate) scope: String,
     /// The domain controller's DirSync cookie.
     pub(crate) server: Vec<u8>,
+    /// When it was taken, in seconds since 1970 (this machine's clock).
+    pub(crate) taken_at: i64,
 }
 
 /// Bumped if the layout changes: an older cookie then reads as not ours, and a full read follows.
@@ -111,6 +113,7 @@ impl StoredCookie {
         push_tlv(&mut out, 0x04, self.dc.as_bytes());
         push_tlv(&mut out, 0x04, self.scope.as_bytes());
         push_tlv(&mut out, 0x04, &self.server);
+        push_tlv(&mut out, 0x02, &self.taken_at.to_be_bytes());
         out
     }
 
@@ -123,6 +126,7 @@ impl StoredCookie {
         let (dc, rest) = read_tlv_of(rest, 0x04, COOKIE).ok()?;
         let (scope, rest) = read_tlv_of(rest, 0x04, COOKIE).ok()?;
         let (server, rest) = read_tlv_of(rest, 0x04, COOKIE).ok()?;
+        let (taken_at, rest) = read_tlv_of(rest, 0x02, COOKIE).ok()?;
         if !rest.is_empty() || server.is_empty() {
             return None;
         }
@@ -130,6 +134,7 @@ impl StoredCookie {
             dc: String::from_utf8(dc.to_vec()).ok()?,
             scope: String::from_utf8(scope.to_vec()).ok()?,
             server: server.to_vec(),
+            taken_at: decode_integer(taken_at).ok()?,
         })
     }
 }
@@ -206,6 +211,7 @@ mod tests {
             dc: "CN=NTDS Settings,CN=DC1".into(),
             scope: "OU=x|(&(a=b))".into(),
             server: vec![1u8; 200],
+            taken_at: 1_790_000_000,
         };
         let bytes = stored.encode();
         assert_eq!(StoredCookie::decode(&bytes), Some(stored));

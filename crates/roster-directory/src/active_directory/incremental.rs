@@ -103,6 +103,19 @@ const MEMBERS_PER_SEARCH: usize = 50;
 /// Ids per search when tombstones are checked for groups.
 const IDS_PER_SEARCH: usize = 100;
 
+/// How long Active Directory keeps a tombstone at least: 60 days, the tombstone lifetime of a forest
+/// that never set one (newer forests set 180). A cookie older than that may have missed deletions
+/// whose tombstones are gone (a DirSync cookie only moves on with a run: this is a long outage with
+/// a long `full_read_every`).
+const TOMBSTONES_KEPT_AT_LEAST: i64 = 60 * 86_400;
+
+/// This machine's clock, in seconds since 1970 (0 if it is before).
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 fn show_deleted() -> RawControl {
     RawControl {
         ctype: SHOW_DELETED_OID.to_owned(),
@@ -135,6 +148,14 @@ pub(super) async fn read_changes(
         return Ok(Changes::RefreshRequired(format!(
             "another domain controller answered ({}), and DirSync cookies belong to the one that gave them ({})",
             setup.dc, stored.dc
+        )));
+    }
+    let age = now_seconds().saturating_sub(stored.taken_at);
+    if age > TOMBSTONES_KEPT_AT_LEAST {
+        return Ok(Changes::RefreshRequired(format!(
+            "the last read is {} days old, more than the {} days a domain controller keeps deleted objects at least (its tombstone lifetime), so deletions since may be gone",
+            age / 86_400,
+            TOMBSTONES_KEPT_AT_LEAST / 86_400
         )));
     }
     if stored.scope != setup.scope() {
@@ -250,6 +271,7 @@ pub(super) async fn read_changes(
             dc: setup.dc.clone(),
             scope: setup.scope(),
             server: server_cookie,
+            taken_at: now_seconds(),
         }
         .encode(),
     }))
@@ -267,6 +289,7 @@ async fn cookie_of_now(engine: &LdapEngine, setup: &Setup) -> Result<Changes, Di
                 dc: setup.dc.clone(),
                 scope: setup.scope(),
                 server: cookie,
+                taken_at: now_seconds(),
             }
             .encode(),
             ..ChangeRead::default()

@@ -4,8 +4,9 @@
 //! nested group deleted) is followed by a sync that reads incrementally and applies exactly that change,
 //! once as the Administrator (who sees deleted objects: DirSync's tombstones) and once as a service
 //! account that is no administrator (Samba hides tombstones from it, so deletions come from the ids in
-//! scope). A cookie Samba refuses, a cookie of another domain controller and one Roster didn't write
-//! mean a full read, said in the run; a read cut in the middle changes nothing and keeps the cookie.
+//! scope). A cookie Samba refuses, a cookie of another domain controller, one older than the shortest
+//! tombstone lifetime and one Roster didn't write mean a full read, said in the run; a read cut in the
+//! middle changes nothing and keeps the cookie.
 //!
 //! DirSync reads the whole domain, which the other tests of this process change at the same time: the
 //! assertions only look at this test's OU (the read again by objectGUID keeps to the base DN).
@@ -289,18 +290,20 @@ async fn group_membership_is_read_incrementally_as_an_account_without_rights() {
     group_membership_is_read_incrementally(Account::WithoutRights).await;
 }
 
-/// The stored cookie's three parts (Roster's own layout: a version byte, then the domain controller,
-/// the scope and the server's cookie as BER OCTET STRINGs), changed by `change` and put back.
-async fn tamper(env: &Env, change: impl FnOnce(&mut [Vec<u8>; 3])) {
+/// The stored cookie's parts (Roster's own layout: a version byte, then the domain controller, the
+/// scope and the server's cookie as BER OCTET STRINGs, and when it was taken as an INTEGER of eight
+/// bytes), changed by `change` and put back.
+async fn tamper(env: &Env, change: impl FnOnce(&mut [Vec<u8>; 4])) {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut st: serde_json::Value = serde_json::from_str(&read_state(env).await.unwrap()).unwrap();
     let bytes = b64.decode(st["cookie"].as_str().unwrap()).unwrap();
     assert_eq!(bytes[0], 1, "the layout's version");
-    let mut parts: [Vec<u8>; 3] = Default::default();
+    let tags = [0x04, 0x04, 0x04, 0x02];
+    let mut parts: [Vec<u8>; 4] = Default::default();
     let mut at = 1;
-    for part in &mut parts {
-        assert_eq!(bytes[at], 0x04);
+    for (part, tag) in parts.iter_mut().zip(tags) {
+        assert_eq!(bytes[at], tag);
         let (len, header) = match bytes[at + 1] {
             n if n < 0x80 => (usize::from(n), 2),
             0x81 => (usize::from(bytes[at + 2]), 3),
@@ -313,10 +316,11 @@ async fn tamper(env: &Env, change: impl FnOnce(&mut [Vec<u8>; 3])) {
         *part = bytes[at + header..at + header + len].to_vec();
         at += header + len;
     }
+    assert_eq!(at, bytes.len());
     change(&mut parts);
     let mut out = vec![1u8];
-    for part in &parts {
-        out.push(0x04);
+    for (part, tag) in parts.iter().zip(tags) {
+        out.push(tag);
         match part.len() {
             n if n < 0x80 => out.push(n as u8),
             n if n < 0x100 => out.extend([0x81, n as u8]),
@@ -324,7 +328,11 @@ async fn tamper(env: &Env, change: impl FnOnce(&mut [Vec<u8>; 3])) {
         }
         out.extend(part);
     }
-    st["cookie"] = serde_json::json!(b64.encode(out));
+    put_cookie(env, &mut st, &b64.encode(out)).await;
+}
+
+async fn put_cookie(env: &Env, st: &mut serde_json::Value, cookie: &str) {
+    st["cookie"] = serde_json::json!(cookie);
     env.store
         .put_setting(
             roster_store::DIRECTORY_READ_STATE,
@@ -416,18 +424,15 @@ async fn a_broken_read_keeps_the_cookie_and_a_cookie_that_cant_continue_means_a_
     })
     .await;
     full_read_because(&env, "another domain controller answered").await;
+    // Taken 61 days ago: deletions since may have left no tombstone.
+    tamper(&env, |parts| {
+        let taken = i64::from_be_bytes(parts[3].clone().try_into().unwrap());
+        parts[3] = (taken - 61 * 86_400).to_be_bytes().to_vec();
+    })
+    .await;
+    full_read_because(&env, "the last read is 61 days old").await;
     let mut st: serde_json::Value = serde_json::from_str(&read_state(&env).await.unwrap()).unwrap();
-    st["cookie"] = serde_json::json!("cmlkPTAwMCxjc249Z2FyYmFnZQ==");
-    env.store
-        .put_setting(
-            roster_store::DIRECTORY_READ_STATE,
-            &st.to_string(),
-            &roster_store::Actor("test".into()),
-            roster_core::Timestamp(0),
-            "tampered",
-        )
-        .await
-        .unwrap();
+    put_cookie(&env, &mut st, "cmlkPTAwMCxjc249Z2FyYmFnZQ==").await;
     full_read_because(&env, "not a DirSync cookie").await;
     // And incremental again after each full read.
     let report = incremental(&env, "deleted objects seen as such").await;
