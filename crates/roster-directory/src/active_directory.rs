@@ -417,6 +417,8 @@ impl ActiveDirectory {
             filter: filter.as_str().to_owned(),
             filtered_on,
             groups_selected: !groups.is_empty(),
+            dc_time: first_text(&root, "currentTime")
+                .and_then(|t| incremental::generalized_time_seconds(&t)),
         };
         Ok(Arc::new(Prepared {
             engine: self.engine(&candidate, base_dn, filter),

@@ -49,7 +49,9 @@ pub struct ChangeRead {
     pub how: String,
     /// Entries added or changed since the cookie (entering the filter's scope counts as added).
     pub changed: Vec<DirectoryEntry>,
-    /// Ids of entries deleted (or gone out of scope) since the cookie, as the server said them.
+    /// Ids of entries deleted (or gone out of scope) since the cookie. Only the ids of linked users
+    /// mean anything: Active Directory's read also names every changed object of the domain that isn't
+    /// in scope, whether it ever was or not.
     pub deleted: Vec<String>,
     /// The present phase: ids of every entry still in scope and unchanged; an entry neither here nor in
     /// `changed` has gone. `None`: the delete phase, where entries not mentioned are unchanged.

@@ -100,7 +100,7 @@ pub(crate) struct StoredCookie {
     pub(crate) scope: String,
     /// The domain controller's DirSync cookie.
     pub(crate) server: Vec<u8>,
-    /// When it was taken, in seconds since 1970 (this machine's clock).
+    /// When it was taken, in seconds since 1970 by the domain controller's clock (0: unknown).
     pub(crate) taken_at: i64,
 }
 

@@ -661,6 +661,7 @@ impl LdapEngine {
                     "dnsHostName",
                     "dsServiceName",
                     "supportedControl",
+                    "currentTime",
                 ],
                 1,
             )
@@ -965,15 +966,15 @@ pub(crate) enum DirSyncAnswer {
         entries: Vec<(String, Values)>,
         cookie: Vec<u8>,
     },
-    /// The server refused the search: its result code and message. Active Directory and Samba answer
-    /// a cookie they can't use this way (Samba: `unavailableCriticalExtension`, "Unable to unmarshall
-    /// cookie"), and a search that isn't from a naming context's root.
+    /// The server answered the search with an error: its result code and message. Samba answers a
+    /// cookie it can't decode with unavailableCriticalExtension ("Unable to unmarshall cookie"), a
+    /// base that isn't a naming context's root with unwillingToPerform, a caller without the
+    /// replication right (and without the object-security flag) with insufficientAccessRights; what
+    /// Active Directory answers a cookie it can't use is not documented. Every code is returned here,
+    /// not as an error, so that the caller can read everything instead: a cookie refused must never
+    /// fail every run that follows. (A connection that breaks is an error.)
     Refused { rc: u32, message: String },
 }
-
-/// Result codes that refuse a DirSync search rather than report a failure: protocolError (2),
-/// unavailableCriticalExtension (12), insufficientAccessRights (50), unwillingToPerform (53).
-const DIRSYNC_REFUSALS: [u32; 4] = [2, 12, 50, 53];
 
 /// More DirSync rounds than any change set can need (each round is up to `MAX_BYTES`).
 const MAX_DIRSYNC_ROUNDS: u32 = 100_000;
@@ -1036,14 +1037,11 @@ impl LdapEngine {
                 entries.push(parse_entry(item.0)?);
             }
             let result = stream.finish().await;
-            if DIRSYNC_REFUSALS.contains(&result.rc) {
+            if result.rc != 0 {
                 return Ok(DirSyncAnswer::Refused {
                     rc: result.rc,
                     message: result.text,
                 });
-            }
-            if result.rc != 0 {
-                return Err(self.search_failed(result, entries.len() as u64));
             }
             let response = result
                 .ctrls

@@ -79,6 +79,8 @@ pub(super) struct Setup {
     pub(super) filtered_on: Vec<&'static str>,
     /// Membership matters only when groups are selected.
     pub(super) groups_selected: bool,
+    /// The domain controller's time (its rootDSE's `currentTime`), in seconds since 1970.
+    pub(super) dc_time: Option<i64>,
 }
 
 impl Setup {
@@ -106,14 +108,32 @@ const IDS_PER_SEARCH: usize = 100;
 /// How long Active Directory keeps a tombstone at least: 60 days, the tombstone lifetime of a forest
 /// that never set one (newer forests set 180). A cookie older than that may have missed deletions
 /// whose tombstones are gone (a DirSync cookie only moves on with a run: this is a long outage with
-/// a long `full_read_every`).
+/// a long `full_read_every`). Measured with the domain controller's clock (the rootDSE's
+/// `currentTime`), which gave the cookie too.
 const TOMBSTONES_KEPT_AT_LEAST: i64 = 60 * 86_400;
 
-/// This machine's clock, in seconds since 1970 (0 if it is before).
-fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+/// A GeneralizedTime as the rootDSE's `currentTime` has it (`20260101120000.0Z`), in seconds since
+/// 1970; `None` for anything else.
+pub(super) fn generalized_time_seconds(text: &str) -> Option<i64> {
+    let digits = text.get(..14)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || !text.ends_with('Z') {
+        return None;
+    }
+    let field = |at: usize, len: usize| digits.get(at..at + len)?.parse::<i64>().ok();
+    let (year, month, day) = (field(0, 4)?, field(4, 2)?, field(6, 2)?);
+    let (hour, minute, second) = (field(8, 2)?, field(10, 2)?, field(12, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second.min(60))
 }
 
 fn show_deleted() -> RawControl {
@@ -150,7 +170,11 @@ pub(super) async fn read_changes(
             setup.dc, stored.dc
         )));
     }
-    let age = now_seconds().saturating_sub(stored.taken_at);
+    // Without the DC's time (the rootDSE had none) the age can't be told, and isn't checked.
+    let age = setup
+        .dc_time
+        .filter(|_| stored.taken_at > 0)
+        .map_or(0, |now| now.saturating_sub(stored.taken_at));
     if age > TOMBSTONES_KEPT_AT_LEAST {
         return Ok(Changes::RefreshRequired(format!(
             "the last read is {} days old, more than the {} days a domain controller keeps deleted objects at least (its tombstone lifetime), so deletions since may be gone",
@@ -271,7 +295,7 @@ pub(super) async fn read_changes(
             dc: setup.dc.clone(),
             scope: setup.scope(),
             server: server_cookie,
-            taken_at: now_seconds(),
+            taken_at: setup.dc_time.unwrap_or(0),
         }
         .encode(),
     }))
@@ -289,7 +313,7 @@ async fn cookie_of_now(engine: &LdapEngine, setup: &Setup) -> Result<Changes, Di
                 dc: setup.dc.clone(),
                 scope: setup.scope(),
                 server: cookie,
-                taken_at: now_seconds(),
+                taken_at: setup.dc_time.unwrap_or(0),
             }
             .encode(),
             ..ChangeRead::default()
@@ -466,6 +490,7 @@ mod tests {
             filter: "(objectClass=user)".into(),
             filtered_on: vec!["userAccountControl"],
             groups_selected: groups,
+            dc_time: None,
         }
     }
 
@@ -492,6 +517,29 @@ mod tests {
                 .iter()
                 .any(|x| x == "member")
         );
+    }
+
+    #[test]
+    fn the_domain_controllers_time_is_read() {
+        assert_eq!(generalized_time_seconds("19700101000000.0Z"), Some(0));
+        assert_eq!(
+            generalized_time_seconds("20000229235959.0Z"),
+            Some(951_868_799)
+        );
+        // Samba's form, seen in the test kit's rootDSE.
+        assert_eq!(
+            generalized_time_seconds("20261203005144.0Z"),
+            Some(1_796_259_104)
+        );
+        for bad in [
+            "",
+            "2026",
+            "20261303005144.0Z",
+            "2026120300514x.0Z",
+            "20261203005144.0",
+        ] {
+            assert_eq!(generalized_time_seconds(bad), None, "{bad}");
+        }
     }
 
     #[test]
