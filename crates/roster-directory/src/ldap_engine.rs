@@ -679,13 +679,29 @@ impl LdapEngine {
         attrs: &[&str],
         limit: i32,
     ) -> Result<Vec<(String, Values)>, DirectoryError> {
-        self.search_small_with(base, scope, filter, attrs, limit, Vec::new())
+        self.search_small_as(LOOKING_UP, base, scope, filter, attrs, limit, Vec::new())
             .await
     }
 
-    /// [`Self::search_small`] with request controls (Active Directory's Show Deleted, say).
+    /// [`Self::search_small`] with request controls (Active Directory's Show Deleted, say), as part of
+    /// a read (which a broken connection's message names).
     pub(crate) async fn search_small_with(
         &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        limit: i32,
+        controls: Vec<RawControl>,
+    ) -> Result<Vec<(String, Values)>, DirectoryError> {
+        self.search_small_as(READING, base, scope, filter, attrs, limit, controls)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn search_small_as(
+        &self,
+        operation: &'static str,
         base: &str,
         scope: Scope,
         filter: &str,
@@ -703,7 +719,7 @@ impl LdapEngine {
             .with_timeout(self.timeout())
             .search(base, scope, filter, attrs.to_vec())
             .await
-            .map_err(|e| self.op_error(e, LOOKING_UP, 0))?;
+            .map_err(|e| self.op_error(e, operation, 0))?;
         match result.rc {
             0 | 4 => {}
             32 => return Ok(Vec::new()),
