@@ -764,6 +764,24 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(rc, 53, "not a naming context's root: {message}");
+        // Not critical: refused too (the control must be critical, MS-ADTS and Samba agree).
+        let not_critical = ldap3::controls::RawControl {
+            ctype: crate::dirsync::DIRSYNC_OID.into(),
+            crit: false,
+            val: Some(crate::dirsync::encode_request(OBJECT_SECURITY, 0, &[])),
+        };
+        let ldap3::SearchResult(_, result) = ou
+            .ldap()
+            .with_controls(vec![not_critical])
+            .search(
+                domain_root,
+                Scope::Subtree,
+                "(objectClass=*)",
+                vec!["objectGUID"],
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.rc, 1, "operationsError: {}", result.text);
 
         // Changes: c added, b's address changed, a deleted.
         ou.add_user(&user("c")).await.unwrap();
