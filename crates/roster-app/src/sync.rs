@@ -1280,16 +1280,16 @@ impl Roster {
         let now = self.now();
         // Why a read that could have been incremental is full (`None`: no earlier read to continue
         // from, or incremental reads are off: nothing to say).
-        let why_full: Option<&str> = if !schedule.incremental() {
+        let why_full: Option<String> = if !schedule.incremental() {
             None
         } else {
             match self.read_state().await? {
                 None => None,
                 Some(state) if state.settings != fingerprint => {
-                    Some("the settings changed since the last read")
+                    Some("the settings changed since the last read".to_owned())
                 }
                 Some(state) if now.0.saturating_sub(state.full_read_at) >= full_every_ms => {
-                    Some("the periodic full read is due (full_read_every)")
+                    Some("the periodic full read is due (full_read_every)".to_owned())
                 }
                 Some(state) => {
                     let cookie = base64::Engine::decode(
@@ -1319,12 +1319,8 @@ impl Roster {
                                 )
                                 .await;
                         }
-                        roster_directory::Changes::RefreshRequired => Some(
-                            "the server can't continue from the last read (e-syncRefreshRequired)",
-                        ),
-                        roster_directory::Changes::Unsupported => {
-                            Some("the server no longer offers content synchronization")
-                        }
+                        roster_directory::Changes::RefreshRequired(why)
+                        | roster_directory::Changes::Unsupported(why) => Some(why),
                     }
                 }
             }
@@ -1339,8 +1335,10 @@ impl Roster {
                 .await?
             {
                 roster_directory::Changes::Read(c) => Some(c.cookie),
-                roster_directory::Changes::RefreshRequired
-                | roster_directory::Changes::Unsupported => None,
+                // No cookie to store: the next run reads everything too (and, with an older state
+                // stored, says why when it asks for the changes since it).
+                roster_directory::Changes::RefreshRequired(_)
+                | roster_directory::Changes::Unsupported(_) => None,
             }
         } else {
             None
@@ -1529,14 +1527,10 @@ impl Roster {
             .filter(|(_, id)| gone.contains(id))
             .count();
         let header = vec![read_mode_line(&format!(
-            "incremental read: {} entries added or changed and {} linked users' entries gone since the last read (content synchronization, {} phase); everyone else is as before",
+            "incremental read: {} entries added or changed and {} linked users' entries gone since the last read ({}); everyone else is as before",
             delta.changed.len(),
             gone_count,
-            if delta.present.is_some() {
-                "present"
-            } else {
-                "delete"
-            }
+            delta.how
         ))];
         state.cookie =
             base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &delta.cookie);
