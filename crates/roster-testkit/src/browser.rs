@@ -308,11 +308,28 @@ impl Browser {
         );
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let url = format!("http://127.0.0.1:{port}");
+        // Again while the time lasts: under load chromedriver has been seen to take the connection (its
+        // port is open) and drop the first request, with nothing in its log.
         let connect = async {
-            ClientBuilder::new(connector)
-                .capabilities(capabilities)
-                .connect(&url)
-                .await
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match ClientBuilder::new(connector.clone())
+                    .capabilities(capabilities.clone())
+                    .connect(&url)
+                    .await
+                {
+                    Err(
+                        e @ (fantoccini::error::NewSessionError::FailedC(_)
+                        | fantoccini::error::NewSessionError::Failed(_)
+                        | fantoccini::error::NewSessionError::Lost(_)),
+                    ) if tries < 4 => {
+                        eprintln!("chromedriver dropped the new session's request ({e}); again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    other => break other,
+                }
+            }
         };
         match tokio::time::timeout(START_TIMEOUT, connect).await {
             Ok(Ok(client)) => {
