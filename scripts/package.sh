@@ -55,4 +55,8 @@ mkdir -p "$generated/completions"
 # Debian compresses man pages (cargo-deb leaves files from the target directory as they are).
 gzip -9n "$generated"/man/*.1
 
-cargo deb --package roster --no-build --profile "$profile" "${fast[@]}" "${output[@]}"
+# A release package ships the binary stripped, and its debug symbols (line tables: [profile.release]) in a
+# separate roster-dbgsym package beside it, as Debian does (148 MB of binary otherwise).
+debug_symbols=()
+[[ $profile != release ]] || debug_symbols=(--dbgsym)
+cargo deb --package roster --no-build --profile "$profile" "${debug_symbols[@]}" "${fast[@]}" "${output[@]}"
