@@ -4,7 +4,7 @@
 # a re-sync with nothing changed: wall time, ratio to the baseline and peak memory, 3 times each.
 # Prints a table and writes bench/results/ldap-sync-<N>.md. Needs slapd and ldap-utils (Debian packages).
 #
-#   bench/ldap-sync.sh [N] [roster-bench options: --reps R, --out FILE, --hold]
+#   bench/ldap-sync.sh [N] [roster-bench options: --reps R, --out FILE, --hold, --incremental (issue 26)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,4 +19,4 @@ build_release
 # load average to drop below LDAP_SYNC_MAX_LOAD (default: half the CPUs), e.g. after the build above.
 wait_for_quiet_machine "${LDAP_SYNC_MAX_LOAD:-$(half_the_cpus)}" "${LDAP_SYNC_MAX_WAIT:-120}"
 exec "$target_dir/release/roster-bench" "$n" --roster "$target_dir/release/roster" \
-  --command "bench/ldap-sync.sh $n" "$@"
+  --command "bench/ldap-sync.sh $n${*:+ $*}" "$@"

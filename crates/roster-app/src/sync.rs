@@ -1280,16 +1280,16 @@ impl Roster {
         let now = self.now();
         // Why a read that could have been incremental is full (`None`: no earlier read to continue
         // from, or incremental reads are off: nothing to say).
-        let why_full: Option<&str> = if !schedule.incremental() {
+        let why_full: Option<String> = if !schedule.incremental() {
             None
         } else {
             match self.read_state().await? {
                 None => None,
                 Some(state) if state.settings != fingerprint => {
-                    Some("the settings changed since the last read")
+                    Some("the settings changed since the last read".to_owned())
                 }
                 Some(state) if now.0.saturating_sub(state.full_read_at) >= full_every_ms => {
-                    Some("the periodic full read is due (full_read_every)")
+                    Some("the periodic full read is due (full_read_every)".to_owned())
                 }
                 Some(state) => {
                     let cookie = base64::Engine::decode(
@@ -1319,12 +1319,8 @@ impl Roster {
                                 )
                                 .await;
                         }
-                        roster_directory::Changes::RefreshRequired => Some(
-                            "the server can't continue from the last read (e-syncRefreshRequired)",
-                        ),
-                        roster_directory::Changes::Unsupported => {
-                            Some("the server no longer offers content synchronization")
-                        }
+                        roster_directory::Changes::RefreshRequired(why)
+                        | roster_directory::Changes::Unsupported(why) => Some(why),
                     }
                 }
             }
@@ -1339,8 +1335,10 @@ impl Roster {
                 .await?
             {
                 roster_directory::Changes::Read(c) => Some(c.cookie),
-                roster_directory::Changes::RefreshRequired
-                | roster_directory::Changes::Unsupported => None,
+                // No cookie to store: the next run reads everything too (and, with an older state
+                // stored, says why when it asks for the changes since it).
+                roster_directory::Changes::RefreshRequired(_)
+                | roster_directory::Changes::Unsupported(_) => None,
             }
         } else {
             None
@@ -1448,12 +1446,42 @@ impl Roster {
     ) -> Result<Planned> {
         tracker.read(u64::try_from(delta.changed.len()).unwrap_or(u64::MAX));
         tracker.phase(SyncPhase::Planning);
-        let snapshot = self
-            .store
-            .snapshot()
-            .instrument(tracing::info_span!("snapshot", run_id))
-            .await?;
         let source = directory.kind.name();
+        // The delete phase names what changed and what went: only the users those can touch are loaded
+        // (`Touched`), so the run's cost follows the size of the change. The present phase names every
+        // entry still there, and who went is whoever it doesn't name: that takes every linked user.
+        let (snapshot, linked) = match &delta.present {
+            None => {
+                let touched = roster_core::plan::Touched::of(
+                    source,
+                    &delta.changed,
+                    delta.deleted.iter().map(String::as_str),
+                );
+                let snapshot = self
+                    .store
+                    .snapshot_touched(&touched)
+                    .instrument(tracing::info_span!(
+                        "snapshot",
+                        run_id,
+                        touched = touched.len()
+                    ))
+                    .await?;
+                (snapshot, self.store.count_linked(source).await?)
+            }
+            Some(_) => {
+                let snapshot = self
+                    .store
+                    .snapshot()
+                    .instrument(tracing::info_span!("snapshot", run_id))
+                    .await?;
+                let linked = snapshot
+                    .users
+                    .iter()
+                    .filter(|u| u.link.as_ref().is_some_and(|l| l.source == source))
+                    .count();
+                (snapshot, u64::try_from(linked).unwrap_or(u64::MAX))
+            }
+        };
         let linked_ids: Vec<(i64, &str)> = snapshot
             .users
             .iter()
@@ -1464,7 +1492,6 @@ impl Roster {
                     .map(|l| (u.id, l.id.as_str()))
             })
             .collect();
-        let linked = u64::try_from(linked_ids.len()).unwrap_or(u64::MAX);
         let changed: std::collections::HashSet<&str> =
             delta.changed.iter().map(|e| e.id.as_str()).collect();
         let mut gone: std::collections::HashSet<&str> =
@@ -1500,14 +1527,10 @@ impl Roster {
             .filter(|(_, id)| gone.contains(id))
             .count();
         let header = vec![read_mode_line(&format!(
-            "incremental read: {} entries added or changed and {} linked users' entries gone since the last read (content synchronization, {} phase); everyone else is as before",
+            "incremental read: {} entries added or changed and {} linked users' entries gone since the last read ({}); everyone else is as before",
             delta.changed.len(),
             gone_count,
-            if delta.present.is_some() {
-                "present"
-            } else {
-                "delete"
-            }
+            delta.how
         ))];
         state.cookie =
             base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &delta.cookie);

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
 
 mod ad;
+mod incremental;
 
 const SUFFIX: &str = "dc=example,dc=com";
 const SERVICE_DN: &str = "cn=roster,ou=Services,dc=example,dc=com";
@@ -119,6 +120,11 @@ struct Opts {
     out: PathBuf,
     command: String,
     hold: bool,
+    /// `--incremental`: issue 26's incremental measurement instead of the usual four (`incremental.rs`).
+    incremental: bool,
+    /// `--wide`: issue 26's second data shape: two `mail` values for every user (not every second one),
+    /// read from the directory's root DN (not `ou=People`).
+    wide: bool,
 }
 
 fn workspace_root() -> PathBuf {
@@ -133,6 +139,8 @@ fn parse_opts() -> Opts {
     let mut out: Option<PathBuf> = None;
     let mut command: Option<String> = None;
     let mut hold = false;
+    let mut incremental = false;
+    let mut wide = false;
     let mut directory = Directory::Ldap;
     let mut proxy_addresses: Option<usize> = None;
     let mut args = std::env::args().skip(1);
@@ -147,6 +155,8 @@ fn parse_opts() -> Opts {
             "--out" => out = Some(PathBuf::from(value("--out"))),
             "--command" => command = Some(value("--command")),
             "--hold" => hold = true,
+            "--incremental" => incremental = true,
+            "--wide" => wide = true,
             "--directory" => {
                 directory = match value("--directory").as_str() {
                     "ldap" => Directory::Ldap,
@@ -163,7 +173,7 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]"
+                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold] [--incremental] [--wide]"
                 );
                 std::process::exit(0);
             }
@@ -183,8 +193,19 @@ fn parse_opts() -> Opts {
         Directory::Ad => AD_DEFAULT_N,
     });
     assert!(n > 0 && reps > 0, "N and --reps must be positive");
+    assert!(
+        !(incremental || wide) || directory == Directory::Ldap,
+        "--incremental and --wide are for --directory ldap"
+    );
     let (name, shape) = match directory {
-        Directory::Ldap => ("ldap-sync", String::new()),
+        Directory::Ldap => (
+            "ldap-sync",
+            format!(
+                "{}{}",
+                if incremental { "-incremental" } else { "" },
+                if wide { "-wide" } else { "" }
+            ),
+        ),
         Directory::Ad => (
             "ad-sync",
             proxy_addresses.map_or(String::new(), |k| format!("-proxy{k}")),
@@ -200,10 +221,14 @@ fn parse_opts() -> Opts {
         }),
         command: command.unwrap_or_else(|| {
             let k = proxy_addresses.map_or(String::new(), |k| format!(" --proxy-addresses {k}"));
-            format!("bench/{name}.sh {n}{k}")
+            let i = if incremental { " --incremental" } else { "" };
+            let w = if wide { " --wide" } else { "" };
+            format!("bench/{name}.sh {n}{k}{i}{w}")
         }),
         roster,
         hold,
+        incremental,
+        wide,
     }
 }
 
@@ -227,6 +252,10 @@ fn main() {
         }
         Directory::Ad => (ad::start(&opts), None),
     };
+    if opts.incremental {
+        incremental::run(&opts, &source, slapd.as_ref().expect("slapd"));
+        return;
+    }
 
     let work = tempfile::Builder::new()
         .prefix("roster-bench-")
@@ -417,7 +446,7 @@ struct Source {
 /// Loads the generated LDIF into a throwaway slapd and describes it.
 fn start_slapd(opts: &Opts) -> (Source, Slapd) {
     let started = Instant::now();
-    let ldif = directory_ldif(opts.n);
+    let ldif = directory_ldif(opts.n, opts.wide);
     eprintln!(
         "roster-bench: generated {:.1} MB of LDIF in {:.1} s",
         ldif.len() as f64 / 1e6,
@@ -433,6 +462,11 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
         database_directives: Some(format!(
             "limits dn.exact=\"{SERVICE_DN}\" size.soft=unlimited size.hard=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited"
         )),
+        // Incremental reads: the content synchronization provider, with a session log long enough for
+        // the changes between two runs, so that deletions come as such (the delete phase).
+        syncprov: opts.incremental.then_some(roster_testkit::SyncProv {
+            sessionlog: Some(incremental::SESSION_LOG),
+        }),
         ..Default::default()
     })
     .expect("starting slapd");
@@ -459,13 +493,21 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
         server_name: "slapd",
         server_pid: slapd_pid,
         url,
-        base: slapd.people_dn(),
+        base: if opts.wide {
+            SUFFIX.to_owned()
+        } else {
+            slapd.people_dn()
+        },
         bind_dn: SERVICE_DN.to_owned(),
         password: SERVICE_PASSWORD.to_owned(),
         filter: FILTER,
         attributes: &ATTRIBUTES,
         starttls_ca: None,
-        settings_toml: settings_toml(port),
+        settings_toml: if opts.incremental {
+            incremental::settings_toml(port, opts.wide)
+        } else {
+            settings_toml(port, opts.wide)
+        },
         name_attribute: "uid:",
         id_attribute: "entryUUID:",
         title: "LDAP synchronization benchmark",
@@ -478,16 +520,26 @@ fn start_slapd(opts: &Opts) -> (Source, Slapd) {
                 "Directory: a throwaway OpenLDAP slapd (roster-testkit; mdb, `index objectClass eq`, `dbnosync`) \
                  on 127.0.0.1, loaded with `slapadd -q` (took {load_secs:.1} s including start) with {} \
                  `inetOrgPerson` users below `ou=People,{SUFFIX}` (uid, cn, sn, displayName, one `mail` value, a \
-                 second one for every other user; no userPassword). Read as the service account `{SERVICE_DN}` \
+                 second one for {}; no userPassword). Read as the service account `{SERVICE_DN}` \
                  (not the root DN), which has `limits ... size.prtotal=unlimited` and unlimited soft/hard limits.",
-                opts.n
+                opts.n,
+                if opts.wide {
+                    "every user"
+                } else {
+                    "every other user"
+                }
             ),
             format!(
                 "Filter `{FILTER}`, attributes {}, paged-results control with page size {PAGE_SIZE}, plain LDAP.",
                 ATTRIBUTES.map(|a| format!("`{a}`")).join(", ")
             ),
             format!(
-                "baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b ou=People,{SUFFIX} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
+                "baseline: `ldapsearch -x -LLL -H <url> -D <svc> -w <pw> -b {} -E pr={PAGE_SIZE}/noprompt '{FILTER}' {} > /dev/null`.",
+                if opts.wide {
+                    SUFFIX.to_owned()
+                } else {
+                    format!("ou=People,{SUFFIX}")
+                },
                 ATTRIBUTES.join(" ")
             ),
         ],
@@ -721,7 +773,12 @@ impl Ctx<'_> {
     }
 }
 
-fn settings_toml(port: u16) -> String {
+fn settings_toml(port: u16, wide: bool) -> String {
+    let base_dn = if wide {
+        SUFFIX.to_owned()
+    } else {
+        format!("ou=People,{SUFFIX}")
+    };
     format!(
         r#"type = "ldap"
 server = "127.0.0.1"
@@ -729,7 +786,7 @@ port = {port}
 encryption = "none"
 bind_dn = "{SERVICE_DN}"
 password = "{SERVICE_PASSWORD}"
-base_dn = "ou=People,{SUFFIX}"
+base_dn = "{base_dn}"
 filter = "{FILTER}"
 username_attribute = "uid"
 full_name_attribute = "displayName"
@@ -742,7 +799,7 @@ delete_users = false
 
 /// The service account and N users below `ou=People`. Every second user has a second address; one
 /// name in eight has a non-ASCII letter (base64 in LDIF). No userPassword: nothing here logs on.
-fn directory_ldif(n: usize) -> String {
+fn directory_ldif(n: usize, wide: bool) -> String {
     let mut out = String::with_capacity(n * 330 + 512);
     out.push_str(&format!(
         "dn: ou=Services,{SUFFIX}\nobjectClass: top\nobjectClass: organizationalUnit\nou: Services\n\n\
@@ -759,7 +816,7 @@ fn directory_ldif(n: usize) -> String {
         let primary = format!("{uid}@example.com");
         let alias = format!("alias.{uid}@mail.example.com");
         let mut mail = vec![primary.as_str()];
-        if i % 2 == 0 {
+        if wide || i % 2 == 0 {
             mail.push(alias.as_str());
         }
         out.push_str(&user_ldif(
@@ -1481,7 +1538,7 @@ mod tests {
 
     #[test]
     fn generated_directory_has_n_users_with_one_or_two_addresses() {
-        let ldif = directory_ldif(10);
+        let ldif = directory_ldif(10, false);
         assert_eq!(ldif.matches("\nuid: ").count(), 10);
         assert_eq!(ldif.matches("\nmail: ").count(), 15);
         assert_eq!(ldif.matches(&format!("dn: {SERVICE_DN}\n")).count(), 1);

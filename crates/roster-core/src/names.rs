@@ -237,6 +237,17 @@ pub fn skeleton(key: &str) -> Cow<'_, str> {
     Cow::Owned(unicode_security::skeleton(key).collect())
 }
 
+/// The skeleton as the store keeps it beside the key (`users.name_skeleton`): `None` when it is the key
+/// itself, as for most names, so that only the names that could look like others hold a value. A store
+/// finds the users whose names look like a skeleton `s` by `name_skeleton = s OR name_key = s`.
+pub fn stored_skeleton(key: &str) -> Option<String> {
+    match skeleton(key) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(s) if s == key => None,
+        Cow::Owned(s) => Some(s),
+    }
+}
+
 /// Whether two name keys ([`name_key`]) look alike: different keys with the same [`skeleton`], one of
 /// them not all ASCII. Two ASCII names are never look-alikes: TR39 maps `rn` to `m` and `1` to `l`, and
 /// `jdoe1` beside `jdoel` or `brn` beside `bm` are ordinary accounts in real directories, told apart by

@@ -38,8 +38,8 @@ use rustls::ClientConfig;
 use tokio::sync::Mutex;
 
 use crate::connector::{
-    AccountCheck, Connector, DirectoryListing, DirectoryRead, DirectoryReader, ListedDomain,
-    ListedGroup, PasswordChecker, ReadProgress,
+    AccountCheck, Changes, Connector, DirectoryListing, DirectoryRead, DirectoryReader,
+    ListedDomain, ListedGroup, PasswordChecker, ReadProgress,
 };
 use crate::error::DirectoryError;
 use crate::ldap_engine::{
@@ -48,6 +48,8 @@ use crate::ldap_engine::{
 use crate::logon::{LogonOutcome, LogonSubject};
 use crate::mapping::AttributeMap;
 use crate::tls;
+
+mod incremental;
 
 /// How long a preparation serves logons before it is made again.
 const PREPARED_FOR: Duration = Duration::from_secs(600);
@@ -149,10 +151,12 @@ impl std::fmt::Debug for ActiveDirectory {
     }
 }
 
-/// What a preparation found: the engine configured for it, and lines for the report.
+/// What a preparation found: the engine configured for it, lines for the report, and what an
+/// incremental read needs.
 struct Prepared {
     engine: LdapEngine,
     notes: Vec<String>,
+    changes: incremental::Setup,
 }
 
 /// One domain controller to try.
@@ -332,6 +336,7 @@ impl ActiveDirectory {
             ));
         }
         let default_nc = first_text(&root, "defaultNamingContext").unwrap_or_default();
+        let dirsync_offered = lookup_any(&root, "supportedControl", crate::dirsync::DIRSYNC_OID);
         let schema_nc = first_text(&root, "schemaNamingContext").unwrap_or_default();
         if !default_nc.is_empty() && !default_nc.eq_ignore_ascii_case(&self.settings.domain_dn()) {
             notes.push(format!(
@@ -354,6 +359,8 @@ impl ActiveDirectory {
             given => given.to_owned(),
         };
         let mut clauses = vec!["(objectCategory=person)(objectClass=user)".to_owned()];
+        // The attributes the filter looks at, for DirSync (with the mapping's).
+        let mut filtered_on = vec!["userAccountControl"];
         if self.settings.exchange_users_only {
             clauses.push("(|(mail=*)(proxyAddresses=smtp:*))".into());
         }
@@ -374,6 +381,7 @@ impl ActiveDirectory {
                     .is_empty();
             if known {
                 clauses.push("(!(msExchHideFromAddressLists=TRUE))".into());
+                filtered_on.push("msExchHideFromAddressLists");
             } else {
                 notes.push("Active Directory: the schema has no msExchHideFromAddressLists (no Exchange), so \"users visible in address lists only\" hides nobody".into());
             }
@@ -397,9 +405,25 @@ impl ActiveDirectory {
             "Active Directory: base DN {base_dn}; {}",
             self.settings.filters_in_words()
         ));
+        let changes = incremental::Setup {
+            dirsync_offered,
+            domain_root: default_nc,
+            // Without dsServiceName (not seen in practice), the host stands for the DC.
+            dc: first_text(&root, "dsServiceName")
+                .filter(|d| !d.trim().is_empty())
+                .unwrap_or_else(|| format!("host {}", candidate.host)),
+            dc_host: candidate.host.clone(),
+            base_dn: base_dn.clone(),
+            filter: filter.as_str().to_owned(),
+            filtered_on,
+            groups_selected: !groups.is_empty(),
+            dc_time: first_text(&root, "currentTime")
+                .and_then(|t| incremental::generalized_time_seconds(&t)),
+        };
         Ok(Arc::new(Prepared {
             engine: self.engine(&candidate, base_dn, filter),
             notes,
+            changes,
         }))
     }
 
@@ -458,6 +482,15 @@ impl ActiveDirectory {
     }
 }
 
+/// Whether `name` has the text value `wanted` (case-insensitively: OIDs and names).
+fn lookup_any(values: &Values, name: &str, wanted: &str) -> bool {
+    values
+        .iter()
+        .filter(|(attr, _)| attr.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter())
+        .any(|v| v.eq_ignore_ascii_case(wanted.as_bytes()))
+}
+
 fn any_object() -> Result<LdapFilter, DirectoryError> {
     LdapFilter::parse("(objectClass=*)").map_err(|e| DirectoryError::Protocol {
         message: e.to_string(),
@@ -488,6 +521,14 @@ impl DirectoryReader for ActiveDirectory {
 
     async fn check_connection(&self) -> Result<(), DirectoryError> {
         self.prepare().await.map(drop)
+    }
+
+    /// DirSync from the domain's root, then every changed object read again within the scope (see
+    /// `incremental`).
+    async fn read_changes(&self, cookie: Option<&[u8]>) -> Result<Changes, DirectoryError> {
+        let prepared = self.prepare().await?;
+        *self.prepared.lock().await = Some((Instant::now(), prepared.clone()));
+        incremental::read_changes(&prepared.engine, &prepared.changes, cookie).await
     }
 
     async fn read_user(&self, subject: &LogonSubject<'_>) -> Result<DirectoryRead, DirectoryError> {
@@ -603,6 +644,227 @@ mod tests {
     use crate::connector::NoProgress;
     use roster_testkit::samba::{ADMIN_PASSWORD, ADMIN_UPN, DNS_DOMAIN};
     use roster_testkit::{AdUser, SambaDc};
+
+    fn ou_settings(
+        dc: &SambaDc,
+        base_dn: &str,
+        user: &str,
+        password: &str,
+    ) -> ActiveDirectorySettings {
+        ActiveDirectorySettings {
+            domain: DNS_DOMAIN.into(),
+            server: dc.ip().to_string(),
+            dns_server: String::new(),
+            port: None,
+            protocol: AdProtocol::Ldaps,
+            ignore_certificate_errors: false,
+            ca_file: Some(dc.ca_cert_path().to_owned()),
+            base_dn: base_dn.to_owned(),
+            authentication: AdAuthentication::Password,
+            username: user.into(),
+            password: Some(Secret::new(password)),
+            keytab: None,
+            principal: String::new(),
+            exchange_users_only: true,
+            enabled_users_only: true,
+            visible_in_address_lists_only: false,
+            groups: vec![],
+            delete_users: false,
+            guard: Default::default(),
+            schedule: Default::default(),
+            page_size: None,
+            timeout_seconds: None,
+        }
+    }
+
+    /// DirSync as Samba answers it to a service account that is no administrator (issue 26): only with
+    /// the object-security flag, only from the domain's root; it reads changes, but no tombstones, so
+    /// deletions come from the ids in scope; a cookie the DC can't decode, or one of another DC, means a
+    /// full read.
+    #[tokio::test]
+    async fn dirsync_for_a_service_account_without_rights() {
+        use crate::connector::Changes;
+        use crate::dirsync::{INCREMENTAL_VALUES, OBJECT_SECURITY, StoredCookie};
+        use crate::ldap_engine::DirSyncAnswer;
+        let dc = tokio::task::spawn_blocking(SambaDc::shared)
+            .await
+            .unwrap()
+            .unwrap();
+        let ou = dc.new_ou("dirsync-svc").await.unwrap();
+        let name = dc.unique_name("dsync");
+        let svc = dc
+            .add_service_account(&name, "Svc-Password-1", &[])
+            .await
+            .unwrap();
+        let user = |n: &str| {
+            let mut u = AdUser::new(&format!("{n}.{name}"));
+            u.mail = Some(format!("{n}.{name}@example.com"));
+            u
+        };
+        let a = ou.add_user(&user("a")).await.unwrap();
+        ou.add_user(&user("b")).await.unwrap();
+        let settings = ou_settings(dc, ou.dn(), &svc.user_principal_name, &svc.password);
+        let connector = connector(&settings).unwrap();
+        let Changes::Read(now) = connector.reader.read_changes(None).await.unwrap() else {
+            panic!("Samba offers DirSync");
+        };
+        assert!(now.changed.is_empty() && now.deleted.is_empty());
+        let full = connector.reader.read_entries(&NoProgress).await.unwrap();
+        assert_eq!(full.entries.len(), 2);
+        let id_of = |n: &str| {
+            full.entries
+                .iter()
+                .find(|e| e.name.as_deref() == Some(format!("{n}.{name}").as_str()))
+                .unwrap()
+                .id
+                .clone()
+        };
+        let (a_id, b_id) = (id_of("a"), id_of("b"));
+
+        // The raw control, as the service account: Samba's answers without the flag and off the root.
+        let ad = ActiveDirectory {
+            settings: settings.clone(),
+            account: ServiceLogon::Password(Secret::new(&svc.password)),
+            dns_server: None,
+            tls: crate::tls::client_config(Some(dc.ca_cert_path()), false).unwrap(),
+            prepared: Mutex::new(None),
+            range_request: None,
+        };
+        let prepared = ad.prepare().await.unwrap();
+        let domain_root = roster_testkit::samba::BASE_DN;
+        let refused = |answer: DirSyncAnswer| match answer {
+            DirSyncAnswer::Refused { rc, message } => (rc, message),
+            DirSyncAnswer::Changes { .. } => panic!("accepted"),
+        };
+        let (rc, message) = refused(
+            prepared
+                .engine
+                .dirsync(
+                    domain_root,
+                    "(objectClass=*)",
+                    &["objectGUID"],
+                    INCREMENTAL_VALUES,
+                    &[],
+                )
+                .await
+                .unwrap(),
+        );
+        assert_eq!(rc, 50, "no replication right: {message}");
+        let (rc, message) = refused(
+            prepared
+                .engine
+                .dirsync(
+                    ou.dn(),
+                    "(objectClass=*)",
+                    &["objectGUID"],
+                    OBJECT_SECURITY,
+                    &[],
+                )
+                .await
+                .unwrap(),
+        );
+        assert_eq!(rc, 53, "not a naming context's root: {message}");
+        // Not critical: refused too (the control must be critical, MS-ADTS and Samba agree).
+        let not_critical = ldap3::controls::RawControl {
+            ctype: crate::dirsync::DIRSYNC_OID.into(),
+            crit: false,
+            val: Some(crate::dirsync::encode_request(OBJECT_SECURITY, 0, &[])),
+        };
+        let ldap3::SearchResult(_, result) = ou
+            .ldap()
+            .with_controls(vec![not_critical])
+            .search(
+                domain_root,
+                Scope::Subtree,
+                "(objectClass=*)",
+                vec!["objectGUID"],
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.rc, 1, "operationsError: {}", result.text);
+
+        // Changes: c added, b's address changed, a deleted.
+        ou.add_user(&user("c")).await.unwrap();
+        let b_dn = format!("CN=b.{name},{}", ou.dn());
+        ou.replace(&b_dn, "mail", &[&format!("bee.{name}@example.com")])
+            .await
+            .unwrap();
+        ou.delete(&a).await.unwrap();
+        let Changes::Read(changes) = connector
+            .reader
+            .read_changes(Some(&now.cookie))
+            .await
+            .unwrap()
+        else {
+            panic!("changes since the cookie");
+        };
+        let mut changed: Vec<&str> = changes
+            .changed
+            .iter()
+            .map(|e| e.name.as_deref().unwrap())
+            .collect();
+        changed.sort();
+        assert_eq!(changed, [format!("b.{name}"), format!("c.{name}")]);
+        assert!(
+            changes.how.contains("can't see deleted objects"),
+            "{}",
+            changes.how
+        );
+        let present = changes.present.as_ref().expect("the ids in scope");
+        assert!(
+            present.contains(&b_id) && !present.contains(&a_id),
+            "{present:?}"
+        );
+        assert!(!changes.deleted.contains(&b_id));
+
+        // Nothing since: no changes in this OU.
+        let Changes::Read(again) = connector
+            .reader
+            .read_changes(Some(&changes.cookie))
+            .await
+            .unwrap()
+        else {
+            panic!("changes since the cookie");
+        };
+        assert!(
+            again
+                .changed
+                .iter()
+                .all(|e| !e.name.as_deref().unwrap_or_default().ends_with(&name)),
+            "{:?}",
+            again.changed
+        );
+
+        // A cookie Samba can't decode, and a cookie of another domain controller: full reads.
+        let mut stored = StoredCookie::decode(&again.cookie).unwrap();
+        stored.server = b"garbage".to_vec();
+        let answer = connector
+            .reader
+            .read_changes(Some(&stored.encode()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&answer, Changes::RefreshRequired(why) if why.contains("result code 12")),
+            "{answer:?}"
+        );
+        let mut stored = StoredCookie::decode(&again.cookie).unwrap();
+        stored.dc = "CN=NTDS Settings,CN=DC2,CN=Servers".into();
+        let answer = connector
+            .reader
+            .read_changes(Some(&stored.encode()))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&answer, Changes::RefreshRequired(why) if why.contains("another domain controller")),
+            "{answer:?}"
+        );
+        let answer = connector
+            .reader
+            .read_changes(Some(b"not ours"))
+            .await
+            .unwrap();
+        assert!(matches!(answer, Changes::RefreshRequired(_)), "{answer:?}");
+    }
 
     /// Active Directory sends an attribute with more than 1500 values in ranges; Samba never does by
     /// itself, so the read asks for ranges of 2 and must still see every value.

@@ -41,12 +41,17 @@ pub struct DirectoryRead {
     pub notes: Vec<String>,
 }
 
-/// What an incremental read found since a cookie (RFC 4533 refreshOnly against OpenLDAP's syncprov).
+/// What an incremental read found since a cookie (RFC 4533 refreshOnly against OpenLDAP's syncprov;
+/// DirSync against Active Directory).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeRead {
+    /// How the changes were read, for the run's report ("content synchronization, delete phase").
+    pub how: String,
     /// Entries added or changed since the cookie (entering the filter's scope counts as added).
     pub changed: Vec<DirectoryEntry>,
-    /// Ids of entries deleted (or gone out of scope) since the cookie, as the server said them.
+    /// Ids of entries deleted (or gone out of scope) since the cookie. Only the ids of linked users
+    /// mean anything: Active Directory's read also names every changed object of the domain that isn't
+    /// in scope, whether it ever was or not.
     pub deleted: Vec<String>,
     /// The present phase: ids of every entry still in scope and unchanged; an entry neither here nor in
     /// `changed` has gone. `None`: the delete phase, where entries not mentioned are unchanged.
@@ -62,10 +67,12 @@ pub struct ChangeRead {
 pub enum Changes {
     /// The changes since the cookie; without a cookie, no changes and the cookie of now.
     Read(ChangeRead),
-    /// The server can't answer from this cookie (`e-syncRefreshRequired`): read everything.
-    RefreshRequired,
-    /// The server doesn't offer content synchronization (or the type has none).
-    Unsupported,
+    /// The changes since this cookie can't be read (`e-syncRefreshRequired`, a cookie the server
+    /// refused, another domain controller, a change whose effect on the scope only a full read can
+    /// tell): read everything. Why, in words, for the run's report.
+    RefreshRequired(String),
+    /// No incremental reads here: the server doesn't offer them, or the type has none. Why, in words.
+    Unsupported(String),
 }
 
 /// Reads the users of a directory.
@@ -84,7 +91,9 @@ pub trait DirectoryReader: Send + Sync + std::fmt::Debug {
     /// just before a full read, so that the next incremental read misses nothing). All or nothing, like a
     /// full read. Default: [`Changes::Unsupported`].
     async fn read_changes(&self, _cookie: Option<&[u8]>) -> Result<Changes, DirectoryError> {
-        Ok(Changes::Unsupported)
+        Ok(Changes::Unsupported(
+            "this directory type has no incremental reads".into(),
+        ))
     }
 
     /// One user's entry, for a sync of that user alone (`roster sync --user`): the entry with the link's

@@ -132,6 +132,24 @@ proptest! {
     }
 
     #[test]
+    fn kerio_replies_never_panic(text in "\\PC{0,300}") {
+        let _ = crate::kerio::api::parse_reply(&text);
+    }
+
+    #[test]
+    fn mutated_kerio_replies_never_panic(edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..12)) {
+        for reply in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"list":[{"id":"k1","loginName":"ann","fullName":"Ann","emailAddresses":["a"]}],"totalItems":1}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32001,"message":"Session %1 expired in %2.","data":{"messageParameters":{"positionalParameters":["x",2]}}}}"#,
+        ] {
+            let text = String::from_utf8_lossy(&mutate(reply.as_bytes(), &edits)).into_owned();
+            if let Ok(crate::kerio::api::Reply::Error { message, .. }) = crate::kerio::api::parse_reply(&text) {
+                prop_assert!(message.len() <= 2100);
+            }
+        }
+    }
+
+    #[test]
     fn icewarp_xml_never_panics(text in "\\PC{0,300}") {
         let _ = crate::icewarp::xml::parse(&text);
     }

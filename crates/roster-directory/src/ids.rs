@@ -88,6 +88,28 @@ impl IdPolicy {
     }
 }
 
+/// The 16 bytes of an objectGUID from the id [`IdFormat::MixedEndianGuid`] wrote for it (the inverse),
+/// to search for the entry by its objectGUID; `None` for any other id.
+pub(crate) fn object_guid_bytes(id: &str) -> Option<Vec<u8>> {
+    let digits: Vec<u8> = id.bytes().filter(|&b| b != b'-').collect();
+    if id.len() != 36 || digits.len() != 32 {
+        return None;
+    }
+    let mut bytes = digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(text, 16).ok()
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    for range in [0..4, 4..6, 6..8] {
+        if let Some(field) = bytes.get_mut(range) {
+            field.reverse();
+        }
+    }
+    Some(bytes)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -103,4 +125,38 @@ fn format_uuid(bytes: &[u8]) -> String {
         part(16..20),
         part(20..32)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_guid_ids_turn_back_into_their_bytes() {
+        let guid: [u8; 16] = [
+            0xa6, 0x91, 0x17, 0x35, 0xd0, 0x1b, 0xe2, 0x4d, 0xa9, 0xa5, 0x6d, 0x18, 0x22, 0xe4,
+            0xc0, 0x20,
+        ];
+        let (id, stable) = IdPolicy::ACTIVE_DIRECTORY.entry_id("cn=x", &|name: &str| {
+            if name == "objectGUID" {
+                vec![&guid[..]]
+            } else {
+                Vec::new()
+            }
+        });
+        assert!(stable);
+        // The form Samba puts in a tombstone's name (`DEL:351791a6-…`) and takes in `<GUID=…>`.
+        assert_eq!(id, "351791a6-1bd0-4de2-a9a5-6d1822e4c020");
+        assert_eq!(object_guid_bytes(&id).as_deref(), Some(&guid[..]));
+        for not_a_guid in [
+            "",
+            "dn:cn=x",
+            "351791a6-1bd0-4de2-a9a5-6d1822e4c02",
+            "351791a6-1bd0-4de2-a9a5-6d1822e4c0zz",
+            "351791a6x1bd0x4de2xa9a5x6d1822e4c020",
+            "351791a6-1bd0-4de2-a9a5-6d1822e4c0\u{e9}",
+        ] {
+            assert_eq!(object_guid_bytes(not_a_guid), None, "{not_a_guid}");
+        }
+    }
 }

@@ -655,7 +655,14 @@ impl LdapEngine {
                 "",
                 Scope::Base,
                 "(objectClass=*)",
-                &["defaultNamingContext", "schemaNamingContext", "dnsHostName"],
+                &[
+                    "defaultNamingContext",
+                    "schemaNamingContext",
+                    "dnsHostName",
+                    "dsServiceName",
+                    "supportedControl",
+                    "currentTime",
+                ],
                 1,
             )
             .await?;
@@ -672,13 +679,47 @@ impl LdapEngine {
         attrs: &[&str],
         limit: i32,
     ) -> Result<Vec<(String, Values)>, DirectoryError> {
+        self.search_small_as(LOOKING_UP, base, scope, filter, attrs, limit, Vec::new())
+            .await
+    }
+
+    /// [`Self::search_small`] with request controls (Active Directory's Show Deleted, say), as part of
+    /// a read (which a broken connection's message names).
+    pub(crate) async fn search_small_with(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        limit: i32,
+        controls: Vec<RawControl>,
+    ) -> Result<Vec<(String, Values)>, DirectoryError> {
+        self.search_small_as(READING, base, scope, filter, attrs, limit, controls)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn search_small_as(
+        &self,
+        operation: &'static str,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        limit: i32,
+        controls: Vec<RawControl>,
+    ) -> Result<Vec<(String, Values)>, DirectoryError> {
         let mut ldap = self.service().await?;
+        if !controls.is_empty() {
+            // Only then: an empty list would still be sent, as an empty controls element.
+            ldap.with_controls(controls);
+        }
         let SearchResult(entries, result) = ldap
             .with_search_options(SearchOptions::new().sizelimit(limit))
             .with_timeout(self.timeout())
             .search(base, scope, filter, attrs.to_vec())
             .await
-            .map_err(|e| self.op_error(e, LOOKING_UP, 0))?;
+            .map_err(|e| self.op_error(e, operation, 0))?;
         match result.rc {
             0 | 4 => {}
             32 => return Ok(Vec::new()),
@@ -731,7 +772,10 @@ impl DirectoryReader for LdapEngine {
             })
             .await?;
         if !offered {
-            return Ok(Changes::Unsupported);
+            return Ok(Changes::Unsupported(
+                "the server doesn't offer content synchronization (OpenLDAP's syncprov overlay)"
+                    .into(),
+            ));
         }
         self.guarded(self.content_sync_read(cookie)).await
     }
@@ -887,7 +931,9 @@ impl LdapEngine {
         }
         let result = stream.finish().await;
         if result.rc == SYNC_REFRESH_REQUIRED {
-            return Ok(Changes::RefreshRequired);
+            return Ok(Changes::RefreshRequired(
+                "the server can't continue from the last read (e-syncRefreshRequired)".into(),
+            ));
         }
         if result.rc != 0 {
             return Err(self.search_failed(result, count(&out)));
@@ -915,7 +961,184 @@ impl LdapEngine {
         if cookie.is_some() && !refresh_deletes {
             out.present = Some(present);
         }
+        out.how = format!(
+            "content synchronization, {} phase",
+            if out.present.is_some() {
+                "present"
+            } else {
+                "delete"
+            }
+        );
         Ok(Changes::Read(out))
+    }
+}
+
+/// What a DirSync search answered.
+#[derive(Debug)]
+pub(crate) enum DirSyncAnswer {
+    /// The objects changed since the cookie, each as the server sent it (only the changed attributes
+    /// of those asked for, with objectGUID), and the cookie to continue from next time.
+    Changes {
+        entries: Vec<(String, Values)>,
+        cookie: Vec<u8>,
+    },
+    /// The server answered the search with an error: its result code and message. Samba answers a
+    /// cookie it can't decode with unavailableCriticalExtension ("Unable to unmarshall cookie"), a
+    /// base that isn't a naming context's root with unwillingToPerform, a caller without the
+    /// replication right (and without the object-security flag) with insufficientAccessRights; what
+    /// Active Directory answers a cookie it can't use is not documented. Every code is returned here,
+    /// not as an error, so that the caller can read everything instead: a cookie refused must never
+    /// fail every run that follows. (A connection that breaks is an error.)
+    Refused { rc: u32, message: String },
+}
+
+/// More DirSync rounds than any change set can need (each round is up to `MAX_BYTES`).
+const MAX_DIRSYNC_ROUNDS: u32 = 100_000;
+
+/// Ids per search when entries are read again by objectGUID (an OR of equality matches).
+const IDS_PER_SEARCH: usize = 100;
+
+impl LdapEngine {
+    /// A DirSync search (critical, subtree from `base`, which must be a naming context's root), repeated
+    /// with the new cookie while the server says it has more. All or nothing, like a read.
+    pub(crate) async fn dirsync(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        flags: u32,
+        cookie: &[u8],
+    ) -> Result<DirSyncAnswer, DirectoryError> {
+        self.guarded(self.dirsync_rounds(base, filter, attrs, flags, cookie))
+            .await
+    }
+
+    async fn dirsync_rounds(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        flags: u32,
+        cookie: &[u8],
+    ) -> Result<DirSyncAnswer, DirectoryError> {
+        use crate::dirsync::{DIRSYNC_OID, MAX_BYTES, decode_response, encode_request};
+        let mut ldap = self.service().await?;
+        let mut cookie = cookie.to_vec();
+        let mut entries: Vec<(String, Values)> = Vec::new();
+        for _ in 0..MAX_DIRSYNC_ROUNDS {
+            let count = entries.len() as u64;
+            let before = entries.len();
+            let control = RawControl {
+                ctype: DIRSYNC_OID.to_owned(),
+                crit: true,
+                val: Some(encode_request(flags, MAX_BYTES, &cookie)),
+            };
+            let mut stream: SearchStream<'_, &str, Vec<&str>> = ldap
+                .with_controls(vec![control])
+                .with_timeout(self.timeout())
+                .streaming_search(base, Scope::Subtree, filter, attrs.to_vec())
+                .await
+                .map_err(|e| self.op_error(e, READING, count))?;
+            loop {
+                let item = match stream.next().await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.op_error(e, READING, entries.len() as u64)),
+                };
+                // Continuation references to the other naming contexts of a domain root: DirSync
+                // covers one naming context, and the scope is in this one.
+                if item.is_ref() || item.is_intermediate() {
+                    continue;
+                }
+                entries.push(parse_entry(item.0)?);
+            }
+            let result = stream.finish().await;
+            if result.rc != 0 {
+                return Ok(DirSyncAnswer::Refused {
+                    rc: result.rc,
+                    message: result.text,
+                });
+            }
+            let response = result
+                .ctrls
+                .iter()
+                .find(|c| c.1.ctype == DIRSYNC_OID)
+                .ok_or_else(|| DirectoryError::Protocol {
+                    message: "the DirSync search ended without its DirSync control".into(),
+                })?;
+            let response = decode_response(response.1.val.as_deref().unwrap_or_default())?;
+            if response.cookie.is_empty() {
+                return Err(DirectoryError::Protocol {
+                    message: "the DirSync search gave no cookie".into(),
+                });
+            }
+            if !response.more {
+                return Ok(DirSyncAnswer::Changes {
+                    entries,
+                    cookie: response.cookie,
+                });
+            }
+            if entries.len() == before && response.cookie == cookie {
+                return Err(DirectoryError::Protocol {
+                    message: "the DirSync search said it had more but sent nothing new and the same cookie, so the read would never end".into(),
+                });
+            }
+            cookie = response.cookie;
+        }
+        Err(DirectoryError::Protocol {
+            message: format!(
+                "the DirSync search still had more after {MAX_DIRSYNC_ROUNDS} rounds, so the read would never end"
+            ),
+        })
+    }
+
+    /// The entries with these objectGUIDs (16 bytes each) that are in scope (below `base_dn` and
+    /// matching the filter), read as a full read reads them.
+    pub(crate) async fn read_guids(
+        &self,
+        guids: &[Vec<u8>],
+    ) -> Result<DirectoryRead, DirectoryError> {
+        let mut read = DirectoryRead::default();
+        for batch in guids.chunks(IDS_PER_SEARCH) {
+            let ids: String = batch
+                .iter()
+                .map(|g| format!("(objectGUID={})", crate::dirsync::escape_bytes(g)))
+                .collect();
+            let filter = format!("(&{}(|{ids}))", self.config.filter.as_str());
+            let within = ReadScope {
+                base: &self.config.base_dn,
+                scope: Scope::Subtree,
+                filter: &filter,
+                ids_only: false,
+            };
+            let mut part = self
+                .guarded(self.read_in(&within, &crate::NoProgress))
+                .await?;
+            read.entries.append(&mut part.entries);
+            read.pages += part.pages;
+            read.without_stable_id += part.without_stable_id;
+            read.references_skipped += part.references_skipped;
+        }
+        Ok(read)
+    }
+
+    /// The ids of the entries below `base` (subtree) that match `filter`, which may not be the
+    /// configured one: a paged read of the id attributes alone.
+    pub(crate) async fn ids_below(
+        &self,
+        base: &str,
+        filter: &str,
+    ) -> Result<Vec<String>, DirectoryError> {
+        let within = ReadScope {
+            base,
+            scope: Scope::Subtree,
+            filter,
+            ids_only: true,
+        };
+        let read = self
+            .guarded(self.read_in(&within, &crate::NoProgress))
+            .await?;
+        Ok(read.entries.into_iter().map(|e| e.id).collect())
     }
 }
 
@@ -943,6 +1166,8 @@ struct ReadScope<'a> {
     base: &'a str,
     scope: Scope,
     filter: &'a str,
+    /// Ask only for the id attributes (the entries found are wanted for their ids alone).
+    ids_only: bool,
 }
 
 impl LdapEngine {
@@ -952,6 +1177,7 @@ impl LdapEngine {
             base: &self.config.base_dn,
             scope: Scope::Subtree,
             filter: self.config.filter.as_str(),
+            ids_only: false,
         };
         self.read_in(&all, progress).await
     }
@@ -967,6 +1193,7 @@ impl LdapEngine {
                         base: &base,
                         scope,
                         filter: &filter,
+                        ids_only: false,
                     };
                     match self.read_in(&by_id, &crate::NoProgress).await {
                         // The linked entry is gone (an unknown GUID or DN is "no such object").
@@ -1002,6 +1229,7 @@ impl LdapEngine {
             base: &self.config.base_dn,
             scope: Scope::Subtree,
             filter: filter.as_str(),
+            ids_only: false,
         };
         let read = self.read_in(&by_name, &crate::NoProgress).await?;
         if read.entries.len() > 1 {
@@ -1041,10 +1269,17 @@ impl LdapEngine {
         // A second handle on the same connection for the follow-up requests of ranged attributes, made
         // while the page's search is still streaming.
         let mut ranges = ldap.clone();
-        let attrs: Vec<String> = self
-            .config
-            .attributes
-            .requested_attributes()
+        let wanted = if within.ids_only {
+            self.config
+                .attributes
+                .ids
+                .attribute_names()
+                .map(str::to_owned)
+                .collect()
+        } else {
+            self.config.attributes.requested_attributes()
+        };
+        let attrs: Vec<String> = wanted
             .into_iter()
             .map(|a| match &self.config.range_request {
                 Some((name, n)) if name.eq_ignore_ascii_case(&a) => {

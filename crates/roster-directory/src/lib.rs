@@ -19,6 +19,7 @@ mod active_directory;
 mod ber;
 mod connector;
 mod content_sync;
+mod dirsync;
 mod dns;
 mod error;
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub(crate) enum HttpError {
     InvalidQuery(String),
     /// The body is longer than [`BODY_LIMIT_BYTES`].
     BodyTooLarge,
+    /// The request's head (the target and the headers) is longer than [`crate::listen::HEAD_LIMIT_BYTES`].
+    HeadTooLarge,
     /// Too many logon attempts from this client address (`limits.rs`).
     TooManyLogons {
         retry_after_seconds: u64,
@@ -73,6 +75,7 @@ impl HttpError {
             HttpError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             HttpError::TooManyLogons { .. } => StatusCode::TOO_MANY_REQUESTS,
             HttpError::SingleSignOnDisabled => StatusCode::NOT_FOUND,
             HttpError::NegotiateRequired | HttpError::TicketRejected(_) => StatusCode::UNAUTHORIZED,
@@ -91,6 +94,7 @@ impl HttpError {
             HttpError::SingleSignOnDisabled => "HT008-single-sign-on-disabled",
             HttpError::NegotiateRequired => "HT009-negotiate-required",
             HttpError::TicketRejected(_) => "HT010-ticket-rejected",
+            HttpError::HeadTooLarge => "HT011-head-too-large",
         }
     }
 
@@ -104,6 +108,10 @@ impl HttpError {
             HttpError::BodyTooLarge => format!(
                 "the request body is larger than {} MiB, the most the server reads",
                 BODY_LIMIT_BYTES >> 20
+            ),
+            HttpError::HeadTooLarge => format!(
+                "the request's target and headers are longer than {} KiB, the most the server reads; send a shorter URL and fewer or shorter headers (a browser: clear this site's cookies)",
+                crate::listen::HEAD_LIMIT_BYTES >> 10
             ),
             HttpError::TooManyLogons {
                 retry_after_seconds,

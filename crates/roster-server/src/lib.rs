@@ -20,12 +20,14 @@ mod console;
 mod error;
 mod health;
 mod limits;
+mod listen;
 mod metrics;
 mod openapi;
 mod router;
 
 pub use api::negotiate::SingleSignOn;
 pub use limits::LogonLimits;
+pub use listen::{HEAD_LIMIT_BYTES, serve};
 pub use metrics::Metrics;
 
 /// Put on the router (`Extension`) when served over HTTPS: the console's session cookie is then `Secure`.

@@ -330,7 +330,17 @@ pub(crate) async fn count_requests(
         .get::<MatchedPath>()
         .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned());
     let method = method_label(request.method());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
+    // The access log, at debug: the route's template, never the path (it may hold a user name) nor
+    // anything else the client sent.
+    tracing::debug!(
+        method,
+        route = %route,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis(),
+        "answered"
+    );
     metrics.http_request(route, method, response.status());
     response
 }

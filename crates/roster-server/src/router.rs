@@ -18,8 +18,9 @@ pub(crate) type AppState = Arc<Roster>;
 
 /// The whole HTTP application: a home page, and the API under `/api/v1`.
 ///
-/// A request head over hyper's limit (about 400 KB) never gets here: hyper answers it 431 itself, with an
-/// empty body that no setting or hook changes.
+/// A request head over [`crate::HEAD_LIMIT_BYTES`] is answered 431 with the error body; one over 2 MiB
+/// (the read buffer `roster_server::serve` gives hyper) never gets here: hyper answers it 431 itself,
+/// with an empty body that no setting or hook changes.
 pub fn router(roster: Arc<Roster>) -> Router {
     router_with(roster, LogonLimits::default())
 }
@@ -113,7 +114,9 @@ fn build(roster: Arc<Roster>, logon_limits: LogonLimits, metrics: Option<Arc<Met
         .merge(crate::console::routes())
         .merge(ops)
         .nest("/api/v1", api)
-        .fallback(not_found);
+        .fallback(not_found)
+        // Around every route, the fallbacks too; inside the metrics' layer, which counts its 431s.
+        .layer(axum::middleware::from_fn(crate::listen::limit_head));
     if let Some(metrics) = metrics {
         // Last, so that it wraps every route and the fallbacks, and sees each request's matched route.
         app = app.layer(axum::middleware::from_fn_with_state(

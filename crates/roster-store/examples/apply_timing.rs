@@ -4,6 +4,10 @@
 //!
 //!   cargo run --release -p roster-store --example apply_timing -- [N] [REPS] [random|sequential]
 //!
+//! With `ROSTER_DATABASE_URL=postgres://...` set, into that PostgreSQL database instead (it must hold no
+//! users but the administrator: each repetition deletes its users again). For a throwaway server, the
+//! test kit's: `cargo run -p roster-testkit --example postgres` prints a URL and holds it.
+//!
 //! The directory ids are random by default, like Active Directory's GUIDs; `sequential` gives ids in the
 //! order of the entries, like the entryUUIDs of a directory loaded in one go (bench/ldap-sync.sh).
 #![allow(
@@ -17,7 +21,7 @@ use roster_core::plan::{NewUser, PlannedChanges, UserDeletion};
 use roster_core::privileges::DefaultPrivileges;
 use roster_core::user::DirectoryLink;
 use roster_core::{EmailAddress, Timestamp, UserName};
-use roster_store::{Actor, NewRun, RunKind, RunRecord, SqliteStore, Store};
+use roster_store::{Actor, NewRun, PgStore, RunKind, RunRecord, SqliteStore, Store};
 use std::time::Instant;
 
 fn cpu_seconds() -> f64 {
@@ -75,7 +79,10 @@ async fn main() {
     let mut delete_walls = Vec::new();
     for _ in 0..reps {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let store: Box<dyn Store> = match std::env::var("ROSTER_DATABASE_URL") {
+            Ok(url) => Box::new(PgStore::open(&url).await.unwrap()),
+            Err(_) => Box::new(SqliteStore::open(dir.path()).await.unwrap()),
+        };
         store.ensure_admin("x", Timestamp(1)).await.unwrap();
         let run = NewRun {
             kind: RunKind::Sync,

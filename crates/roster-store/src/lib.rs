@@ -216,6 +216,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn clear_logon_throttle(&self, name_key: &str) -> Result<bool>;
 
     async fn snapshot(&self) -> Result<Snapshot>;
+    /// The users a change can touch ([`roster_core::plan::Touched::touches`]), with the version, for a
+    /// run that read only what changed: planned with the touched scope, they give the plan the whole
+    /// snapshot would. A large change loads everyone.
+    async fn snapshot_touched(&self, touched: &roster_core::plan::Touched) -> Result<Snapshot>;
+    /// How many users are linked to entries of the directory type `source`.
+    async fn count_linked(&self, source: &str) -> Result<u64>;
     /// The user database's version: it changes with every change to users, so a snapshot of an older
     /// version is stale.
     async fn user_db_version(&self) -> Result<i64>;

@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct CutProxy {
     addr: SocketAddr,
     cuts: Arc<AtomicU64>,
+    /// Where new connections are cut ([`CutProxy::set_server_bytes`]).
+    limit: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -32,9 +34,12 @@ impl CutProxy {
         let addr = listener.local_addr()?;
         let cuts = Arc::new(AtomicU64::new(0));
         let counted = cuts.clone();
+        let limit = Arc::new(AtomicU64::new(server_bytes));
+        let limit_now = limit.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let counted = counted.clone();
+                let server_bytes = limit_now.load(Ordering::Relaxed);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await
                         && forward(client, server, server_bytes).await
@@ -44,7 +49,18 @@ impl CutProxy {
                 });
             }
         });
-        Ok(CutProxy { addr, cuts, task })
+        Ok(CutProxy {
+            addr,
+            cuts,
+            limit,
+            task,
+        })
+    }
+
+    /// Cuts the connections accepted from now on after `server_bytes` from the server (`u64::MAX`:
+    /// never), so that a test can let a first read through whole and cut a later one in the middle.
+    pub fn set_server_bytes(&self, server_bytes: u64) {
+        self.limit.store(server_bytes, Ordering::Relaxed);
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -1036,22 +1036,10 @@ async fn serve(
             }
         })
     };
-    match tls {
-        None => {
-            say(&format!(
-                "serving on http://{addr} (the console at /, the API under /api/v1, health at /healthz and /readyz, metrics at /metrics)"
-            ));
-            // With each request's client address: the logon limit counts by it.
-            axum::serve(
-                tokio::net::TcpListener::from_std(listener)?,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving HTTP")?;
-        }
+    let config = match tls {
+        None => None,
         Some((cert, key)) => {
-            // axum-server: rustls with the process's one provider (aws-lc-rs, installed in main).
+            // rustls with the process's one provider (aws-lc-rs, installed in main).
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
                 .map_err(|e| {
@@ -1061,24 +1049,23 @@ async fn serve(
                         key.display()
                     )
                 })?;
-            say(&format!(
-                "serving on https://{addr} (the console at /, the API under /api/v1, health at /healthz and /readyz, metrics at /metrics)"
-            ));
             app = app.layer(axum::Extension(roster_server::SecureCookies));
-            let handle = axum_server::Handle::new();
-            let stopping = handle.clone();
-            tokio::spawn(async move {
-                shutdown_signal().await;
-                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-            });
-            axum_server::from_tcp_rustls(listener, config)
-                .context("serving HTTPS")?
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .await
-                .context("serving HTTPS")?;
+            Some(config)
         }
-    }
+    };
+    say(&format!(
+        "serving on {}://{addr} (the console at /, the API under /api/v1, health at /healthz and /readyz, metrics at /metrics)",
+        if config.is_some() { "https" } else { "http" }
+    ));
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    roster_server::serve(listener, app, config, handle)
+        .await
+        .context("serving HTTP")?;
     // Runs started through the API go on in the server's tasks: stop them and let them record that,
     // rather than leave them running until another process takes them for dead.
     roster.stop_runs("the server stopping").await;

@@ -39,6 +39,7 @@ mod matching;
 mod report;
 #[cfg(test)]
 mod tests;
+mod touched;
 mod uniqueness;
 
 use crate::clock::Timestamp;
@@ -49,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
 pub use report::{correct_report_for_folders_decided_at_apply, deletion_reason};
+pub use touched::Touched;
 
 /// A user as the planner needs to see it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,7 @@ pub(super) struct Session {
 
 /// A well-formed answer: the result, or the `error` object's code and message.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Reply {
+pub(crate) enum Reply {
     Result(Value),
     Error { code: i64, message: String },
 }
@@ -134,39 +134,16 @@ impl Api {
                 ),
             ));
         }
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
-            self.protocol(
+        let reply = parse_reply(&text).map_err(|what| match what {
+            ReplyError::Json(e) => self.protocol(
                 method,
                 format!(
                     "malformed or truncated JSON ({e}; {} bytes, {content_type})",
                     bytes.len()
                 ),
-            )
+            ),
+            ReplyError::Shape(what) => self.protocol(method, what.into()),
         })?;
-        let reply = match (value.get("result"), value.get("error")) {
-            (Some(result), None) => Reply::Result(result.clone()),
-            (None, Some(error)) => {
-                let code = error.get("code").and_then(Value::as_i64);
-                let message = error.get("message").and_then(Value::as_str);
-                match (code, message) {
-                    (Some(code), Some(message)) => Reply::Error {
-                        code,
-                        message: fill(message, error),
-                    },
-                    _ => {
-                        return Err(self.protocol(
-                            method,
-                            "an error object without a numeric code and a message".into(),
-                        ));
-                    }
-                }
-            }
-            _ => {
-                return Err(
-                    self.protocol(method, "JSON that has neither `result` nor `error`".into())
-                );
-            }
-        };
         Ok((reply, cookie))
     }
 
@@ -239,17 +216,86 @@ impl Api {
 }
 
 /// A message with `%1`, `%2`… filled from `data.messageParameters.positionalParameters`.
-fn fill(message: &str, error: &Value) -> String {
-    let parameters = error
-        .pointer("/data/messageParameters/positionalParameters")
-        .and_then(Value::as_array);
-    let mut out = message.to_owned();
-    if let Some(parameters) = parameters {
-        // Highest first, so that %1 doesn't eat the start of %10.
-        for (i, p) in parameters.iter().enumerate().rev() {
-            let text = p.as_str().map_or_else(|| p.to_string(), str::to_owned);
-            out = out.replace(&format!("%{}", i + 1), &text);
+/// Why a reply's text is not a JSON-RPC answer.
+#[derive(Debug)]
+pub(crate) enum ReplyError {
+    Json(serde_json::Error),
+    Shape(&'static str),
+}
+
+/// A reply's text as a JSON-RPC answer: the result, or the error's code and message (filled from its
+/// parameters). Pure, so that it is tested on any text (`fuzz.rs`).
+pub(crate) fn parse_reply(text: &str) -> Result<Reply, ReplyError> {
+    let value: Value = serde_json::from_str(text).map_err(ReplyError::Json)?;
+    match (value.get("result"), value.get("error")) {
+        (Some(result), None) => Ok(Reply::Result(result.clone())),
+        (None, Some(error)) => {
+            let code = error.get("code").and_then(Value::as_i64);
+            let message = error.get("message").and_then(Value::as_str);
+            match (code, message) {
+                (Some(code), Some(message)) => Ok(Reply::Error {
+                    code,
+                    message: fill(message, error),
+                }),
+                _ => Err(ReplyError::Shape(
+                    "an error object without a numeric code and a message",
+                )),
+            }
         }
+        _ => Err(ReplyError::Shape(
+            "JSON that has neither `result` nor `error`",
+        )),
+    }
+}
+
+/// The most bytes of an error message kept: it is shown to an administrator and stored in a run.
+const MESSAGE_LIMIT: usize = 2000;
+
+/// Kerio's message with its `%1`, `%2`… replaced by the error's positional parameters, cut at
+/// [`MESSAGE_LIMIT`]. One pass over the message: replacing each parameter in turn would let a reply of
+/// a few megabytes (a message of many `%1` and a long parameter) grow to gigabytes.
+fn fill(message: &str, error: &Value) -> String {
+    let parameters: &[Value] = error
+        .pointer("/data/messageParameters/positionalParameters")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let mut out = String::new();
+    let mut rest = message;
+    while out.len() < MESSAGE_LIMIT {
+        let Some(at) = rest.find('%') else {
+            out.push_str(rest);
+            break;
+        };
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        // The longest number that names a parameter (so `%10` is the tenth, not the first and a 0).
+        let chosen = (1..=digits.min(6)).rev().find_map(|n| {
+            let index: usize = after[..n].parse().ok()?;
+            let p = parameters.get(index.checked_sub(1)?)?;
+            Some((n, p))
+        });
+        match chosen {
+            Some((n, p)) => {
+                match p.as_str() {
+                    Some(text) => out.push_str(text),
+                    None => out.push_str(&p.to_string()),
+                }
+                rest = &after[n..];
+            }
+            None => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    if out.len() > MESSAGE_LIMIT {
+        let mut end = MESSAGE_LIMIT;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push('…');
     }
     out
 }
@@ -267,6 +313,23 @@ mod tests {
         let error = json!({"data": {"messageParameters": {"positionalParameters": ["x", "y"]}}});
         assert_eq!(fill("User %1 in %2 exists.", &error), "User x in y exists.");
         assert_eq!(fill("Session expired.", &json!({})), "Session expired.");
+        let ten = json!({"data": {"messageParameters": {"positionalParameters": ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]}}});
+        assert_eq!(fill("%10 %1 %11 100% %", &ten), "j a a1 100% %");
+    }
+
+    /// A reply of a few megabytes must not become gigabytes: a message of many `%1` and a long
+    /// parameter is filled in one pass and cut at the limit.
+    #[test]
+    fn a_message_is_filled_within_its_limit() {
+        let long = "x".repeat(1 << 20);
+        let error = json!({"data": {"messageParameters": {"positionalParameters": [long]}}});
+        let filled = fill(&"%1".repeat(1 << 19), &error);
+        assert!(
+            filled.len() <= MESSAGE_LIMIT + '…'.len_utf8(),
+            "{}",
+            filled.len()
+        );
+        assert!(filled.ends_with('…'));
     }
 
     fn fixture() -> Fixture {

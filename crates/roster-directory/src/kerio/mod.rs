@@ -33,7 +33,7 @@
 //!   unknown user get the same answer; an IMAP server that can't be reached is the directory being
 //!   unavailable. A user renamed on the server can log on again after the next sync (their DN is updated).
 
-mod api;
+pub(crate) mod api;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

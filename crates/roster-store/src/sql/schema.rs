@@ -21,8 +21,9 @@ where
 }
 
 /// The version of [`roster_core::names::name_key`] that the stored `name_key` and `address_key` columns
-/// were made with, in `meta` under `keys_folded` (absent: lowercase only, before 2026-11-24).
-const KEYS_FOLDED: i64 = 1;
+/// were made with, in `meta` under `keys_folded` (absent: lowercase only, before 2026-11-24), and of
+/// `name_skeleton` ([`roster_core::names::stored_skeleton`], from version 2).
+const KEYS_FOLDED: i64 = 2;
 
 /// Re-keys stored names and addresses once after `name_key` changed (it became a case folding: the
 /// lowercase keys of a few letters, a word-final ς among them, differ). Runs at every open and does
@@ -78,6 +79,21 @@ async fn refold_keys(pool: &sqlx::Pool<Db>) -> Result<()> {
             .execute(&mut *tx)
             .await?;
         held.insert(new);
+    }
+    // The skeletons, from the keys as they are now: only the names that aren't their own skeleton get one.
+    let keys: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as::<Db, (i64, String, Option<String>)>("SELECT id, name_key, name_skeleton FROM users")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (id, key, stored) in keys {
+        let skeleton = roster_core::names::stored_skeleton(&key);
+        if skeleton != stored {
+            sqlx::query::<Db>("UPDATE users SET name_skeleton = $1 WHERE id = $2")
+                .bind(skeleton)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     // An upsert: several instances sharing a PostgreSQL database may start together and all re-key
     // (to the same keys); the later ones wait for the first and then update its row.
@@ -163,12 +179,15 @@ async fn check_invariants(store: &ThisStore) -> Result<Vec<String>> {
             ));
         }
     }
-    let keys: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>("SELECT name, name_key FROM users")
-        .fetch_all(&mut *conn)
-        .await?;
-    for (name, key) in keys {
+    let keys: Vec<(String, String, Option<String>)> =
+        sqlx::query_as::<Db, (String, String, Option<String>)>("SELECT name, name_key, name_skeleton FROM users")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (name, key, skeleton) in keys {
         if roster_core::names::name_key(&name) != key {
             problems.push(format!("user {name:?} has the stale name key {key:?}"));
+        } else if roster_core::names::stored_skeleton(&key) != skeleton {
+            problems.push(format!("user {name:?} has the stale name skeleton {skeleton:?}"));
         }
     }
     let keys: Vec<(String, String)> =

@@ -225,6 +225,14 @@ impl Store for ThisStore {
         snapshot(self).await
     }
 
+    async fn snapshot_touched(&self, touched: &roster_core::plan::Touched) -> Result<Snapshot> {
+        snapshot_touched(self, touched).await
+    }
+
+    async fn count_linked(&self, source: &str) -> Result<u64> {
+        count_linked(self, source).await
+    }
+
     async fn user_db_version(&self) -> Result<i64> {
         user_db_version(self).await
     }

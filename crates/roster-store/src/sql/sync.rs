@@ -57,6 +57,55 @@ async fn delete_users_rows(conn: &mut Conn, ids: &[i64], now: Timestamp) -> Resu
     Ok(kept)
 }
 
+/// The columns a [`CurrentUser`] is read from (without its addresses), for a `WHERE` and `ORDER BY u.id`.
+const CURRENT_USERS: &str = "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, \
+     u.departed_at, COALESCE(f.message_count, 0) AS messages \
+     FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id";
+
+fn current_user(row: &<Db as sqlx::Database>::Row) -> Result<CurrentUser> {
+    Ok(CurrentUser {
+        departed_at: row.try_get::<Option<i64>, _>("departed_at")?.map(Timestamp),
+        id: row.try_get("id")?,
+        name: parse_name(&row.try_get::<String, _>("name")?)?,
+        full_name: row.try_get("full_name")?,
+        emails: Vec::new(),
+        auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
+        link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
+        builtin_admin: row.try_get("builtin_admin")?,
+        folder_messages: row.try_get("messages")?,
+    })
+}
+
+/// Gives each of `users` (in id order) its addresses from `rows` (`user_id, address`, in the order of
+/// `user_id, position`): both lists are walked side by side instead of indexed, and each user gets a list
+/// of exactly its addresses.
+async fn attach_emails(
+    mut rows: futures_util::stream::BoxStream<'_, std::result::Result<<Db as sqlx::Database>::Row, sqlx::Error>>,
+    users: &mut [CurrentUser],
+) -> Result<()> {
+    let mut owner = users.iter_mut().peekable();
+    let mut pending: Vec<EmailAddress> = Vec::new();
+    let mut pending_for: Option<i64> = None;
+    loop {
+        let row = rows.try_next().await?;
+        let uid: Option<i64> = row.as_ref().map(|r| r.try_get("user_id")).transpose()?;
+        if pending_for.is_some() && uid != pending_for {
+            while let Some(u) = owner.next_if(|u| Some(u.id) <= pending_for) {
+                if Some(u.id) == pending_for {
+                    // Not `mem::take`: that would keep the scratch list's spare capacity.
+                    u.emails = Vec::with_capacity(pending.len());
+                    u.emails.append(&mut pending);
+                }
+            }
+            pending.clear();
+        }
+        let (Some(row), Some(uid)) = (row, uid) else { break };
+        pending_for = Some(uid);
+        pending.push(parse_email(&row.try_get::<String, _>("address")?)?);
+    }
+    Ok(())
+}
+
 async fn snapshot(store: &ThisStore) -> Result<Snapshot> {
     // One read transaction, so the users, addresses and version belong together.
     let mut tx = store.pool.begin().await?;
@@ -66,55 +115,92 @@ async fn snapshot(store: &ThisStore) -> Result<Snapshot> {
     let count: i64 = sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
     let mut users: Vec<CurrentUser> = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     {
-        let mut rows = sqlx::query::<Db>(
-            "SELECT u.id, u.name, u.full_name, u.auth, u.builtin_admin, u.dir_source, u.dir_id, u.dir_dn, u.departed_at, \
-             COALESCE(f.message_count, 0) AS messages \
-             FROM users u LEFT JOIN folders f ON f.owner_user_id = u.id ORDER BY u.id",
-        )
-        .fetch(&mut *tx);
+        let mut rows = sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("{CURRENT_USERS} ORDER BY u.id"))).fetch(&mut *tx);
         while let Some(row) = rows.try_next().await? {
-            let id: i64 = row.try_get("id")?;
-            users.push(CurrentUser {
-                departed_at: row.try_get::<Option<i64>, _>("departed_at")?.map(Timestamp),
-                id,
-                name: parse_name(&row.try_get::<String, _>("name")?)?,
-                full_name: row.try_get("full_name")?,
-                emails: Vec::new(),
-                auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
-                link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
-                builtin_admin: row.try_get("builtin_admin")?,
-                folder_messages: row.try_get("messages")?,
-            });
+            users.push(current_user(&row)?);
         }
     }
-    {
-        // Both queries are in id order: walk the users alongside the addresses instead of indexing them,
-        // and give each user a list of exactly its addresses.
-        let mut rows = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position")
-            .fetch(&mut *tx);
-        let mut owner = users.iter_mut().peekable();
-        let mut pending: Vec<EmailAddress> = Vec::new();
-        let mut pending_for: Option<i64> = None;
-        loop {
-            let row = rows.try_next().await?;
-            let uid: Option<i64> = row.as_ref().map(|r| r.try_get("user_id")).transpose()?;
-            if pending_for.is_some() && uid != pending_for {
-                while let Some(u) = owner.next_if(|u| Some(u.id) <= pending_for) {
-                    if Some(u.id) == pending_for {
-                        // Not `mem::take`: that would keep the scratch list's spare capacity.
-                        u.emails = Vec::with_capacity(pending.len());
-                        u.emails.append(&mut pending);
-                    }
-                }
-                pending.clear();
-            }
-            let (Some(row), Some(uid)) = (row, uid) else { break };
-            pending_for = Some(uid);
-            pending.push(parse_email(&row.try_get::<String, _>("address")?)?);
-        }
-    }
+    let rows = sqlx::query::<Db>("SELECT user_id, address FROM user_emails ORDER BY user_id, position").fetch(&mut *tx);
+    attach_emails(rows, &mut users).await?;
     tx.commit().await?;
     Ok(Snapshot { version, users })
+}
+
+/// The most keys [`snapshot_touched`] looks users up by; a larger change loads every user (its read
+/// took a while anyway, and one statement's bound values are limited).
+const TOUCHED_KEYS_LIMIT: usize = 4 * CHUNK;
+
+/// The users a change can touch ([`roster_core::plan::Touched::touches`], in SQL), by the indexes on the
+/// link, the name key, the skeleton and the address key: the cost follows the size of the change.
+async fn snapshot_touched(store: &ThisStore, touched: &roster_core::plan::Touched) -> Result<Snapshot> {
+    if touched.len() > TOUCHED_KEYS_LIMIT {
+        return snapshot(store).await;
+    }
+    let mut tx = store.pool.begin().await?;
+    let version = read_version(&mut tx).await?;
+    let mut ids = QueryBuilder::<Db>::new("SELECT id FROM users WHERE FALSE");
+    if !touched.link_ids.is_empty() {
+        ids.push(" OR (dir_source = ").push_bind(touched.source.clone()).push(" AND dir_id IN (");
+        push_in_list(&mut ids, touched.link_ids.iter().cloned());
+        ids.push(")");
+    }
+    // A name that is its own skeleton has none stored: look the skeletons up among the keys too.
+    for list in [&touched.name_keys, &touched.skeletons] {
+        if !list.is_empty() {
+            ids.push(" OR name_key IN (");
+            push_in_list(&mut ids, list.iter().cloned());
+        }
+    }
+    if !touched.skeletons.is_empty() {
+        ids.push(" OR name_skeleton IN (");
+        push_in_list(&mut ids, touched.skeletons.iter().cloned());
+    }
+    if !touched.address_keys.is_empty() {
+        ids.push(" OR id IN (SELECT user_id FROM user_emails WHERE address_key IN (");
+        push_in_list(&mut ids, touched.address_keys.iter().cloned());
+        ids.push(")");
+    }
+    let mut ids: Vec<i64> = ids.build_query_scalar::<i64>().fetch_all(&mut *tx).await?;
+    ids.sort_unstable();
+    ids.dedup();
+    let mut users: Vec<CurrentUser> = Vec::with_capacity(ids.len());
+    let mut addresses: Vec<(i64, String)> = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new(CURRENT_USERS);
+        q.push(" WHERE u.id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.push(" ORDER BY u.id");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            users.push(current_user(&row)?);
+        }
+        let mut q = QueryBuilder::<Db>::new("SELECT user_id, address FROM user_emails WHERE user_id IN (");
+        push_in_list(&mut q, chunk.iter().copied());
+        q.push(" ORDER BY user_id, position");
+        addresses.extend(q.build_query_as::<(i64, String)>().fetch_all(&mut *tx).await?);
+    }
+    tx.commit().await?;
+    // The chunks are in id order, so the addresses are in the order `attach_emails` walks them.
+    let mut by_user: HashMap<i64, Vec<EmailAddress>> = HashMap::new();
+    for (user_id, address) in addresses {
+        by_user.entry(user_id).or_default().push(parse_email(&address)?);
+    }
+    for user in &mut users {
+        if let Some(emails) = by_user.remove(&user.id) {
+            user.emails = emails;
+        }
+    }
+    Ok(Snapshot { version, users })
+}
+
+/// How many users are linked to entries of `source`.
+async fn count_linked(store: &ThisStore, source: &str) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar::<Db, i64>(
+        "SELECT COUNT(*) FROM users WHERE dir_source = $1 AND dir_id IS NOT NULL",
+    )
+    .bind(source.to_owned())
+    .fetch_one(&store.pool)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 async fn user_db_version(store: &ThisStore) -> Result<i64> {
@@ -211,6 +297,7 @@ async fn apply_plan(
         if let Some(name) = &u.name {
             q.push(", name = ").push_bind(name.as_str().to_owned());
             q.push(", name_key = ").push_bind(name.key());
+            q.push(", name_skeleton = ").push_bind(roster_core::names::stored_skeleton(&name.key()));
             // The own folder is named after the user.
             sqlx::query::<Db>("UPDATE folders SET name = $1 WHERE owner_user_id = $2 AND name = $3")
                 .bind(name.as_str().to_owned())
@@ -233,12 +320,15 @@ async fn apply_plan(
         let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(changes.create.iter()).collect();
         for chunk in with_ids.chunks(CHUNK) {
             let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO users (id, name, name_key, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at) ",
+                "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at) ",
             );
             q.push_values(chunk, |mut b, (id, n)| {
+                let key = n.name.key();
+                let skeleton = roster_core::names::stored_skeleton(&key);
                 b.push_bind(*id)
                     .push_bind(n.name.as_str().to_owned())
-                    .push_bind(n.name.key())
+                    .push_bind(key)
+                    .push_bind(skeleton)
                     .push_bind(n.full_name.clone())
                     // Constants as SQL: a bound string is a copy per row.
                     .push("'directory'")

@@ -267,8 +267,8 @@ async fn ensure_admin(store: &ThisStore, password_hash: &str, now: Timestamp) ->
     }
     let id = alloc_ids(&mut tx, "next_user_id", 1).await?;
     sqlx::query::<Db>(
-        "INSERT INTO users (id, name, name_key, full_name, auth, password_hash, builtin_admin, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'local', $5, TRUE, $6, $6)",
+        "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, password_hash, builtin_admin, created_at, updated_at) \
+         VALUES ($1, $2, $3, $7, $4, 'local', $5, TRUE, $6, $6)",
     )
     .bind(id)
     .bind(admin.as_str().to_owned())
@@ -276,6 +276,7 @@ async fn ensure_admin(store: &ThisStore, password_hash: &str, now: Timestamp) ->
     .bind("Administrator")
     .bind(password_hash.to_owned())
     .bind(now.0)
+    .bind(roster_core::names::stored_skeleton(&admin.key()))
     .execute(&mut *tx)
     .await?;
     let all: BTreeSet<Privilege> = Privilege::ALL.into_iter().collect();
@@ -381,8 +382,8 @@ async fn create_user(store: &ThisStore, user: &NewUserRecord, actor: &Actor, now
     check_addresses_free(&mut tx, &user.emails, -1).await?;
     let id = alloc_ids(&mut tx, "next_user_id", 1).await?;
     sqlx::query::<Db>(
-        "INSERT INTO users (id, name, name_key, full_name, auth, password_hash, builtin_admin, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $7)",
+        "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, password_hash, builtin_admin, created_at, updated_at) \
+         VALUES ($1, $2, $3, $8, $4, $5, $6, FALSE, $7, $7)",
     )
     .bind(id)
     .bind(user.name.as_str().to_owned())
@@ -391,6 +392,7 @@ async fn create_user(store: &ThisStore, user: &NewUserRecord, actor: &Actor, now
     .bind(user.auth.as_str())
     .bind(user.password_hash.clone())
     .bind(now.0)
+    .bind(roster_core::names::stored_skeleton(&user.name.key()))
     .execute(&mut *tx)
     .await?;
     insert_emails(&mut tx, &[(id, &user.emails)]).await?;

@@ -17,6 +17,8 @@ use roster_store::RunKind;
 use roster_testkit::samba::{ADMIN_PASSWORD, ADMIN_UPN, BASE_DN, DNS_DOMAIN};
 use roster_testkit::{AdUser, Ou, SambaDc};
 
+mod incremental;
+
 async fn dc() -> &'static SambaDc {
     tokio::task::spawn_blocking(SambaDc::shared)
         .await
