@@ -13,12 +13,17 @@ cd "$(dirname "$0")/.."
 # plugin for `ldapsearch -Y GSSAPI`, faketime for a skewed client clock.
 # Browser tests (crates/roster-testkit/src/browser.rs): headless Chromium driven through chromedriver.
 # The generated Python client (crates/roster/tests/it/python_client.rs): a virtual environment from PyPI.
+# The Debian package (crates/roster/tests/it/packaging.rs): dpkg-dev for cargo-deb's dpkg-shlibdeps,
+# mmdebstrap for the clean root it is installed into.
 scripts/install-packages.sh clang libclang-dev libkrb5-dev \
   slapd ldap-utils postgresql openssl dovecot-imapd \
   samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools bind9-dnsutils \
   curl libsasl2-modules-gssapi-mit faketime \
   chromium chromium-driver \
-  python3 python3-venv
+  python3 python3-venv \
+  dpkg-dev mmdebstrap
+# cargo-deb, which scripts/package.sh runs (pinned; installed once).
+scripts/install-cargo-deb.sh
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -27,6 +27,12 @@ use std::sync::Arc;
     about = "Users and privileges of the email archive, in step with your directory."
 )]
 pub struct Args {
+    /// The configuration file: the options below and `roster serve`'s as TOML keys (`data_dir`,
+    /// `database_url`, `listen`, `tls_cert`, `tls_key`, `keytab`, `log_format`…), each the long option
+    /// with `_` for `-`. The command line and the environment win over it. Default:
+    /// /etc/roster/roster.toml, when it exists.
+    #[arg(long, global = true, env = "ROSTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Where the embedded database, the secret key and other state live.
     #[arg(
         long,
@@ -110,7 +116,8 @@ pub struct Args {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
@@ -122,36 +129,53 @@ pub enum SsoCommand {
     /// each HTTP/ host, and a ticket from the KDC accepted with the keytab's key (which also shows
     /// clock skew). Exit 0: all passed; 2: the keytab can't be used; 5: the KDC check failed.
     Check {
+        /// The keytab; default: `keytab` in the configuration file.
         #[arg(long, env = "ROSTER_KEYTAB")]
-        keytab: PathBuf,
+        keytab: Option<PathBuf>,
     },
+}
+
+/// `roster serve`'s own options (each can also be a key of the configuration file).
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address and port to listen on.
+    #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Logon attempts one client address may make a minute, after its burst (0: no limit); over it,
+    /// POST /api/v1/sessions answers 429 with Retry-After.
+    #[arg(long, env = "ROSTER_LOGON_LIMIT_PER_MINUTE", default_value_t = 120)]
+    pub logon_limit_per_minute: u32,
+    /// Logon attempts one client address may make at once (0: no limit).
+    #[arg(long, env = "ROSTER_LOGON_LIMIT_BURST", default_value_t = 100)]
+    pub logon_limit_burst: u32,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. The console's session cookie is
+    /// then `Secure`.
+    // Not clap's `requires`: the key may come from the configuration file, which clap doesn't see;
+    // `config::apply` checks the pair once every source is in.
+    #[arg(long, env = "ROSTER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "ROSTER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Enable single sign-on (Kerberos, HTTP Negotiate at /api/v1/sessions/negotiate) with this
+    /// keytab, holding the key of HTTP/<the name users reach this server by>.
+    #[arg(long, env = "ROSTER_KEYTAB")]
+    pub keytab: Option<PathBuf>,
+}
+
+/// `roster generate`: what packaging needs from the command line's own definitions.
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Print the completion script for SHELL on standard output.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages, roster.1 and one per subcommand (roster-serve.1…), into DIR.
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: the REST API under /api/v1.
-    Serve {
-        #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Logon attempts one client address may make a minute, after its burst (0: no limit); over it,
-        /// POST /api/v1/sessions answers 429 with Retry-After.
-        #[arg(long, env = "ROSTER_LOGON_LIMIT_PER_MINUTE", default_value_t = 120)]
-        logon_limit_per_minute: u32,
-        /// Logon attempts one client address may make at once (0: no limit).
-        #[arg(long, env = "ROSTER_LOGON_LIMIT_BURST", default_value_t = 100)]
-        logon_limit_burst: u32,
-        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. The console's session cookie is
-        /// then `Secure`.
-        #[arg(long, env = "ROSTER_TLS_CERT", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The private key (PEM) of --tls-cert.
-        #[arg(long, env = "ROSTER_TLS_KEY", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Enable single sign-on (Kerberos, HTTP Negotiate at /api/v1/sessions/negotiate) with this
-        /// keytab, holding the key of HTTP/<the name users reach this server by>.
-        #[arg(long, env = "ROSTER_KEYTAB")]
-        keytab: Option<PathBuf>,
-    },
+    /// Run the server: the web console at /, the REST API under /api/v1.
+    Serve(ServeArgs),
     /// Single sign-on (Kerberos).
     #[command(subcommand)]
     Sso(SsoCommand),
@@ -239,6 +263,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shell completions and man pages, generated from these definitions (for packaging:
+    /// scripts/package.sh).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -577,10 +605,22 @@ fn read_secret(env: &str, prompt: &str) -> Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-pub async fn run(args: Args) -> Result<ExitCode> {
+/// Runs the command; `config` is the configuration file that was read, if any.
+pub async fn run(args: Args, config: Option<PathBuf>) -> Result<ExitCode> {
     // Needs no database: it only looks at the keytab and the KDC.
     if let Command::Sso(SsoCommand::Check { keytab }) = &args.command {
+        let keytab = keytab.as_deref().ok_or_else(|| {
+            AppError::Invalid(
+                "no keytab to check: give --keytab FILE, ROSTER_KEYTAB, or keytab in the configuration file"
+                    .into(),
+            )
+        })?;
         return Ok(crate::sso_check::run(keytab).await);
+    }
+    // Needs no database either: it describes the command line.
+    if let Command::Generate(cmd) = &args.command {
+        crate::generate::run(cmd)?;
+        return Ok(ExitCode::SUCCESS);
     }
     match &args.command {
         // Before the store is opened: that would create a database, and hold the lock a restore takes.
@@ -599,18 +639,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     // `roster serve` counts runs, logons and requests for GET /metrics.
     let metrics = Arc::new(roster_server::Metrics::new());
     let observer: Option<Arc<dyn roster_app::observe::Observer>> =
-        matches!(args.command, Command::Serve { .. }).then(|| metrics.clone() as _);
+        matches!(args.command, Command::Serve(_)).then(|| metrics.clone() as _);
     let roster = open(&args, observer).await?;
     let me = local_caller();
     match args.command {
-        Command::Serve {
+        Command::Serve(ServeArgs {
             listen,
             logon_limit_per_minute,
             logon_limit_burst,
             tls_cert,
             tls_key,
             keytab,
-        } => {
+        }) => {
+            if let Some(path) = &config {
+                say(&format!("configuration from {}", path.display()));
+            }
             let limits = roster_server::LogonLimits {
                 per_minute: logon_limit_per_minute,
                 burst: logon_limit_burst,
@@ -627,6 +670,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             serve(roster, &listen, limits, metrics, tls, sso).await?
         }
         Command::Sso(SsoCommand::Check { .. }) => {}
+        Command::Generate(_) => {}
         Command::Restore { .. } => {}
         Command::Backup { file, json } => {
             crate::database::backup(&roster, &me, &args.data_dir, &file, json).await?

@@ -16,21 +16,37 @@
 //! `roster restore`: 2 a file that isn't a Roster backup, is damaged or is from a newer version (or
 //! PostgreSQL) · 3 no such file · 4 a Roster process uses the data directory, or it holds a database and
 //! --force wasn't given.
+//! Every command: 2 when the configuration file can't be used (`config.rs`: a named file missing, a file
+//! unreadable, an unknown key or a wrong value; CL002 to CL005), before anything else happens.
 
 mod cli;
+mod config;
 mod database;
+mod generate;
 mod output;
 mod sso_check;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // One rustls crypto provider for the whole process: two in one build make rustls panic at the first
     // handshake, and ldap3 asks for the process default.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let args = cli::Args::parse();
+    // The matches, not only the parsed arguments: they say which options were given (command line,
+    // environment) and which were left at their defaults, for the configuration file to fill in.
+    let matches = cli::Args::command().get_matches();
+    let mut args = cli::Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let config = config::apply(&mut args, &matches);
+    // After the file, which may choose the log format; an error in the file is then logged as text.
     cli::init_tracing(&args);
+    let config = match config {
+        Ok(read) => read,
+        Err(e) => {
+            cli::notice(tracing::Level::ERROR, &format!("error [{}]: {e}", e.code()));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +60,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cli::run(args)) {
+    match runtime.block_on(cli::run(args, config)) {
         Ok(code) => code,
         Err(e) => {
             let (code, exit) = cli::describe_error(&e);

@@ -22,6 +22,10 @@
 //! - `runs`: a run's deadline, and cancelling it from this process or another.
 //! - `operations`: `roster serve`'s health, readiness and metrics endpoints, and JSON logs that hold no
 //!   password, token or secret (through the binary).
+//! - `packaging`: the Debian package from `scripts/package.sh`, installed into a clean Debian root
+//!   (mmdebstrap): its files, user, unit (`systemd-analyze`), and `roster serve` as the unit starts it.
+//! - `config_file`: `--config` / `ROSTER_CONFIG` / `/etc/roster/roster.toml` through the binary: the file
+//!   below the command line and the environment, and its errors.
 //! - `python_client`: a Python client generated from the OpenAPI document by openapi-python-client (from
 //!   PyPI, cached by version) drives the binary: logon, LDIF settings, preview, sync, users.
 
@@ -40,6 +44,7 @@ mod support;
 mod active_directory;
 mod api;
 mod backup;
+mod config_file;
 mod console;
 mod directory_settings;
 mod e2e;
@@ -50,6 +55,7 @@ mod kerio;
 mod ldap_sync;
 mod logon;
 mod operations;
+mod packaging;
 mod python_client;
 mod runs;
 mod runs_without_a_server;
