@@ -29,18 +29,7 @@ pub(crate) fn settings_toml(port: u16, wide: bool) -> String {
 }
 
 pub(crate) fn run(opts: &Opts, source: &Source, slapd: &Slapd) {
-    let work = tempfile::Builder::new()
-        .prefix("roster-bench-")
-        .tempdir()
-        .expect("a temporary directory");
-    let settings = work.path().join("settings.toml");
-    fs::write(&settings, &source.settings_toml).expect("writing settings.toml");
-    let ctx = Ctx {
-        opts,
-        src: source,
-        settings,
-        work: work.path().to_owned(),
-    };
+    let (_work, ctx) = super::context(opts, source);
     ctx.check_baseline_output();
     let load_before = super::load_average();
     let mut rows: Vec<[Sample; 3]> = Vec::new();

@@ -257,18 +257,7 @@ fn main() {
         return;
     }
 
-    let work = tempfile::Builder::new()
-        .prefix("roster-bench-")
-        .tempdir()
-        .expect("a temporary directory");
-    let settings = work.path().join("settings.toml");
-    fs::write(&settings, &source.settings_toml).expect("writing settings.toml");
-    let ctx = Ctx {
-        opts: &opts,
-        src: &source,
-        settings,
-        work: work.path().to_owned(),
-    };
+    let (_work, ctx) = context(&opts, &source);
 
     // Warm-up, unmeasured: brings slapd's database into the page cache and checks that the service
     // account reads every entry with the attributes Roster needs.
@@ -559,6 +548,24 @@ fn report_sample(round: usize, kind: Kind, s: &Sample) {
             .map(|r| format!("  (run recorded {:.2} s)", r.as_secs_f64()))
             .unwrap_or_default()
     );
+}
+
+/// A temporary directory holding the settings file, and the context that measures with them (the
+/// directory goes when the first is dropped).
+fn context<'a>(opts: &'a Opts, source: &'a Source) -> (tempfile::TempDir, Ctx<'a>) {
+    let work = tempfile::Builder::new()
+        .prefix("roster-bench-")
+        .tempdir()
+        .expect("a temporary directory");
+    let settings = work.path().join("settings.toml");
+    fs::write(&settings, &source.settings_toml).expect("writing settings.toml");
+    let ctx = Ctx {
+        opts,
+        src: source,
+        settings,
+        work: work.path().to_owned(),
+    };
+    (work, ctx)
 }
 
 struct Ctx<'a> {

@@ -899,30 +899,7 @@ mod tests {
             "{:?}",
             entry.attrs
         );
-        let settings = ActiveDirectorySettings {
-            domain: DNS_DOMAIN.into(),
-            server: dc.ip().to_string(),
-            dns_server: String::new(),
-            port: None,
-            protocol: AdProtocol::Ldaps,
-            ignore_certificate_errors: false,
-            ca_file: Some(dc.ca_cert_path().to_owned()),
-            base_dn: ou.dn().to_owned(),
-            authentication: AdAuthentication::Password,
-            username: ADMIN_UPN.into(),
-            password: Some(Secret::new(ADMIN_PASSWORD)),
-            keytab: None,
-            principal: String::new(),
-            exchange_users_only: true,
-            enabled_users_only: true,
-            visible_in_address_lists_only: false,
-            groups: vec![],
-            delete_users: false,
-            guard: Default::default(),
-            schedule: Default::default(),
-            page_size: None,
-            timeout_seconds: None,
-        };
+        let settings = ou_settings(dc, ou.dn(), ADMIN_UPN, ADMIN_PASSWORD);
         let connector = connector(&settings).unwrap();
         let plain = connector.reader.read_entries(&NoProgress).await.unwrap();
         let all = plain.entries[0].emails.clone().unwrap();
