@@ -22,7 +22,7 @@
 //! [--command TEXT] [--rss-limit-mib M]`.
 
 // A measurement tool, not product code: anything unexpected must stop the run loudly rather than produce
-// figures that look fine. It also sleeps between samples on threads of its own, with no runtime to block.
+// figures that look fine. It also sleeps between rounds, with no runtime to block.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -33,20 +33,16 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
+use roster_bench::http::{Answer, Connection, logon_body, statuses};
+use roster_bench::machine::{
+    Busy, describe, load_average, ms, output_line, percentile, proc_kib, revision,
+};
+use roster_bench::serve::{self, Roster, Server};
 
-const SUFFIX: &str = "dc=example,dc=com";
-const SERVICE_DN: &str = "cn=roster,ou=Services,dc=example,dc=com";
-const SERVICE_PASSWORD: &str = "bench-service-secret";
-const ADMIN_PASSWORD: &str = "bench-admin-password";
 const BASELINE_LOGONS: usize = 20;
 
 #[derive(Debug)]
@@ -135,23 +131,13 @@ impl Scenario {
     fn logon(self, i: usize, users: usize) -> (String, String) {
         match self {
             Scenario::UnknownNames => (format!("nobody-{i}"), "guess-password".into()),
-            Scenario::DirectoryUsers => {
-                (format!("user{:04}", i % users + 1), "wrong-password".into())
-            }
+            Scenario::DirectoryUsers => (serve::uid(i % users + 1), "wrong-password".into()),
         }
     }
 }
 
 /// Logons per client in the measured rate's baseline.
 const RATE_LOGONS_PER_CLIENT: usize = 10;
-
-/// One logon's answer.
-#[derive(Debug, Clone, Copy)]
-struct Answer {
-    status: u16,
-    retry_after: bool,
-    latency: Duration,
-}
 
 #[derive(Debug)]
 struct Round {
@@ -182,68 +168,45 @@ fn main() {
         "{} not found: build it with `cargo build --release -p roster` (bench/logon-flood.sh does)",
         opts.roster.display()
     );
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = roster_bench::machine::cores();
     let load_before = load_average();
     eprintln!(
         "logon-flood: {} logons from {} clients, {} rounds, {} directory users, {cores} cores, load average {load_before}",
         opts.logons, opts.clients, opts.rounds, opts.users
     );
 
-    let slapd = Slapd::start(SlapdConfig {
-        suffix: SUFFIX.to_owned(),
-        base_ldif: Some(directory_ldif(opts.users)),
-        ..Default::default()
-    })
-    .expect("starting slapd");
     let work = tempfile::Builder::new()
         .prefix("logon-flood-")
         .tempdir()
         .expect("a temporary directory");
-    let data = work.path().join("data");
-    let settings = work.path().join("settings.toml");
-    fs::write(&settings, settings_toml(slapd.port())).expect("writing settings.toml");
-    run_roster(
-        &opts,
-        &data,
-        &["directory", "set", "--file", settings.to_str().unwrap()],
-    );
-    run_roster(&opts, &data, &["sync", "--json"]);
+    let (slapd, roster) = serve::directory_and_data(&opts.roster, opts.users, work.path());
     eprintln!(
         "logon-flood: slapd at {}, {} users synchronized",
         slapd.ldap_url(),
         opts.users
     );
 
-    let busy_before = machine_busy();
-    let started = Instant::now();
+    let busy = Busy::start();
     let results: Vec<Measured> = Scenario::ALL
         .iter()
-        .map(|&scenario| measure(&opts, &data, work.path(), scenario, cores))
+        .map(|&scenario| measure(&opts, &roster, work.path(), scenario, cores))
         .collect();
-    let busy = machine_busy().saturating_sub(busy_before).as_secs_f64();
-    let wall = started.elapsed().as_secs_f64();
+    let busy = busy.stop();
     let load_after = load_average();
 
     let text = report(&opts, &results, cores);
     println!("{text}");
-    let revision = output_line(Command::new("git").args(["rev-parse", "--short", "HEAD"]));
-    let dirty =
-        !output_line(Command::new("git").args(["status", "--porcelain", "--untracked-files=no"]))
-            .is_empty();
     let markdown = format!(
-        "# Failed-logon flood ({})\n\n`{}`\n\n- machine: {cores} CPUs, {}, {}\n- revision: {revision}{}; binary {} ({})\n- load average before: {load_before}; after: {load_after}; CPU busy during the measurements: {busy:.1} CPU-seconds in {wall:.1} s ({:.0} % of {cores} CPUs)\n\n{text}\n",
-        output_line(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
+        "# Failed-logon flood ({})\n\n`{}`\n\n- machine: {}\n- revision: {}; binary {} ({})\n- load average before: {load_before}; after: {load_after}; CPU busy during the measurements: {:.1} CPU-seconds in {:.1} s ({:.0} % of {cores} CPUs)\n\n{text}\n",
+        output_line(std::process::Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
         opts.command,
-        cpu_model(),
-        memory_total(),
-        if dirty {
-            " (with uncommitted changes)"
-        } else {
-            ""
-        },
+        describe(),
+        revision(),
         opts.roster.display(),
-        output_line(Command::new(&opts.roster).arg("--version")),
-        100.0 * busy / (wall * cores as f64),
+        roster.version(),
+        busy.cpu.as_secs_f64(),
+        busy.wall.as_secs_f64(),
+        100.0 * busy.share(),
     );
     if let Some(parent) = opts.out.parent() {
         fs::create_dir_all(parent).expect("creating the results directory");
@@ -253,51 +216,19 @@ fn main() {
     drop(slapd);
 }
 
-fn roster_command(opts: &Opts, data: &Path) -> Command {
-    let mut cmd = Command::new(&opts.roster);
-    for var in [
-        "ROSTER_DATA_DIR",
-        "ROSTER_DATABASE_URL",
-        "ROSTER_SECRET_KEY",
-        "ROSTER_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .arg("--data-dir")
-        .arg(data);
-    cmd
-}
-
-fn run_roster(opts: &Opts, data: &Path, args: &[&str]) {
-    let out = roster_command(opts, data)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running roster");
-    assert!(
-        out.status.success(),
-        "roster {args:?} failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+fn measure(
+    opts: &Opts,
+    roster: &Roster,
+    work: &Path,
+    scenario: Scenario,
+    cores: usize,
+) -> Measured {
+    let server = Server::start(
+        roster,
+        &work.join(format!("serve-{scenario:?}.log")),
+        opts.rss_limit_kib,
     );
-}
-
-fn measure(opts: &Opts, data: &Path, work: &Path, scenario: Scenario, cores: usize) -> Measured {
-    let port = roster_testkit::free_port();
-    let log = fs::File::create(work.join(format!("serve-{scenario:?}.log"))).expect("a log file");
-    let mut server: Child = roster_command(opts, data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        // The per-address limit (issue 20) would answer most of a flood from one address 429 before
-        // any password check: off, so that the flood measures the checks.
-        .args(["--logon-limit-per-minute", "0", "--logon-limit-burst", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("starting roster serve");
-    roster_testkit::wait_for_port(port, Duration::from_secs(30)).expect("roster serve listening");
-    let pid = server.id();
+    let (port, pid) = (server.port, server.pid);
 
     // Baseline: one logon at a time.
     let mut single: Vec<Duration> = (0..BASELINE_LOGONS)
@@ -322,7 +253,7 @@ fn measure(opts: &Opts, data: &Path, work: &Path, scenario: Scenario, cores: usi
         rate_round.answers.iter().all(|a| a.status == 401),
         "{}: {cores} clients were not all refused: {}",
         scenario.label(),
-        statuses(&rate_round)
+        statuses(rate_round.answers.iter().map(|a| a.status))
     );
     let measured_rate = rate_round.answers.len() as f64 / rate_round.wall.as_secs_f64();
     let start_kib = proc_kib(pid, "VmRSS").unwrap();
@@ -334,38 +265,11 @@ fn measure(opts: &Opts, data: &Path, work: &Path, scenario: Scenario, cores: usi
         start_kib as f64 / 1024.0
     );
 
-    // The RSS watchdog: samples, and kills a server over the limit.
-    let stop = Arc::new(AtomicBool::new(false));
-    let over = Arc::new(AtomicBool::new(false));
-    let max_sampled = Arc::new(AtomicU64::new(start_kib));
-    let watchdog = {
-        let (stop, over, max_sampled) = (stop.clone(), over.clone(), max_sampled.clone());
-        let limit = opts.rss_limit_kib;
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let Some(rss) = proc_kib(pid, "VmRSS") else {
-                    return;
-                };
-                max_sampled.fetch_max(rss, Ordering::SeqCst);
-                if rss > limit {
-                    over.store(true, Ordering::SeqCst);
-                    // SAFETY: a signal to our own child process.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        libc::kill(libc::pid_t::try_from(pid).unwrap(), libc::SIGKILL);
-                    }
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-
     let mut rounds = Vec::new();
     let mut peak_kib = start_kib;
     for round in 1..=opts.rounds {
         let r = flood(port, scenario, round, opts.logons, opts.clients, opts.users);
-        if over.load(Ordering::SeqCst) {
+        if server.over_limit() {
             rounds.push(r);
             break;
         }
@@ -383,12 +287,9 @@ fn measure(opts: &Opts, data: &Path, work: &Path, scenario: Scenario, cores: usi
         );
         rounds.push(r);
     }
-    stop.store(true, Ordering::SeqCst);
-    watchdog.join().unwrap();
-    let stopped_over_limit = over.load(Ordering::SeqCst);
-    let peak_kib = peak_kib.max(max_sampled.load(Ordering::SeqCst));
-    let _ = server.kill();
-    let _ = server.wait();
+    let stopped_over_limit = server.over_limit();
+    let peak_kib = peak_kib.max(server.peak_kib());
+    drop(server);
     Measured {
         scenario,
         baseline_logon,
@@ -438,86 +339,13 @@ fn flood(
     }
 }
 
-/// `POST /api/v1/sessions` on a new connection, as a client of the API does it; status 0 when the
-/// connection failed (the server was killed, or refused it).
-fn logon(port: u16, name: &str, password: &str) -> Answer {
-    let body = format!(r#"{{"name":"{name}","password":"{password}"}}"#);
-    let request = format!(
-        "POST /api/v1/sessions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let started = Instant::now();
-    let response = (|| -> std::io::Result<Vec<u8>> {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(300)))?;
-        stream.write_all(request.as_bytes())?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        Ok(response)
-    })();
-    let latency = started.elapsed();
-    let text = response
-        .map(|r| String::from_utf8_lossy(&r).into_owned())
-        .unwrap_or_default();
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let retry_after = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("retry-after:"));
-    Answer {
-        status,
-        retry_after,
-        latency,
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Answers by status, e.g. "400 × 401" or "380 × 401, 20 × 503".
-fn statuses(r: &Round) -> String {
-    let mut counts: Vec<(u16, usize)> = Vec::new();
-    for a in &r.answers {
-        match counts.iter_mut().find(|(s, _)| *s == a.status) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((a.status, 1)),
-        }
-    }
-    counts.sort();
-    counts
-        .iter()
-        .map(|(s, n)| {
-            let s = if *s == 0 {
-                "no answer".to_owned()
-            } else {
-                s.to_string()
-            };
-            format!("{n} × {s}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn summary(r: &Round) -> String {
     let mut latencies: Vec<Duration> = r.answers.iter().map(|a| a.latency).collect();
     latencies.sort();
     let refused = r.answers.iter().filter(|a| a.status == 401).count();
     format!(
         "{} in {:.2} s ({:.1} refused logons/s), p50 {:.0} ms, p99 {:.0} ms",
-        statuses(r),
+        statuses(r.answers.iter().map(|a| a.status)),
         r.wall.as_secs_f64(),
         refused as f64 / r.wall.as_secs_f64(),
         ms(percentile(&latencies, 50.0)),
@@ -560,7 +388,7 @@ fn report(opts: &Opts, results: &[Measured], cores: usize) -> String {
                 "| {} | {} | {} | {:.2} | {:.1} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {busy} | {} |",
                 m.scenario.label(),
                 i + 1,
-                statuses(r),
+                statuses(r.answers.iter().map(|a| a.status)),
                 r.wall.as_secs_f64(),
                 per_second,
                 per_second / rate,
@@ -605,105 +433,8 @@ fn report(opts: &Opts, results: &[Measured], cores: usize) -> String {
     out
 }
 
-fn settings_toml(port: u16) -> String {
-    format!(
-        r#"type = "ldap"
-server = "127.0.0.1"
-port = {port}
-encryption = "none"
-bind_dn = "{SERVICE_DN}"
-password = "{SERVICE_PASSWORD}"
-base_dn = "ou=People,{SUFFIX}"
-filter = "(objectClass=inetOrgPerson)"
-username_attribute = "uid"
-full_name_attribute = "displayName"
-email_attributes = "mail"
-delete_users = false
-"#
-    )
-}
-
-/// The service account and `user0001..` below `ou=People`, each with the password `pw-<uid>`.
-fn directory_ldif(users: usize) -> String {
-    let mut out = format!(
-        "dn: ou=Services,{SUFFIX}\nobjectClass: top\nobjectClass: organizationalUnit\nou: Services\n\n\
-         dn: {SERVICE_DN}\nobjectClass: top\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\n\
-         cn: roster\nuserPassword: {SERVICE_PASSWORD}\n\n"
-    );
-    for i in 1..=users {
-        let uid = format!("user{i:04}");
-        let mail = format!("{uid}@example.com");
-        let password = format!("pw-{uid}");
-        out.push_str(&user_ldif(
-            SUFFIX,
-            &TestUser {
-                uid: &uid,
-                cn: &format!("User {i}"),
-                mail: vec![&mail],
-                password: Some(&password),
-                ou: "People",
-            },
-        ));
-    }
-    out
-}
-
-/// A `/proc/<pid>/status` line in KiB; `None` once the process is gone.
-fn proc_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// CPU time the whole machine has spent busy since boot, all CPUs (USER_HZ is 100 on Linux).
-fn machine_busy() -> Duration {
-    let stat = fs::read_to_string("/proc/stat").expect("reading /proc/stat");
-    let fields: Vec<u64> = stat
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .expect("a cpu line in /proc/stat")
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().expect("a tick count"))
-        .collect();
-    let total: u64 = fields.iter().take(8).sum();
-    let idle = fields[3] + fields[4];
-    Duration::from_millis((total - idle) * 10)
-}
-
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn cpu_model() -> String {
-    fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn memory_total() -> String {
-    fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| format!("{:.1} GiB RAM", kb / 1024.0 / 1024.0))
-        .unwrap_or_else(|| "unknown RAM".into())
-}
-
-fn output_line(cmd: &mut Command) -> String {
-    cmd.stderr(Stdio::null())
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
+/// `POST /api/v1/sessions` on a new connection, as a client of the API does it; status 0 when the
+/// connection failed (the server was killed, or refused it).
+fn logon(port: u16, name: &str, password: &str) -> Answer {
+    Connection::new(port, false).post_json("/api/v1/sessions", &logon_body(name, password), None)
 }
