@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use roster_bench::machine::{load_average, process_cpu};
 use roster_testkit::{TestCa, free_port, wait_for_port};
 
 const ADMIN: &str = "admin@admin.example";
@@ -37,7 +38,6 @@ const DOMAINS: [&str; 4] = [
     "d3.example.org",
     "d4.example.net",
 ];
-const TICKS_PER_SECOND: u64 = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -524,20 +524,6 @@ fn wait4(pid: u32) -> io::Result<(ExitStatus, libc::rusage)> {
 fn timeval(t: libc::timeval) -> Duration {
     Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
         + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-}
-
-fn process_cpu(pid: u32) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after_comm = stat.rsplit_once(')').unwrap().1;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
-}
-
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use roster_bench::machine::{load_average, machine_busy, process_cpu};
 use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
 
 mod ad;
@@ -54,8 +55,6 @@ const PAGE_SIZE: u32 = 1000;
 /// The LDAP mode's default N; Active Directory's is smaller (Samba adds ~150 users/s).
 const LDAP_DEFAULT_N: usize = 100_000;
 const AD_DEFAULT_N: usize = 20_000;
-/// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, which Linux fixes at 100 for user space.
-const TICKS_PER_SECOND: u64 = 100;
 
 const FIRST_NAMES: [&str; 16] = [
     "Anna", "Ben", "Chloé", "David", "Eva", "Finn", "Greta", "Hugo", "Ida", "Jürgen", "Karin",
@@ -868,40 +867,6 @@ fn timeval(t: libc::timeval) -> Duration {
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let micros = u64::try_from(t.tv_usec).unwrap_or(0);
     Duration::from_secs(secs) + Duration::from_micros(micros)
-}
-
-/// User + system CPU time of a process (all its threads) so far.
-fn process_cpu(pid: u32) -> Duration {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading slapd's /proc stat");
-    // "pid (comm) state ppid ...": utime and stime are fields 14 and 15, i.e. 12th and 13th after comm.
-    let after_comm = stat.rsplit_once(')').expect("a /proc stat line").1;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
-}
-
-/// CPU time the whole machine has spent busy (not idle or waiting for I/O) since boot, all CPUs.
-fn machine_busy() -> Duration {
-    let stat = fs::read_to_string("/proc/stat").expect("reading /proc/stat");
-    let fields: Vec<u64> = stat
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .expect("a cpu line in /proc/stat")
-        .split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().expect("a tick count"))
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest time is already in user)
-    let total: u64 = fields.iter().take(8).sum();
-    let idle = fields[3] + fields[4];
-    Duration::from_millis((total - idle) * 1000 / TICKS_PER_SECOND)
-}
-
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn mib(kib: u64) -> f64 {
