@@ -177,7 +177,12 @@ async fn a_failed_incremental_read_changes_nothing_and_keeps_the_cookie_and_a_ba
     slapd.stop();
     let before = state(&env).await;
     let (_, code, _) = failed(run(&env, RunKind::Sync).await);
-    assert_eq!(code, "DI004-connect");
+    // Either is the server gone: the cached service connection fails as disconnected when ldap3 hasn't
+    // yet seen it closed, else the new connection is refused (a race seen once in a helper's run).
+    assert!(
+        code == "DI004-connect" || code == "DI014-disconnected",
+        "{code}"
+    );
     assert_eq!(state(&env).await, before);
     assert_eq!(read_state(&env).await, cookie);
 
