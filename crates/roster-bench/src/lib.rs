@@ -17,3 +17,10 @@
 pub mod http;
 pub mod machine;
 pub mod serve;
+
+/// The workspace's root (this crate is two levels below it): where the release build and
+/// `bench/results/` are.
+pub fn workspace_root() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::canonicalize(&root).unwrap_or(root)
+}

@@ -91,14 +91,9 @@ struct Opts {
 const IDLE_SHARE: f64 = 0.05;
 const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
-fn workspace_root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    fs::canonicalize(&root).unwrap_or(root)
-}
-
 fn parse_opts() -> Opts {
     let mut opts = Opts {
-        roster: workspace_root().join("target/release/roster"),
+        roster: roster_bench::workspace_root().join("target/release/roster"),
         users: 100_000,
         clients: 200,
         logons_per_client: 2,
@@ -108,7 +103,7 @@ fn parse_opts() -> Opts {
         page_size: 50,
         page_clients: 4,
         ceiling: Duration::from_secs(2),
-        out: workspace_root().join("bench/results/load.md"),
+        out: roster_bench::workspace_root().join("bench/results/load.md"),
         command: "bench/load.sh".into(),
         rss_limit_kib: 8192 * 1024,
         idle_wait: Duration::from_secs(600),

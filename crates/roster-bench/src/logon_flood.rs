@@ -57,19 +57,14 @@ struct Opts {
     rss_limit_kib: u64,
 }
 
-fn workspace_root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    fs::canonicalize(&root).unwrap_or(root)
-}
-
 fn parse_opts() -> Opts {
     let mut opts = Opts {
-        roster: workspace_root().join("target/release/roster"),
+        roster: roster_bench::workspace_root().join("target/release/roster"),
         logons: 400,
         clients: 100,
         rounds: 3,
         users: 100,
-        out: workspace_root().join("bench/results/logon-flood.md"),
+        out: roster_bench::workspace_root().join("bench/results/logon-flood.md"),
         command: "bench/logon-flood.sh".into(),
         rss_limit_kib: 8192 * 1024,
     };

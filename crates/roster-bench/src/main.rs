@@ -126,15 +126,10 @@ struct Opts {
     wide: bool,
 }
 
-fn workspace_root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    fs::canonicalize(&root).unwrap_or(root)
-}
-
 fn parse_opts() -> Opts {
     let mut n: Option<usize> = None;
     let mut reps = 3;
-    let mut roster = workspace_root().join("target/release/roster");
+    let mut roster = roster_bench::workspace_root().join("target/release/roster");
     let mut out: Option<PathBuf> = None;
     let mut command: Option<String> = None;
     let mut hold = false;
@@ -216,7 +211,7 @@ fn parse_opts() -> Opts {
         n,
         reps,
         out: out.unwrap_or_else(|| {
-            workspace_root().join(format!("bench/results/{name}-{n}{shape}.md"))
+            roster_bench::workspace_root().join(format!("bench/results/{name}-{n}{shape}.md"))
         }),
         command: command.unwrap_or_else(|| {
             let k = proxy_addresses.map_or(String::new(), |k| format!(" --proxy-addresses {k}"));
@@ -1268,7 +1263,7 @@ fn version_line(cmd: &mut Command, tool: &str) -> String {
 }
 
 fn git_revision() -> String {
-    let root = workspace_root();
+    let root = roster_bench::workspace_root();
     let head =
         first_line(
             Command::new("git")
