@@ -2,26 +2,32 @@
 //! bounded pool.
 //!
 //! Every Argon2id computation (a logon's verification, the dummy one for unknown names and directory users,
-//! hashing a new password) takes a slot of a [`PasswordPool`]: at most `concurrent` of them run at once
-//! (about the number of cores: more would only share the same cores and hold more memory), and each runs in
-//! a memory buffer that its slot keeps for the next one, so Argon2id's 19 MiB per computation is allocated
-//! once per slot instead of once per logon. Without the bound, a flood of failed logons ran one
-//! computation per request at once and left the allocator holding gigabytes (issue 19, item 1).
+//! hashing a new password) runs on one of the [`PasswordPool`]'s `concurrent` worker threads (about the
+//! number of cores: more would only share the same cores and hold more memory). Each worker keeps its own
+//! memory buffer for the next computation, so Argon2id's 19 MiB per computation is allocated once per worker
+//! instead of once per logon. Without the bound, a flood of failed logons ran one computation per request at
+//! once and left the allocator holding gigabytes (issue 19, item 1).
 //!
-//! A caller waits for a slot at most [`PoolLimits::max_wait`], in arrival order, then gets
+//! Workers take the next computation from one queue, in arrival order, the moment they finish one: a
+//! worker never waits for an async task to be woken to hand it work, which left the cores idle 7 % of the
+//! time under 200 concurrent logons when each computation was handed to `spawn_blocking` after a semaphore's
+//! permit woke its task (issue 27, Load).
+//!
+//! A caller waits for its computation to start at most [`PoolLimits::max_wait`], then gets
 //! [`AppError::Busy`] (HTTP 503 with `Retry-After`), not a refusal: a person typing the right password
 //! during a flood must not be told that it is wrong. A caller who arrives behind a queue that can't be
 //! served within that wait (by the recent time of a computation) hears it at once instead of after the
-//! wait, so a flood is answered fast and the queue stays short. Every logon takes exactly one slot whatever
-//! the name, so the busy answer tells nothing about which names exist.
+//! wait, so a flood is answered fast and the queue stays short. Every logon takes exactly one place in the
+//! queue whatever the name, so the busy answer tells nothing about which names exist.
 
 use crate::error::{AppError, Result};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 /// The longest password Roster checks or sets, in bytes (UTF-8). Longer ones are refused at logon with the
 /// wrong-password answer, before any Argon2 computation or directory bind (slapd drops a bind of 1 MB
@@ -32,12 +38,13 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// The dummy verification's salt: it only has to cost what a real verification costs.
 const DUMMY_SALT: &[u8; 16] = b"roster-dummy-slt";
 
-/// How many Argon2id computations may run at once, and how long a caller waits for a slot.
+/// How many Argon2id computations may run at once, and how long a caller waits for one to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolLimits {
-    /// Computations at once; each keeps a buffer of its parameters' memory (19 MiB by default).
+    /// Computations at once (worker threads); each keeps a buffer of its parameters' memory (19 MiB by
+    /// default).
     pub concurrent: usize,
-    /// The longest a caller waits for a slot before [`AppError::Busy`].
+    /// The longest a caller waits for its computation to start before [`AppError::Busy`].
     pub max_wait: Duration,
 }
 
@@ -65,7 +72,7 @@ pub struct PoolStats {
     /// Callers refused with [`AppError::Busy`]: at once (the queue ahead was too long) or after waiting
     /// [`PoolLimits::max_wait`].
     pub refused_busy: u64,
-    /// Callers waiting for a slot now.
+    /// Callers holding a place in the queue whose computation hasn't started.
     pub waiting: usize,
     /// Memory buffers allocated (at most `concurrent`, unless a computation panicked and lost its own).
     pub buffers_allocated: u64,
@@ -74,10 +81,14 @@ pub struct PoolStats {
 /// The bounded pool of Argon2id computations; see the module documentation.
 pub struct PasswordPool {
     limits: PoolLimits,
-    permits: Arc<Semaphore>,
-    /// Buffers of the slots not in use. A slot takes one (or allocates one, the first times) and gives it
-    /// back when its computation ends, so there are never more than `limits.concurrent`.
-    buffers: Mutex<Vec<Vec<Block>>>,
+    shared: Arc<Shared>,
+}
+
+/// What the pool's handle and its worker threads share.
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when a computation is queued or the pool closes.
+    ready: Condvar,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
     waiting: AtomicUsize,
@@ -86,6 +97,57 @@ pub struct PasswordPool {
     computed: AtomicU64,
     refused_busy: AtomicU64,
     buffers_allocated: AtomicU64,
+}
+
+struct Queue {
+    jobs: VecDeque<Job>,
+    /// Worker threads started (they start with the first computation, so that a pool that never computes,
+    /// as in most CLI commands, costs no threads).
+    started: bool,
+    /// The pool's handle is gone: the workers end when the queue is empty.
+    closed: bool,
+}
+
+/// What a computation answers: the work closures are type-erased to go through one queue.
+enum Answer {
+    Verified(bool),
+    Hashed(String),
+    /// Only the tests' [`PasswordPool::occupy_worker`] answers this.
+    Held,
+}
+
+type Work = Box<dyn FnOnce(&mut Vec<Block>) -> Result<Answer> + Send>;
+
+/// A queued computation.
+struct Job {
+    place: Arc<Place>,
+    work: Work,
+    reply: oneshot::Sender<Result<Answer>>,
+}
+
+/// A caller's place in the queue. It leaves the queue exactly once: when a worker starts its computation,
+/// or when the caller gives up (waited too long, or stopped waiting: a client that hung up), whichever
+/// comes first; `waiting` counts the places that haven't left.
+struct Place {
+    state: AtomicU8,
+}
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Place {
+    /// Moves the place out of the queue to `to`; false if it had already left.
+    fn leave(&self, to: u8, shared: &Shared) -> bool {
+        let left = self
+            .state
+            .compare_exchange(QUEUED, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if left {
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        left
+    }
 }
 
 impl std::fmt::Debug for PasswordPool {
@@ -97,8 +159,15 @@ impl std::fmt::Debug for PasswordPool {
     }
 }
 
+impl Drop for PasswordPool {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
 impl PasswordPool {
-    /// A pool with these limits (at least one slot). Buffers are allocated when first needed.
+    /// A pool with these limits (at least one worker). Workers and their buffers start when first needed.
     pub fn new(limits: PoolLimits) -> PasswordPool {
         let limits = PoolLimits {
             concurrent: limits.concurrent.max(1),
@@ -106,15 +175,21 @@ impl PasswordPool {
         };
         PasswordPool {
             limits,
-            permits: Arc::new(Semaphore::new(limits.concurrent)),
-            buffers: Mutex::new(Vec::with_capacity(limits.concurrent)),
-            in_flight: AtomicUsize::new(0),
-            peak_in_flight: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            recent_nanos: AtomicU64::new(0),
-            computed: AtomicU64::new(0),
-            refused_busy: AtomicU64::new(0),
-            buffers_allocated: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
+                    started: false,
+                    closed: false,
+                }),
+                ready: Condvar::new(),
+                in_flight: AtomicUsize::new(0),
+                peak_in_flight: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                recent_nanos: AtomicU64::new(0),
+                computed: AtomicU64::new(0),
+                refused_busy: AtomicU64::new(0),
+                buffers_allocated: AtomicU64::new(0),
+            }),
         }
     }
 
@@ -123,54 +198,49 @@ impl PasswordPool {
     }
 
     pub fn stats(&self) -> PoolStats {
+        let s = &self.shared;
         PoolStats {
-            in_flight: self.in_flight.load(Ordering::SeqCst),
-            peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
-            computed: self.computed.load(Ordering::SeqCst),
-            refused_busy: self.refused_busy.load(Ordering::SeqCst),
-            waiting: self.waiting.load(Ordering::SeqCst),
-            buffers_allocated: self.buffers_allocated.load(Ordering::SeqCst),
+            in_flight: s.in_flight.load(Ordering::SeqCst),
+            peak_in_flight: s.peak_in_flight.load(Ordering::SeqCst),
+            computed: s.computed.load(Ordering::SeqCst),
+            refused_busy: s.refused_busy.load(Ordering::SeqCst),
+            waiting: s.waiting.load(Ordering::SeqCst),
+            buffers_allocated: s.buffers_allocated.load(Ordering::SeqCst),
         }
     }
 
-    /// Waits for a slot, at most [`PoolLimits::max_wait`]; then [`AppError::Busy`]. Busy at once when the
-    /// callers already waiting would take longer than that.
+    /// A place in the queue for one computation, or [`AppError::Busy`] at once when the computations
+    /// already waiting would take longer than [`PoolLimits::max_wait`] to start. The wait itself happens
+    /// in [`Slot::verify`] or [`Slot::hash`], so that a caller can do other work (a directory bind) while
+    /// its computation waits for a worker.
     pub async fn acquire(self: &Arc<Self>) -> Result<Slot> {
-        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-            return Ok(self.slot(permit));
-        }
-        let recent = self.recent_nanos.load(Ordering::SeqCst);
-        if recent > 0 {
+        let s = &self.shared;
+        let recent = s.recent_nanos.load(Ordering::SeqCst);
+        let waiting = s.waiting.load(Ordering::SeqCst);
+        let busy_workers = s.in_flight.load(Ordering::SeqCst);
+        if recent > 0 && waiting + busy_workers >= self.limits.concurrent {
             // Served in turns of `concurrent` computations: this caller's turn comes after the waiting
             // ones' and one more for those running now.
-            let turns = self.waiting.load(Ordering::SeqCst) / self.limits.concurrent + 1;
+            let turns = waiting / self.limits.concurrent + 1;
             let expected = Duration::from_nanos(recent.saturating_mul(turns as u64));
             if expected > self.limits.max_wait {
                 return Err(self.busy("at once"));
             }
         }
-        let _waiting = Counted::new(&self.waiting);
-        let acquired =
-            tokio::time::timeout(self.limits.max_wait, self.permits.clone().acquire_owned()).await;
-        match acquired {
-            Ok(Ok(permit)) => Ok(self.slot(permit)),
-            Ok(Err(closed)) => Err(AppError::Internal(closed.to_string())),
-            Err(_elapsed) => Err(self.busy("after waiting")),
-        }
-    }
-
-    fn slot(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Slot {
-        Slot {
-            _permit: permit,
+        s.waiting.fetch_add(1, Ordering::SeqCst);
+        Ok(Slot {
             pool: self.clone(),
-        }
+            place: Arc::new(Place {
+                state: AtomicU8::new(QUEUED),
+            }),
+        })
     }
 
     fn busy(&self, when: &'static str) -> AppError {
-        self.refused_busy.fetch_add(1, Ordering::SeqCst);
+        self.shared.refused_busy.fetch_add(1, Ordering::SeqCst);
         tracing::info!(
             concurrent = self.limits.concurrent,
-            waiting = self.waiting.load(Ordering::SeqCst),
+            waiting = self.shared.waiting.load(Ordering::SeqCst),
             when,
             "too many password checks waiting; answered busy"
         );
@@ -201,26 +271,105 @@ impl PasswordPool {
         self.acquire().await?.verify(password, stored).await
     }
 
-    fn take_buffer(&self) -> Vec<Block> {
-        self.buffers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default()
+    /// For tests of what callers hear when the workers are busy: takes one worker until the returned guard
+    /// is dropped (waiting like any computation for it to be free). Not for use in the product.
+    #[doc(hidden)]
+    pub async fn occupy_worker(self: &Arc<Self>) -> Result<WorkerHeld> {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (running_tx, running) = oneshot::channel::<()>();
+        let slot = self.acquire().await?;
+        let pool = self.clone();
+        let done = tokio::spawn(async move {
+            slot.run(move |_memory| {
+                let _ = running_tx.send(());
+                // Held until the guard's sender is dropped.
+                let _ = released.recv();
+                Ok(Answer::Held)
+            })
+            .await
+            .map(|_| ())
+        });
+        running
+            .await
+            .map_err(|_| AppError::Internal("the held worker didn't start".into()))?;
+        Ok(WorkerHeld {
+            _release: release,
+            _done: done,
+            _pool: pool,
+        })
     }
 
-    fn give_back(&self, mut buffer: Vec<Block>) {
-        // A stored hash with more memory than the default grew this buffer: keep only the default size, so
-        // that what the pool holds stays `concurrent` × 19 MiB.
-        let default_blocks = Params::DEFAULT.block_count();
-        if buffer.len() > default_blocks {
-            buffer.truncate(default_blocks);
-            buffer.shrink_to_fit();
+    /// Queues a computation, starting the workers the first time.
+    fn submit(&self, job: Job) -> Result<()> {
+        let mut queue = self.shared.lock();
+        if !queue.started {
+            for i in 0..self.limits.concurrent {
+                let shared = self.shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("roster-password-{i}"))
+                    .spawn(move || shared.work())
+                    .map_err(|e| {
+                        AppError::Internal(format!("can't start a password worker thread: {e}"))
+                    })?;
+            }
+            queue.started = true;
         }
-        self.buffers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(buffer);
+        queue.jobs.push_back(job);
+        drop(queue);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A worker thread: takes the computations in arrival order until the pool closes, in its own buffer.
+    fn work(&self) {
+        let mut memory: Vec<Block> = Vec::new();
+        loop {
+            let job = {
+                let mut queue = self.lock();
+                loop {
+                    if let Some(job) = queue.jobs.pop_front() {
+                        break job;
+                    }
+                    if queue.closed {
+                        return;
+                    }
+                    queue = self
+                        .ready
+                        .wait(queue)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            // A caller who stopped waiting (hung up, or gave up after max_wait) costs no computation.
+            if job.reply.is_closed() {
+                job.place.leave(ABANDONED, self);
+                continue;
+            }
+            if !job.place.leave(STARTED, self) {
+                continue;
+            }
+            let fresh = memory.is_empty();
+            let started = Instant::now();
+            let answer = {
+                let _counted = self.enter();
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(&mut memory)))
+                    .unwrap_or_else(|_| {
+                        Err(AppError::Internal("a password computation panicked".into()))
+                    })
+            };
+            self.took(started.elapsed());
+            if fresh && !memory.is_empty() {
+                self.buffers_allocated.fetch_add(1, Ordering::SeqCst);
+            }
+            keep_default_size(&mut memory);
+            // The caller may have gone meanwhile; nobody to tell then.
+            let _ = job.reply.send(answer);
+        }
     }
 
     /// Counts a computation in and out (also when it panics).
@@ -245,7 +394,7 @@ impl PasswordPool {
     }
 }
 
-/// One more in a counter for as long as it lives (a cancelled wait or a panic included).
+/// One more in a counter for as long as it lives (a panic included).
 struct Counted<'a> {
     counter: &'a AtomicUsize,
     now: usize,
@@ -264,12 +413,20 @@ impl Drop for Counted<'_> {
     }
 }
 
-/// The right to run one Argon2id computation, in the memory of one slot. Taken with
-/// [`PasswordPool::acquire`]; the slot is free again when the computation ends, even if the caller has
-/// stopped waiting for it (a client that hangs up doesn't free its slot early).
+/// A worker taken by [`PasswordPool::occupy_worker`] until this is dropped.
+#[doc(hidden)]
+pub struct WorkerHeld {
+    _release: std::sync::mpsc::Sender<()>,
+    _done: tokio::task::JoinHandle<Result<()>>,
+    _pool: Arc<PasswordPool>,
+}
+
+/// A place in the pool's queue for one Argon2id computation, taken with [`PasswordPool::acquire`]. Once
+/// its computation has started, it runs to its end even if the caller stops waiting (a client that hangs
+/// up doesn't free a worker early); before that, a caller that stops waiting leaves the queue.
 pub struct Slot {
-    _permit: OwnedSemaphorePermit,
     pool: Arc<PasswordPool>,
+    place: Arc<Place>,
 }
 
 impl std::fmt::Debug for Slot {
@@ -278,47 +435,81 @@ impl std::fmt::Debug for Slot {
     }
 }
 
+impl Drop for Slot {
+    /// A place never used, or given up while queued, leaves the queue (a no-op once it started).
+    fn drop(&mut self) {
+        self.place.leave(ABANDONED, &self.pool.shared);
+    }
+}
+
 impl Slot {
     /// See [`PasswordPool::verify`].
     pub async fn verify(self, password: String, stored: Option<String>) -> Result<bool> {
-        self.run(move |memory| match &stored {
-            Some(stored) => verify_in(memory, password.as_bytes(), stored),
-            None => dummy_in(memory, password.as_bytes()).map(|()| false),
-        })
-        .await
+        let answer = self
+            .run(move |memory| match &stored {
+                Some(stored) => {
+                    verify_in(memory, password.as_bytes(), stored).map(Answer::Verified)
+                }
+                None => dummy_in(memory, password.as_bytes()).map(|()| Answer::Verified(false)),
+            })
+            .await?;
+        match answer {
+            Answer::Verified(ok) => Ok(ok),
+            Answer::Hashed(_) | Answer::Held => Err(AppError::Internal(
+                "a password check answered something else".into(),
+            )),
+        }
     }
 
     /// See [`PasswordPool::hash`].
     pub async fn hash(self, password: String) -> Result<String> {
         check_length(&password)?;
         let salt = crate::secrets::random_bytes::<16>()?;
-        self.run(move |memory| hash_in(memory, password.as_bytes(), &salt))
-            .await
+        let answer = self
+            .run(move |memory| hash_in(memory, password.as_bytes(), &salt).map(Answer::Hashed))
+            .await?;
+        match answer {
+            Answer::Hashed(phc) => Ok(phc),
+            Answer::Verified(_) | Answer::Held => Err(AppError::Internal(
+                "hashing a password answered something else".into(),
+            )),
+        }
     }
 
-    async fn run<T: Send + 'static>(
+    /// Queues `work` and waits for its answer; [`AppError::Busy`] if it hasn't started within
+    /// [`PoolLimits::max_wait`].
+    async fn run(
         self,
-        work: impl FnOnce(&mut Vec<Block>) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        tokio::task::spawn_blocking(move || {
-            let pool = &self.pool;
-            let mut memory = pool.take_buffer();
-            let fresh = memory.is_empty();
-            let started = Instant::now();
-            let result = {
-                let _counted = pool.enter();
-                work(&mut memory)
-            };
-            pool.took(started.elapsed());
-            if fresh && !memory.is_empty() {
-                pool.buffers_allocated.fetch_add(1, Ordering::SeqCst);
+        work: impl FnOnce(&mut Vec<Block>) -> Result<Answer> + Send + 'static,
+    ) -> Result<Answer> {
+        let deadline = tokio::time::Instant::now() + self.pool.limits.max_wait;
+        let (reply, mut answer) = oneshot::channel();
+        self.pool.submit(Job {
+            place: self.place.clone(),
+            work: Box::new(work),
+            reply,
+        })?;
+        let gone = || AppError::Internal("a password worker stopped".into());
+        match tokio::time::timeout_at(deadline, &mut answer).await {
+            Ok(answered) => answered.map_err(|_| gone())?,
+            Err(_elapsed) => {
+                if self.place.leave(ABANDONED, &self.pool.shared) {
+                    return Err(self.pool.busy("after waiting"));
+                }
+                // Started just now: its answer comes within a computation's time.
+                answer.await.map_err(|_| gone())?
             }
-            pool.give_back(memory);
-            // The permit goes back when `self` is dropped here, after the buffer.
-            result
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
+        }
+    }
+}
+
+/// A stored hash with more memory than the default grew this buffer: keep only the default size, so that
+/// what the pool holds stays `concurrent` × 19 MiB.
+fn keep_default_size(memory: &mut Vec<Block>) {
+    let default_blocks = Params::DEFAULT.block_count();
+    if memory.len() > default_blocks {
+        memory.truncate(default_blocks);
+        memory.shrink_to_fit();
     }
 }
 
@@ -476,8 +667,13 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(pool.verify("pw".into(), Some(bigger)).await.unwrap());
-        let held: Vec<usize> = pool.buffers.lock().unwrap().iter().map(Vec::len).collect();
-        assert_eq!(held, [Params::DEFAULT.block_count()]);
+        // The worker's buffer grew to the bigger hash's memory for it, and went back to the default size.
+        let mut memory = vec![Block::new(); 2 * Params::DEFAULT.block_count()];
+        keep_default_size(&mut memory);
+        assert_eq!(memory.len(), Params::DEFAULT.block_count());
+        assert_eq!(pool.stats().buffers_allocated, 1);
+        assert!(!pool.verify("pw".into(), None).await.unwrap());
+        assert_eq!(pool.stats().buffers_allocated, 1);
     }
 
     #[tokio::test]
@@ -496,7 +692,7 @@ mod tests {
             concurrent: 1,
             max_wait: Duration::from_millis(20),
         }));
-        let held = pool.acquire().await.unwrap();
+        let held = pool.occupy_worker().await.unwrap();
         let e = pool.verify("pw".into(), None).await.unwrap_err();
         assert!(
             matches!(
@@ -508,6 +704,8 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(pool.stats().refused_busy, 1);
+        // The caller that gave up left the queue and costs no computation.
+        assert_eq!(pool.stats().waiting, 0);
         drop(held);
         assert!(!pool.verify("pw".into(), None).await.unwrap());
     }
@@ -519,7 +717,7 @@ mod tests {
             max_wait: Duration::from_secs(600),
         }));
         // No computation yet: nothing to estimate from, so callers wait.
-        let held = pool.acquire().await.unwrap();
+        let held = pool.occupy_worker().await.unwrap();
         let waiter = tokio::spawn({
             let pool = pool.clone();
             async move { pool.verify("pw".into(), None).await }
@@ -528,12 +726,14 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // With computations known to take 400 s, the next caller's turn (two ahead) is 800 s away.
-        pool.recent_nanos.store(400_000_000_000, Ordering::SeqCst);
+        pool.shared
+            .recent_nanos
+            .store(400_000_000_000, Ordering::SeqCst);
         let started = Instant::now();
         let e = pool.verify("pw".into(), None).await.unwrap_err();
         assert!(matches!(e, AppError::Busy { .. }), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(60));
-        pool.recent_nanos.store(1, Ordering::SeqCst);
+        pool.shared.recent_nanos.store(1, Ordering::SeqCst);
         drop(held);
         assert!(!waiter.await.unwrap().unwrap());
         assert_eq!(pool.stats().waiting, 0);

@@ -106,6 +106,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// Closes the connections, waiting for each to finish what it is doing (a process's last call).
+    async fn close(&self);
+
     /// Creates the built-in administrator if it doesn't exist; true if it was created.
     async fn ensure_admin(&self, password_hash: &str, now: Timestamp) -> Result<bool>;
 

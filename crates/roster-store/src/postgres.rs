@@ -51,6 +51,11 @@ async fn apply_connection(store: &PgStore) -> Result<sqlx::pool::PoolConnection<
     Ok(store.pool.acquire().await?)
 }
 
+/// The apply's connection goes back to the pool.
+async fn finish_apply_connection(conn: sqlx::pool::PoolConnection<sqlx::Postgres>) {
+    drop(conn);
+}
+
 /// `roster backup` copies the SQLite file; a PostgreSQL database is backed up with `pg_dump`.
 async fn backup_database(
     _store: &PgStore,

@@ -101,6 +101,16 @@ async fn apply_connection(store: &SqliteStore) -> Result<SqliteConnection> {
         .map_err(StoreError::from_sqlx)
 }
 
+/// Closes the apply's connection rather than dropping it: its thread holds the tracing span of the last
+/// statement it ran (the commit, in the apply's span) until it goes on to the next command, and a CLI sync
+/// that ended first lost the span's close line (`apply{..}: close time.busy=..`, issue 18 item 9).
+/// After the commit: a failure to close is logged, never reported as the apply's (it is committed).
+async fn finish_apply_connection(conn: SqliteConnection) {
+    if let Err(e) = conn.close().await {
+        tracing::debug!(error = %e, "closing the apply's connection after its commit");
+    }
+}
+
 /// `Store::backup`: a consistent copy of the live database (`backup.rs`).
 async fn backup_database(
     store: &SqliteStore,

@@ -642,175 +642,187 @@ pub async fn run(args: Args, config: Option<PathBuf>) -> Result<ExitCode> {
         matches!(args.command, Command::Serve(_)).then(|| metrics.clone() as _);
     let roster = open(&args, observer).await?;
     let me = local_caller();
-    match args.command {
-        Command::Serve(ServeArgs {
-            listen,
-            logon_limit_per_minute,
-            logon_limit_burst,
-            tls_cert,
-            tls_key,
-            keytab,
-        }) => {
-            if let Some(path) = &config {
-                say(&format!("configuration from {}", path.display()));
+    let outcome: Result<ExitCode> = async {
+        match args.command {
+            Command::Serve(ServeArgs {
+                listen,
+                logon_limit_per_minute,
+                logon_limit_burst,
+                tls_cert,
+                tls_key,
+                keytab,
+            }) => {
+                if let Some(path) = &config {
+                    say(&format!("configuration from {}", path.display()));
+                }
+                let limits = roster_server::LogonLimits {
+                    per_minute: logon_limit_per_minute,
+                    burst: logon_limit_burst,
+                };
+                let tls = tls_cert.zip(tls_key);
+                let sso = match keytab {
+                    None => None,
+                    Some(path) => Some(Arc::new(
+                        roster_server::SingleSignOn::from_keytab(&path).map_err(|e| {
+                            AppError::Invalid(format!(
+                                "--keytab {}: {e}; {}",
+                                path.display(),
+                                e.hint()
+                            ))
+                        })?,
+                    )),
+                };
+                serve(roster.clone(), &listen, limits, metrics, tls, sso).await?
             }
-            let limits = roster_server::LogonLimits {
-                per_minute: logon_limit_per_minute,
-                burst: logon_limit_burst,
-            };
-            let tls = tls_cert.zip(tls_key);
-            let sso = match keytab {
-                None => None,
-                Some(path) => Some(Arc::new(
-                    roster_server::SingleSignOn::from_keytab(&path).map_err(|e| {
-                        AppError::Invalid(format!("--keytab {}: {e}; {}", path.display(), e.hint()))
-                    })?,
-                )),
-            };
-            serve(roster, &listen, limits, metrics, tls, sso).await?
-        }
-        Command::Sso(SsoCommand::Check { .. }) => {}
-        Command::Generate(_) => {}
-        Command::Restore { .. } => {}
-        Command::Backup { file, json } => {
-            crate::database::backup(&roster, &me, &args.data_dir, &file, json).await?
-        }
-        Command::Db(DbCommand::Check { json }) => {
-            crate::database::check(&roster, &me, json).await?
-        }
-        Command::Users(cmd) => users(&roster, &me, cmd).await?,
-        Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
-            DefaultsCommand::Show { json } => {
-                let d = roster.default_privileges(&me).await?;
-                output::defaults(&d, json)?;
+            Command::Sso(SsoCommand::Check { .. }) => {}
+            Command::Generate(_) => {}
+            Command::Restore { .. } => {}
+            Command::Backup { file, json } => {
+                crate::database::backup(&roster, &me, &args.data_dir, &file, json).await?
             }
-            DefaultsCommand::Set {
-                privileges,
-                own_folder,
+            Command::Db(DbCommand::Check { json }) => {
+                crate::database::check(&roster, &me, json).await?
+            }
+            Command::Users(cmd) => users(&roster, &me, cmd).await?,
+            Command::Privileges(PrivilegesCommand::Defaults(cmd)) => match cmd {
+                DefaultsCommand::Show { json } => {
+                    let d = roster.default_privileges(&me).await?;
+                    output::defaults(&d, json)?;
+                }
+                DefaultsCommand::Set {
+                    privileges,
+                    own_folder,
+                } => {
+                    let defaults = DefaultPrivileges {
+                        privileges: parse_privilege_list(&privileges)
+                            .map_err(|e| AppError::Invalid(e.to_string()))?,
+                        own_folder: parse_right_list(&own_folder)
+                            .map_err(|e| AppError::Invalid(e.to_string()))?,
+                    };
+                    let d = roster.set_default_privileges(&me, defaults).await?;
+                    output::defaults(&d, false)?;
+                }
+            },
+            Command::Directory(cmd) => match cmd {
+                DirectoryCommand::Show { json } => {
+                    let v = roster.directory_settings(&me).await?;
+                    output::directory(&v, json)?;
+                }
+                DirectoryCommand::Set { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))
+                        .map_err(|e| AppError::Invalid(format!("{e:#}")))?;
+                    let mut settings: DirectorySettings = toml::from_str(&text)
+                        .map_err(|e| AppError::Invalid(format!("{}: {e}", file.display())))?;
+                    // A relative path (the LDIF file, a CA file) is relative to the settings file, not to
+                    // wherever the server runs.
+                    let base = file.parent().unwrap_or(std::path::Path::new("."));
+                    let resolve = |path: &mut std::path::PathBuf| {
+                        if path.is_relative() {
+                            *path = std::path::absolute(base.join(&*path))
+                                .unwrap_or_else(|_| base.join(&*path));
+                        }
+                    };
+                    if let Some((_, typed)) = settings.configured_mut() {
+                        for (_, path) in typed.file_paths_mut() {
+                            resolve(path);
+                        }
+                    }
+                    let v = roster.set_directory_settings(&me, settings).await?;
+                    say("directory settings saved.");
+                    output::directory(&v, false)?;
+                }
+                DirectoryCommand::Domains { json } => {
+                    let domains = roster.directory_domains(&me).await?;
+                    output::directory_domains(&domains, json)?;
+                }
+                DirectoryCommand::Groups { search, json } => {
+                    let groups = roster.directory_groups(&me, search.as_deref()).await?;
+                    output::directory_groups(&groups, json)?;
+                }
+            },
+            Command::Sync {
+                preview,
+                approve,
+                user,
+                json,
             } => {
-                let defaults = DefaultPrivileges {
-                    privileges: parse_privilege_list(&privileges)
-                        .map_err(|e| AppError::Invalid(e.to_string()))?,
-                    own_folder: parse_right_list(&own_folder)
-                        .map_err(|e| AppError::Invalid(e.to_string()))?,
+                let kind = if preview {
+                    RunKind::Preview
+                } else {
+                    RunKind::Sync
                 };
-                let d = roster.set_default_privileges(&me, defaults).await?;
-                output::defaults(&d, false)?;
-            }
-        },
-        Command::Directory(cmd) => match cmd {
-            DirectoryCommand::Show { json } => {
-                let v = roster.directory_settings(&me).await?;
-                output::directory(&v, json)?;
-            }
-            DirectoryCommand::Set { file } => {
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))
-                    .map_err(|e| AppError::Invalid(format!("{e:#}")))?;
-                let mut settings: DirectorySettings = toml::from_str(&text)
-                    .map_err(|e| AppError::Invalid(format!("{}: {e}", file.display())))?;
-                // A relative path (the LDIF file, a CA file) is relative to the settings file, not to
-                // wherever the server runs.
-                let base = file.parent().unwrap_or(std::path::Path::new("."));
-                let resolve = |path: &mut std::path::PathBuf| {
-                    if path.is_relative() {
-                        *path = std::path::absolute(base.join(&*path))
-                            .unwrap_or_else(|_| base.join(&*path));
+                let progress = output::Progress::new();
+                let report = match (approve, user) {
+                    (Some(stopped), _) => roster.approve_run(&me, stopped, "cli", &progress).await,
+                    (None, Some(name)) => {
+                        roster
+                            .run_directory_for_user(&me, kind, &name, "cli", &progress)
+                            .await
                     }
+                    (None, None) => roster.run_directory(&me, kind, "cli", &progress).await,
                 };
-                if let Some((_, typed)) = settings.configured_mut() {
-                    for (_, path) in typed.file_paths_mut() {
-                        resolve(path);
-                    }
+                progress.finish();
+                output::report(&report?, json)?;
+            }
+            Command::Runs(cmd) => match cmd {
+                RunsCommand::List { limit, json } => {
+                    let page = roster.list_runs(&me, 0, limit).await?;
+                    output::runs(&page.items, json)?;
                 }
-                let v = roster.set_directory_settings(&me, settings).await?;
-                say("directory settings saved.");
-                output::directory(&v, false)?;
-            }
-            DirectoryCommand::Domains { json } => {
-                let domains = roster.directory_domains(&me).await?;
-                output::directory_domains(&domains, json)?;
-            }
-            DirectoryCommand::Groups { search, json } => {
-                let groups = roster.directory_groups(&me, search.as_deref()).await?;
-                output::directory_groups(&groups, json)?;
-            }
-        },
-        Command::Sync {
-            preview,
-            approve,
-            user,
-            json,
-        } => {
-            let kind = if preview {
-                RunKind::Preview
-            } else {
-                RunKind::Sync
-            };
-            let progress = output::Progress::new();
-            let report = match (approve, user) {
-                (Some(stopped), _) => roster.approve_run(&me, stopped, "cli", &progress).await,
-                (None, Some(name)) => {
-                    roster
-                        .run_directory_for_user(&me, kind, &name, "cli", &progress)
-                        .await
+                RunsCommand::Show { id, json } => {
+                    let (run, lines) = roster.get_run(&me, id, 0, 100_000).await?;
+                    output::run(&run, &lines.items, json)?;
                 }
-                (None, None) => roster.run_directory(&me, kind, "cli", &progress).await,
-            };
-            progress.finish();
-            output::report(&report?, json)?;
-        }
-        Command::Runs(cmd) => match cmd {
-            RunsCommand::List { limit, json } => {
-                let page = roster.list_runs(&me, 0, limit).await?;
-                output::runs(&page.items, json)?;
-            }
-            RunsCommand::Show { id, json } => {
-                let (run, lines) = roster.get_run(&me, id, 0, 100_000).await?;
-                output::run(&run, &lines.items, json)?;
-            }
-            RunsCommand::Cancel { id, json } => cancel_run(&roster, &me, id, json).await?,
-        },
-        Command::Folders(cmd) => match cmd {
-            FoldersCommand::List { json } => {
-                output::folders(&roster.list_folders(&me).await?, json)?
-            }
-            FoldersCommand::SetCount { folder, count } => {
-                let f = roster.set_message_count(&me, &folder, count).await?;
-                output::folders(&[f], false)?;
-            }
-        },
-        Command::Audit {
-            limit,
-            offset,
-            actor,
-            action,
-            target,
-            json,
-        } => {
-            let filter = roster_app::AuditFilter {
+                RunsCommand::Cancel { id, json } => cancel_run(&roster, &me, id, json).await?,
+            },
+            Command::Folders(cmd) => match cmd {
+                FoldersCommand::List { json } => {
+                    output::folders(&roster.list_folders(&me).await?, json)?
+                }
+                FoldersCommand::SetCount { folder, count } => {
+                    let f = roster.set_message_count(&me, &folder, count).await?;
+                    output::folders(&[f], false)?;
+                }
+            },
+            Command::Audit {
+                limit,
+                offset,
                 actor,
                 action,
                 target,
-            };
-            let page = roster.search_audit_log(&me, &filter, offset, limit).await?;
-            output::audit(&page.items, json)?;
-        }
-        Command::Logon { name, json } => {
-            let password = read_secret("ROSTER_PASSWORD", &format!("password for {name}"))?;
-            let user = roster.verify_logon(&name, &password).await?;
-            if json {
-                output::json(&serde_json::json!({"accepted": true, "user": user}))?;
-            } else {
-                output::line(&format!(
-                    "logon accepted for {} ({} authentication)",
-                    user.name,
-                    user.auth.as_str()
-                ))?;
+                json,
+            } => {
+                let filter = roster_app::AuditFilter {
+                    actor,
+                    action,
+                    target,
+                };
+                let page = roster.search_audit_log(&me, &filter, offset, limit).await?;
+                output::audit(&page.items, json)?;
+            }
+            Command::Logon { name, json } => {
+                let password = read_secret("ROSTER_PASSWORD", &format!("password for {name}"))?;
+                let user = roster.verify_logon(&name, &password).await?;
+                if json {
+                    output::json(&serde_json::json!({"accepted": true, "user": user}))?;
+                } else {
+                    output::line(&format!(
+                        "logon accepted for {} ({} authentication)",
+                        user.name,
+                        user.auth.as_str()
+                    ))?;
+                }
             }
         }
+        Ok(ExitCode::SUCCESS)
     }
-    Ok(ExitCode::SUCCESS)
+    .await;
+    // Closed, not dropped at exit: a connection's thread may still hold the tracing span of the last
+    // statement it ran (sqlx's SQLite worker does), and the span's close line (`apply{..}: close
+    // time.busy=..`, issue 18 item 9) was lost when the process ended before that thread let it go.
+    roster.store().close().await;
+    outcome
 }
 
 async fn users(roster: &Roster, me: &Caller, cmd: UsersCommand) -> Result<()> {

@@ -1,5 +1,6 @@
 // The Store implementation, written once for both backends. `sqlite.rs` and `postgres.rs` each include
-// this file after defining `Db`, `ThisStore` (with a `pool` field), `BACKEND` and `apply_connection`, and
+// this file after defining `Db`, `ThisStore` (with a `pool` field), `BACKEND`, `apply_connection` and
+// `finish_apply_connection`, and
 // importing `Result` and `StoreError`. Placeholders are `$1..$n` numbered in order of first appearance,
 // which both SQLite and PostgreSQL read the same way.
 //
@@ -46,6 +47,10 @@ include!("sync.rs");
 impl Store for ThisStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     // users.rs

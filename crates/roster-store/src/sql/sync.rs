@@ -445,5 +445,6 @@ async fn apply_plan(
     )
     .await?;
     tx.commit().await?;
+    finish_apply_connection(conn).await;
     Ok(applied)
 }

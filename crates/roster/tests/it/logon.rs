@@ -401,7 +401,7 @@ async fn issue_19_item_1_a_full_queue_answers_503_with_retry_after() {
             .send()
     };
 
-    let held = pool.acquire().await.unwrap();
+    let held = pool.occupy_worker().await.unwrap();
     for (name, password) in [("quinn", "quinn-password"), ("nobody", "guess")] {
         let started = std::time::Instant::now();
         let r = logon(name, password).await.unwrap();
