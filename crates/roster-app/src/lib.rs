@@ -158,7 +158,13 @@ pub struct Roster {
     throttle: roster_core::throttle::ThrottlePolicy,
     /// Hears about every run's end and every logon attempt (`roster serve` counts them for /metrics).
     observer: Arc<dyn observe::Observer>,
+    /// When this process last removed the expired sessions (milliseconds; 0: not yet).
+    sessions_purged_at: std::sync::atomic::AtomicI64,
 }
+
+/// Expired sessions are removed at a new session at most this often, not at every logon: a write of its
+/// own for each logon cost logons per second under load (issue 27, Load).
+const SESSION_PURGE_EVERY_SECONDS: i64 = 60;
 
 /// What a password logon turned out to be, for the observer.
 struct LogonSeen {
@@ -224,6 +230,7 @@ impl Roster {
             run_deadline: std::time::Duration::from_secs(sync::DEFAULT_RUN_DEADLINE_SECONDS),
             throttle: roster_core::throttle::ThrottlePolicy::default(),
             observer: Arc::new(observe::NoObserver),
+            sessions_purged_at: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -564,6 +571,7 @@ impl Roster {
         );
         let now = self.now();
         let expires_at = now.plus_seconds(self.sessions.ttl_seconds);
+        self.purge_expired_sessions_now_and_then(now).await?;
         self.store
             .create_session(&token_hash(&token), user.id, now, expires_at)
             .await?;
@@ -581,6 +589,23 @@ impl Roster {
             expires_at,
             user,
         })
+    }
+
+    /// Removes the expired sessions if this process hasn't for [`SESSION_PURGE_EVERY_SECONDS`] (one
+    /// caller does it; the others go on).
+    async fn purge_expired_sessions_now_and_then(&self, now: Timestamp) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let last = self.sessions_purged_at.load(Ordering::SeqCst);
+        let due = last == 0 || now.0.saturating_sub(last) >= SESSION_PURGE_EVERY_SECONDS * 1000;
+        if due
+            && self
+                .sessions_purged_at
+                .compare_exchange(last, now.0.max(1), Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.store.purge_expired_sessions(now).await?;
+        }
+        Ok(())
     }
 
     /// The user behind a bearer token; they must still hold `log_on`.

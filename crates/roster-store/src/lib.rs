@@ -208,6 +208,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Result<()>;
+    /// Removes the sessions expired at `now`; returns how many. (Not part of `create_session`: a logon
+    /// would pay a write for it each time; the app calls it now and then.)
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64>;
     /// The user of a live session (expired sessions are removed and give `None`).
     async fn session_user(&self, token_hash: &str, now: Timestamp) -> Result<Option<User>>;
     async fn delete_session(&self, token_hash: &str) -> Result<()>;

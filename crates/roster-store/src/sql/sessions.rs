@@ -2,10 +2,6 @@
 
 async fn create_session(store: &ThisStore, token_hash: &str, user_id: i64, now: Timestamp, expires_at: Timestamp) -> Result<()> {
     let mut conn = store.pool.acquire().await?;
-    sqlx::query::<Db>("DELETE FROM sessions WHERE expires_at <= $1")
-        .bind(now.0)
-        .execute(&mut *conn)
-        .await?;
     sqlx::query::<Db>("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
         .bind(token_hash.to_owned())
         .bind(user_id)
@@ -14,6 +10,15 @@ async fn create_session(store: &ThisStore, token_hash: &str, user_id: i64, now: 
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+async fn purge_expired_sessions(store: &ThisStore, now: Timestamp) -> Result<u64> {
+    let mut conn = store.pool.acquire().await?;
+    Ok(sqlx::query::<Db>("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now.0)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }
 
 async fn session_user(store: &ThisStore, token_hash: &str, now: Timestamp) -> Result<Option<User>> {

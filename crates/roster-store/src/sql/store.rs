@@ -194,6 +194,10 @@ impl Store for ThisStore {
 
     // sessions.rs
 
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        purge_expired_sessions(self, now).await
+    }
+
     async fn create_session(
         &self,
         token_hash: &str,

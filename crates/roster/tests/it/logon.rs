@@ -96,6 +96,16 @@ async fn tokens_expire_by_the_clock(env: Env) {
     env.roster.logout(&s.token).await.unwrap();
     assert!(env.roster.authenticate_token(&s.token).await.is_err());
     assert!(env.roster.authenticate_token("rst_made_up").await.is_err());
+    // A session nobody uses again is removed at a later logon (now and then, not at every logon: issue
+    // 27, Load), without anyone looking it up.
+    env.roster.logon("admin", ADMIN_PASSWORD).await.unwrap();
+    env.clock.advance_seconds(3601);
+    env.roster.logon("admin", ADMIN_PASSWORD).await.unwrap();
+    let now = roster_core::Clock::now(&*env.clock);
+    assert_eq!(env.store.purge_expired_sessions(now).await.unwrap(), 0);
+    env.clock.advance_seconds(3601);
+    let now = roster_core::Clock::now(&*env.clock);
+    assert_eq!(env.store.purge_expired_sessions(now).await.unwrap(), 1);
     env.check().await;
 }
 on_both_backends!(tokens_expire_by_the_clock);
