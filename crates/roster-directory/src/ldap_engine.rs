@@ -119,7 +119,20 @@ pub(crate) struct LdapEngine {
     ldap_principal: tokio::sync::OnceCell<String>,
     /// Whether the server offers RFC 4533 content synchronization, once read from its rootDSE.
     content_sync: tokio::sync::OnceCell<bool>,
+    /// Idle connections for users' binds, kept for the next logon (at most [`IDLE_BIND_CONNECTIONS`]): a
+    /// new connection per logon cost a TCP (and, with TLS, a handshake's) setup on both sides. They are
+    /// used for nothing but binds, so whose identity a connection has after one doesn't matter.
+    bind_connections: std::sync::Mutex<Vec<(Ldap, std::time::Instant)>>,
 }
+
+/// Idle connections kept for users' binds: enough for the logons of a busy moment on a few cores, few
+/// enough not to matter to the server.
+const IDLE_BIND_CONNECTIONS: usize = 8;
+
+/// How long an idle bind connection is kept. Short: reuse matters when logons come in quick succession,
+/// and a firewall that silently drops idle connections would otherwise make the next logon wait for the
+/// timeout (a connection the server closed is seen closed and skipped, whatever its age).
+const IDLE_BIND_SECONDS: u64 = 30;
 
 /// Marks the service connection as interrupted unless the read it guards ran to the end.
 struct ReadGuard<'a> {
@@ -190,6 +203,7 @@ impl LdapEngine {
             service_interrupted: AtomicBool::new(false),
             ldap_principal: tokio::sync::OnceCell::new(),
             content_sync: tokio::sync::OnceCell::new(),
+            bind_connections: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -1431,14 +1445,7 @@ impl PasswordChecker for LdapEngine {
         };
         // A separate connection: a bind changes the identity of the whole connection, and the service
         // connection must stay the service account.
-        let mut conn = self.open().await?;
-        let bind = conn
-            .with_timeout(self.timeout())
-            .simple_bind(&user_dn, password.expose())
-            .await;
-        let _ = conn.with_timeout(self.timeout()).unbind().await;
-        drop(conn);
-        let result = bind.map_err(|e| self.op_error(e, CHECKING_PASSWORD, 0))?;
+        let result = self.bind_user(&user_dn, password).await?;
         Ok(match result.rc {
             0 => LogonOutcome::Accepted { dn: user_dn },
             49 => match ad_bind_reason(&result.text) {
@@ -1463,6 +1470,76 @@ impl PasswordChecker for LdapEngine {
 }
 
 impl LdapEngine {
+    /// A user's simple bind, on an idle bind connection if there is one (once more on a new connection
+    /// if that one went stale: a server restart, an idle timeout), else on a new one. The connection is
+    /// kept for the next logon if the server answered the bind.
+    async fn bind_user(
+        &self,
+        user_dn: &str,
+        password: &Secret,
+    ) -> Result<ldap3::LdapResult, DirectoryError> {
+        if let Some(conn) = self.idle_bind_connection() {
+            match self.bind_on(conn, user_dn, password).await {
+                Err(DirectoryError::Disconnected { .. }) => {}
+                other => return other,
+            }
+        }
+        let conn = self.open().await?;
+        self.bind_on(conn, user_dn, password).await
+    }
+
+    fn idle_bind_connection(&self) -> Option<Ldap> {
+        let mut idle = self
+            .bind_connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        // The most recently used first; older ones go as they come out of date.
+        while let Some((mut conn, since)) = idle.pop() {
+            if !conn.is_closed() && now.duration_since(since).as_secs() < IDLE_BIND_SECONDS {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn` for the next logon, or hands it back when enough are kept.
+    fn keep_bind_connection(&self, conn: Ldap) -> Option<Ldap> {
+        let mut idle = self
+            .bind_connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < IDLE_BIND_CONNECTIONS {
+            idle.push((conn, std::time::Instant::now()));
+            None
+        } else {
+            Some(conn)
+        }
+    }
+
+    async fn bind_on(
+        &self,
+        mut conn: Ldap,
+        user_dn: &str,
+        password: &Secret,
+    ) -> Result<ldap3::LdapResult, DirectoryError> {
+        let bind = conn
+            .with_timeout(self.timeout())
+            .simple_bind(user_dn, password.expose())
+            .await;
+        match bind {
+            // Answered (accepted, refused, or anything else the server says): the connection works.
+            Ok(result) => {
+                if let Some(mut extra) = self.keep_bind_connection(conn) {
+                    let _ = extra.with_timeout(self.timeout()).unbind().await;
+                }
+                Ok(result)
+            }
+            // Not answered (a timeout, a connection gone): this connection is done with.
+            Err(e) => Err(self.op_error(e, CHECKING_PASSWORD, 0)),
+        }
+    }
+
     /// The user's entry, found as a logon finds it (by the link's DN and id, else by name, within base
     /// and filter), with one retry on a fresh connection when the cached one went stale.
     pub(crate) async fn locate(

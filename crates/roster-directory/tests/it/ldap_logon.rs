@@ -503,3 +503,66 @@ async fn linked_logons_accept_only_the_linked_entry() {
         rejected(RejectReason::Ambiguous)
     );
 }
+
+/// Users' binds reuse a kept connection instead of opening one per logon (issue 27, Load), and each bind is
+/// judged on its own: a connection last bound as alice lets nobody else in with a wrong password.
+#[tokio::test]
+async fn logons_in_a_row_bind_on_one_kept_connection() {
+    let slapd = Slapd::start(SlapdConfig {
+        debug_level: Some("stats".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let suffix = slapd.suffix().to_owned();
+    let mut ldif = String::new();
+    for (uid, password) in [("alice", "alice-pw"), ("bob", "bob-pw")] {
+        ldif.push_str(&user_ldif(
+            &suffix,
+            &TestUser {
+                uid,
+                cn: uid,
+                password: Some(password),
+                ..Default::default()
+            },
+        ));
+    }
+    slapd.add(&ldif).unwrap();
+    let dir = connect(settings(&slapd));
+    let checker = dir.password_checker().unwrap();
+    let logon = |name: &'static str, password: &'static str| async move {
+        checker
+            .authenticate(&by_name(name), &Secret::new(password))
+            .await
+            .unwrap()
+    };
+    assert!(matches!(
+        logon("alice", "alice-pw").await,
+        LogonOutcome::Accepted { .. }
+    ));
+    assert_eq!(
+        logon("bob", "alice-pw").await,
+        LogonOutcome::Rejected(RejectReason::WrongPassword)
+    );
+    assert_eq!(
+        logon("alice", "bob-pw").await,
+        LogonOutcome::Rejected(RejectReason::WrongPassword)
+    );
+    assert!(matches!(
+        logon("bob", "bob-pw").await,
+        LogonOutcome::Accepted { .. }
+    ));
+    // slapd's stats log: `conn=1002 op=1 BIND dn="uid=bob,..." method=128`. The users' four binds, one
+    // connection.
+    let log = std::fs::read_to_string(slapd.log_path()).unwrap();
+    let user_bind_connections: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.contains(" BIND dn=\"uid="))
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("conn=")))
+        .collect();
+    let binds = log
+        .lines()
+        .filter(|l| l.contains(" BIND dn=\"uid=") && l.contains(" method=128"))
+        .count();
+    assert_eq!(binds, 4, "{log}");
+    assert_eq!(user_bind_connections.len(), 1, "{log}");
+}
