@@ -108,9 +108,12 @@ pub(crate) struct LdapEngine {
     config: LdapEngineConfig,
     /// `ldap://host:port` or `ldaps://…`, from the config.
     url: String,
-    /// The bound service connection, kept between reads and logons. `Ldap` multiplexes operations, so
-    /// callers work on clones; the lock only guards (re)connecting.
-    service: Mutex<Option<Ldap>>,
+    /// The bound service connection, kept between reads and logons, with when it was last handed out.
+    /// `Ldap` multiplexes operations, so callers work on clones; the lock only guards (re)connecting.
+    service: Mutex<Option<(Ldap, std::time::Instant)>>,
+    /// A kept service connection idle this long is asked a question before it is used again
+    /// ([`IDLE_CHECK_AFTER`]; shorter in tests).
+    idle_check_after: Duration,
     /// Set when a read was dropped before it finished (a client gone, a run cancelled): the service
     /// connection may still be mid-search, so the next operation starts on a fresh one. A flag, not the
     /// lock, because it is set from `Drop`, which can't wait for the lock.
@@ -119,20 +122,25 @@ pub(crate) struct LdapEngine {
     ldap_principal: tokio::sync::OnceCell<String>,
     /// Whether the server offers RFC 4533 content synchronization, once read from its rootDSE.
     content_sync: tokio::sync::OnceCell<bool>,
-    /// Idle connections for users' binds, kept for the next logon (at most [`IDLE_BIND_CONNECTIONS`]): a
+    /// Idle connections for users' binds, kept for the next logon (at most [`IDLE_BIND_CONNECTIONS`], each
+    /// for at most `idle_check_after`): a
     /// new connection per logon cost a TCP (and, with TLS, a handshake's) setup on both sides. They are
     /// used for nothing but binds, so whose identity a connection has after one doesn't matter.
     bind_connections: std::sync::Mutex<Vec<(Ldap, std::time::Instant)>>,
 }
 
+/// A kept service connection that has been idle this long is checked (an empty read of the root DSE,
+/// answered in a round trip) before a read or logon uses it. A firewall or NAT that drops idle connections
+/// silently leaves a connection that ldap3 still thinks open; without the check the next run or logon
+/// would wait for the whole timeout and fail once.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(30);
+
+/// The longest the idle check waits for its answer (at most the configured timeout).
+const IDLE_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Idle connections kept for users' binds: enough for the logons of a busy moment on a few cores, few
 /// enough not to matter to the server.
 const IDLE_BIND_CONNECTIONS: usize = 8;
-
-/// How long an idle bind connection is kept. Short: reuse matters when logons come in quick succession,
-/// and a firewall that silently drops idle connections would otherwise make the next logon wait for the
-/// timeout (a connection the server closed is seen closed and skipped, whatever its age).
-const IDLE_BIND_SECONDS: u64 = 30;
 
 /// Marks the service connection as interrupted unless the read it guards ran to the end.
 struct ReadGuard<'a> {
@@ -204,6 +212,7 @@ impl LdapEngine {
             ldap_principal: tokio::sync::OnceCell::new(),
             content_sync: tokio::sync::OnceCell::new(),
             bind_connections: std::sync::Mutex::new(Vec::new()),
+            idle_check_after: IDLE_CHECK_AFTER,
         }
     }
 
@@ -569,15 +578,37 @@ impl LdapEngine {
         {
             *slot = None;
         }
-        if let Some(ldap) = slot.as_mut()
+        if let Some((ldap, used_at)) = slot.as_mut()
             && !ldap.is_closed()
         {
-            return Ok(ldap.clone());
+            let now = std::time::Instant::now();
+            let idle = now.duration_since(*used_at);
+            if idle < self.idle_check_after || self.still_answers(ldap).await {
+                *used_at = now;
+                return Ok(ldap.clone());
+            }
+            tracing::info!(
+                target = %self.target(),
+                idle_seconds = idle.as_secs(),
+                "the kept connection didn't answer after being idle; opening a new one"
+            );
         }
         *slot = None;
         let ldap = self.open_service().await?;
-        *slot = Some(ldap.clone());
+        *slot = Some((ldap.clone(), std::time::Instant::now()));
         Ok(ldap)
+    }
+
+    /// Whether a kept connection still gets answers: an empty read of the root DSE, with a short
+    /// timeout.
+    async fn still_answers(&self, ldap: &mut Ldap) -> bool {
+        let wait = IDLE_CHECK_TIMEOUT.min(self.timeout());
+        let answer = ldap
+            .with_timeout(wait)
+            .search("", Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .await;
+        // Any answer, a refusal included, says the connection works; no answer says it doesn't.
+        answer.is_ok()
     }
 
     /// Reads the rest of every attribute the server sent in a range (`proxyAddresses;range=0-1499`,
@@ -1496,7 +1527,10 @@ impl LdapEngine {
         let now = std::time::Instant::now();
         // The most recently used first; older ones go as they come out of date.
         while let Some((mut conn, since)) = idle.pop() {
-            if !conn.is_closed() && now.duration_since(since).as_secs() < IDLE_BIND_SECONDS {
+            // Kept no longer than a service connection goes unchecked ([`IDLE_CHECK_AFTER`]): reuse
+            // matters when logons come in quick succession, and an older one may have been dropped
+            // silently (a connection the server closed is seen closed, whatever its age).
+            if !conn.is_closed() && now.duration_since(since) < self.idle_check_after {
                 return Some(conn);
             }
         }
@@ -1964,6 +1998,95 @@ mod tests {
         let read = dir.read_entries(&crate::NoProgress).await.unwrap();
         assert_eq!(read.entries.len(), 1);
         assert_eq!(read.references_skipped, 1);
+    }
+
+    /// A kept service connection that a firewall dropped silently (the proxy stalls it: open, but nothing
+    /// comes back) is found out by the idle check and replaced: the next read and logon work, in the
+    /// check's few seconds rather than after the whole timeout, and without failing once.
+    #[tokio::test]
+    async fn a_silently_dropped_kept_connection_is_replaced_after_an_idle_check() {
+        use roster_testkit::{CutProxy, Slapd, SlapdConfig, TestUser, user_ldif};
+        let slapd = Slapd::start(SlapdConfig::default()).unwrap();
+        let ldif = user_ldif(
+            slapd.suffix(),
+            &TestUser {
+                uid: "alice",
+                cn: "Alice",
+                password: Some("alice-pw"),
+                ..Default::default()
+            },
+        );
+        slapd.add(&ldif).unwrap();
+        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], slapd.port()));
+        let proxy = CutProxy::start(upstream, u64::MAX).await.unwrap();
+        let settings = LdapSettings {
+            schedule: Default::default(),
+            server: "127.0.0.1".into(),
+            port: Some(proxy.addr().port()),
+            encryption: Encryption::None,
+            ignore_certificate_errors: false,
+            ca_file: None,
+            bind_dn: slapd.root_dn().into(),
+            password: Some(Secret::new(slapd.root_password())),
+            base_dn: slapd.people_dn(),
+            mapping: AttributeMapping {
+                filter: "(objectClass=inetOrgPerson)".into(),
+                username_attribute: "uid".into(),
+                full_name_attribute: None,
+                email_attributes: None,
+            },
+            delete_users: false,
+            guard: Default::default(),
+            page_size: None,
+            timeout_seconds: Some(60),
+        };
+        let mut dir = LdapEngine::new(crate::ldap::engine_config(&settings).unwrap());
+        dir.idle_check_after = Duration::from_millis(300);
+        let alice = LogonSubject {
+            name: "alice",
+            dn: None,
+            id: None,
+        };
+        let logon_ok = |outcome: Result<LogonOutcome, DirectoryError>| {
+            matches!(outcome, Ok(LogonOutcome::Accepted { .. }))
+        };
+        assert_eq!(
+            dir.read_entries(&crate::NoProgress)
+                .await
+                .unwrap()
+                .entries
+                .len(),
+            1
+        );
+        assert!(logon_ok(
+            dir.authenticate(&alice, &Secret::new("alice-pw")).await
+        ));
+
+        proxy.stall_open_connections();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(
+            dir.read_entries(&crate::NoProgress)
+                .await
+                .unwrap()
+                .entries
+                .len(),
+            1
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(logon_ok(
+            dir.authenticate(&alice, &Secret::new("alice-pw")).await
+        ));
+        // Two idle checks of at most 5 s, not a 60 s timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+        // In quick succession, no check: the same connection again.
+        assert!(logon_ok(
+            dir.authenticate(&alice, &Secret::new("alice-pw")).await
+        ));
     }
 
     #[test]

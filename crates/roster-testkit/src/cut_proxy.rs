@@ -1,6 +1,8 @@
 //! A TCP proxy that cuts every connection after the server has sent a number of bytes: a server that
 //! goes away in the middle of an answer (a read cut off mid-page), at a point a test chooses, without
-//! stopping a server other tests share.
+//! stopping a server other tests share. It can also stall the connections open at a moment
+//! ([`CutProxy::stall_open_connections`]): they stay open but nothing comes back, as when a firewall
+//! silently drops an idle connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +19,9 @@ pub struct CutProxy {
     cuts: Arc<AtomicU64>,
     /// Where new connections are cut ([`CutProxy::set_server_bytes`]).
     limit: Arc<AtomicU64>,
+    /// Connections accepted before the last [`CutProxy::stall_open_connections`] are of an older
+    /// generation, and stall.
+    generation: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -36,13 +41,19 @@ impl CutProxy {
         let counted = cuts.clone();
         let limit = Arc::new(AtomicU64::new(server_bytes));
         let limit_now = limit.clone();
+        let generation = Arc::new(AtomicU64::new(0));
+        let generation_now = generation.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let counted = counted.clone();
                 let server_bytes = limit_now.load(Ordering::Relaxed);
+                let stall = Stall {
+                    born: generation_now.load(Ordering::SeqCst),
+                    now: generation_now.clone(),
+                };
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await
-                        && forward(client, server, server_bytes).await
+                        && forward(client, server, server_bytes, stall).await
                     {
                         counted.fetch_add(1, Ordering::Relaxed);
                     }
@@ -53,8 +64,15 @@ impl CutProxy {
             addr,
             cuts,
             limit,
+            generation,
             task,
         })
+    }
+
+    /// From now on, nothing the server sends on the connections open now reaches the client, and they
+    /// are never closed: a connection silently dropped by a firewall. New connections work.
+    pub fn stall_open_connections(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Cuts the connections accepted from now on after `server_bytes` from the server (`u64::MAX`:
@@ -73,8 +91,20 @@ impl CutProxy {
     }
 }
 
+/// Whether a connection was accepted before the proxy last stalled the open ones.
+struct Stall {
+    born: u64,
+    now: Arc<AtomicU64>,
+}
+
+impl Stall {
+    fn stalled(&self) -> bool {
+        self.now.load(Ordering::SeqCst) != self.born
+    }
+}
+
 /// Copies both ways; returns whether the connection was cut (rather than closed by either side).
-async fn forward(client: TcpStream, server: TcpStream, server_bytes: u64) -> bool {
+async fn forward(client: TcpStream, server: TcpStream, server_bytes: u64, stall: Stall) -> bool {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let upstream = tokio::spawn(async move {
@@ -87,6 +117,10 @@ async fn forward(client: TcpStream, server: TcpStream, server_bytes: u64) -> boo
             Ok(0) | Err(_) => break false,
             Ok(n) => n,
         };
+        if stall.stalled() {
+            // Swallow this and everything after, and keep both sockets open.
+            std::future::pending::<()>().await;
+        }
         let allowed = usize::try_from(server_bytes.saturating_sub(sent)).unwrap_or(usize::MAX);
         let part = n.min(allowed);
         if client_write
