@@ -705,7 +705,7 @@ impl Ctx<'_> {
         let log_path = self.work.join("phases.log");
         let log = File::create(&log_path).expect("creating the log file");
         let mut cmd = self.roster(data_dir, args);
-        cmd.env("ROSTER_LOG", "warn,sqlx::query=debug")
+        cmd.env("ROSTER_LOG", STATEMENT_LOG)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -882,7 +882,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 /// Seconds of one Roster run, phase by phase (see `markdown_report` for what each covers).
 #[derive(Debug, Clone, Default)]
 struct Phases {
-    /// SQL statements grouped by sqlx's summary: (summary, count, total seconds), longest first.
+    /// SQL statements grouped by their summary: (summary, count, total seconds), longest first.
     statements: Vec<(String, usize, f64)>,
     start: f64,
     open: f64,
@@ -911,13 +911,14 @@ impl Phases {
         ]
     }
 
-    /// `log` is roster's stderr with sqlx's per-statement debug lines, which it writes when a statement
-    /// completes; `spawned` and `exited` are wall-clock seconds since the epoch, like the log's times.
+    /// `log` is roster's stderr with the store's per-statement debug lines (sqlx's, and those of the SQLite
+    /// store's own synchronization paths, `roster_store::sqlite`, one per statement or per prepared
+    /// statement's rows), written when a statement completes; `spawned` and `exited` are wall-clock seconds since the epoch, like the log's times.
     fn from_log(log: &str, spawned: f64, exited: f64) -> Option<Phases> {
         let statements: Vec<(f64, String)> = log
             .lines()
             .map(strip_ansi)
-            .filter(|l| l.contains("sqlx::query"))
+            .filter(|l| l.contains("sqlx::query") || l.contains("roster_store::sqlite"))
             .filter_map(|l| {
                 let (time, rest) = l.split_once(' ')?;
                 Some((rfc3339_seconds(time)?, rest.to_owned()))
@@ -936,7 +937,8 @@ impl Phases {
         // checked again (and the users loaded again if it moved).
         let loaded = find(begun, "FROM user_emails ORDER BY user_id, position")?;
         let read = find(loaded, "FROM meta WHERE key = 'user_db_version'")?;
-        let finish = find(read, "UPDATE sync_runs SET status = $1")?;
+        // `$1` through sqlx, `?1` through the SQLite store's own apply.
+        let finish = find(read, "UPDATE sync_runs SET status = ")?;
         // A sync with changes reads the default privileges right before it applies them.
         let planned = find(read, "SELECT value FROM settings").filter(|t| *t <= finish);
         let mut groups: Vec<(String, usize, f64)> = Vec::new();
@@ -1013,6 +1015,10 @@ fn rfc3339_seconds(text: &str) -> Option<f64> {
     let days = era * 146_097 + doe - 719_468;
     Some(days as f64 * 86_400.0 + hh * 3600.0 + mm * 60.0 + ss)
 }
+
+/// The log filter of the run that is cut into phases: sqlx's statements, and the SQLite store's own
+/// synchronization paths (roster-store `sqlite/native.rs`), which log theirs under `roster_store::sqlite`.
+const STATEMENT_LOG: &str = "warn,sqlx::query=debug,roster_store::sqlite=debug";
 
 /// The wall clock, to line up the child's log times with its start and exit (the workspace bans
 /// `SystemTime::now` in product code in favour of an injected clock; a benchmark has no clock to inject).
@@ -1364,7 +1370,7 @@ fn markdown_report(
     let _ = writeln!(md, "## Where Roster's time goes\n");
     let _ = writeln!(
         md,
-        "One more run of each kind after the measurements, with `ROSTER_LOG=warn,sqlx::query=debug`; the \
+        "One more run of each kind after the measurements, with `ROSTER_LOG={STATEMENT_LOG}`; the \
          phases are cut at the completion times of the SQL statements that start and end them (seconds):\n"
     );
     let _ = writeln!(md, "{}", phases.markdown);
@@ -1375,8 +1381,8 @@ fn markdown_report(
     {
         let _ = writeln!(
             md,
-            "The full sync's SQL statements by total time (sqlx's `elapsed`, summed; the commit of a \
-             transaction is not logged as a statement):\n"
+            "The full sync's SQL statements by total time (their logged `elapsed_secs`, summed; sqlx doesn't \
+             log a commit, the SQLite store's apply does, as `COMMIT`):\n"
         );
         let _ = writeln!(md, "| statement | count | total (s) |\n|:---|---:|---:|");
         for (summary, count, secs) in full.statements.iter().take(10) {
@@ -1495,6 +1501,12 @@ mod tests {
             line("07.5", "INSERT INTO sync_run_line_chunks (run_id, chunk)"),
         ]
         .concat();
+        // The SQLite store's own synchronization paths log under their module, with `?1` placeholders.
+        let native = log
+            .replace("sqlx::query:", "roster_store::sqlite::native: statement")
+            .replace("status = $1", "status = ?1");
+        let p = Phases::from_log(&native, 0.5, 8.0).unwrap();
+        assert_eq!(p.values(), [0.5, 0.5, 2.5, 1.0, 2.0, 0.5, 0.5]);
         let p = Phases::from_log(&log, 0.5, 8.0).unwrap();
         assert_eq!(p.values(), [0.5, 0.5, 2.5, 1.0, 2.0, 0.5, 0.5]);
         assert_eq!(p.users_loaded, 1.0);

@@ -8,6 +8,11 @@
 //! users but the administrator: each repetition deletes its users again). For a throwaway server, the
 //! test kit's: `cargo run -p roster-testkit --example postgres` prints a URL and holds it.
 //!
+//! It also times `snapshot` (loading every user, as a re-sync does) on the store the first sync made. With
+//! `APPLY_TIMING_KEEP=DIR`, the last repetition's database as that snapshot found it is copied into DIR
+//! (SQLite's file and its WAL), to time the same query in the `sqlite3` shell or measure SQLite's floor for
+//! the apply's rows (BENCHMARKS.md, issue 26).
+//!
 //! The directory ids are random by default, like Active Directory's GUIDs; `sequential` gives ids in the
 //! order of the entries, like the entryUUIDs of a directory loaded in one go (bench/ldap-sync.sh).
 #![allow(
@@ -77,7 +82,9 @@ async fn main() {
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     let mut delete_walls = Vec::new();
-    for _ in 0..reps {
+    let mut snapshot_walls = Vec::new();
+    let keep = std::env::var_os("APPLY_TIMING_KEEP").map(std::path::PathBuf::from);
+    for rep in 0..reps {
         let dir = tempfile::tempdir().unwrap();
         let store: Box<dyn Store> = match std::env::var("ROSTER_DATABASE_URL") {
             Ok(url) => Box::new(PgStore::open(&url).await.unwrap()),
@@ -120,7 +127,19 @@ async fn main() {
         walls.push(t.elapsed().as_secs_f64());
         cpus.push(cpu_seconds() - c);
         // Everyone leaves: one deletion per user, folders without messages go with them.
+        let t = Instant::now();
         let snapshot = store.snapshot().await.unwrap();
+        snapshot_walls.push(t.elapsed().as_secs_f64());
+        assert_eq!(snapshot.users.len(), n + 1);
+        if let (Some(keep), true) = (&keep, rep + 1 == reps) {
+            std::fs::create_dir_all(keep).unwrap();
+            for file in ["roster.db", "roster.db-wal"] {
+                let from = dir.path().join(file);
+                if from.exists() {
+                    std::fs::copy(&from, keep.join(file)).unwrap();
+                }
+            }
+        }
         let delete = PlannedChanges {
             suspend: Vec::new(),
             create: vec![],
@@ -164,6 +183,7 @@ async fn main() {
         delete_walls.push(t.elapsed().as_secs_f64());
     }
     delete_walls.sort_by(f64::total_cmp);
+    snapshot_walls.sort_by(f64::total_cmp);
     walls.sort_by(f64::total_cmp);
     cpus.sort_by(f64::total_cmp);
     println!(
@@ -172,6 +192,12 @@ async fn main() {
         walls[reps / 2],
         walls[0],
         cpus[reps / 2]
+    );
+    println!(
+        "snapshot of those {} users: wall median {:.3} s (min {:.3})",
+        n + 1,
+        snapshot_walls[reps / 2],
+        snapshot_walls[0]
     );
     println!(
         "apply_plan, the same {n} users deleted: wall median {:.3} s (min {:.3})",

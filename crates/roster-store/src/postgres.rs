@@ -56,6 +56,13 @@ async fn finish_apply_connection(conn: sqlx::pool::PoolConnection<sqlx::Postgres
     drop(conn);
 }
 
+// The synchronization's hot paths, which `sql/store.rs` hands to the backend's own: PostgreSQL's are the
+// shared SQL of `sql/sync.rs`.
+use self::{
+    apply_plan as backend_apply_plan, snapshot as backend_snapshot,
+    snapshot_touched as backend_snapshot_touched,
+};
+
 /// `roster backup` copies the SQLite file; a PostgreSQL database is backed up with `pg_dump`.
 async fn backup_database(
     _store: &PgStore,

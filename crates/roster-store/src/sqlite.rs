@@ -1,5 +1,10 @@
 //! The embedded default: one SQLite file in the data directory, in WAL mode so that the CLI and a running
 //! server can use it at the same time (readers never block, writers wait up to the busy timeout).
+//!
+//! Most of the store goes through sqlx (the SQL shared with PostgreSQL, `sql/store.rs`); a
+//! synchronization's snapshot and apply go through SQLite's own API (`sqlite/native.rs` says why).
+
+mod native;
 
 use crate::{Result, StoreError};
 use sqlx::ConnectOptions;
@@ -19,8 +24,7 @@ pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
-    /// For the connection a synchronization applies its plan on (`apply_connection`).
-    apply_options: SqliteConnectOptions,
+    /// The database file, which `native.rs` opens connections of its own to.
     path: PathBuf,
     /// The data directory's shared lock, held while the store is open: `roster restore` refuses a data
     /// directory a process holds it on (`lock.rs`).
@@ -46,14 +50,9 @@ impl SqliteStore {
             .page_size(16384)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .log_slow_statements(crate::SLOW_LOG_LEVEL, crate::SLOW_STATEMENT);
-        let apply_options = options
-            .clone()
-            .foreign_keys(false)
-            .pragma("cache_size", APPLY_CACHE_SIZE)
-            .pragma("temp_store", "MEMORY");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_slow_level(crate::SLOW_LOG_LEVEL)
@@ -67,7 +66,6 @@ impl SqliteStore {
         refold_keys(&pool).await.map_err(|e| with_path(e, &path))?;
         Ok(SqliteStore {
             pool,
-            apply_options,
             path,
             _lock: lock,
         })
@@ -78,15 +76,21 @@ impl SqliteStore {
     }
 }
 
+/// How long a statement waits for another connection's lock (another process's write) before it fails
+/// with `ST007-database-locked`: the pool's connections and `native.rs`'s alike.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The page cache of the connection a synchronization applies its plan on, in KiB (negative, as SQLite takes
 /// it): the default 2 MB holds about 125 pages of 16 KiB, so a first sync whose directory ids arrive in
 /// random order (Active Directory's GUIDs) spilled index pages to the WAL and read them back for every
 /// few hundred users. 16 MB took the apply of 100,000 such users from about 1.04 s to 0.90 s
 /// (`cargo run --release -p roster-store --example apply_timing`); 32 and 64 MB gained nothing more.
-const APPLY_CACHE_SIZE: &str = "-16000";
+const APPLY_CACHE_SIZE: i64 = -16000;
 
 /// The connection a synchronization applies its plan on: a connection of its own, not the pool's, opened
-/// for the apply and closed after it, so that its settings can't leak into other work.
+/// for the apply and closed after it, so that its settings can't leak into other work. (`native.rs` opens
+/// it through rusqlite with these settings; this sqlx one is what the shared `apply_plan` of
+/// `sql/sync.rs` asks for, which SQLite doesn't call.)
 ///
 /// Foreign keys are not enforced on it. With them, SQLite looks up the parent of every row the apply
 /// inserts (a user for each address, privilege and folder, a user and a folder for each access row):
@@ -96,7 +100,12 @@ const APPLY_CACHE_SIZE: &str = "-16000";
 /// `PRAGMA foreign_key_check`. Statement journals (a multi-row statement's undo record) are kept in
 /// memory rather than in a temporary file.
 async fn apply_connection(store: &SqliteStore) -> Result<SqliteConnection> {
-    SqliteConnection::connect_with(&store.apply_options)
+    let options = (*store.pool.connect_options())
+        .clone()
+        .foreign_keys(false)
+        .pragma("cache_size", APPLY_CACHE_SIZE.to_string())
+        .pragma("temp_store", "MEMORY");
+    SqliteConnection::connect_with(&options)
         .await
         .map_err(StoreError::from_sqlx)
 }
@@ -110,6 +119,13 @@ async fn finish_apply_connection(conn: SqliteConnection) {
         tracing::debug!(error = %e, "closing the apply's connection after its commit");
     }
 }
+
+// The synchronization's hot paths, which `sql/store.rs` hands to the backend's own: SQLite's go through
+// rusqlite. `sql/sync.rs`'s versions of them (PostgreSQL's) are compiled here too, and unused.
+use native::{
+    apply_plan as backend_apply_plan, snapshot as backend_snapshot,
+    snapshot_touched as backend_snapshot_touched,
+};
 
 /// `Store::backup`: a consistent copy of the live database (`backup.rs`).
 async fn backup_database(
@@ -189,6 +205,13 @@ fn check_header(path: &Path) -> Result<()> {
 }
 
 include!("sql/store.rs");
+
+// SQLite doesn't call the shared `snapshot`, `snapshot_touched` and `apply_plan` (`native.rs` replaces
+// them): naming them here keeps the compiler from reporting them, and what only they use, as dead code.
+// PostgreSQL compiles the same code and uses it, so whatever neither backend uses is still reported.
+const _: () = {
+    let _ = (snapshot, snapshot_touched, apply_plan);
+};
 
 #[cfg(test)]
 mod tests {

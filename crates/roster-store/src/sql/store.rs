@@ -230,12 +230,15 @@ impl Store for ThisStore {
 
     // sync.rs
 
+    // The synchronization's hot paths: each backend names its own (`backend_…` in sqlite.rs and postgres.rs;
+    // PostgreSQL's are sync.rs's, SQLite's go through rusqlite).
+
     async fn snapshot(&self) -> Result<Snapshot> {
-        snapshot(self).await
+        backend_snapshot(self).await
     }
 
     async fn snapshot_touched(&self, touched: &roster_core::plan::Touched) -> Result<Snapshot> {
-        snapshot_touched(self, touched).await
+        backend_snapshot_touched(self, touched).await
     }
 
     async fn count_linked(&self, source: &str) -> Result<u64> {
@@ -256,7 +259,7 @@ impl Store for ThisStore {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<AppliedPlan> {
-        apply_plan(
+        backend_apply_plan(
             self,
             run_id,
             expected_version,

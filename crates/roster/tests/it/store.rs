@@ -1083,6 +1083,82 @@ async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
 }
 on_both_backends!(a_user_deleted_by_a_sync_takes_its_rows_with_it);
 
+/// SQLite applies a sync's plan on a connection of its own, through SQLite's own API rather than sqlx's
+/// pool (roster-store `sqlite/native.rs`, issue 26): another process's write lock makes it wait up to the
+/// busy timeout, not fail at once; held for longer, the apply fails as locked, applies nothing and leaves
+/// the run running, so the same plan applies once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_waits_for_another_process_to_let_go_of_the_database() {
+    let env = Env::sqlite().await;
+    let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
+        source: "ldap".into(),
+        delete_users: true,
+    };
+    let snap = env.store.snapshot().await.unwrap();
+    let plan = plan_sync(&snap.users, vec![person("gil"), person("hal")], &opts);
+    let run = begin_sync_run(&env).await;
+    let pool = sqlx_pool(&env.dir.path().join("roster.db")).await;
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let apply = || {
+        let mut record = record(&plan);
+        let changes = &plan.changes;
+        let store = &env.store;
+        async move {
+            store
+                .apply_plan(
+                    run,
+                    snap.version,
+                    changes,
+                    &DefaultPrivileges::default(),
+                    &mut record,
+                    &Actor("t".into()),
+                    T0,
+                )
+                .await
+        }
+    };
+    let started = std::time::Instant::now();
+    let e = apply().await.unwrap_err();
+    assert_eq!(e.code(), "ST007-database-locked", "{e}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(5),
+        "it waited before giving up: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.store.list_users(0, 10).await.unwrap().total, 1);
+    assert_eq!(
+        env.store.get_run(run).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    // Let go a moment after the apply begins this time: it waits, then applies.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        pool.close().await;
+    });
+    let started = std::time::Instant::now();
+    apply().await.unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1000),
+        "it waited for the lock: {:?}",
+        started.elapsed()
+    );
+    release.await.unwrap();
+    assert_eq!(env.store.list_users(0, 10).await.unwrap().total, 3);
+    let shown = env.store.get_run(run).await.unwrap().unwrap();
+    assert_eq!(shown.status, RunStatus::Succeeded);
+    assert_eq!(env.store.run_lines(run, 0, 10).await.unwrap().total, 2);
+    env.check().await;
+}
+
 /// The check that `a_user_deleted_by_a_sync_takes_its_rows_with_it` relies on does find a row that refers
 /// to nothing.
 #[tokio::test]
