@@ -1083,3 +1083,39 @@ fn with_a_grace_period_departed_users_are_suspended_then_deleted_or_reactivated(
     );
     assert!(plan.changes.is_empty());
 }
+
+/// A large run checks its entries and keys its current users on two threads: the plan is the same as on
+/// one, report order included, with renames, conflicts, skipped entries, look-alikes and deletions in it.
+#[test]
+fn two_threads_plan_exactly_what_one_plans() {
+    let mut current = vec![admin()];
+    let mut entries = Vec::new();
+    for i in 0..3000_i64 {
+        let name = format!("User{i}");
+        let mail = format!("user{i}@example.com");
+        current.push(user(
+            i + 2,
+            &name,
+            &[&mail],
+            AuthMethod::Directory,
+            Some(&format!("id{i}")),
+        ));
+        let (name, mail) = match i % 7 {
+            0 => (format!("renamed{i}"), mail),
+            1 => (name, format!("user{}@example.com", i + 1)),
+            2 => ("bad name\u{7}".to_owned(), mail),
+            3 => continue,
+            _ => (name, mail),
+        };
+        entries.push(entry(&format!("id{i}"), Some(&name), &[&mail]));
+    }
+    for i in 0..500 {
+        entries.push(entry(&format!("new{i}"), Some(&format!("néw{i}")), &[]));
+    }
+    entries.push(entry("id5", Some("duplicate-id"), &[]));
+    let one = plan_sync_threads_from(&current, entries.clone(), &opts(true), usize::MAX);
+    let two = plan_sync_threads_from(&current, entries, &opts(true), 0);
+    assert!(one.lines.len() > 1000, "{}", one.lines.len());
+    assert!(!one.changes.delete.is_empty() && !one.changes.create.is_empty());
+    assert_eq!(one, two);
+}
