@@ -179,6 +179,7 @@ fn check_header(path: &Path) -> Result<()> {
 }
 
 include!("sql/store.rs");
+include!("sqlite/apply_rows.rs");
 
 #[cfg(test)]
 mod tests {
