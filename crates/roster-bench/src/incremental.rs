@@ -29,7 +29,7 @@ pub(crate) fn settings_toml(port: u16, wide: bool) -> String {
 }
 
 pub(crate) fn run(opts: &Opts, source: &Source, slapd: &Slapd) {
-    let (_work, ctx) = super::context(opts, source);
+    let (_work, ctx) = super::context(opts, source, None);
     ctx.check_baseline_output();
     let load_before = super::load_average();
     let mut rows: Vec<[Sample; 3]> = Vec::new();

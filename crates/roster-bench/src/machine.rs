@@ -59,6 +59,40 @@ fn process_cpu_at(path: &str) -> Duration {
     Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
+/// User + system CPU time of a server process that forks a process per client (PostgreSQL): its own, its
+/// live children's, and its exited children's (which the kernel adds to the parent's `cutime`/`cstime`
+/// when it reaps them), so that a backend counts whether or not it has exited by the second reading.
+pub fn process_tree_cpu(pid: u32) -> Duration {
+    let fields = |path: &str| -> Option<Vec<u64>> {
+        let stat = fs::read_to_string(path).ok()?;
+        // "pid (comm) state ppid ...": after comm, ppid is the 2nd field, utime..cstime the 12th to 15th.
+        let after_comm = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = after_comm.split_whitespace().collect();
+        [1, 11, 12, 13, 14]
+            .iter()
+            .map(|&i| f.get(i).and_then(|v| v.parse().ok()))
+            .collect()
+    };
+    let own = fields(&format!("/proc/{pid}/stat")).expect("the server process is running");
+    let mut ticks: u64 = own[1..].iter().sum();
+    for entry in fs::read_dir("/proc").expect("reading /proc").flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A child may exit between the listing and the read: then its time is in the parent's cutime.
+        if let Some(f) = fields(&format!("/proc/{child}/stat"))
+            && f[0] == u64::from(pid)
+        {
+            ticks += f[1] + f[2];
+        }
+    }
+    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+}
+
 /// CPU time the whole machine has spent busy (not idle or waiting for I/O) since boot, all CPUs.
 pub fn machine_busy() -> Duration {
     let stat = fs::read_to_string("/proc/stat").expect("reading /proc/stat");

@@ -6,15 +6,21 @@
 //! * **baseline**: `ldapsearch` reading the same entries and attributes with the paged-results control,
 //!   output to /dev/null;
 //! * **preview**: `roster sync --preview --json` on a data directory that has only the settings;
-//! * **full sync**: `roster sync --json` into an empty SQLite store;
+//! * **full sync**: `roster sync --json` into an empty store;
 //! * **re-sync**: `roster sync --json` again on that store, nothing changed in the directory.
+//!
+//! The store is SQLite in the data directory, or with `--database postgres` (issue 26, item 6) a database
+//! of its own for each data directory in a throwaway PostgreSQL cluster that runs with PostgreSQL's
+//! default durability (fsync, synchronous commit and full-page writes on, as an installation runs it);
+//! the cluster's CPU time (the server and its backends) is measured beside slapd's. The store's size
+//! after each step is reported too (the database's growth with N).
 //!
 //! Each measured command is a child process reaped with `wait4`, which gives its peak resident set size
 //! (`ru_maxrss`) and CPU time; slapd's CPU time during the command comes from `/proc/<pid>/stat`. The
 //! Argon2id hash of the first start (`roster directory set`) is timed separately and not counted.
 //!
-//! Usage: `roster-bench [N] [--directory ldap|ad] [--proxy-addresses K] [--reps R] [--roster PATH]
-//! [--out FILE] [--command TEXT] [--hold]` (`--hold` keeps the server running after the measurements and
+//! Usage: `roster-bench [N] [--directory ldap|ad] [--database sqlite|postgres] [--proxy-addresses K]
+//! [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold]` (`--hold` keeps the server running after the measurements and
 //! prints how to reach it, for profiling).
 //!
 //! `--directory ad` (behind `bench/ad-sync.sh`, issue 21) measures the same against a real Samba AD DC
@@ -37,8 +43,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use roster_bench::machine::{load_average, machine_busy, process_cpu};
-use roster_testkit::{Slapd, SlapdConfig, TestUser, user_ldif};
+use roster_bench::machine::{load_average, machine_busy, process_cpu, process_tree_cpu};
+use roster_testkit::{Durability, Slapd, SlapdConfig, TestPostgres, TestUser, user_ldif};
 
 mod ad;
 mod incremental;
@@ -96,6 +102,9 @@ struct Sample {
     cpu: Duration,
     /// The directory server's (slapd's, samba's) user + system CPU time while the child ran.
     slapd_cpu: Duration,
+    /// PostgreSQL's (the server's and its backends') user + system CPU time while the child ran; zero on
+    /// SQLite.
+    db_cpu: Duration,
     /// For Roster: the run's own duration as recorded in the store (finished_at - started_at), i.e.
     /// read + snapshot + plan + apply + recording the report, without process start, opening the store
     /// and printing the report.
@@ -108,9 +117,17 @@ enum Directory {
     Ad,
 }
 
+/// Where Roster stores its users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Database {
+    Sqlite,
+    Postgres,
+}
+
 #[derive(Debug)]
 struct Opts {
     directory: Directory,
+    database: Database,
     /// Active Directory only: every user with this many `proxyAddresses`; `None`: every second with two.
     proxy_addresses: Option<usize>,
     n: usize,
@@ -136,6 +153,7 @@ fn parse_opts() -> Opts {
     let mut incremental = false;
     let mut wide = false;
     let mut directory = Directory::Ldap;
+    let mut database = Database::Sqlite;
     let mut proxy_addresses: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -158,6 +176,13 @@ fn parse_opts() -> Opts {
                     other => panic!("--directory: ldap or ad, not {other:?}"),
                 }
             }
+            "--database" => {
+                database = match value("--database").as_str() {
+                    "sqlite" => Database::Sqlite,
+                    "postgres" | "postgresql" => Database::Postgres,
+                    other => panic!("--database: sqlite or postgres, not {other:?}"),
+                }
+            }
             "--proxy-addresses" => {
                 proxy_addresses = Some(
                     value("--proxy-addresses")
@@ -167,7 +192,7 @@ fn parse_opts() -> Opts {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: roster-bench [N] [--directory ldap|ad] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold] [--incremental] [--wide]"
+                    "usage: roster-bench [N] [--directory ldap|ad] [--database sqlite|postgres] [--proxy-addresses K (ad)] [--reps R] [--roster PATH] [--out FILE] [--command TEXT] [--hold] [--incremental] [--wide]"
                 );
                 std::process::exit(0);
             }
@@ -191,7 +216,11 @@ fn parse_opts() -> Opts {
         !(incremental || wide) || directory == Directory::Ldap,
         "--incremental and --wide are for --directory ldap"
     );
-    let (name, shape) = match directory {
+    assert!(
+        database == Database::Sqlite || !incremental,
+        "--database postgres is for the full and re-sync measurements, not --incremental"
+    );
+    let (name, mut shape) = match directory {
         Directory::Ldap => (
             "ldap-sync",
             format!(
@@ -205,8 +234,12 @@ fn parse_opts() -> Opts {
             proxy_addresses.map_or(String::new(), |k| format!("-proxy{k}")),
         ),
     };
+    if database == Database::Postgres {
+        shape.push_str("-postgres");
+    }
     Opts {
         directory,
+        database,
         proxy_addresses,
         n,
         reps,
@@ -217,7 +250,12 @@ fn parse_opts() -> Opts {
             let k = proxy_addresses.map_or(String::new(), |k| format!(" --proxy-addresses {k}"));
             let i = if incremental { " --incremental" } else { "" };
             let w = if wide { " --wide" } else { "" };
-            format!("bench/{name}.sh {n}{k}{i}{w}")
+            let d = if database == Database::Postgres {
+                " --database postgres"
+            } else {
+                ""
+            };
+            format!("bench/{name}.sh {n}{k}{i}{w}{d}")
         }),
         roster,
         hold,
@@ -239,19 +277,33 @@ fn main() {
         opts.n, opts.reps
     );
 
-    let (source, slapd) = match opts.directory {
+    let (mut source, slapd) = match opts.directory {
         Directory::Ldap => {
             let (source, slapd) = start_slapd(&opts);
             (source, Some(slapd))
         }
         Directory::Ad => (ad::start(&opts), None),
     };
+    let postgres = (opts.database == Database::Postgres).then(|| {
+        let started = Instant::now();
+        let pg = TestPostgres::private_with(Durability::Default).expect("starting PostgreSQL");
+        eprintln!(
+            "roster-bench: PostgreSQL (initdb and start) in {:.1} s on port {}",
+            started.elapsed().as_secs_f64(),
+            pg.port()
+        );
+        pg
+    });
+    if postgres.is_some() {
+        source.issue = "issue 26, item 6";
+        source.full_sync_target = 3.0;
+    }
     if opts.incremental {
         incremental::run(&opts, &source, slapd.as_ref().expect("slapd"));
         return;
     }
 
-    let (_work, ctx) = context(&opts, &source);
+    let (_work, ctx) = context(&opts, &source, postgres.as_ref());
 
     // Warm-up, unmeasured: brings slapd's database into the page cache and checks that the service
     // account reads every entry with the attributes Roster needs.
@@ -259,6 +311,8 @@ fn main() {
 
     let mut samples: Vec<(Kind, Sample)> = Vec::new();
     let mut setups: Vec<Sample> = Vec::new();
+    // The store's size in bytes after `directory set` (None) and after each measured kind.
+    let mut sizes: Vec<(Option<Kind>, u64)> = Vec::new();
     let busy_before = machine_busy();
     let measuring = Instant::now();
     for round in 1..=opts.reps {
@@ -268,11 +322,13 @@ fn main() {
                 Kind::Preview => {
                     let (dir, setup) = ctx.prepared_data_dir();
                     setups.push(setup);
+                    sizes.push((None, ctx.store_bytes(&dir)));
                     let mut s = ctx.measure(
                         &mut ctx.roster(dir.path(), &["sync", "--preview", "--json"]),
                         "preview",
                     );
                     s.recorded = Some(ctx.verify_last_run(dir.path(), kind));
+                    sizes.push((Some(kind), ctx.store_bytes(&dir)));
                     s
                 }
                 // The re-sync runs on the full sync's store, so they are measured together.
@@ -285,11 +341,13 @@ fn main() {
                         "full sync",
                     );
                     full.recorded = Some(ctx.verify_last_run(dir.path(), Kind::FullSync));
+                    sizes.push((Some(Kind::FullSync), ctx.store_bytes(&dir)));
                     report_sample(round, Kind::FullSync, &full);
                     samples.push((Kind::FullSync, full));
                     let mut s =
                         ctx.measure(&mut ctx.roster(dir.path(), &["sync", "--json"]), "re-sync");
                     s.recorded = Some(ctx.verify_last_run(dir.path(), kind));
+                    sizes.push((Some(kind), ctx.store_bytes(&dir)));
                     s
                 }
             };
@@ -304,15 +362,20 @@ fn main() {
             .iter()
             .map(|(_, s)| s)
             .chain(&setups)
-            .map(|s| (s.cpu + s.slapd_cpu).as_secs_f64())
+            .map(|s| (s.cpu + s.slapd_cpu + s.db_cpu).as_secs_f64())
             .sum();
         let wall = measuring.elapsed().as_secs_f64();
         let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
         let other = (busy - ours).max(0.0);
         format!(
-            "{busy:.1} CPU-seconds busy in {wall:.1} s ({:.0} % of {cpus} CPUs); the measured commands and {}: {ours:.1}; everything else (this tool, the checks between runs, other work on the machine): {other:.1} ({:.0} % of one CPU)",
+            "{busy:.1} CPU-seconds busy in {wall:.1} s ({:.0} % of {cpus} CPUs); the measured commands and {}{}: {ours:.1}; everything else (this tool, the checks between runs, other work on the machine): {other:.1} ({:.0} % of one CPU)",
             100.0 * busy / (wall * cpus),
             source.server_name,
+            if postgres.is_some() {
+                " and PostgreSQL"
+            } else {
+                ""
+            },
             100.0 * other / wall
         )
     };
@@ -343,7 +406,8 @@ fn main() {
     };
     let phase_table = phase_table(&phases);
 
-    let table = results_table(&samples, source.server_name);
+    let table = results_table(&samples, source.server_name, postgres.is_some());
+    let size_table = size_table(&sizes, opts.n);
     let setup_median = median(setups.iter().map(|s| s.wall).collect());
     println!();
     println!(
@@ -357,18 +421,24 @@ fn main() {
     );
     println!("load average before: {load_before}; after: {load_after}");
     println!();
+    println!("The store's size (median over the repetitions):");
+    println!("{}", size_table.text);
     println!(
         "Where Roster's time goes (seconds; one more run of each, with SQL statement logging):"
     );
     println!("{}", phase_table.text);
 
-    let machine = Machine::probe(&opts.roster, load_before, load_after, contention);
+    let mut machine = Machine::probe(&opts.roster, load_before, load_after, contention);
+    machine.postgres = postgres.as_ref().map(postgres_description);
     let markdown = markdown_report(
         &opts,
         &source,
         &machine,
-        &table,
-        &phase_table,
+        &Tables {
+            results: table,
+            sizes: size_table,
+            phases: phase_table,
+        },
         &phases,
         setup_median,
     );
@@ -391,6 +461,8 @@ fn main() {
         let mut line = String::new();
         let _ = io::stdin().lock().read_line(&mut line);
     }
+    drop(ctx);
+    drop(postgres);
     drop(slapd);
 }
 
@@ -546,18 +618,33 @@ fn report_sample(round: usize, kind: Kind, s: &Sample) {
 
 /// A temporary directory holding the settings file, and the context that measures with them (the
 /// directory goes when the first is dropped).
-fn context<'a>(opts: &'a Opts, source: &'a Source) -> (tempfile::TempDir, Ctx<'a>) {
+fn context<'a>(
+    opts: &'a Opts,
+    source: &'a Source,
+    postgres: Option<&'a TestPostgres>,
+) -> (tempfile::TempDir, Ctx<'a>) {
     let work = tempfile::Builder::new()
         .prefix("roster-bench-")
         .tempdir()
         .expect("a temporary directory");
     let settings = work.path().join("settings.toml");
     fs::write(&settings, &source.settings_toml).expect("writing settings.toml");
+    let postmaster_pid = postgres.map(|pg| {
+        // postmaster.pid: the server's pid on its first line.
+        fs::read_to_string(pg.dir().join("data/postmaster.pid"))
+            .expect("reading postmaster.pid")
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid in postmaster.pid")
+    });
     let ctx = Ctx {
         opts,
         src: source,
         settings,
         work: work.path().to_owned(),
+        postgres,
+        postmaster_pid,
     };
     (work, ctx)
 }
@@ -567,6 +654,42 @@ struct Ctx<'a> {
     src: &'a Source,
     settings: PathBuf,
     work: PathBuf,
+    /// `--database postgres`: the cluster, and its server's pid (for its CPU time).
+    postgres: Option<&'a TestPostgres>,
+    postmaster_pid: Option<u32>,
+}
+
+/// A data directory for one measurement and, on PostgreSQL, its database, named after the directory
+/// (so that [`Ctx::roster`] finds it from the path alone) and dropped with it.
+struct DataDir<'a> {
+    dir: tempfile::TempDir,
+    postgres: Option<&'a TestPostgres>,
+}
+
+impl DataDir<'_> {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for DataDir<'_> {
+    fn drop(&mut self) {
+        if let Some(pg) = self.postgres {
+            // At a million users each database holds gigabytes: don't keep them until the end.
+            let name = database_name(self.dir.path());
+            if let Err(e) = pg.psql("postgres", &format!("DROP DATABASE \"{name}\"")) {
+                eprintln!("roster-bench: warning: can't drop database {name}: {e}");
+            }
+        }
+    }
+}
+
+/// The database of the data directory `dir` on PostgreSQL: the directory's own (unique) name, quoted.
+fn database_name(dir: &Path) -> String {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .expect("a UTF-8 data directory name")
+        .to_owned()
 }
 
 impl Ctx<'_> {
@@ -614,8 +737,12 @@ impl Ctx<'_> {
         // ROSTER_LOG passes through, for profiling runs (its output goes to the stderr file).
         cmd.env("ROSTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .arg("--data-dir")
-            .arg(data_dir)
-            .args(args);
+            .arg(data_dir);
+        if let Some(pg) = self.postgres {
+            cmd.arg("--database-url")
+                .arg(pg.url(&database_name(data_dir)));
+        }
+        cmd.args(args);
         cmd
     }
 
@@ -655,17 +782,53 @@ impl Ctx<'_> {
 
     /// A new data directory with the directory settings stored, and the time that took (not counted: it
     /// creates the store and hashes the admin password).
-    fn prepared_data_dir(&self) -> (tempfile::TempDir, Sample) {
-        let dir = tempfile::Builder::new()
-            .prefix("data-")
-            .tempdir_in(&self.work)
-            .expect("a data directory");
+    fn prepared_data_dir(&self) -> (DataDir<'_>, Sample) {
+        let dir = DataDir {
+            dir: tempfile::Builder::new()
+                .prefix("data-")
+                .tempdir_in(&self.work)
+                .expect("a data directory"),
+            postgres: self.postgres,
+        };
+        if let Some(pg) = self.postgres {
+            pg.psql(
+                "postgres",
+                &format!("CREATE DATABASE \"{}\"", database_name(dir.path())),
+            )
+            .expect("creating the data directory's database");
+        }
         let settings = self.settings.to_str().expect("a UTF-8 path").to_owned();
         let setup = self.measure(
             &mut self.roster(dir.path(), &["directory", "set", "--file", &settings]),
             "directory set",
         );
         (dir, setup)
+    }
+
+    /// The store's size in bytes: PostgreSQL's `pg_database_size`, or SQLite's files (the database, its
+    /// write-ahead log and shared memory).
+    fn store_bytes(&self, dir: &DataDir<'_>) -> u64 {
+        match self.postgres {
+            Some(pg) => pg
+                .psql(
+                    "postgres",
+                    &format!("SELECT pg_database_size('{}')", database_name(dir.path())),
+                )
+                .expect("reading the database's size")
+                .trim()
+                .parse()
+                .expect("a size in bytes"),
+            None => ["roster.db", "roster.db-wal", "roster.db-shm"]
+                .iter()
+                .filter_map(|f| fs::metadata(dir.path().join(f)).ok())
+                .map(|m| m.len())
+                .sum(),
+        }
+    }
+
+    /// PostgreSQL's CPU time so far: the server, its backends and the backends that have exited.
+    fn db_cpu(&self) -> Duration {
+        self.postmaster_pid.map_or(Duration::ZERO, process_tree_cpu)
     }
 
     /// Runs `cmd` with stdout to /dev/null and stderr to a file, and measures it.
@@ -676,6 +839,7 @@ impl Ctx<'_> {
             .stdout(Stdio::null())
             .stderr(stderr);
         let slapd_before = process_cpu(self.src.server_pid);
+        let db_before = self.db_cpu();
         let started = Instant::now();
         // Reaped by `wait4` below, which std's `Child::wait` can't replace (no rusage).
         #[allow(clippy::zombie_processes)]
@@ -685,6 +849,7 @@ impl Ctx<'_> {
         let (status, usage) = wait4(child.id()).expect("waiting for the measured process");
         let wall = started.elapsed();
         let slapd_cpu = process_cpu(self.src.server_pid).saturating_sub(slapd_before);
+        let db_cpu = self.db_cpu().saturating_sub(db_before);
         if !status.success() {
             let err = fs::read_to_string(&stderr_path).unwrap_or_default();
             panic!("{what} failed ({status}): {cmd:?}\n{err}");
@@ -694,6 +859,7 @@ impl Ctx<'_> {
             max_rss_kib: u64::try_from(usage.ru_maxrss).expect("ru_maxrss is not negative"),
             cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
             slapd_cpu,
+            db_cpu,
             recorded: None,
         }
     }
@@ -1102,6 +1268,13 @@ fn render_table(
     }
 }
 
+/// The report's tables: the measurements, the store's size, the phases.
+struct Tables {
+    results: Table,
+    sizes: Table,
+    phases: Table,
+}
+
 struct Table {
     text: String,
     markdown: String,
@@ -1109,7 +1282,7 @@ struct Table {
     rows: Vec<(Kind, Duration, f64)>,
 }
 
-fn results_table(samples: &[(Kind, Sample)], server: &str) -> Table {
+fn results_table(samples: &[(Kind, Sample)], server: &str, postgres: bool) -> Table {
     let of = |kind: Kind| -> Vec<Sample> {
         samples
             .iter()
@@ -1119,7 +1292,7 @@ fn results_table(samples: &[(Kind, Sample)], server: &str) -> Table {
     };
     let baseline = median(of(Kind::Baseline).iter().map(|s| s.wall).collect());
     let server_cpu = format!("{server} CPU (s)");
-    let headers = [
+    let mut headers = vec![
         "measurement",
         "wall median (s)",
         "wall min (s)",
@@ -1127,9 +1300,12 @@ fn results_table(samples: &[(Kind, Sample)], server: &str) -> Table {
         "peak RSS (MiB)",
         "CPU (s)",
         &server_cpu,
-        "run recorded (s)",
     ];
-    let mut rows: Vec<[String; 8]> = Vec::new();
+    if postgres {
+        headers.push("PostgreSQL CPU (s)");
+    }
+    headers.push("run recorded (s)");
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut checks = Vec::new();
     for kind in Kind::ALL {
         let s = of(kind);
@@ -1138,8 +1314,9 @@ fn results_table(samples: &[(Kind, Sample)], server: &str) -> Table {
         let rss = mib(s.iter().map(|s| s.max_rss_kib).max().expect("samples"));
         let cpu = median(s.iter().map(|s| s.cpu).collect());
         let slapd = median(s.iter().map(|s| s.slapd_cpu).collect());
+        let db = median(s.iter().map(|s| s.db_cpu).collect());
         let recorded: Vec<Duration> = s.iter().filter_map(|s| s.recorded).collect();
-        rows.push([
+        let mut row = vec![
             kind.label().to_owned(),
             format!("{:.3}", wall.as_secs_f64()),
             format!("{:.3}", min.as_secs_f64()),
@@ -1147,19 +1324,81 @@ fn results_table(samples: &[(Kind, Sample)], server: &str) -> Table {
             format!("{rss:.1}"),
             format!("{:.2}", cpu.as_secs_f64()),
             format!("{:.2}", slapd.as_secs_f64()),
-            if recorded.is_empty() {
-                "–".to_owned()
-            } else {
-                format!("{:.2}", median(recorded).as_secs_f64())
-            },
-        ]);
+        ];
+        if postgres {
+            row.push(format!("{:.2}", db.as_secs_f64()));
+        }
+        row.push(if recorded.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.2}", median(recorded).as_secs_f64())
+        });
+        rows.push(row);
         checks.push((kind, wall, rss));
     }
-    let rows: Vec<Vec<String>> = rows.into_iter().map(Vec::from).collect();
     render_table(&headers, &rows, checks)
 }
 
+/// The store's size after `directory set` and after each kind of run (medians over the repetitions), and
+/// what the full sync added per user.
+fn size_table(sizes: &[(Option<Kind>, u64)], n: usize) -> Table {
+    let median_of = |kind: Option<Kind>| -> Option<u64> {
+        let mut v: Vec<u64> = sizes
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, b)| *b)
+            .collect();
+        v.sort_unstable();
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    };
+    let empty = median_of(None).unwrap_or(0);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for (label, kind) in [
+        ("after `roster directory set` (empty store)", None),
+        ("after roster sync --preview", Some(Kind::Preview)),
+        ("after roster sync, empty store", Some(Kind::FullSync)),
+        ("after roster sync, nothing changed", Some(Kind::Resync)),
+    ] {
+        if let Some(bytes) = median_of(kind) {
+            let grown = bytes.saturating_sub(empty);
+            rows.push(vec![
+                label.to_owned(),
+                format!("{:.1}", bytes as f64 / 1e6),
+                format!("{:.1}", grown as f64 / 1e6),
+                format!("{:.0}", grown as f64 / n as f64),
+            ]);
+        }
+    }
+    render_table(
+        &["store", "size (MB)", "grown (MB)", "grown per user (bytes)"],
+        &rows,
+        Vec::new(),
+    )
+}
+
+/// The server's version and the settings that matter for the measurement.
+fn postgres_description(pg: &TestPostgres) -> String {
+    let show = |sql: &str| {
+        pg.psql("postgres", sql)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "?".into())
+    };
+    format!(
+        "{}; a throwaway cluster (roster-testkit, `initdb --no-locale -E UTF8`) on 127.0.0.1, with \
+         PostgreSQL's defaults but the port and `max_connections`: fsync {}, synchronous_commit {}, \
+         full_page_writes {}, shared_buffers {}, wal_level {}, max_wal_size {}",
+        show("SELECT version()").split(" on ").next().unwrap_or("?"),
+        show("SHOW fsync"),
+        show("SHOW synchronous_commit"),
+        show("SHOW full_page_writes"),
+        show("SHOW shared_buffers"),
+        show("SHOW wal_level"),
+        show("SHOW max_wal_size"),
+    )
+}
+
 struct Machine {
+    postgres: Option<String>,
     cpus: String,
     cpu_model: String,
     memory: String,
@@ -1204,6 +1443,7 @@ impl Machine {
             .unwrap_or_else(|| "unknown".into());
         let tmp = std::env::temp_dir();
         Machine {
+            postgres: None,
             cpus: first_line(&mut Command::new("nproc")),
             cpu_model,
             memory,
@@ -1295,8 +1535,11 @@ fn markdown_report(
     opts: &Opts,
     src: &Source,
     m: &Machine,
-    table: &Table,
-    phases: &Table,
+    Tables {
+        results: table,
+        sizes,
+        phases,
+    }: &Tables,
     phase_runs: &[(Kind, Option<Phases>)],
     setup_median: Duration,
 ) -> String {
@@ -1317,6 +1560,16 @@ fn markdown_report(
          without process start, opening the store and printing the report).\n",
         server = src.server_name
     );
+    let _ = writeln!(
+        md,
+        "The store's size ({}; medians over the repetitions; grown = over the empty store's):\n",
+        if m.postgres.is_some() {
+            "`pg_database_size`"
+        } else {
+            "`roster.db` with its `-wal` and `-shm` files"
+        }
+    );
+    let _ = writeln!(md, "{}", sizes.markdown);
     let baseline = table
         .rows
         .iter()
@@ -1408,12 +1661,17 @@ fn markdown_report(
     }
     let _ = writeln!(
         md,
-        "- Roster: `roster --data-dir <dir> sync [--preview] --json > /dev/null` on SQLite in a new data \
-         directory where `roster directory set --file settings.toml` ran first (not timed here: it creates \
-         the store and hashes the admin password with Argon2id; median {:.2} s). The preview and the full \
+        "- Roster: `roster --data-dir <dir> sync [--preview] --json > /dev/null` on {} where `roster \
+         directory set --file settings.toml` ran first (not timed here: it creates the store and hashes the \
+         admin password with Argon2id; median {:.2} s). The preview and the full \
          sync start from an empty store; the re-sync runs on the full sync's store. Every run is checked \
          afterwards (`roster runs list --json`: succeeded, {} entries read, {} created or unchanged, nothing \
          else).",
+        if m.postgres.is_some() {
+            "PostgreSQL (`--database-url`, a new database for each new data directory)"
+        } else {
+            "SQLite in a new data directory"
+        },
         setup_median.as_secs_f64(),
         opts.n,
         opts.n
@@ -1444,6 +1702,9 @@ fn markdown_report(
         m.contention
     );
     let _ = writeln!(md, "- {}; {}", src.version, m.ldapsearch);
+    if let Some(pg) = &m.postgres {
+        let _ = writeln!(md, "- {pg}");
+    }
     let _ = writeln!(
         md,
         "- {} (release build), revision {}",

@@ -85,3 +85,26 @@ fn redact(message: &str, url: &str) -> String {
 }
 
 include!("sql/store.rs");
+include!("postgres/apply_rows.rs");
+
+#[cfg(test)]
+mod tests {
+    use super::CopyRow;
+
+    /// `COPY`'s text format reads a tab, a newline, a carriage return and a backslash as syntax, and `\N`
+    /// as NULL: inside a value each is escaped (a sync can't bring the control characters, which the
+    /// planner drops, but any other caller of the bulk writes could).
+    #[test]
+    fn copy_rows_escape_what_copy_reads_as_syntax() {
+        let mut row = CopyRow { buf: Vec::new() };
+        row.text("a\tb\nc\rd\\e");
+        row.text("\\N");
+        row.text_or_null(None);
+        row.int(-42);
+        row.boolean(true);
+        assert_eq!(
+            String::from_utf8(row.buf).ok().as_deref(),
+            Some("a\\tb\\nc\\rd\\\\e\t\\\\N\t\\N\t-42\tt\t")
+        );
+    }
+}

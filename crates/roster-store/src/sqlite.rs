@@ -205,6 +205,7 @@ fn check_header(path: &Path) -> Result<()> {
 }
 
 include!("sql/store.rs");
+include!("sqlite/apply_rows.rs");
 
 // SQLite doesn't call the shared `snapshot`, `snapshot_touched` and `apply_plan` (`native.rs` replaces
 // them): naming them here keeps the compiler from reporting them, and what only they use, as dead code.

@@ -8,10 +8,11 @@ use std::io::Read as _;
 
 fn main() {
     let postgres = roster_testkit::TestPostgres::private().expect("starting PostgreSQL");
-    let database = postgres
+    // `create_database` gives the database's URL.
+    let url = postgres
         .create_database("bench")
         .expect("creating a database");
-    println!("{}", postgres.url(&database));
+    println!("{url}");
     eprintln!("PostgreSQL is running; end standard input (Ctrl-D) to stop it");
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
 }

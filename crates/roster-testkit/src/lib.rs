@@ -32,6 +32,6 @@ pub use common::{ServerProcess, free_port, try_free_port, wait_for_port};
 pub use cut_proxy::CutProxy;
 pub use dovecot::{Dovecot, DovecotConfig};
 pub use ldif::{TestUser, escape_dn_value, group_ldif, user_dn, user_ldif};
-pub use postgres::TestPostgres;
+pub use postgres::{Durability, TestPostgres};
 pub use samba::{AdUser, Ou, SambaDc, ServiceAccount, StartTimings};
 pub use slapd::{Slapd, SlapdConfig, SlapdTls, SyncProv};

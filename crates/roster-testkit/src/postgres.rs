@@ -54,6 +54,17 @@ pub struct TestPostgres {
     bin_dir: PathBuf,
     dir: PathBuf,
     log_path: PathBuf,
+    durability: Durability,
+}
+
+/// Whether the server flushes its writes to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off: durability is pointless for throwaway
+    /// data, and tests' migrations and bulk inserts are much faster without it.
+    Off,
+    /// PostgreSQL's defaults, as an installation runs it: for benchmarks.
+    Default,
 }
 
 impl TestPostgres {
@@ -65,7 +76,7 @@ impl TestPostgres {
         if let Some(pg) = *shared {
             return Ok(pg);
         }
-        let pg: &'static TestPostgres = Box::leak(Box::new(start_cluster()?));
+        let pg: &'static TestPostgres = Box::leak(Box::new(start_cluster(Durability::Off)?));
         *shared = Some(pg);
         Ok(pg)
     }
@@ -73,7 +84,13 @@ impl TestPostgres {
     /// A cluster of the calling test's own (for a test that stops and starts it: the shared one serves
     /// the other tests of the process), stopped and removed at exit like the shared one.
     pub fn private() -> io::Result<TestPostgres> {
-        start_cluster()
+        start_cluster(Durability::Off)
+    }
+
+    /// A cluster of the caller's own with the durability it asks for (a benchmark measures PostgreSQL
+    /// as an installation runs it: [`Durability::Default`]).
+    pub fn private_with(durability: Durability) -> io::Result<TestPostgres> {
+        start_cluster(durability)
     }
 
     /// Stops the server (SIGINT: PostgreSQL's fast shutdown, which drops every connection), keeps it
@@ -92,7 +109,8 @@ impl TestPostgres {
         }
         pause(down);
         let user = server_user()?;
-        let mut postgres = postgres_command(&self.bin_dir, &self.dir, self.port, user);
+        let mut postgres =
+            postgres_command(&self.bin_dir, &self.dir, self.port, user, self.durability);
         let mut process = ServerProcess::spawn("postgres", &mut postgres, &self.log_path)?;
         process.wait_for_ports(&[self.port], START_TIMEOUT)?;
         {
@@ -281,7 +299,7 @@ fn as_server_user(cmd: &mut Command, user: Option<(u32, u32)>, dir: &Path) {
     }
 }
 
-fn start_cluster() -> io::Result<TestPostgres> {
+fn start_cluster(durability: Durability) -> io::Result<TestPostgres> {
     let bin_dir = find_bin_dir()?;
     let user = server_user()?;
     let dir = temp_dir("roster-pg-")?;
@@ -321,7 +339,7 @@ fn start_cluster() -> io::Result<TestPostgres> {
 
     let port = try_free_port()?;
     let log_path = dir.path().join("postgres.log");
-    let mut postgres = postgres_command(&bin_dir, dir.path(), port, user);
+    let mut postgres = postgres_command(&bin_dir, dir.path(), port, user, durability);
     let mut process = ServerProcess::spawn("postgres", &mut postgres, &log_path)?;
     process.wait_for_ports(&[port], START_TIMEOUT)?;
 
@@ -330,6 +348,7 @@ fn start_cluster() -> io::Result<TestPostgres> {
         bin_dir,
         dir: dir.path().to_owned(),
         log_path,
+        durability,
     };
     // Register before waiting for readiness so a cluster that never becomes
     // ready is cleaned up too.
@@ -339,7 +358,13 @@ fn start_cluster() -> io::Result<TestPostgres> {
 }
 
 /// The server of the cluster in `dir` (data in `dir/data`, its socket in `dir/sock`) on `port`.
-fn postgres_command(bin_dir: &Path, dir: &Path, port: u16, user: Option<(u32, u32)>) -> Command {
+fn postgres_command(
+    bin_dir: &Path,
+    dir: &Path,
+    port: u16,
+    user: Option<(u32, u32)>,
+    durability: Durability,
+) -> Command {
     let mut postgres = Command::new(bin_dir.join("postgres"));
     postgres
         .arg("-D")
@@ -348,17 +373,21 @@ fn postgres_command(bin_dir: &Path, dir: &Path, port: u16, user: Option<(u32, u3
         .arg(port.to_string())
         .arg("-k")
         .arg(dir.join("sock"));
-    // Durability is pointless for throwaway data; these make schema
-    // migrations and bulk inserts in tests much faster.
     for setting in [
         "listen_addresses=127.0.0.1",
-        "fsync=off",
-        "synchronous_commit=off",
-        "full_page_writes=off",
         "max_connections=200",
         "timezone=UTC",
     ] {
         postgres.arg("-c").arg(setting);
+    }
+    if durability == Durability::Off {
+        for setting in [
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+        ] {
+            postgres.arg("-c").arg(setting);
+        }
     }
     as_server_user(&mut postgres, user, dir);
     postgres

@@ -1,60 +1,14 @@
 // A synchronization's reads and writes of users: the snapshot the planner works from, the user database
 // version that tells whether it is stale, and `apply_plan`, which applies a plan in one transaction.
 // `delete_user_rows` is here because deleting departed users is the apply's main work; deleting a user by
-// hand (`users.rs`) uses it too. Included by `store.rs`.
+// hand (`users.rs`) uses it too. How the apply writes rows is the backend's (`delete_users_rows`,
+// `update_users_rows`, `insert_users_rows`, `insert_sync_emails`, `mark_apply`): sqlite/apply_rows.rs and
+// postgres/apply_rows.rs. Included by `store.rs`.
 
 /// Deletes a user: an own folder with messages stays without an owner, an empty one goes.
 async fn delete_user_rows(conn: &mut Conn, id: i64, now: Timestamp) -> Result<bool> {
     let kept = delete_users_rows(conn, &[id], now).await?;
     Ok(kept.contains(&id))
-}
-
-/// Deletes these users and every row that refers to them, a statement per table for up to [`CHUNK`] users
-/// at a time (one statement per row made deleting 50,000 users take ten times as long as creating them).
-/// Returns the users whose folder was kept because it holds messages.
-async fn delete_users_rows(conn: &mut Conn, ids: &[i64], now: Timestamp) -> Result<BTreeSet<i64>> {
-    // Each statement decides on the folder rows as they are when it runs, not on counts read before:
-    // on PostgreSQL (read committed) the archive may file a message into a folder between a SELECT and a
-    // DELETE, and a folder with messages must never be deleted. So: delete the owned folders that are
-    // empty now, then orphan whichever owned folders are left (they had messages at that moment).
-    //
-    // The rows that the foreign keys' ON DELETE actions would remove are deleted here as well, because
-    // SQLite's apply connection doesn't enforce foreign keys (sqlite.rs, `apply_connection`).
-    let mut kept = BTreeSet::new();
-    for chunk in ids.chunks(CHUNK) {
-        let mut q = QueryBuilder::<Db>::new("DELETE FROM folders WHERE message_count = 0 AND owner_user_id IN (");
-        push_in_list(&mut q, chunk.iter().copied());
-        q.push(" RETURNING id");
-        let deleted_folders: Vec<i64> = q.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
-        if !deleted_folders.is_empty() {
-            // Anyone's access to a deleted folder goes with it.
-            let mut q = QueryBuilder::<Db>::new("DELETE FROM folder_access WHERE folder_id IN (");
-            push_in_list(&mut q, deleted_folders);
-            q.build().execute(&mut *conn).await?;
-        }
-        // The owned folders left had messages when the DELETE ran; nobody but this transaction changes
-        // their owners, so these are exactly the folders the UPDATE below orphans.
-        let mut q = QueryBuilder::<Db>::new("SELECT owner_user_id FROM folders WHERE owner_user_id IN (");
-        push_in_list(&mut q, chunk.iter().copied());
-        let owners: Vec<i64> = q.build_query_scalar::<i64>().fetch_all(&mut *conn).await?;
-        if !owners.is_empty() {
-            let mut q = QueryBuilder::<Db>::new("UPDATE folders SET owner_user_id = NULL, orphaned_at = ");
-            q.push_bind(now.0);
-            q.push(" WHERE owner_user_id IN (");
-            push_in_list(&mut q, owners.iter().copied());
-            q.build().execute(&mut *conn).await?;
-            kept.extend(owners);
-        }
-        for table in ["user_emails", "user_privileges", "folder_access", "sessions"] {
-            let mut q = QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE user_id IN ("));
-            push_in_list(&mut q, chunk.iter().copied());
-            q.build().execute(&mut *conn).await?;
-        }
-        let mut q = QueryBuilder::<Db>::new("DELETE FROM users WHERE id IN (");
-        push_in_list(&mut q, chunk.iter().copied());
-        q.build().execute(&mut *conn).await?;
-    }
-    Ok(kept)
 }
 
 /// The columns a [`CurrentUser`] is read from (without its addresses), for a `WHERE` and `ORDER BY u.id`.
@@ -256,6 +210,10 @@ async fn apply_plan(
             None => StoreError::RunNotRunning(run_id),
         });
     }
+    // The rows written below refer to users this transaction inserts, or go with users it deletes: the
+    // backend may leave their references unchecked (SQLite's apply connection doesn't enforce foreign
+    // keys; PostgreSQL's reference triggers skip this transaction).
+    mark_apply(&mut tx).await?;
     // Order matters for the unique constraints: free names and addresses before anyone takes them.
     let mut applied = AppliedPlan::default();
     let deleted: Vec<i64> = changes.delete.iter().map(|d| d.user_id).collect();
@@ -280,67 +238,14 @@ async fn apply_plan(
         push_in_list(&mut q, chunk.iter().copied());
         q.build().execute(&mut *tx).await?;
     }
-    // Renames go through a temporary key so that swaps (a -> b, b -> a) never collide.
-    for u in changes.update.iter().filter(|u| u.name.is_some()) {
-        sqlx::query::<Db>("UPDATE users SET name_key = $1 WHERE id = $2")
-            .bind(format!("\u{1}renaming:{}", u.user_id))
-            .bind(u.user_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for u in &changes.update {
-        let mut q = QueryBuilder::<Db>::new("UPDATE users SET updated_at = ");
-        q.push_bind(now.0);
-        q.push(", dir_source = ").push_bind(u.link.source.clone());
-        q.push(", dir_id = ").push_bind(u.link.id.clone());
-        q.push(", dir_dn = ").push_bind(u.link.dn.clone());
-        if let Some(name) = &u.name {
-            q.push(", name = ").push_bind(name.as_str().to_owned());
-            q.push(", name_key = ").push_bind(name.key());
-            q.push(", name_skeleton = ").push_bind(roster_core::names::stored_skeleton(&name.key()));
-            // The own folder is named after the user.
-            sqlx::query::<Db>("UPDATE folders SET name = $1 WHERE owner_user_id = $2 AND name = $3")
-                .bind(name.as_str().to_owned())
-                .bind(u.user_id)
-                .bind(u.old_name.as_str().to_owned())
-                .execute(&mut *tx)
-                .await?;
-        }
-        if let Some(full_name) = &u.full_name {
-            q.push(", full_name = ").push_bind(full_name.clone());
-        }
-        if u.reactivate {
-            q.push(", departed_at = NULL");
-        }
-        q.push(" WHERE id = ").push_bind(u.user_id);
-        q.build().execute(&mut *tx).await?;
-    }
+    // Renames go through a temporary key so that swaps (a -> b, b -> a) never collide. How the rows are
+    // written is the backend's (`update_users_rows`, `insert_users_rows`, `insert_sync_emails`): SQLite's
+    // statements run in process, PostgreSQL's are sent in bulk (postgres/apply_rows.rs).
+    update_users_rows(&mut tx, &changes.update, now).await?;
     if !changes.create.is_empty() {
         let first = alloc_ids(&mut tx, "next_user_id", changes.create.len()).await?;
         let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(changes.create.iter()).collect();
-        for chunk in with_ids.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at) ",
-            );
-            q.push_values(chunk, |mut b, (id, n)| {
-                let key = n.name.key();
-                let skeleton = roster_core::names::stored_skeleton(&key);
-                b.push_bind(*id)
-                    .push_bind(n.name.as_str().to_owned())
-                    .push_bind(key)
-                    .push_bind(skeleton)
-                    .push_bind(n.full_name.clone())
-                    // Constants as SQL: a bound string is a copy per row.
-                    .push("'directory'")
-                    .push("FALSE")
-                    .push_bind(n.link.source.clone())
-                    .push_bind(n.link.id.clone())
-                    .push_bind(n.link.dn.clone())
-                    .push_bind(now.0)
-                    .push_bind(now.0);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        insert_users_rows(&mut tx, &with_ids, now).await?;
         // The new users hold the ids first.. (the counter was moved past them in this transaction):
         // their privileges, own folders and access to them are derived from those rows by the
         // database, without a bound value per row.
@@ -382,14 +287,14 @@ async fn apply_plan(
             .await?;
         }
         let emails: Vec<(i64, &[EmailAddress])> = with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())).collect();
-        insert_emails(&mut tx, &emails).await?;
+        insert_sync_emails(&mut tx, &emails).await?;
     }
     let updated_emails: Vec<(i64, &[EmailAddress])> = changes
         .update
         .iter()
         .filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice())))
         .collect();
-    insert_emails(&mut tx, &updated_emails).await?;
+    insert_sync_emails(&mut tx, &updated_emails).await?;
     write_audit(
         &mut tx,
         actor,

@@ -171,14 +171,19 @@ async fn insert_emails(conn: &mut Conn, rows: &[(i64, &[EmailAddress])]) -> Resu
                 .push_bind(e.as_str().to_owned())
                 .push_bind(*pos);
         });
-        q.build().execute(&mut *conn).await.map_err(|e| match StoreError::from_sqlx(e) {
-            StoreError::Database(m) if m.to_lowercase().contains("unique") || m.contains("duplicate key") => {
-                StoreError::DuplicateEmail { address: "(one of the addresses)".into(), owner: "another user".into() }
-            }
-            other => other,
-        })?;
+        q.build().execute(&mut *conn).await.map_err(duplicate_email)?;
     }
     Ok(())
+}
+
+/// An insert of addresses that failed on the unique address key: some address already has an owner.
+fn duplicate_email(e: sqlx::Error) -> StoreError {
+    match StoreError::from_sqlx(e) {
+        StoreError::Database(m) if m.to_lowercase().contains("unique") || m.contains("duplicate key") => {
+            StoreError::DuplicateEmail { address: "(one of the addresses)".into(), owner: "another user".into() }
+        }
+        other => other,
+    }
 }
 
 async fn insert_privileges(conn: &mut Conn, rows: &[(i64, &BTreeSet<Privilege>)]) -> Result<()> {

@@ -1799,3 +1799,355 @@ async fn the_touched_snapshot_is_the_users_a_change_touches(env: Env) {
     env.check().await;
 }
 on_both_backends!(the_touched_snapshot_is_the_users_a_change_touches);
+
+/// Issue 26, item 6: PostgreSQL writes a sync's rows in bulk (`COPY` sent a megabyte at a time, arrays of
+/// 10,000 rows), SQLite in statements of 1000 rows. A sync of 10,050 users with none to three addresses
+/// each, then one that changes every user (two of them swap names from different chunks, many get other
+/// addresses), then one that deletes them all, cross every boundary on both; the store must hold exactly
+/// what the plans said. Full names and DNs with a backslash, and a full name that reads `\N` (`COPY`'s
+/// NULL), come back as they went in.
+async fn syncs_of_many_users_cross_every_bulk_boundary(env: Env) {
+    const N: usize = 10_050;
+    let entry = |i: usize, round: usize| {
+        let name = match (round, i) {
+            (1, 3) => "n10040".to_owned(),
+            (1, 10_040) => "n3".to_owned(),
+            _ => format!("n{i}"),
+        };
+        DirectoryEntry {
+            id: format!("id-{i}"),
+            dn: if i.is_multiple_of(3) {
+                format!("uid=n{i}\\,x,ou=People,dc=example,dc=com")
+            } else {
+                format!("uid=n{i},ou=People,dc=example,dc=com")
+            },
+            name: Some(name),
+            full_name: Some(match i % 5 {
+                0 => format!("Back\\slash {i} r{round}"),
+                1 => "\\N".to_owned(),
+                _ => format!("Person {i} r{round}"),
+            }),
+            emails: Some(
+                (0..(i + round) % 4)
+                    .map(|k| {
+                        format!(
+                            "n{i}.{k}.r{}@x.com",
+                            if i.is_multiple_of(2) { round } else { 0 }
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    };
+    let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
+        source: "ldap".into(),
+        delete_users: true,
+    };
+    let defaults = DefaultPrivileges::default();
+    let check_users = |snap: &roster_store::Snapshot, entries: &[DirectoryEntry]| {
+        let synced: Vec<&roster_core::plan::CurrentUser> =
+            snap.users.iter().filter(|u| u.link.is_some()).collect();
+        assert_eq!(synced.len(), entries.len());
+        let by_id: std::collections::HashMap<&str, &DirectoryEntry> =
+            entries.iter().map(|e| (e.id.as_str(), e)).collect();
+        for u in synced {
+            let link = u.link.as_ref().unwrap();
+            let e = by_id[link.id.as_str()];
+            assert_eq!(Some(u.name.as_str()), e.name.as_deref(), "{}", e.id);
+            assert_eq!(Some(&u.full_name), e.full_name.as_ref(), "{}", e.id);
+            assert_eq!(link.dn.as_deref(), Some(e.dn.as_str()), "{}", e.id);
+            let emails: Vec<&str> = u.emails.iter().map(|a| a.as_str()).collect();
+            let expected: Vec<&str> = e.emails.iter().flatten().map(String::as_str).collect();
+            assert_eq!(emails, expected, "{}", e.id);
+        }
+    };
+    let first: Vec<DirectoryEntry> = (0..N).map(|i| entry(i, 0)).collect();
+    let plan = sync_entries(&env, first.clone(), &opts, &defaults).await;
+    assert_eq!(plan.counts.created, N as u64);
+    check_users(&env.store.snapshot().await.unwrap(), &first);
+    env.check().await;
+
+    let second: Vec<DirectoryEntry> = (0..N).map(|i| entry(i, 1)).collect();
+    let plan = sync_entries(&env, second.clone(), &opts, &defaults).await;
+    assert_eq!(plan.counts.renamed, 2, "the swap");
+    assert!(plan.counts.updated > 10_000, "{:?}", plan.counts);
+    check_users(&env.store.snapshot().await.unwrap(), &second);
+    let folders = env.store.list_folders().await.unwrap();
+    for name in ["n3", "n10040"] {
+        assert_eq!(
+            folders
+                .iter()
+                .filter(|f| f.owner.as_deref() == Some(name))
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+            [name],
+            "the own folder follows the rename"
+        );
+    }
+    env.check().await;
+
+    let plan = sync_entries(&env, Vec::new(), &opts, &defaults).await;
+    assert_eq!(plan.counts.deleted, N as u64);
+    check_users(&env.store.snapshot().await.unwrap(), &[]);
+    assert_eq!(
+        env.store.list_folders().await.unwrap().len(),
+        1,
+        "the admin's own"
+    );
+    env.check().await;
+}
+on_both_backends!(syncs_of_many_users_cross_every_bulk_boundary);
+
+/// Issue 26, item 6: a plan whose rows the database refuses (two new users whose names differ only in
+/// case; an address another user holds), coming after thousands of rows it accepted, fails the apply as a
+/// whole: no user, address, folder or privilege of it stays, the version doesn't move, and the run can be
+/// ended as failed. On PostgreSQL the refused row is in the middle of one bulk write (`COPY`).
+async fn an_apply_the_database_refuses_writes_nothing(env: Env) {
+    let opts = PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
+        source: "ldap".into(),
+        delete_users: false,
+    };
+    let defaults = DefaultPrivileges::default();
+    sync_entries(&env, vec![person("alice")], &opts, &defaults).await;
+    let new_user = |name: &str, emails: &[&str]| roster_core::plan::NewUser {
+        name: roster_core::UserName::parse(name).unwrap(),
+        full_name: format!("{name} Example"),
+        emails: emails
+            .iter()
+            .map(|e| roster_core::EmailAddress::parse(e).unwrap())
+            .collect(),
+        link: roster_core::user::DirectoryLink {
+            source: "ldap".into(),
+            id: format!("id-{name}"),
+            dn: Some(format!("uid={name},ou=People,dc=example,dc=com")),
+        },
+    };
+    let before = env.store.snapshot().await.unwrap();
+    let folders_before = env.store.list_folders().await.unwrap();
+    for (refused, code) in [
+        (
+            vec![
+                new_user("Twin", &["t1@x.com"]),
+                new_user("twin", &["t2@x.com"]),
+            ],
+            "ST011-database",
+        ),
+        (
+            vec![new_user("carl", &["c@x.com", "ALICE@example.com"])],
+            "ST002-duplicate-email",
+        ),
+    ] {
+        let mut create: Vec<roster_core::plan::NewUser> = (0..3000)
+            .map(|i| new_user(&format!("filler{i}"), &[&format!("filler{i}@x.com")]))
+            .collect();
+        create.splice(1500..1500, refused);
+        let changes = roster_core::plan::PlannedChanges {
+            create,
+            update: Vec::new(),
+            delete: Vec::new(),
+            suspend: Vec::new(),
+        };
+        let run = begin_sync_run(&env).await;
+        let e = env
+            .store
+            .apply_plan(
+                run,
+                before.version,
+                &changes,
+                &defaults,
+                &mut RunRecord {
+                    entries_read: 0,
+                    counts: Default::default(),
+                    lines: Vec::new(),
+                    deleted_lines: Vec::new(),
+                    approves: None,
+                    read_mode: None,
+                    read_state: None,
+                },
+                &Actor("t".into()),
+                T0,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+        env.store
+            .finish_run(
+                run,
+                &RunOutcome {
+                    status: RunStatus::Failed,
+                    entries_read: 0,
+                    counts: None,
+                    error: Some(e.to_string()),
+                    error_code: Some(e.code().into()),
+                    phase: roster_store::RunPhase::Applying,
+                    lines: &[],
+                    planned_deletions: None,
+                    read_mode: None,
+                    read_state: None,
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        let after = env.store.snapshot().await.unwrap();
+        assert_eq!(after.version, before.version, "{code}");
+        assert_eq!(after.users, before.users, "{code}");
+        assert_eq!(
+            env.store.list_folders().await.unwrap(),
+            folders_before,
+            "{code}"
+        );
+        env.check().await;
+    }
+    // Nothing of the refused plans holds a name or an address: a plan without the refused rows applies.
+    let plan = sync_entries(
+        &env,
+        vec![person("alice"), person("twin"), person("carl")],
+        &opts,
+        &defaults,
+    )
+    .await;
+    assert_eq!(plan.counts.created, 2);
+    env.check().await;
+}
+on_both_backends!(an_apply_the_database_refuses_writes_nothing);
+
+/// Issue 26, item 6: on PostgreSQL the references of addresses, privileges, own folders and folder access
+/// are checked by triggers rather than foreign keys (migration 0012), so that a sync's apply can leave
+/// them out. Every other writer is still refused a reference to nothing, and deleting a user or a folder
+/// still takes the rows that refer to it; the consistency check finds a row that refers to nothing.
+#[tokio::test]
+async fn postgres_checks_references_outside_the_apply() {
+    crate::support::init();
+    let url = roster_testkit::TestPostgres::shared()
+        .unwrap()
+        .create_database("references_outside_the_apply")
+        .unwrap();
+    let env = Env::with_store(
+        open_store(Backend::Postgres, std::path::Path::new("."), &url).await,
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let admin = env.local_admin();
+    env.roster
+        .create_user(&admin, local("ann", &["ann@example.com"]))
+        .await
+        .unwrap();
+    env.roster
+        .create_user(&admin, local("ben", &[]))
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let ids = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT u.id, f.id FROM users u JOIN folders f ON f.owner_user_id = u.id WHERE u.name = $1",
+            )
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let (ann, ann_folder) = ids("ann").await;
+    let (ben, _) = ids("ben").await;
+    let refused = |sql: String| {
+        let pool = pool.clone();
+        async move {
+            let e = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&pool)
+                .await
+                .unwrap_err();
+            let code = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .map(|c| c.into_owned());
+            assert_eq!(code.as_deref(), Some("23503"), "{sql}: {e}");
+        }
+    };
+    refused("INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on')".into())
+        .await;
+    refused("INSERT INTO user_emails (address_key, user_id, address, position) VALUES ('x@x.com', 4242, 'x@x.com', 0)".into()).await;
+    refused("INSERT INTO folders (id, name, owner_user_id, message_count, created_at) VALUES (4242, 'x', 4242, 0, 0)".into()).await;
+    refused(format!("INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) VALUES ({ben}, 4242, TRUE, FALSE, FALSE)")).await;
+    refused(format!("INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) VALUES (4242, {ann_folder}, TRUE, FALSE, FALSE)")).await;
+    refused(format!(
+        "UPDATE user_privileges SET user_id = 4242 WHERE user_id = {ann}"
+    ))
+    .await;
+    refused(format!(
+        "UPDATE folders SET owner_user_id = 4242 WHERE id = {ann_folder}"
+    ))
+    .await;
+    refused(format!("UPDATE users SET id = 4242 WHERE id = {ann}")).await;
+    env.check().await;
+
+    // Deleting rows by hand: what the foreign keys' actions did, the triggers do.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) VALUES ({ben}, {ann_folder}, TRUE, FALSE, FALSE); \
+         UPDATE meta SET value = value + 1 WHERE key = 'user_db_version'; DELETE FROM users WHERE id = {ann}"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let count = |sql: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    for table in ["user_emails", "user_privileges", "folder_access"] {
+        assert_eq!(
+            count(format!(
+                "SELECT COUNT(*) FROM {table} WHERE user_id = {ann}"
+            ))
+            .await,
+            0,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM folders WHERE id = {ann_folder} AND owner_user_id IS NULL"
+        ))
+        .await,
+        1,
+        "the folder stays, without an owner"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM folders WHERE id = {ann_folder}"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM folder_access WHERE folder_id = {ann_folder}"
+        ))
+        .await,
+        0
+    );
+    env.check().await;
+
+    // The apply's transaction is left alone; a row that refers to nothing is then the consistency check's
+    // to find.
+    sqlx::raw_sql("BEGIN; SET LOCAL roster.apply_plan = 'on'; INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on'); COMMIT")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        env.store.check_consistency().await.unwrap(),
+        ["user_privileges rows whose user_id refers to no users row: 4242"]
+    );
+    pool.close().await;
+}
