@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # LDAP synchronization benchmark (issue 4): loads N users (default 100000) into a throwaway slapd and
-# measures ldapsearch (the baseline), `roster sync --preview`, a full sync into an empty SQLite store and
-# a re-sync with nothing changed: wall time, ratio to the baseline and peak memory, 3 times each.
-# Prints a table and writes bench/results/ldap-sync-<N>.md. Needs slapd and ldap-utils (Debian packages).
+# measures ldapsearch (the baseline), `roster sync --preview`, a full sync into an empty store (SQLite, or
+# with --database postgres a throwaway PostgreSQL cluster) and a re-sync with nothing changed: wall time, ratio
+# to the baseline, peak memory and the store's size, 3 times each. Prints a table and writes
+# bench/results/ldap-sync-<N>[-postgres].md. Needs slapd and ldap-utils (Debian packages), and for
+# --database postgres the Debian package postgresql.
 #
-#   bench/ldap-sync.sh [N] [roster-bench options: --reps R, --out FILE, --hold, --incremental (issue 26)]
+#   bench/ldap-sync.sh [N] [roster-bench options: --reps R, --out FILE, --hold, --incremental (issue 26),
+#                           --database sqlite|postgres (issue 26, item 6)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1645,7 +1645,7 @@ fn markdown_report(
     }
     let _ = writeln!(
         md,
-        "start = process start to the first statement (runtime, opening SQLite); open = migrations check, \
+        "start = process start to the first statement (runtime, opening the store); open = migrations check, \
          bootstrap check, settings, begin the run; read = the paged LDAP read and mapping the entries, \
          while the current users and their addresses are loaded from the store at the same time, up to \
          the check of the user database's version after both; plan = planning (pure CPU); apply = the \
