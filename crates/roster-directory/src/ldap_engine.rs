@@ -1972,25 +1972,9 @@ mod tests {
         ));
         slapd.add(&ldif).unwrap();
         let settings = LdapSettings {
-            schedule: Default::default(),
-            server: "127.0.0.1".into(),
-            port: Some(slapd.port()),
-            encryption: Encryption::None,
-            ignore_certificate_errors: false,
-            ca_file: None,
-            bind_dn: slapd.root_dn().into(),
-            password: Some(Secret::new(slapd.root_password())),
-            base_dn: people,
-            mapping: AttributeMapping {
-                filter: "(objectClass=inetOrgPerson)".into(),
-                username_attribute: "uid".into(),
-                full_name_attribute: None,
-                email_attributes: None,
-            },
-            delete_users: false,
-            guard: Default::default(),
             page_size: Some(10),
             timeout_seconds: Some(10),
+            ..root_settings(&slapd, slapd.port(), people)
         };
         let mut config = crate::ldap::engine_config(&settings).unwrap();
         config.references = ReferencePolicy::SkipAndCount;
@@ -2020,25 +2004,9 @@ mod tests {
         let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], slapd.port()));
         let proxy = CutProxy::start(upstream, u64::MAX).await.unwrap();
         let settings = LdapSettings {
-            schedule: Default::default(),
-            server: "127.0.0.1".into(),
-            port: Some(proxy.addr().port()),
-            encryption: Encryption::None,
-            ignore_certificate_errors: false,
-            ca_file: None,
-            bind_dn: slapd.root_dn().into(),
-            password: Some(Secret::new(slapd.root_password())),
-            base_dn: slapd.people_dn(),
-            mapping: AttributeMapping {
-                filter: "(objectClass=inetOrgPerson)".into(),
-                username_attribute: "uid".into(),
-                full_name_attribute: None,
-                email_attributes: None,
-            },
-            delete_users: false,
-            guard: Default::default(),
             page_size: None,
             timeout_seconds: Some(60),
+            ..root_settings(&slapd, proxy.addr().port(), slapd.people_dn())
         };
         let mut dir = LdapEngine::new(crate::ldap::engine_config(&settings).unwrap());
         dir.idle_check_after = Duration::from_millis(300);
@@ -2087,6 +2055,31 @@ mod tests {
         assert!(logon_ok(
             dir.authenticate(&alice, &Secret::new("alice-pw")).await
         ));
+    }
+
+    /// Settings that read `base_dn` on `port` (slapd's, or a proxy's) as slapd's root DN, user names only.
+    fn root_settings(slapd: &roster_testkit::Slapd, port: u16, base_dn: String) -> LdapSettings {
+        LdapSettings {
+            schedule: Default::default(),
+            server: "127.0.0.1".into(),
+            port: Some(port),
+            encryption: Encryption::None,
+            ignore_certificate_errors: false,
+            ca_file: None,
+            bind_dn: slapd.root_dn().into(),
+            password: Some(Secret::new(slapd.root_password())),
+            base_dn,
+            mapping: AttributeMapping {
+                filter: "(objectClass=inetOrgPerson)".into(),
+                username_attribute: "uid".into(),
+                full_name_attribute: None,
+                email_attributes: None,
+            },
+            delete_users: false,
+            guard: Default::default(),
+            page_size: None,
+            timeout_seconds: None,
+        }
     }
 
     #[test]

@@ -381,13 +381,7 @@ async fn a_plan_applies_whole_and_only_to_its_snapshot(env: Env) {
             emails: Some(vec![format!("u{i}@example.com")]),
         })
         .collect();
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: true,
-    };
+    let opts = ldap_plan_options(true);
     let plan = plan_sync(&snap.users, entries.clone(), &opts);
     assert_eq!(plan.counts.created, 2500);
     let run = begin_sync_run(&env).await;
@@ -907,13 +901,7 @@ async fn the_snapshot_and_new_users_rows_match_each_user(env: Env) {
         ]),
         own_folder: BTreeSet::from([FolderRight::Read, FolderRight::Delete]),
     };
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: false,
-    };
+    let opts = ldap_plan_options(false);
     let entry = |i: usize, emails: usize| DirectoryEntry {
         id: format!("id-{i}"),
         dn: format!("uid=n{i},ou=People,dc=example,dc=com"),
@@ -1012,13 +1000,7 @@ fn person(name: &str) -> DirectoryEntry {
 /// runs `PRAGMA foreign_key_check` on SQLite.)
 async fn a_user_deleted_by_a_sync_takes_its_rows_with_it(env: Env) {
     let admin = env.local_admin();
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: true,
-    };
+    let opts = ldap_plan_options(true);
     let defaults = DefaultPrivileges::default();
     sync_entries(&env, vec![person("dora"), person("ed")], &opts, &defaults).await;
     env.roster
@@ -1090,13 +1072,7 @@ on_both_backends!(a_user_deleted_by_a_sync_takes_its_rows_with_it);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_waits_for_another_process_to_let_go_of_the_database() {
     let env = Env::sqlite().await;
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: true,
-    };
+    let opts = ldap_plan_options(true);
     let snap = env.store.snapshot().await.unwrap();
     let plan = plan_sync(&snap.users, vec![person("gil"), person("hal")], &opts);
     let run = begin_sync_run(&env).await;
@@ -1284,13 +1260,7 @@ on_both_databases!(keys_made_before_case_folding_are_refolded_once);
 /// transaction: the process dies right after `apply_plan` here, and the run is recorded all the same.
 async fn issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_it(env: Env) {
     let snap = env.store.snapshot().await.unwrap();
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: false,
-    };
+    let opts = ldap_plan_options(false);
     let plan = plan_sync(&snap.users, vec![person("ann"), person("bob")], &opts);
     let run = begin_sync_run(&env).await;
     let mut report = RunRecord {
@@ -1388,13 +1358,7 @@ on_both_backends!(issue_19_7_a_sync_is_recorded_in_the_transaction_that_applies_
 async fn a_cancel_request_is_stored_audited_and_stops_the_apply(env: Env) {
     use roster_store::{CancelOutcome, RunControl, RunPhase};
     let snap = env.store.snapshot().await.unwrap();
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: false,
-    };
+    let opts = ldap_plan_options(false);
     let plan = plan_sync(&snap.users, vec![person("ann")], &opts);
     let run = begin_sync_run(&env).await;
     assert_eq!(
@@ -1551,17 +1515,7 @@ async fn issue_19_values_stored_before_the_new_rules_still_load() {
 
     let snapshot = env.store.snapshot().await.unwrap();
     assert_eq!(snapshot.users.len(), 2);
-    let plan = plan_sync(
-        &snapshot.users,
-        vec![],
-        &PlanOptions {
-            scope: roster_core::plan::PlanScope::All,
-            now: roster_core::Timestamp(0),
-            delete_after_seconds: 0,
-            source: "ldap".into(),
-            delete_users: true,
-        },
-    );
+    let plan = plan_sync(&snapshot.users, vec![], &ldap_plan_options(true));
     assert!(plan.changes.is_empty());
     let me = env.local_admin();
     assert_eq!(env.roster.list_users(&me, 0, 10).await.unwrap().total, 2);
@@ -1727,13 +1681,7 @@ async fn the_touched_snapshot_is_the_users_a_change_touches(env: Env) {
         .create_user(&admin, local("rnary", &["m@x.com"]))
         .await
         .unwrap();
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: false,
-    };
+    let opts = ldap_plan_options(false);
     let entries: Vec<DirectoryEntry> = (0..2500).map(|i| person(&format!("p{i}"))).collect();
     sync_entries(&env, entries, &opts, &DefaultPrivileges::default()).await;
     let all = env.store.snapshot().await.unwrap();
@@ -1839,13 +1787,7 @@ async fn syncs_of_many_users_cross_every_bulk_boundary(env: Env) {
             ),
         }
     };
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: true,
-    };
+    let opts = ldap_plan_options(true);
     let defaults = DefaultPrivileges::default();
     let check_users = |snap: &roster_store::Snapshot, entries: &[DirectoryEntry]| {
         let synced: Vec<&roster_core::plan::CurrentUser> =
@@ -1906,13 +1848,7 @@ on_both_backends!(syncs_of_many_users_cross_every_bulk_boundary);
 /// whole: no user, address, folder or privilege of it stays, the version doesn't move, and the run can be
 /// ended as failed. On PostgreSQL the refused row is in the middle of one bulk write (`COPY`).
 async fn an_apply_the_database_refuses_writes_nothing(env: Env) {
-    let opts = PlanOptions {
-        scope: roster_core::plan::PlanScope::All,
-        now: roster_core::Timestamp(0),
-        delete_after_seconds: 0,
-        source: "ldap".into(),
-        delete_users: false,
-    };
+    let opts = ldap_plan_options(false);
     let defaults = DefaultPrivileges::default();
     sync_entries(&env, vec![person("alice")], &opts, &defaults).await;
     let new_user = |name: &str, emails: &[&str]| roster_core::plan::NewUser {
@@ -2150,4 +2086,15 @@ async fn postgres_checks_references_outside_the_apply() {
         ["user_privileges rows whose user_id refers to no users row: 4242"]
     );
     pool.close().await;
+}
+
+/// A plan of every LDAP user at time 0, deleting departed users or not.
+fn ldap_plan_options(delete_users: bool) -> PlanOptions {
+    PlanOptions {
+        scope: roster_core::plan::PlanScope::All,
+        now: roster_core::Timestamp(0),
+        delete_after_seconds: 0,
+        source: "ldap".into(),
+        delete_users,
+    }
 }
