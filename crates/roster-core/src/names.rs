@@ -280,6 +280,19 @@ fn nfc(raw: &str) -> String {
     }
 }
 
+/// Whether `s` holds white space, a control character or an invisible format character (none of which
+/// an address may hold).
+fn has_space_control_or_invisible(s: &str) -> bool {
+    if s.is_ascii() {
+        // Byte by byte for ASCII, the common case (every address is checked at every sync): ASCII's white
+        // space is ' ' and controls, and no ASCII character is an invisible format character.
+        s.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
+    }
+}
+
 /// Characters that print as nothing (zero-width space, joiners, direction marks, BOM): a name holding one
 /// could pass for another (`admin` followed by U+200B).
 fn is_invisible_format(c: char) -> bool {
@@ -337,9 +350,7 @@ impl EmailAddress {
             || domain.is_empty()
             || domain.contains('@') && !local.starts_with('"')
             || local.contains('@') && !local.starts_with('"')
-            || addr
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
+            || has_space_control_or_invisible(&addr)
             || domain.starts_with('.')
             || domain.ends_with('.')
             || domain.contains("..")
@@ -416,6 +427,19 @@ pub fn dedup_emails(addresses: impl IntoIterator<Item = EmailAddress>) -> Vec<Em
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_test_for_space_and_controls_in_addresses_agrees_with_the_char_test() {
+        let by_char = |s: &str| {
+            s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || is_invisible_format(c))
+        };
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for s in [format!("a{c}b@example.com"), format!("{c}")] {
+                assert_eq!(has_space_control_or_invisible(&s), by_char(&s), "{c:?}");
+            }
+        }
+    }
 
     #[test]
     fn names_compare_case_insensitively_in_nfc() {

@@ -2,7 +2,7 @@
 //! synchronization that deletes them all again (every user left the directory), in process, so that the
 //! store's share of a sync can be compared between builds without the noise of a directory read.
 //!
-//!   cargo run --release -p roster-store --example apply_timing -- [N] [REPS] [random|sequential]
+//!   cargo run --release -p roster-store --example apply_timing -- [N] [REPS] [random|sequential|shuffled]
 //!
 //! With `ROSTER_DATABASE_URL=postgres://...` set, into that PostgreSQL database instead (it must hold no
 //! users but the administrator: each repetition deletes its users again). For a throwaway server, the
@@ -14,7 +14,9 @@
 //! the apply's rows (BENCHMARKS.md, issue 26).
 //!
 //! The directory ids are random by default, like Active Directory's GUIDs; `sequential` gives ids in the
-//! order of the entries, like the entryUUIDs of a directory loaded in one go (bench/ldap-sync.sh).
+//! order of the entries, like the entryUUIDs of a directory loaded in one go (bench/ldap-sync.sh);
+//! `shuffled` gives random ids and the names in no order, like a directory whose entries come in the order
+//! they were created.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -41,14 +43,19 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(100_000);
     let reps: usize = args.next().map(|a| a.parse().unwrap()).unwrap_or(5);
-    let sequential = match args.next().as_deref() {
-        None | Some("random") => false,
-        Some("sequential") => true,
-        Some(other) => panic!("expected random or sequential, not {other}"),
+    let (sequential, shuffled) = match args.next().as_deref() {
+        None | Some("random") => (false, false),
+        Some("sequential") => (true, false),
+        Some("shuffled") => (false, true),
+        Some(other) => panic!("expected random, sequential or shuffled, not {other}"),
     };
     let create: Vec<NewUser> = (0..n)
         .map(|i| {
-            let name = format!("user{i:06}");
+            // `shuffled`: the names in no order either, as a directory that hands out entries in the
+            // order they were created gives them (7919 is a prime, so i -> 7919 i mod n is a permutation
+            // for any n it doesn't divide).
+            let number = if shuffled { i * 7919 % n } else { i };
+            let name = format!("user{number:06}");
             let mut emails = vec![EmailAddress::parse(&format!("{name}@example.com")).unwrap()];
             if i % 2 == 0 {
                 emails

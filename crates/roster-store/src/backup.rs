@@ -367,8 +367,8 @@ pub async fn inspect(file: &Path) -> Result<BackupInfo> {
 
 async fn inspect_open(
     conn: &mut SqliteConnection,
-    not_a_backup: &dyn Fn(&str) -> StoreError,
-    unusable: &dyn Fn(String) -> StoreError,
+    not_a_backup: &(dyn Fn(&str) -> StoreError + Sync),
+    unusable: &(dyn Fn(String) -> StoreError + Sync),
 ) -> Result<BackupInfo> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \

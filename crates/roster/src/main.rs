@@ -60,7 +60,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(cli::run(args, config)) {
+    // The command runs on a worker thread, not on this one: `block_on`'s own thread is not a worker, so
+    // every message ldap3's connection task (on a worker) hands it would wake it across threads, a
+    // futex call per directory entry (100,000 in a sync of 100,000 users), and the entries allocated on
+    // the worker would be freed here, under glibc's arena lock.
+    let command = runtime.block_on(async move {
+        tokio::spawn(cli::run(args, config))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    });
+    match command {
         Ok(code) => code,
         Err(e) => {
             let (code, exit) = cli::describe_error(&e);

@@ -55,7 +55,11 @@ enum Checked {
 }
 
 fn has_control(s: &str) -> bool {
-    s.chars().any(char::is_control)
+    // `char::is_control` is Unicode's Cc: C0 (U+0000..U+001F), DEL and C1 (U+0080..U+009F). The first two
+    // are single bytes and C1 is encoded as 0xC2 0x80..0x9F, so a string without any of those bytes (every
+    // ASCII DN and id) is decided by one pass over its bytes instead of decoding it char by char: this
+    // check ran over every entry's DN and id and was a tenth of a re-sync's planning at 100,000 users.
+    s.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) && s.chars().any(char::is_control)
 }
 
 /// Phase "check the entries", rule 1: an entry without a usable user name, or with a control character in
@@ -228,6 +232,23 @@ pub(super) fn seen_ids(entries: &CheckedEntries) -> FastSet<&str> {
 mod tests {
     use super::*;
     use crate::plan::tests::entry;
+
+    #[test]
+    fn the_byte_test_for_control_characters_agrees_with_char_is_control_for_every_char() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for s in [
+                format!("{c}"),
+                format!("uid=a{c}b,dc=x"),
+                format!("\u{e9}{c}"),
+            ] {
+                assert_eq!(
+                    has_control(&s),
+                    s.chars().any(char::is_control),
+                    "{c:?} in {s:?}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn rule_1_skips_or_conflicts_unusable_entries_and_every_id_counts_as_seen() {

@@ -183,21 +183,19 @@ async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan
     Ok(())
 }
 
-/// Inserts the addresses of new and updated users, in the order given (`position`).
-async fn insert_sync_emails(conn: &mut Conn, rows: &[(i64, &[EmailAddress])]) -> Result<()> {
-    if rows.iter().all(|(_, emails)| emails.is_empty()) {
+/// Inserts these address rows (new and updated users' addresses).
+async fn insert_sync_emails(conn: &mut Conn, rows: &[crate::sync::AddressRow<'_>]) -> Result<()> {
+    if rows.is_empty() {
         return Ok(());
     }
     let mut copy = CopyIn::begin(conn, "COPY user_emails (address_key, user_id, address, position) FROM STDIN").await?;
-    for (user_id, emails) in rows {
-        for (position, e) in (0_i64..).zip(emails.iter()) {
-            let row = copy.row();
-            row.text(&e.key());
-            row.int(*user_id);
-            row.text(e.as_str());
-            row.int(position);
-            copy.end_row().await?;
-        }
+    for r in rows {
+        let row = copy.row();
+        row.text(&r.key);
+        row.int(r.user_id);
+        row.text(r.address);
+        row.int(r.position);
+        copy.end_row().await?;
     }
     copy.finish().await.map_err(duplicate_email)?;
     Ok(())

@@ -244,7 +244,10 @@ async fn apply_plan(
     update_users_rows(&mut tx, &changes.update, now).await?;
     if !changes.create.is_empty() {
         let first = alloc_ids(&mut tx, "next_user_id", changes.create.len()).await?;
-        let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(changes.create.iter()).collect();
+        // In the order of their name keys: see `new_users_in_key_order`.
+        let keyed = crate::sync::new_users_in_key_order(&changes.create);
+        let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(keyed.iter().map(|(_, u)| *u)).collect();
+        drop(keyed);
         insert_users_rows(&mut tx, &with_ids, now).await?;
         // The new users hold the ids first.. (the counter was moved past them in this transaction):
         // their privileges, own folders and access to them are derived from those rows by the
@@ -286,14 +289,12 @@ async fn apply_plan(
             .execute(&mut *tx)
             .await?;
         }
-        let emails: Vec<(i64, &[EmailAddress])> = with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())).collect();
+        let emails = crate::sync::addresses_in_key_order(with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())));
         insert_sync_emails(&mut tx, &emails).await?;
     }
-    let updated_emails: Vec<(i64, &[EmailAddress])> = changes
-        .update
-        .iter()
-        .filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice())))
-        .collect();
+    let updated_emails = crate::sync::addresses_in_key_order(
+        changes.update.iter().filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice()))),
+    );
     insert_sync_emails(&mut tx, &updated_emails).await?;
     write_audit(
         &mut tx,

@@ -125,7 +125,14 @@ async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan
     Ok(())
 }
 
-/// Inserts the addresses of new and updated users, in the order given (`position`).
-async fn insert_sync_emails(conn: &mut Conn, rows: &[(i64, &[EmailAddress])]) -> Result<()> {
-    insert_emails(conn, rows).await
+/// Inserts these address rows (new and updated users' addresses).
+async fn insert_sync_emails(conn: &mut Conn, rows: &[crate::sync::AddressRow<'_>]) -> Result<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Db>::new("INSERT INTO user_emails (address_key, user_id, address, position) ");
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.key.clone()).push_bind(r.user_id).push_bind(r.address.to_owned()).push_bind(r.position);
+        });
+        q.build().execute(&mut *conn).await.map_err(duplicate_email)?;
+    }
+    Ok(())
 }

@@ -382,12 +382,14 @@ fn apply_in(
         create_users(tx, changes, defaults, now)?;
     }
     let started = Instant::now();
-    let updated_emails = changes
-        .update
-        .iter()
-        .filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice())));
-    let n = insert_emails(tx, updated_emails)?;
-    logged(INSERT_EMAIL, n, started);
+    let updated_emails = crate::sync::addresses_in_key_order(
+        changes
+            .update
+            .iter()
+            .filter_map(|u| u.emails.as_ref().map(|e| (u.user_id, e.as_slice()))),
+    );
+    insert_emails(tx, &updated_emails)?;
+    logged(INSERT_EMAIL, updated_emails.len(), started);
     write_audit(
         tx,
         actor,
@@ -610,11 +612,11 @@ fn create_users(
     let first = alloc_ids(tx, "next_user_id", n)?;
     let after = first + n;
     let started = Instant::now();
+    let keyed = crate::sync::new_users_in_key_order(&changes.create);
     {
         let mut stmt = tx.prepare_cached(INSERT_USER)?;
-        for (id, u) in (first..).zip(&changes.create) {
-            let key = u.name.key();
-            let skeleton = roster_core::names::stored_skeleton(&key);
+        for (id, (key, u)) in (first..).zip(&keyed) {
+            let skeleton = roster_core::names::stored_skeleton(key);
             stmt.execute(params![
                 id,
                 u.name.as_str(),
@@ -662,13 +664,14 @@ fn create_users(
         )?;
     }
     let started = Instant::now();
-    let n = insert_emails(
-        tx,
+    let rows = crate::sync::addresses_in_key_order(
         (first..)
-            .zip(&changes.create)
-            .map(|(id, u)| (id, u.emails.as_slice())),
-    )?;
-    logged(INSERT_EMAIL, n, started);
+            .zip(&keyed)
+            .map(|(id, (_, u))| (id, u.emails.as_slice())),
+    );
+    drop(keyed);
+    insert_emails(tx, &rows)?;
+    logged(INSERT_EMAIL, rows.len(), started);
     Ok(())
 }
 
@@ -692,34 +695,27 @@ fn alloc_ids(tx: &Transaction<'_>, counter: &str, n: i64) -> Result<i64> {
 const INSERT_EMAIL: &str =
     "INSERT INTO user_emails (address_key, user_id, address, position) VALUES (?1, ?2, ?3, ?4)";
 
-/// Each user's addresses, in their order. An address another user holds is `DuplicateEmail`, as in
-/// `sql/users.rs`'s `insert_emails`. Returns the number of addresses written.
-fn insert_emails<'a>(
-    tx: &Transaction<'_>,
-    users: impl Iterator<Item = (i64, &'a [EmailAddress])>,
-) -> Result<usize> {
+/// Writes these address rows. An address another user holds is `DuplicateEmail`, as in
+/// `sql/users.rs`'s `insert_emails`.
+fn insert_emails(tx: &Transaction<'_>, rows: &[crate::sync::AddressRow<'_>]) -> Result<()> {
     let mut stmt = tx.prepare_cached(INSERT_EMAIL)?;
-    let mut n = 0;
-    for (user_id, emails) in users {
-        for (position, e) in (0_i64..).zip(emails) {
-            stmt.execute(params![e.key(), user_id, e.as_str(), position])
-                .map_err(|err| {
-                    // The address key is the table's primary key; a failing NOT NULL or CHECK stays what it is.
-                    match err.sqlite_error().map(|f| f.extended_code) {
-                        Some(
-                            rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                            | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE,
-                        ) => StoreError::DuplicateEmail {
-                            address: "(one of the addresses)".into(),
-                            owner: "another user".into(),
-                        },
-                        _ => StoreError::from(err),
-                    }
-                })?;
-            n += 1;
-        }
+    for row in rows {
+        stmt.execute(params![row.key, row.user_id, row.address, row.position])
+            .map_err(|err| {
+                // The address key is the table's primary key; a failing NOT NULL or CHECK stays what it is.
+                match err.sqlite_error().map(|f| f.extended_code) {
+                    Some(
+                        rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE,
+                    ) => StoreError::DuplicateEmail {
+                        address: "(one of the addresses)".into(),
+                        owner: "another user".into(),
+                    },
+                    _ => StoreError::from(err),
+                }
+            })?;
     }
-    Ok(n)
+    Ok(())
 }
 
 fn write_audit(
