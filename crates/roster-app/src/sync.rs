@@ -13,8 +13,11 @@
 use crate::error::{AppError, Result};
 use crate::observe::{ReadMode, RunEnd, RunFinished};
 use crate::{Caller, Roster};
+use roster_core::directory::DirectoryEntry;
 use roster_core::directory::{DirectoryKind, DirectorySettings, GuardLimit, Secret, TypeSettings};
-use roster_core::plan::{PlanOptions, ReportCounts, ReportLine, SyncPlan, plan_sync};
+use roster_core::plan::{
+    PlanOptions, PreparedEntries, ReportCounts, ReportLine, SyncPlan, plan_sync_prepared,
+};
 use roster_directory::{Connector, ReadProgress};
 use roster_store::{
     Actor, NewRun, RunControl, RunKind, RunOutcome, RunRecord, RunStatus, RunSummary, StoreError,
@@ -236,6 +239,64 @@ impl Tracker<'_> {
 impl ReadProgress for Tracker<'_> {
     fn entries_read(&self, total_so_far: u64) {
         self.read(total_so_far);
+    }
+}
+
+/// A full read's progress that takes each page as it is read and prepares its entries for the plan
+/// (rule 1's work on each entry, `PreparedEntries`) on a blocking thread, while the directory sends the
+/// next page (issue 26, item 2): planning then starts the moment the last page is in, with that work
+/// done. The pages move to the thread, so nothing is copied and the entries take no more memory than
+/// they did. The read stays all or nothing: a read that fails drops what was prepared.
+struct PreparingProgress<'a> {
+    tracker: &'a Tracker<'a>,
+    pages: std::sync::mpsc::Sender<Vec<DirectoryEntry>>,
+    prepared: tokio::task::JoinHandle<PreparedEntries>,
+}
+
+impl<'a> PreparingProgress<'a> {
+    fn start(tracker: &'a Tracker<'a>, run_id: i64) -> PreparingProgress<'a> {
+        let (pages, arriving) = std::sync::mpsc::channel::<Vec<DirectoryEntry>>();
+        let span = tracing::info_span!("prepare", run_id);
+        let prepared = tokio::task::spawn_blocking(move || {
+            let mut prepared = PreparedEntries::default();
+            // Until the read ends and drops its end of the channel.
+            for page in arriving {
+                span.in_scope(|| prepared.add(page));
+            }
+            prepared
+        });
+        PreparingProgress {
+            tracker,
+            pages,
+            prepared,
+        }
+    }
+
+    /// The entries prepared from the pages handed over, once the read is over.
+    async fn finish(self) -> Result<PreparedEntries> {
+        let PreparingProgress {
+            pages, prepared, ..
+        } = self;
+        drop(pages);
+        prepared
+            .await
+            .map_err(|e| AppError::Internal(format!("preparing the entries failed: {e}")))
+    }
+}
+
+impl ReadProgress for PreparingProgress<'_> {
+    fn entries_read(&self, total_so_far: u64) {
+        self.tracker.read(total_so_far);
+    }
+
+    fn page_read(&self, page: &mut Vec<DirectoryEntry>) {
+        // The thread only ends when this end is dropped; should it have ended anyway, the page stays
+        // with the read and is prepared with the rest at the end.
+        // The read's vector keeps a page's room for the next page.
+        let full = std::mem::replace(page, Vec::with_capacity(page.capacity()));
+        if let Err(std::sync::mpsc::SendError(back)) = self.pages.send(full) {
+            *page = back;
+        }
     }
 }
 
@@ -1347,18 +1408,21 @@ impl Roster {
         // loading 100,000 users takes about half a second of its own. Both run to the end even when the
         // other fails: a read cut off mid-page would leave the service connection mid-search, and the
         // error reported is then always the directory's, which is the one the administrator can act on.
+        // The entries are prepared for the plan as their pages come (`PreparingProgress`).
+        let preparing = PreparingProgress::start(tracker, run_id);
         let (fetched, snapshot) = tokio::join!(
             directory
                 .reader
-                .read_entries(tracker)
+                .read_entries(&preparing)
                 .instrument(tracing::info_span!("read", run_id)),
             self.store
                 .snapshot()
                 .instrument(tracing::info_span!("snapshot", run_id))
         );
+        let prepared = preparing.finish().await?;
         let fetched = fetched?;
         let mut snapshot = snapshot?;
-        tracker.read(u64::try_from(fetched.entries.len()).unwrap_or(u64::MAX));
+        tracker.read(fetched.entry_count());
         let mut header = read_header(&fetched);
         if let Some(why) = why_full {
             header.insert(
@@ -1384,7 +1448,7 @@ impl Roster {
             .count();
         let linked = u64::try_from(linked).unwrap_or(u64::MAX);
         // Whatever the deletion guard's limits: an empty answer is a read that went wrong.
-        if fetched.entries.is_empty() && linked > 0 {
+        if fetched.entry_count() == 0 && linked > 0 {
             return Err(AppError::EmptyRead {
                 scope: settings
                     .configured()
@@ -1401,6 +1465,7 @@ impl Roster {
                 source,
                 scope,
                 snapshot,
+                prepared,
                 fetched.entries,
                 header,
                 linked,
@@ -1542,6 +1607,7 @@ impl Roster {
                 source,
                 roster_core::plan::PlanScope::Only(in_scope),
                 snapshot,
+                PreparedEntries::default(),
                 entries,
                 header,
                 linked,
@@ -1630,6 +1696,7 @@ impl Roster {
             source,
             scope,
             snapshot,
+            PreparedEntries::default(),
             fetched.entries,
             header,
             u64::try_from(linked).unwrap_or(u64::MAX),
@@ -1637,7 +1704,7 @@ impl Roster {
         .await
     }
 
-    /// Plans `entries` against the snapshot's users.
+    /// Plans the entries (`prepared` as they were read, then `more`) against the snapshot's users.
     #[allow(clippy::too_many_arguments)]
     async fn plan(
         &self,
@@ -1646,7 +1713,8 @@ impl Roster {
         source: &str,
         scope: roster_core::plan::PlanScope,
         snapshot: roster_store::Snapshot,
-        entries: Vec<roster_core::directory::DirectoryEntry>,
+        prepared: PreparedEntries,
+        more: Vec<DirectoryEntry>,
         header: Vec<ReportLine>,
         linked: u64,
     ) -> Result<Planned> {
@@ -1668,7 +1736,12 @@ impl Roster {
         let users = snapshot.users;
         let span = tracing::info_span!("plan", run_id);
         let plan = tokio::task::spawn_blocking(move || {
-            span.in_scope(|| plan_sync(&users, entries, &options))
+            span.in_scope(|| {
+                // `prepared`: the entries handed over as they were read; `more`: the rest, after them.
+                let mut entries = prepared;
+                entries.add(more);
+                plan_sync_prepared(&users, entries, &options)
+            })
         })
         .await
         .map_err(|e| AppError::Internal(format!("planning failed: {e}")))?;

@@ -12,6 +12,15 @@ use crate::logon::{LogonOutcome, LogonSubject};
 /// Told how many entries a read has produced so far: after each page, and at least every 1000 entries.
 pub trait ReadProgress: Send + Sync {
     fn entries_read(&self, total_so_far: u64);
+
+    /// The entries of a page a full read has just read, handed over before the next page is asked for: a
+    /// caller that works on entries as they come (a sync prepares them for its plan while the directory
+    /// sends the next page, issue 26 item 2) takes them (`std::mem::take`, or some of them from the
+    /// front), and the read then counts them in [`DirectoryRead::handed_over`] instead of returning them
+    /// in [`DirectoryRead::entries`]. Called only by reads that need the page's entries no more. The read
+    /// stays all or nothing: a read that fails after handing pages over returns its error, and the
+    /// caller drops what it took. Default: leaves them.
+    fn page_read(&self, _page: &mut Vec<DirectoryEntry>) {}
 }
 
 /// For callers that don't show progress.
@@ -25,7 +34,11 @@ impl ReadProgress for NoProgress {
 /// The result of a complete read. There is no partial result: a read that fails returns an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirectoryRead {
+    /// The entries read, but for the first [`Self::handed_over`] ones, which the read's progress took as
+    /// they came ([`ReadProgress::page_read`]).
     pub entries: Vec<DirectoryEntry>,
+    /// How many entries, before [`Self::entries`], the read handed over to its progress.
+    pub handed_over: u64,
     /// Paged-results pages (1 for an LDIF file).
     pub pages: u64,
     /// Entries whose id is derived from their DN, so a rename will look like delete + create.
@@ -39,6 +52,13 @@ pub struct DirectoryRead {
     pub identified_by: Option<&'static str>,
     /// Lines for the top of the run's report: the scope rule the read applied, what it left out.
     pub notes: Vec<String>,
+}
+
+impl DirectoryRead {
+    /// Every entry the read found: those handed over as they came, and those returned.
+    pub fn entry_count(&self) -> u64 {
+        self.handed_over + self.entries.len() as u64
+    }
 }
 
 /// What an incremental read found since a cookie (RFC 4533 refreshOnly against OpenLDAP's syncprov;

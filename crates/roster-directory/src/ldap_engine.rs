@@ -1344,6 +1344,7 @@ impl LdapEngine {
         let mut guard = PageGuard::default();
         loop {
             let entries_before = read.entries.len();
+            let total_before = read.entry_count();
             let references_before = read.references_skipped;
             let control = RawControl {
                 ctype: PAGED_RESULTS_OID.to_owned(),
@@ -1362,10 +1363,19 @@ impl LdapEngine {
                 )
                 .await?;
             read.pages += 1;
-            let count = read.entries.len() as u64;
+            let count = read.entry_count();
             progress.entries_read(count);
             if result.rc != 0 {
                 return Err(self.search_failed(result, count));
+            }
+            // What the page guard below needs of the page, before the page may be handed over.
+            let first_dn = read.entries.get(entries_before).map(|e| e.dn.clone());
+            // Offered only while every earlier entry was taken, so that the entries handed over always
+            // come before those kept (a progress that leaves some is offered no more pages).
+            if entries_before == 0 && !read.entries.is_empty() {
+                let page_len = read.entries.len();
+                progress.page_read(&mut read.entries);
+                read.handed_over += (page_len - read.entries.len()) as u64;
             }
             let response = result
                 .ctrls
@@ -1383,8 +1393,8 @@ impl LdapEngine {
             }
             let page = Page {
                 cookie: &cookie,
-                first_dn: read.entries.get(entries_before).map(|e| e.dn.as_str()),
-                progressed: read.entries.len() > entries_before
+                first_dn: first_dn.as_deref(),
+                progressed: read.entry_count() > total_before
                     || read.references_skipped > references_before,
             };
             guard.check(&page)?;
@@ -1405,7 +1415,7 @@ impl LdapEngine {
         read: &mut DirectoryRead,
         progress: &dyn ReadProgress,
     ) -> Result<LdapResult, DirectoryError> {
-        let entries_so_far = |read: &DirectoryRead| read.entries.len() as u64;
+        let entries_so_far = |read: &DirectoryRead| read.entry_count();
         let mut stream: SearchStream<'_, &str, Vec<&str>> = ldap
             .with_controls(vec![control])
             .with_timeout(self.timeout())
@@ -1448,7 +1458,7 @@ impl LdapEngine {
                 read.without_stable_id += 1;
             }
             read.entries.push(entry);
-            if read.entries.len().is_multiple_of(1000) {
+            if read.entry_count().is_multiple_of(1000) {
                 progress.entries_read(entries_so_far(read));
             }
         }

@@ -171,7 +171,7 @@ mod tests {
     use crate::user::AuthMethod;
 
     fn valid(entries: Vec<crate::directory::DirectoryEntry>) -> Vec<ValidEntry> {
-        check_entries(entries, &mut Report::default()).valid
+        check_entries(entries.into_iter().collect(), &mut Report::default()).valid
     }
 
     #[test]

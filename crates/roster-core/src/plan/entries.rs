@@ -1,10 +1,10 @@
 //! Rule 1: which entries can be planned at all, and which ids the read returned.
 
-use super::ReportAction;
 use super::keys::{
     FastMap, FastSet, distinct_email_keys, distinct_key, email_keys, fast_map, fast_set,
 };
 use super::report::Report;
+use super::{ReportAction, ReportLine};
 use crate::directory::DirectoryEntry;
 use crate::names::{
     EMAIL_MAX_BYTES, EMAILS_MAX, EmailAddress, FULL_NAME_MAX_CHARS, NameError, UserName,
@@ -67,24 +67,136 @@ fn has_control(s: &str) -> bool {
 /// conflict (which copy wins must not depend on the order of the answer). Every entry's id counts as
 /// seen all the same, so skipping an entry never deletes its user. Invalid addresses and control
 /// characters in a full name are dropped with a warning: the rest of the entry still applies.
-pub(super) fn check_entries(entries: Vec<DirectoryEntry>, report: &mut Report) -> CheckedEntries {
+///
+/// The work on each entry that doesn't depend on the others is done by [`PreparedEntries::add`], as the
+/// entries come (a sync does it on each page while the next is read); this decides the duplicated ids
+/// once every entry is in, and writes the report's lines in the order of the entries.
+pub(super) fn check_entries(prepared: PreparedEntries, report: &mut Report) -> CheckedEntries {
+    let PreparedEntries { entries } = prepared;
     let duplicated = duplicated_ids(&entries);
     let mut other_seen: Vec<String> = Vec::new();
-    let mut valid: Vec<ValidEntry> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match check_entry(entry, &duplicated, report) {
-            Checked::Valid(e) => valid.push(e),
-            Checked::SeenOnly(id) => other_seen.push(id),
-        }
-    }
+    // In place: a prepared entry's allocation holds its valid entry (no second buffer of 100,000 entries).
+    let valid: Vec<ValidEntry> = entries
+        .into_iter()
+        .filter_map(|p| match p.finish(&duplicated, report) {
+            Checked::Valid(e) => Some(e),
+            Checked::SeenOnly(id) => {
+                other_seen.push(id);
+                None
+            }
+        })
+        .collect();
     CheckedEntries { valid, other_seen }
 }
 
+/// Entries with rule 1's work on each of them done (all but the test of duplicated ids, which needs every
+/// entry), in the order they were added: see [`check_entries`]. Public so that a sync can prepare the
+/// entries of each page while the directory sends the next one, and plan with
+/// [`super::plan_sync_prepared`] the moment the last page is in (issue 26, item 2).
+#[derive(Default)]
+pub struct PreparedEntries {
+    entries: Vec<PreparedEntry>,
+}
+
+impl PreparedEntries {
+    /// Prepares these entries, after the ones added before.
+    pub fn add(&mut self, entries: impl IntoIterator<Item = DirectoryEntry>) {
+        self.entries.extend(entries.into_iter().map(prepare_entry));
+    }
+
+    /// How many entries were added.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl std::fmt::Debug for PreparedEntries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedEntries")
+            .field("len", &self.entries.len())
+            .finish()
+    }
+}
+
+impl FromIterator<DirectoryEntry> for PreparedEntries {
+    fn from_iter<I: IntoIterator<Item = DirectoryEntry>>(entries: I) -> Self {
+        let mut prepared = PreparedEntries::default();
+        prepared.add(entries);
+        prepared
+    }
+}
+
+/// One entry after rule 1's work on it alone.
+struct PreparedEntry {
+    /// What the entry is if its id turns out not to be duplicated.
+    outcome: Checked,
+    /// What is rarely there, boxed so that an ordinary entry costs one pointer more than its valid entry:
+    /// the lines rule 1 reported about it, and what a conflict line would name.
+    unusual: Option<Box<Unusual>>,
+    /// A control character in its DN or id: skipped whether or not its id is duplicated.
+    control: bool,
+}
+
+struct Unusual {
+    lines: Vec<ReportLine>,
+    /// The conflict line's user and DN, when they can't be taken from the valid entry: its user-name
+    /// value as the directory gave it (the DN without one).
+    conflict_user: Option<(String, String)>,
+}
+
+impl PreparedEntry {
+    fn id(&self) -> &str {
+        match &self.outcome {
+            Checked::Valid(e) => &e.id,
+            Checked::SeenOnly(id) => id,
+        }
+    }
+
+    fn finish(self, duplicated: &FastSet<String>, report: &mut Report) -> Checked {
+        let PreparedEntry {
+            outcome,
+            unusual,
+            control,
+        } = self;
+        if !control
+            && duplicated.contains(match &outcome {
+                Checked::Valid(e) => e.id.as_str(),
+                Checked::SeenOnly(id) => id.as_str(),
+            })
+        {
+            let (user, dn, id) = match (outcome, unusual.and_then(|u| u.conflict_user)) {
+                (Checked::Valid(e), None) => (e.name.into(), e.dn, e.id),
+                (Checked::Valid(e), Some((user, dn))) => (user, dn, e.id),
+                (Checked::SeenOnly(id), Some((user, dn))) => (user, dn, id),
+                // Every entry that isn't valid keeps what its conflict line names (`prepare_entry`).
+                (Checked::SeenOnly(id), None) => (id.clone(), String::new(), id),
+            };
+            report.push(
+                user,
+                ReportAction::Conflict,
+                format!("the directory returned more than one entry with the id {id}"),
+                Some(dn),
+            );
+            return Checked::SeenOnly(id);
+        }
+        if let Some(u) = unusual {
+            for line in u.lines {
+                report.push_line(line);
+            }
+        }
+        outcome
+    }
+}
+
 /// Ids that more than one entry carries.
-fn duplicated_ids(entries: &[DirectoryEntry]) -> FastSet<String> {
+fn duplicated_ids(entries: &[PreparedEntry]) -> FastSet<String> {
     let mut id_count: FastMap<&str, u32> = fast_map(entries.len());
     for e in entries {
-        *id_count.entry(e.id.as_str()).or_default() += 1;
+        *id_count.entry(e.id()).or_default() += 1;
     }
     id_count
         .iter()
@@ -93,11 +205,28 @@ fn duplicated_ids(entries: &[DirectoryEntry]) -> FastSet<String> {
         .collect()
 }
 
-fn check_entry(
-    entry: DirectoryEntry,
-    duplicated: &FastSet<String>,
-    report: &mut Report,
-) -> Checked {
+fn prepare_entry(entry: DirectoryEntry) -> PreparedEntry {
+    let mut lines = Report::default();
+    let (outcome, conflict_user) = check_entry(entry, &mut lines);
+    // `check_entry` names no conflict user for exactly these: a valid entry names its own, and every other
+    // entry skipped for what it holds keeps one.
+    let control = matches!(outcome, Checked::SeenOnly(_)) && conflict_user.is_none();
+    let unusual = (!lines.lines.is_empty() || conflict_user.is_some()).then(|| {
+        Box::new(Unusual {
+            lines: lines.lines,
+            conflict_user,
+        })
+    });
+    PreparedEntry {
+        outcome,
+        unusual,
+        control,
+    }
+}
+
+/// Rule 1 on one entry, but for duplicated ids; with what a conflict line would name when the outcome
+/// doesn't hold it (`PreparedEntry::finish`).
+fn check_entry(entry: DirectoryEntry, report: &mut Report) -> (Checked, Option<(String, String)>) {
     let DirectoryEntry {
         id,
         dn,
@@ -112,47 +241,53 @@ fn check_entry(
             "the entry's DN or id contains a control character",
             None,
         );
-        return Checked::SeenOnly(id);
+        // Never a conflict: skipped whether or not its id is duplicated.
+        return (Checked::SeenOnly(id), None);
     }
-    if duplicated.contains(&id) {
-        report.push(
-            name.unwrap_or_else(|| dn.clone()),
-            ReportAction::Conflict,
-            format!("the directory returned more than one entry with the id {id}"),
-            Some(dn),
-        );
-        return Checked::SeenOnly(id);
-    }
+    // The conflict line names the user-name value as the directory gave it, else the DN. Cloned only
+    // on the rare paths: a valid entry holds its DN and (unless parsing changed it) its name.
+    let conflict_user = |name: &Option<String>, dn: &String| {
+        Some((name.clone().unwrap_or_else(|| dn.clone()), dn.clone()))
+    };
     let raw_name = match name.as_deref().map(str::trim) {
         Some(n) if !n.is_empty() => n,
         _ => {
+            let conflict = conflict_user(&name, &dn);
             report.push(
                 dn.clone(),
                 ReportAction::Skipped,
                 "the entry has no value for the user-name attribute",
                 Some(dn),
             );
-            return Checked::SeenOnly(id);
+            return (Checked::SeenOnly(id), conflict);
         }
     };
-    let name = match UserName::parse(raw_name) {
+    let parsed = match UserName::parse(raw_name) {
         Ok(n) => n,
         Err(e) => {
+            let conflict = conflict_user(&name, &dn);
             report.push(dn.clone(), ReportAction::Skipped, e.to_string(), Some(dn));
-            return Checked::SeenOnly(id);
+            return (Checked::SeenOnly(id), conflict);
         }
     };
     // Issue 19, item 6: a value over a limit skips the whole entry (its user stays as it is, and is still
     // seen), rather than being cut or dropped: a cut name or a lost address would be a change nobody made.
     if let Some(e) = over_limit(full_name.as_deref(), emails.as_deref()) {
+        let conflict = conflict_user(&name, &dn);
         report.push(
-            name.to_string(),
+            parsed.to_string(),
             ReportAction::Skipped,
             format!("not applied: {e}"),
             Some(dn),
         );
-        return Checked::SeenOnly(id);
+        return (Checked::SeenOnly(id), conflict);
     }
+    let conflict = if name.as_deref() == Some(parsed.as_str()) {
+        None
+    } else {
+        conflict_user(&name, &dn)
+    };
+    let name = parsed;
     let full_name = full_name.map(|f| {
         let f = f.trim();
         if has_control(f) {
@@ -183,15 +318,18 @@ fn check_entry(
         dedup_emails(ok)
     });
     let email_keys = emails.as_deref().and_then(distinct_email_keys);
-    Checked::Valid(ValidEntry {
-        id,
-        dn,
-        name_key: distinct_key(name.as_str()),
-        name,
-        full_name,
-        emails,
-        email_keys,
-    })
+    (
+        Checked::Valid(ValidEntry {
+            id,
+            dn,
+            name_key: distinct_key(name.as_str()),
+            name,
+            full_name,
+            emails,
+            email_keys,
+        }),
+        conflict,
+    )
 }
 
 /// The first of an entry's values that is over a limit of [`crate::names`]: the full name, the number of
@@ -267,7 +405,7 @@ mod tests {
             warned,
         ];
         let mut report = Report::default();
-        let checked = check_entries(entries, &mut report);
+        let checked = check_entries(entries.into_iter().collect(), &mut report);
 
         assert_eq!(report.counts.skipped, 3);
         assert_eq!(report.counts.conflicts, 2);

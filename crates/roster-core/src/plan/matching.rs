@@ -228,7 +228,7 @@ mod tests {
     use crate::user::AuthMethod;
 
     fn valid(entries: Vec<crate::directory::DirectoryEntry>) -> Vec<ValidEntry> {
-        check_entries(entries, &mut Report::default()).valid
+        check_entries(entries.into_iter().collect(), &mut Report::default()).valid
     }
 
     #[test]
@@ -321,7 +321,9 @@ mod tests {
                 entry("c", Some("gone"), &[]),
                 entry("d", Some("local"), &[]),
                 entry("e", Some("new"), &[]),
-            ],
+            ]
+            .into_iter()
+            .collect(),
             &mut Report::default(),
         );
         let links = link_states(

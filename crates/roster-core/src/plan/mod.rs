@@ -49,6 +49,7 @@ use crate::user::{AuthMethod, DirectoryLink};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
+pub use entries::PreparedEntries;
 pub use report::{correct_report_for_folders_decided_at_apply, deletion_reason};
 pub use touched::Touched;
 
@@ -252,7 +253,7 @@ const TWO_THREADS_FROM: usize = 20_000;
 /// threads when the run is large. Pure like the rest: the result doesn't depend on which ends first.
 fn checked_and_keyed(
     current: &[CurrentUser],
-    entries: Vec<DirectoryEntry>,
+    entries: PreparedEntries,
     two_threads_from: usize,
 ) -> (entries::CheckedEntries, report::Report, keys::Current<'_>) {
     let large = current.len() + entries.len() >= two_threads_from && !current.is_empty();
@@ -282,13 +283,22 @@ pub fn plan_sync(
     entries: Vec<DirectoryEntry>,
     options: &PlanOptions,
 ) -> SyncPlan {
+    plan_sync_prepared(current, entries.into_iter().collect(), options)
+}
+
+/// [`plan_sync`] of entries prepared as they were read ([`PreparedEntries::add`]): the same plan.
+pub fn plan_sync_prepared(
+    current: &[CurrentUser],
+    entries: PreparedEntries,
+    options: &PlanOptions,
+) -> SyncPlan {
     plan_sync_threads_from(current, entries, options, TWO_THREADS_FROM)
 }
 
 /// [`plan_sync`], on two threads from `two_threads_from` entries and users (tests compare the two ways).
 fn plan_sync_threads_from(
     current: &[CurrentUser],
-    entries: Vec<DirectoryEntry>,
+    entries: PreparedEntries,
     options: &PlanOptions,
     two_threads_from: usize,
 ) -> SyncPlan {

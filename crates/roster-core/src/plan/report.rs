@@ -30,6 +30,12 @@ impl Report {
         });
     }
 
+    /// A line made before, counted now (rule 1's lines, made while the entries were read).
+    pub(super) fn push_line(&mut self, line: ReportLine) {
+        count(&mut self.counts, line.action);
+        self.lines.push(line);
+    }
+
     /// An entry matched to a user that needs no change: counted, not listed.
     pub(super) fn unchanged(&mut self) {
         self.counts.unchanged += 1;

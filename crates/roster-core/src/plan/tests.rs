@@ -1113,9 +1113,65 @@ fn two_threads_plan_exactly_what_one_plans() {
         entries.push(entry(&format!("new{i}"), Some(&format!("néw{i}")), &[]));
     }
     entries.push(entry("id5", Some("duplicate-id"), &[]));
-    let one = plan_sync_threads_from(&current, entries.clone(), &opts(true), usize::MAX);
-    let two = plan_sync_threads_from(&current, entries, &opts(true), 0);
+    let one = plan_sync_threads_from(
+        &current,
+        entries.clone().into_iter().collect(),
+        &opts(true),
+        usize::MAX,
+    );
+    let two = plan_sync_threads_from(&current, entries.into_iter().collect(), &opts(true), 0);
     assert!(one.lines.len() > 1000, "{}", one.lines.len());
     assert!(!one.changes.delete.is_empty() && !one.changes.create.is_empty());
     assert_eq!(one, two);
+}
+
+/// Entries prepared a page at a time while the read goes on (issue 26, item 2) give the plan that all
+/// of them at once give, report included: ids duplicated across pages (a valid copy, a copy without a
+/// name, a name padded with spaces, a copy with a control character), skipped entries and warnings.
+#[test]
+fn entries_prepared_page_by_page_plan_exactly_what_all_at_once_plan() {
+    let current = vec![
+        admin(),
+        user(
+            2,
+            "kept",
+            &["kept@example.com"],
+            AuthMethod::Directory,
+            Some("k"),
+        ),
+        user(3, "twice", &[], AuthMethod::Directory, Some("dup")),
+    ];
+    let mut entries = vec![
+        entry("k", Some("kept"), &["kept@example.com", "not an address"]),
+        entry("dup", Some("twice"), &[]),
+        entry("n1", Some("  padded  "), &["padded@example.com"]),
+    ];
+    for i in 0..40 {
+        entries.push(entry(&format!("u{i}"), Some(&format!("user{i}")), &[]));
+    }
+    let mut nameless = entry("dup", None, &[]);
+    nameless.dn = "uid=nameless,dc=example,dc=com".into();
+    entries.push(nameless);
+    entries.push(entry("n1", Some(" padded "), &[]));
+    let mut control = entry("dup", Some("ctl"), &[]);
+    control.dn.push('\u{85}');
+    entries.push(control);
+    let mut warned = entry("w", Some("warned"), &["w@example.com"]);
+    warned.full_name = Some("W\u{7}".into());
+    entries.push(warned);
+    entries.push(entry("bad", Some("bad name\u{7}"), &[]));
+    let whole = plan_sync(&current, entries.clone(), &opts(true));
+    assert!(whole.counts.conflicts >= 4, "{:?}", whole.counts);
+    for page in [1, 3, 7, entries.len()] {
+        let mut prepared = PreparedEntries::default();
+        for chunk in entries.chunks(page) {
+            prepared.add(chunk.to_vec());
+        }
+        assert_eq!(prepared.len(), entries.len());
+        assert_eq!(
+            plan_sync_prepared(&current, prepared, &opts(true)),
+            whole,
+            "pages of {page}"
+        );
+    }
 }

@@ -748,7 +748,7 @@ mod tests {
         entries: Vec<DirectoryEntry>,
     ) -> (Vec<Option<EntryFate>>, Vec<Option<usize>>, Report) {
         let mut report = Report::default();
-        let checked = check_entries(entries, &mut report);
+        let checked = check_entries(entries.into_iter().collect(), &mut report);
         let current = Current::new(users);
         let lookup = index_current(&current, "ldap");
         let links = link_states(
