@@ -157,17 +157,11 @@ impl PreparedEntry {
     }
 
     fn finish(self, duplicated: &FastSet<String>, report: &mut Report) -> Checked {
+        let conflict = !self.control && duplicated.contains(self.id());
         let PreparedEntry {
-            outcome,
-            unusual,
-            control,
+            outcome, unusual, ..
         } = self;
-        if !control
-            && duplicated.contains(match &outcome {
-                Checked::Valid(e) => e.id.as_str(),
-                Checked::SeenOnly(id) => id.as_str(),
-            })
-        {
+        if conflict {
             let (user, dn, id) = match (outcome, unusual.and_then(|u| u.conflict_user)) {
                 (Checked::Valid(e), None) => (e.name.into(), e.dn, e.id),
                 (Checked::Valid(e), Some((user, dn))) => (user, dn, e.id),
