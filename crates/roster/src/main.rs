@@ -29,6 +29,34 @@ mod sso_check;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
+/// jemalloc for Rust's allocations. A sync of 100,000 users spent about a seventh of its samples in glibc's
+/// malloc and free (the read's entries and ldap3's tag trees, the planner's keys, the apply's rows); with
+/// jemalloc as set below the full sync and the re-sync took 7–8 % less, and their peak memory was lower
+/// (BENCHMARKS.md, issue 26). Prefixed, so the C libraries (SQLite, GSSAPI) keep glibc's: jemalloc in
+/// their place too was no faster, and its start deadlocks under an `LD_PRELOAD` that allocates in
+/// `clock_gettime` (libfaketime, which the Kerberos tests use for a skewed clock).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read when it starts. One arena for every thread: a sync frees on one thread what
+/// the next phase allocates on another (the read's pages are prepared on a blocking thread, the plan runs
+/// on one, the apply on a worker), and with an arena per thread, or two, the freed pages of one waited for
+/// the decay while the other took new ones (a first sync's peak 141–143 MiB against 110–120 MiB). Freed
+/// pages go back to the system after 300 ms (the default is 10 s; at 0 ms the apply's SQLite pages were
+/// returned and faulted in again, and the full sync took up to 13 % longer).
+#[allow(unsafe_code, non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: JemallocConf =
+    JemallocConf(c"narenas:1,dirty_decay_ms:300,muzzy_decay_ms:0".as_ptr());
+
+/// `const char *`, as jemalloc declares `malloc_conf`.
+#[repr(transparent)]
+pub struct JemallocConf(*const std::ffi::c_char);
+
+// The pointer is to a string literal: 'static and never written.
+#[allow(unsafe_code)]
+unsafe impl Sync for JemallocConf {}
+
 fn main() -> ExitCode {
     // One rustls crypto provider for the whole process: two in one build make rustls panic at the first
     // handshake, and ldap3 asks for the process default.
