@@ -1097,7 +1097,13 @@ impl Phases {
                 .map(|(t, _)| *t)
         };
         let first = statements.first()?.0;
-        let last = statements.last()?.0;
+        // The SQLite store's checkpoint after an apply runs in the background while the report is
+        // printed: the process's exit waits for it, in `output`.
+        let last = statements
+            .iter()
+            .rev()
+            .find(|(_, s)| !s.contains("wal_checkpoint"))?
+            .0;
         let begun = find(first, "INSERT INTO sync_runs (")?;
         // The users are loaded while the directory is read; after both, the user database's version is
         // checked again (and the users loaded again if it moved).
@@ -1652,8 +1658,9 @@ fn markdown_report(
          sync's write transaction (users, privileges, folders, folder access, addresses, audit line, \
          commit); record = finishing the run and storing the report's lines (1000 to a row); users loaded \
          at = when loading the users finished, from the start of the read (inside `read`, not added to the \
-         total); output = the last statement to process exit (commit, the JSON \
-         report to /dev/null, freeing memory).\n"
+         total); output = the last statement to process exit (the JSON report to /dev/null, freeing memory; \
+         on SQLite, meanwhile, the checkpoint that copies the apply's pages from the WAL into the database \
+         file, `PRAGMA wal_checkpoint`, which the exit waits for).\n"
     );
     let _ = writeln!(md, "## What is measured\n");
     for point in &src.described {

@@ -56,6 +56,9 @@ async fn finish_apply_connection(conn: sqlx::pool::PoolConnection<sqlx::Postgres
     drop(conn);
 }
 
+/// `Store::close`'s part before the pool closes: nothing on PostgreSQL (the server checkpoints).
+async fn before_close(_store: &PgStore) {}
+
 // The synchronization's hot paths, which `sql/store.rs` hands to the backend's own: PostgreSQL's are the
 // shared SQL of `sql/sync.rs`.
 use self::{

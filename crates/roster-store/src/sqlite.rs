@@ -29,6 +29,9 @@ pub struct SqliteStore {
     /// The data directory's shared lock, held while the store is open: `roster restore` refuses a data
     /// directory a process holds it on (`lock.rs`).
     _lock: Option<std::sync::Arc<crate::DataDirLock>>,
+    /// The checkpoints after applies that may still run (`native.rs`, `checkpoint_in_background`);
+    /// `close` waits for them.
+    pending_checkpoints: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl SqliteStore {
@@ -68,6 +71,7 @@ impl SqliteStore {
             pool,
             path,
             _lock: lock,
+            pending_checkpoints: std::sync::Arc::default(),
         })
     }
 
@@ -123,8 +127,8 @@ async fn finish_apply_connection(conn: SqliteConnection) {
 // The synchronization's hot paths, which `sql/store.rs` hands to the backend's own: SQLite's go through
 // rusqlite. `sql/sync.rs`'s versions of them (PostgreSQL's) are compiled here too, and unused.
 use native::{
-    apply_plan as backend_apply_plan, snapshot as backend_snapshot,
-    snapshot_touched as backend_snapshot_touched,
+    apply_plan as backend_apply_plan, finish_checkpoints as before_close,
+    snapshot as backend_snapshot, snapshot_touched as backend_snapshot_touched,
 };
 
 /// `Store::backup`: a consistent copy of the live database (`backup.rs`).

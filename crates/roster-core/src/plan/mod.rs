@@ -344,6 +344,7 @@ fn plan_sync_threads_from(
         links: &links,
         deleted: &deleted,
         skeletons: &skeletons,
+        two_threads_from,
     };
     uniqueness::withdraw_conflicts(&holders, &mut targets, &mut matched.fates, &mut report);
     drop(lookup);

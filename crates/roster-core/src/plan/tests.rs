@@ -1084,8 +1084,10 @@ fn with_a_grace_period_departed_users_are_suspended_then_deleted_or_reactivated(
     assert!(plan.changes.is_empty());
 }
 
-/// A large run checks its entries and keys its current users on two threads: the plan is the same as on
-/// one, report order included, with renames, conflicts, skipped entries, look-alikes and deletions in it.
+/// A large run checks its entries and keys its current users on two threads, and builds its claims on
+/// names and on addresses on two: the plan is the same as on one, report order included, with renames,
+/// conflicts (names and addresses, between users, new entries and both), skipped entries, look-alikes and
+/// deletions in it.
 #[test]
 fn two_threads_plan_exactly_what_one_plans() {
     let mut current = vec![admin()];
@@ -1110,7 +1112,17 @@ fn two_threads_plan_exactly_what_one_plans() {
         entries.push(entry(&format!("id{i}"), Some(&name), &[&mail]));
     }
     for i in 0..500 {
-        entries.push(entry(&format!("new{i}"), Some(&format!("néw{i}")), &[]));
+        // New users: some take an existing user's address, some share one among themselves.
+        let mail = match i % 5 {
+            0 => format!("user{i}@example.com"),
+            1 => format!("shared{}@example.com", i / 10),
+            _ => format!("new{i}@example.com"),
+        };
+        entries.push(entry(
+            &format!("new{i}"),
+            Some(&format!("néw{i}")),
+            &[&mail],
+        ));
     }
     entries.push(entry("id5", Some("duplicate-id"), &[]));
     let one = plan_sync_threads_from(

@@ -263,6 +263,8 @@ pub(super) struct Holders<'a> {
     /// Users rule 5 deletes: they hold nothing after the plan.
     pub(super) deleted: &'a [bool],
     pub(super) skeletons: &'a Skeletons,
+    /// From how many entries and users together the maps of claims are built on two threads.
+    pub(super) two_threads_from: usize,
 }
 
 impl<'a> Holders<'a> {
@@ -397,76 +399,152 @@ pub(super) fn withdraw_conflicts(
     }
 }
 
-/// The claims that introduce a key: planned changes of existing users (not deleted), and new users.
+/// The claims that introduce a key: planned changes of existing users (not deleted), and new users. Names
+/// (with their skeletons) and addresses are independent maps: a large plan builds them on two threads
+/// (after the read the directory server no longer needs a core; at 100,000 new users the maps took half
+/// of a first sync's planning on one).
 fn introduced_claims<'k>(
     holders: &Holders<'k>,
     targets: &[Option<usize>],
     fates: &[Option<EntryFate>],
 ) -> KeyClaims<'k> {
-    let current: &'k Current<'k> = holders.current;
-    let mut claims = KeyClaims {
-        names: fast_map(0),
-        looks: fast_map(holders.skeletons.introduced),
-        addresses: fast_map(0),
-    };
-    for u in 0..current.len() {
-        if holders.deleted.get(u).copied().unwrap_or(false) {
-            continue;
-        }
-        let Some(e) = holders.target(targets, u) else {
-            continue;
+    if holders.valid.len() + holders.current.len() < holders.two_threads_from {
+        let (names, looks) = introduced_names(holders, targets, fates);
+        let addresses = introduced_addresses(holders, targets, fates);
+        return KeyClaims {
+            names,
+            looks,
+            addresses,
         };
-        let me = Claim {
-            who: Claimant::User(u),
-            introduced: true,
-            non_ascii: false,
-        };
-        if current.name_key(u) != Some(e.name_key()) {
-            claims.names.entry(e.name_key()).or_default().push(me);
-            if let Some(s) = targets
-                .get(u)
-                .copied()
-                .flatten()
-                .and_then(|i| holders.entry_skeleton(i))
-            {
-                claims.looks.entry(s).or_default().push(Claim {
-                    non_ascii: !e.name_key().is_ascii(),
-                    ..me
-                });
-            }
-        }
-        if e.emails.is_some() {
-            for a in e.email_keys() {
-                if !current.email_keys(u).any(|k| k == a) {
-                    claims.addresses.entry(a).or_default().push(me);
-                }
-            }
-        }
     }
-    for (i, fate) in fates.iter().enumerate() {
+    std::thread::scope(|scope| {
+        let addresses = scope.spawn(|| introduced_addresses(holders, targets, fates));
+        let (names, looks) = introduced_names(holders, targets, fates);
+        let addresses = addresses
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        KeyClaims {
+            names,
+            looks,
+            addresses,
+        }
+    })
+}
+
+/// The new users, and the existing users (not deleted) that the plan gives an entry, each with the
+/// claim it makes: what [`introduced_names`] and [`introduced_addresses`] go through.
+fn claimants<'a, 'k>(
+    holders: &'a Holders<'k>,
+    targets: &'a [Option<usize>],
+    fates: &'a [Option<EntryFate>],
+) -> (
+    impl Iterator<Item = (usize, &'k ValidEntry, Claim)> + 'a,
+    impl Iterator<Item = (usize, &'k ValidEntry, Claim)> + 'a,
+) {
+    let introduced = |who| Claim {
+        who,
+        introduced: true,
+        non_ascii: false,
+    };
+    let current: &'k Current<'k> = holders.current;
+    let valid: &'k [ValidEntry] = holders.valid;
+    let users = (0..current.len()).filter_map(move |u| {
+        if holders.deleted.get(u).copied().unwrap_or(false) {
+            return None;
+        }
+        let e = holders.target(targets, u)?;
+        Some((u, e, introduced(Claimant::User(u))))
+    });
+    let entries = fates.iter().enumerate().filter_map(move |(i, fate)| {
         if !matches!(fate, Some(EntryFate::Create)) {
+            return None;
+        }
+        let e = valid.get(i)?;
+        Some((i, e, introduced(Claimant::Entry(i))))
+    });
+    (users, entries)
+}
+
+/// How many claims of one kind the new users make: the maps' capacity, so that a first sync builds them
+/// without growing. (Existing users introduce keys only where they change, which few do.)
+fn claim_capacity(
+    holders: &Holders<'_>,
+    fates: &[Option<EntryFate>],
+    per_entry: impl Fn(&ValidEntry) -> usize,
+) -> usize {
+    fates
+        .iter()
+        .zip(holders.valid)
+        .filter(|(f, _)| matches!(f, Some(EntryFate::Create)))
+        .map(|(_, e)| per_entry(e))
+        .sum()
+}
+
+/// The names and their skeletons that the plan introduces.
+fn introduced_names<'k>(
+    holders: &Holders<'k>,
+    targets: &[Option<usize>],
+    fates: &[Option<EntryFate>],
+) -> (Claims<'k>, Claims<'k>) {
+    let current: &'k Current<'k> = holders.current;
+    let mut names: Claims<'k> = fast_map(claim_capacity(holders, fates, |_| 1));
+    let mut looks: Claims<'k> = fast_map(holders.skeletons.introduced);
+    let (users, entries) = claimants(holders, targets, fates);
+    for (u, e, me) in users {
+        if current.name_key(u) == Some(e.name_key()) {
             continue;
         }
-        let Some(e) = holders.valid.get(i) else {
-            continue;
-        };
-        let me = Claim {
-            who: Claimant::Entry(i),
-            introduced: true,
-            non_ascii: false,
-        };
-        claims.names.entry(e.name_key()).or_default().push(me);
-        if let Some(s) = holders.entry_skeleton(i) {
-            claims.looks.entry(s).or_default().push(Claim {
+        names.entry(e.name_key()).or_default().push(me);
+        if let Some(s) = targets
+            .get(u)
+            .copied()
+            .flatten()
+            .and_then(|i| holders.entry_skeleton(i))
+        {
+            looks.entry(s).or_default().push(Claim {
                 non_ascii: !e.name_key().is_ascii(),
                 ..me
             });
         }
-        for a in e.email_keys() {
-            claims.addresses.entry(a).or_default().push(me);
+    }
+    for (i, e, me) in entries {
+        names.entry(e.name_key()).or_default().push(me);
+        if let Some(s) = holders.entry_skeleton(i) {
+            looks.entry(s).or_default().push(Claim {
+                non_ascii: !e.name_key().is_ascii(),
+                ..me
+            });
         }
     }
-    claims
+    (names, looks)
+}
+
+/// The addresses that the plan introduces.
+fn introduced_addresses<'k>(
+    holders: &Holders<'k>,
+    targets: &[Option<usize>],
+    fates: &[Option<EntryFate>],
+) -> Claims<'k> {
+    let current: &'k Current<'k> = holders.current;
+    let mut addresses: Claims<'k> = fast_map(claim_capacity(holders, fates, |e| {
+        e.emails.as_ref().map_or(0, Vec::len)
+    }));
+    let (users, entries) = claimants(holders, targets, fates);
+    for (u, e, me) in users {
+        if e.emails.is_some() {
+            for a in e.email_keys() {
+                if !current.email_keys(u).any(|k| k == a) {
+                    addresses.entry(a).or_default().push(me);
+                }
+            }
+        }
+    }
+    for (_, e, me) in entries {
+        for a in e.email_keys() {
+            addresses.entry(a).or_default().push(me);
+        }
+    }
+    addresses
 }
 
 /// Adds the current holder of each introduced key, if the plan leaves the key with them.
@@ -783,6 +861,7 @@ mod tests {
             links: &links,
             deleted: &deleted,
             skeletons: &skeletons,
+            two_threads_from: usize::MAX,
         };
         withdraw_conflicts(&holders, &mut targets, &mut matching.fates, &mut report);
         (matching.fates, targets, report)

@@ -1,6 +1,6 @@
 // The Store implementation, written once for both backends. `sqlite.rs` and `postgres.rs` each include
-// this file after defining `Db`, `ThisStore` (with a `pool` field), `BACKEND`, `apply_connection` and
-// `finish_apply_connection`, and
+// this file after defining `Db`, `ThisStore` (with a `pool` field), `BACKEND`, `apply_connection`,
+// `finish_apply_connection` and `before_close`, and
 // importing `Result` and `StoreError`. Placeholders are `$1..$n` numbered in order of first appearance,
 // which both SQLite and PostgreSQL read the same way.
 //
@@ -50,6 +50,7 @@ impl Store for ThisStore {
     }
 
     async fn close(&self) {
+        before_close(self).await;
         self.pool.close().await;
     }
 

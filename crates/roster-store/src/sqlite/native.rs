@@ -102,12 +102,67 @@ pub(super) async fn apply_plan(
         let started = Instant::now();
         tx.commit()?;
         logged("COMMIT", 0, started);
-        Ok(applied)
+        Ok::<_, StoreError>(applied)
     };
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+    let applied = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(apply),
         // A current-thread runtime (tests, tools) can't hand its tasks over: it waits for the apply.
         _ => apply(),
+    }?;
+    checkpoint_in_background(store);
+    Ok(applied)
+}
+
+/// Copies what the apply committed from the WAL into the database file, on a blocking thread that nobody
+/// waits for but [`Store::close`](crate::Store::close).
+///
+/// Why not at the commit, as SQLite would (`wal_autocheckpoint`, which the apply's connection turns off):
+/// a first sync of 100,000 users commits about 60 MB of pages, and the checkpoint that SQLite runs inside
+/// that commit (sync the WAL, copy every page into the file, sync the file) took about as long as writing
+/// them, with the run waiting for it. The committed run needs none of it: readers find its pages in the
+/// WAL. Here it overlaps with what follows the apply (the CLI prints the report meanwhile). A checkpoint
+/// that fails is left to the next one (SQLite's, at any other connection's commit once the WAL is over
+/// 1000 pages, or at the last connection's close): nothing is lost, the WAL only stays longer.
+fn checkpoint_in_background(store: &SqliteStore) {
+    let path = store.path.clone();
+    let span = tracing::Span::current();
+    let handle = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let started = Instant::now();
+        let done = open(&path, Use::Checkpoint).and_then(|conn| {
+            // Its row: busy (0 or 1), the WAL's pages, the pages copied.
+            conn.query_row(CHECKPOINT, [], |r| r.get::<_, i64>(2))
+                .map_err(StoreError::from)
+        });
+        match done {
+            Ok(copied) => logged(CHECKPOINT, usize::try_from(copied).unwrap_or(0), started),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "the checkpoint after the apply failed; SQLite's next one will do it"
+            ),
+        }
+    });
+    store
+        .pending_checkpoints
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(handle);
+}
+
+const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
+/// `Store::close`'s part on SQLite: waits for the checkpoints the applies started.
+pub(super) async fn finish_checkpoints(store: &SqliteStore) {
+    let pending = std::mem::take(
+        &mut *store
+            .pending_checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for handle in pending {
+        if let Err(e) = handle.await {
+            tracing::warn!(error = %e, "the checkpoint after the apply stopped");
+        }
     }
 }
 
@@ -127,6 +182,8 @@ async fn on_blocking_thread<T: Send + 'static>(
 enum Use {
     Read,
     Apply,
+    /// `checkpoint_in_background`'s.
+    Checkpoint,
 }
 
 /// A connection of its own to the store's file (which `SqliteStore::open` created and migrated), with the
@@ -147,7 +204,10 @@ fn open(path: &Path, purpose: Use) -> Result<Connection> {
             conn.pragma_update(None, "foreign_keys", false)?;
             conn.pragma_update(None, "cache_size", APPLY_CACHE_SIZE)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
+            // `checkpoint_in_background` does it after the commit, off the run's path.
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
+        Use::Checkpoint => {}
     }
     Ok(conn)
 }
@@ -611,11 +671,45 @@ fn create_users(
     let n = i64::try_from(changes.create.len()).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let first = alloc_ids(tx, "next_user_id", n)?;
     let after = first + n;
-    let started = Instant::now();
     let keyed = crate::sync::new_users_in_key_order(&changes.create);
+    // The address rows (each address keyed, all of them sorted by key) need nothing from the database but
+    // the ids: another thread makes them while this one writes the users, their privileges and folders
+    // (the store has one writer; after the read, the machine has a core to spare). At 100,000 users that
+    // took the addresses' part of the apply from 0.14 s to 0.10 s and cost the users' part 0.01 s.
+    std::thread::scope(|scope| {
+        let address_rows = scope.spawn(|| {
+            crate::sync::addresses_in_key_order(
+                (first..)
+                    .zip(&keyed)
+                    .map(|(id, (_, u))| (id, u.emails.as_slice())),
+            )
+        });
+        let written = insert_new_users(tx, &keyed, first, after, defaults, now);
+        let rows = address_rows
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        written?;
+        let started = Instant::now();
+        insert_emails(tx, &rows)?;
+        logged(INSERT_EMAIL, rows.len(), started);
+        Ok(())
+    })
+}
+
+/// The new users' rows, with the ids `first..after` in the order of `keyed`, and the rows derived from
+/// them: default privileges, own folders and access to them.
+fn insert_new_users(
+    tx: &Transaction<'_>,
+    keyed: &[(String, &roster_core::plan::NewUser)],
+    first: i64,
+    after: i64,
+    defaults: &DefaultPrivileges,
+    now: Timestamp,
+) -> Result<()> {
+    let started = Instant::now();
     {
         let mut stmt = tx.prepare_cached(INSERT_USER)?;
-        for (id, (key, u)) in (first..).zip(&keyed) {
+        for (id, (key, u)) in (first..).zip(keyed) {
             let skeleton = roster_core::names::stored_skeleton(key);
             stmt.execute(params![
                 id,
@@ -630,7 +724,7 @@ fn create_users(
             ])?;
         }
     }
-    logged(INSERT_USER, changes.create.len(), started);
+    logged(INSERT_USER, keyed.len(), started);
     // The new users hold the ids first..after (the counter was moved past them in this transaction):
     // their privileges, own folders and access to them are derived from those rows by the database.
     for p in &defaults.privileges {
@@ -640,7 +734,7 @@ fn create_users(
             params![p.as_str(), first, after],
         )?;
     }
-    let folder_first = alloc_ids(tx, "next_folder_id", n)?;
+    let folder_first = alloc_ids(tx, "next_folder_id", after - first)?;
     timed_execute(
         tx,
         "INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
@@ -663,15 +757,6 @@ fn create_users(
             ],
         )?;
     }
-    let started = Instant::now();
-    let rows = crate::sync::addresses_in_key_order(
-        (first..)
-            .zip(&keyed)
-            .map(|(id, (_, u))| (id, u.emails.as_slice())),
-    );
-    drop(keyed);
-    insert_emails(tx, &rows)?;
-    logged(INSERT_EMAIL, rows.len(), started);
     Ok(())
 }
 
