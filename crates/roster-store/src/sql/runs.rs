@@ -2,7 +2,7 @@
 // it with its report, and reading runs and their report lines a page at a time. Included by `store.rs`.
 
 /// A run's report lines are stored this many to a row of `sync_run_line_chunks`, as one JSON array of
-/// `[user, action, reason, dn or null]` arrays: one row per line made a first sync of 100,000 users write
+/// `[user, action, reason, dn or null]` arrays (compressed: `encode_lines`): one row per line made a first sync of 100,000 users write
 /// 100,000 rows (11 MB). Line n of a run is line n % LINES_PER_CHUNK of chunk n / LINES_PER_CHUNK, so a page
 /// reads only the chunks it overlaps. Migration 0002 chunks old runs by the same number: keep them in step.
 const LINES_PER_CHUNK: usize = 1000;
@@ -15,16 +15,41 @@ const CHUNKS_PER_INSERT: usize = 50;
 /// A report line as stored in a chunk: `[user, action, reason, dn or null]`.
 type StoredLine = (String, ReportAction, String, Option<String>);
 
-fn encode_lines(lines: &[ReportLine]) -> Result<String> {
+/// A chunk's lines as stored since migration 0012 (SQLite) / 0013 (PostgreSQL): their JSON array,
+/// compressed with LZ4 (block format, the uncompressed size in front), in `packed`; `lines` stays empty.
+fn encode_lines(lines: &[ReportLine]) -> Result<Vec<u8>> {
     let stored: Vec<(&str, &str, &str, Option<&str>)> = lines
         .iter()
         .map(|l| (l.user.as_str(), l.action.as_str(), l.reason.as_ref(), l.dn.as_deref()))
         .collect();
-    serde_json::to_string(&stored).map_err(|e| StoreError::Invalid(e.to_string()))
+    let json = serde_json::to_vec(&stored).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(lz4_flex::compress_prepend_size(&json))
 }
 
-fn decode_lines(json: &str) -> Result<Vec<ReportLine>> {
-    let stored: Vec<StoredLine> = serde_json::from_str(json)
+/// The most a chunk's lines may take uncompressed: 1000 lines of a few KB each at the very most. A larger
+/// size in front of a packed chunk means the row is damaged, and is refused before anything is allocated.
+const MAX_CHUNK_JSON: usize = 64 << 20;
+
+/// A chunk's lines from its row: `packed` when it is set, else the JSON in `lines` (chunks written before
+/// migration 0012 / 0013).
+fn decode_lines(lines: &str, packed: Option<&[u8]>) -> Result<Vec<ReportLine>> {
+    let unpacked;
+    let json: &[u8] = match packed {
+        None => lines.as_bytes(),
+        Some(packed) => {
+            let damaged = |what: String| StoreError::Invalid(format!("a run's report lines: {what}"));
+            let size = packed
+                .first_chunk::<4>()
+                .map(|b| u32::from_le_bytes(*b) as usize)
+                .ok_or_else(|| damaged("the compressed chunk is shorter than its size".into()))?;
+            if size > MAX_CHUNK_JSON {
+                return Err(damaged(format!("the compressed chunk says it holds {size} bytes")));
+            }
+            unpacked = lz4_flex::decompress_size_prepended(packed).map_err(|e| damaged(e.to_string()))?;
+            &unpacked
+        }
+    };
+    let stored: Vec<StoredLine> = serde_json::from_slice(json)
         .map_err(|e| StoreError::Invalid(format!("a run's report lines: {e}")))?;
     Ok(stored
         .into_iter()
@@ -264,9 +289,10 @@ async fn record_outcome(conn: &mut Conn, run_id: i64, outcome: &RunOutcome<'_>, 
                 Ok((*n, count, encode_lines(lines)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut q = QueryBuilder::<Db>::new("INSERT INTO sync_run_line_chunks (run_id, chunk, line_count, lines) ");
-        q.push_values(rows, |mut b, (n, count, json)| {
-            b.push_bind(run_id).push_bind(n).push_bind(count).push_bind(json);
+        let mut q =
+            QueryBuilder::<Db>::new("INSERT INTO sync_run_line_chunks (run_id, chunk, line_count, lines, packed) ");
+        q.push_values(rows, |mut b, (n, count, packed)| {
+            b.push_bind(run_id).push_bind(n).push_bind(count).push_bind("").push_bind(packed);
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -354,7 +380,8 @@ async fn run_lines(store: &ThisStore, id: i64, offset: i64, limit: i64) -> Resul
     }
     // Only the chunks that hold lines offset..end.
     let rows = sqlx::query::<Db>(
-        "SELECT chunk, lines FROM sync_run_line_chunks WHERE run_id = $1 AND chunk >= $2 AND chunk <= $3 ORDER BY chunk",
+        "SELECT chunk, lines, packed FROM sync_run_line_chunks WHERE run_id = $1 AND chunk >= $2 AND chunk <= $3 \
+         ORDER BY chunk",
     )
     .bind(id)
     .bind(offset / LINES_PER_CHUNK_I64)
@@ -365,7 +392,7 @@ async fn run_lines(store: &ThisStore, id: i64, offset: i64, limit: i64) -> Resul
     let mut items = Vec::with_capacity(wanted);
     for row in rows {
         let chunk: i64 = row.try_get("chunk")?;
-        let lines = decode_lines(&row.try_get::<String, _>("lines")?)?;
+        let lines = decode_lines(&row.try_get::<String, _>("lines")?, row.try_get::<Option<Vec<u8>>, _>("packed")?.as_deref())?;
         // The chunk starts at line chunk * LINES_PER_CHUNK; only the first chunk read starts before `offset`.
         let skip = usize::try_from(offset.saturating_sub(chunk.saturating_mul(LINES_PER_CHUNK_I64))).unwrap_or(0);
         let room = wanted.saturating_sub(items.len());

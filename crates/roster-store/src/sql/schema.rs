@@ -225,7 +225,7 @@ async fn check_invariants(store: &ThisStore) -> Result<Vec<String>> {
     // from 0 without gaps, every chunk but the last is full, and each holds the lines it says it does.
     {
         let mut rows = sqlx::query::<Db>(
-            "SELECT run_id, chunk, line_count, lines FROM sync_run_line_chunks ORDER BY run_id, chunk",
+            "SELECT run_id, chunk, line_count, lines, packed FROM sync_run_line_chunks ORDER BY run_id, chunk",
         )
         .fetch(&mut *conn);
         // (run, chunk, line count) of the chunk before.
@@ -249,7 +249,7 @@ async fn check_invariants(store: &ThisStore) -> Result<Vec<String>> {
             if !(1..=LINES_PER_CHUNK_I64).contains(&count) {
                 problems.push(format!("run #{run}: chunk {chunk} has a line count of {count}"));
             }
-            match decode_lines(&row.try_get::<String, _>("lines")?) {
+            match decode_lines(&row.try_get::<String, _>("lines")?, row.try_get::<Option<Vec<u8>>, _>("packed")?.as_deref()) {
                 Ok(lines) if i64::try_from(lines.len()).ok() == Some(count) => {}
                 Ok(lines) => problems.push(format!(
                     "run #{run}: chunk {chunk} says it holds {count} lines but holds {}",

@@ -759,6 +759,81 @@ async fn old_runs_keep_their_lines(backend: Backend, url: &str) {
 
 on_both_databases!(old_runs_keep_their_lines);
 
+/// A run's report lines are stored compressed (migration 0012 on SQLite, 0013 on PostgreSQL): `lines`
+/// empty, `packed` a fraction of the JSON. A damaged chunk is an error that says so, for the pages that
+/// read it only, and the consistency check names it.
+async fn report_lines_are_stored_compressed(backend: Backend, url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(backend, dir.path(), url).await;
+    let env = Env::with_store(store, dir).await;
+    let lines = made_up_lines(2500);
+    let run = finished_run(&env, &lines).await;
+    let json: usize = lines
+        .iter()
+        .map(|l| l.user.len() + l.reason.len() + l.dn.as_deref().map_or(4, str::len) + 20)
+        .sum();
+    const SIZES: &str = "SELECT CAST(COALESCE(SUM(length(lines)), 0) AS BIGINT), COUNT(packed), \
+         CAST(COALESCE(SUM(length(packed)), 0) AS BIGINT) FROM sync_run_line_chunks WHERE run_id = $1";
+    const DAMAGE: &str =
+        "UPDATE sync_run_line_chunks SET packed = $1 WHERE run_id = $2 AND chunk = 1";
+    // The size in front says 2 GB: refused before anything is allocated.
+    let damaged: Vec<u8> = vec![0x00, 0x00, 0x00, 0x80, 0x10, 0x41];
+    let (text, packed_chunks, packed_bytes): (i64, i64, i64) = match backend {
+        Backend::Sqlite => {
+            let pool = sqlx_pool(&env.dir.path().join("roster.db")).await;
+            let sizes = sqlx::query_as(SIZES)
+                .bind(run)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            sqlx::query(DAMAGE)
+                .bind(&damaged)
+                .bind(run)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            sizes
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            let sizes = sqlx::query_as(SIZES)
+                .bind(run)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            sqlx::query(DAMAGE)
+                .bind(&damaged)
+                .bind(run)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            sizes
+        }
+    };
+    assert_eq!((text, packed_chunks), (0, 3));
+    let packed_bytes = usize::try_from(packed_bytes).unwrap();
+    assert!(
+        packed_bytes * 4 < json,
+        "{packed_bytes} bytes packed for about {json} bytes of JSON"
+    );
+    // Chunk 0 and 2 still read; a page that needs chunk 1 fails, and says what is wrong.
+    assert_pages(&env, run, &lines, &[(0, 1000), (2000, 500)]).await;
+    let e = env.store.run_lines(run, 990, 20).await.unwrap_err();
+    assert_eq!(e.code(), "ST012-invalid-value", "{e}");
+    assert!(e.to_string().contains("report lines"), "{e}");
+    let problems = env.store.check_consistency().await.unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(&format!("run #{run}: chunk 1"))),
+        "{problems:#?}"
+    );
+}
+
+on_both_databases!(report_lines_are_stored_compressed);
+
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused_with_advice() {
     let env = Env::sqlite().await;
