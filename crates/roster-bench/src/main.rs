@@ -1084,7 +1084,11 @@ impl Phases {
         let statements: Vec<(f64, String)> = log
             .lines()
             .map(strip_ansi)
-            .filter(|l| l.contains("sqlx::query") || l.contains("roster_store::sqlite"))
+            .filter(|l| {
+                l.contains("sqlx::query")
+                    || l.contains("roster_store::sqlite")
+                    || l.contains("roster_store::postgres")
+            })
             .filter_map(|l| {
                 let (time, rest) = l.split_once(' ')?;
                 Some((rfc3339_seconds(time)?, rest.to_owned()))
@@ -1190,7 +1194,8 @@ fn rfc3339_seconds(text: &str) -> Option<f64> {
 
 /// The log filter of the run that is cut into phases: sqlx's statements, and the SQLite store's own
 /// synchronization paths (roster-store `sqlite/native.rs`), which log theirs under `roster_store::sqlite`.
-const STATEMENT_LOG: &str = "warn,sqlx::query=debug,roster_store::sqlite=debug";
+const STATEMENT_LOG: &str =
+    "warn,sqlx::query=debug,roster_store::sqlite=debug,roster_store::postgres=debug";
 
 /// The wall clock, to line up the child's log times with its start and exit (the workspace bans
 /// `SystemTime::now` in product code in favour of an injected clock; a benchmark has no clock to inject).
@@ -1641,7 +1646,7 @@ fn markdown_report(
         let _ = writeln!(
             md,
             "The full sync's SQL statements by total time (their logged `elapsed_secs`, summed; sqlx doesn't \
-             log a commit, the SQLite store's apply does, as `COMMIT`):\n"
+             log a commit, the SQLite store's apply does, as `COMMIT`; nor a `COPY`, PostgreSQL's apply does):\n"
         );
         let _ = writeln!(md, "| statement | count | total (s) |\n|:---|---:|---:|");
         for (summary, count, secs) in full.statements.iter().take(10) {
