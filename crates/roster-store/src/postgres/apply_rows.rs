@@ -60,7 +60,7 @@ async fn delete_users_rows(conn: &mut Conn, ids: &[i64], now: Timestamp) -> Resu
                 .await?;
             kept.extend(owners);
         }
-        for table in ["user_emails", "user_privileges", "folder_access", "sessions"] {
+        for table in ["user_emails", "folder_access", "sessions"] {
             sqlx::query::<Db>(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE user_id = ANY($1)")))
                 .bind(chunk)
                 .execute(&mut *conn)
@@ -154,12 +154,18 @@ async fn update_users_rows(conn: &mut Conn, updates: &[roster_core::plan::UserUp
     Ok(())
 }
 
-/// Inserts the plan's new users with the ids given (the apply derives their other rows from the ids).
-async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan::NewUser)], now: Timestamp) -> Result<()> {
+/// Inserts the plan's new users with the ids given, and these privileges (`encode_privileges`'s form);
+/// the apply derives their other rows from the ids.
+async fn insert_users_rows(
+    conn: &mut Conn,
+    with_ids: &[(i64, &roster_core::plan::NewUser)],
+    privileges: &str,
+    now: Timestamp,
+) -> Result<()> {
     let mut copy = CopyIn::begin(
         conn,
         "COPY users (id, name, name_key, name_skeleton, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, \
-         created_at, updated_at) FROM STDIN",
+         created_at, updated_at, privileges) FROM STDIN",
     )
     .await?;
     for (id, n) in with_ids {
@@ -177,6 +183,7 @@ async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan
         row.text_or_null(n.link.dn.as_deref());
         row.int(now.0);
         row.int(now.0);
+        row.text(privileges);
         copy.end_row().await?;
     }
     copy.finish().await?;
@@ -184,10 +191,11 @@ async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan
 }
 
 /// The rows derived from the new users `with_ids` (ids in order, as `insert_users_rows` wrote them): their
-/// default privileges, own folders (ids `folder_first..`, named after their users) and access to them,
-/// each table by `COPY`. Not `INSERT … SELECT` from the users' rows, as SQLite does: PostgreSQL inserts
-/// such rows one at a time, with a WAL record each, where `COPY` fills a page at a time (issue 26, item
-/// 6: the three statements were 0.78 s of a 1.9 s apply at 100,000 users).
+/// own folders (ids `folder_first..`, named after their users) and access to them, each table by `COPY`.
+/// Not `INSERT … SELECT` from the users' rows, as SQLite does: PostgreSQL inserts such rows one at a
+/// time, with a WAL record each, where `COPY` fills a page at a time (issue 26, item 6: with the
+/// privileges' rows, then a table of their own, the three statements were 0.78 s of a 1.9 s apply at
+/// 100,000 users).
 async fn insert_derived_rows(
     conn: &mut Conn,
     with_ids: &[(i64, &roster_core::plan::NewUser)],
@@ -197,18 +205,6 @@ async fn insert_derived_rows(
 ) -> Result<()> {
     if with_ids.is_empty() {
         return Ok(());
-    }
-    if !defaults.privileges.is_empty() {
-        let mut copy = CopyIn::begin(conn, "COPY user_privileges (user_id, privilege) FROM STDIN").await?;
-        for (id, _) in with_ids {
-            for p in &defaults.privileges {
-                let row = copy.row();
-                row.int(*id);
-                row.text(p.as_str());
-                copy.end_row().await?;
-            }
-        }
-        copy.finish().await?;
     }
     let mut copy =
         CopyIn::begin(conn, "COPY folders (id, name, owner_user_id, message_count, created_at) FROM STDIN").await?;

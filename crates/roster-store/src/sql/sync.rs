@@ -248,7 +248,7 @@ async fn apply_plan(
         let keyed = crate::sync::new_users_in_key_order(&changes.create);
         let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(keyed.iter().map(|(_, u)| *u)).collect();
         drop(keyed);
-        insert_users_rows(&mut tx, &with_ids, now).await?;
+        insert_users_rows(&mut tx, &with_ids, &encode_privileges(&defaults.privileges), now).await?;
         let folder_first = alloc_ids(&mut tx, "next_folder_id", with_ids.len()).await?;
         insert_derived_rows(&mut tx, &with_ids, folder_first, defaults, now).await?;
         let emails = crate::sync::addresses_in_key_order(with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())));

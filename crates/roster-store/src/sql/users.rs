@@ -4,7 +4,20 @@
 // for users (`load_users`, `insert_emails`, …). Included by `store.rs`.
 
 const USER_COLUMNS: &str =
-    "id, name, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at, departed_at";
+    "id, name, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at, departed_at, privileges";
+
+/// A user's privileges as `users.privileges` holds them (migration 0013 on SQLite, 0014 on PostgreSQL):
+/// their names sorted and separated by commas, '' for none.
+fn encode_privileges(privileges: &BTreeSet<Privilege>) -> String {
+    let mut names: Vec<&str> = privileges.iter().map(|p| p.as_str()).collect();
+    names.sort_unstable();
+    names.join(",")
+}
+
+fn decode_privileges(raw: &str) -> Result<BTreeSet<Privilege>> {
+    roster_core::privileges::parse_privilege_list(raw)
+        .map_err(|e| StoreError::Invalid(format!("a user's privileges {raw:?}: {e}")))
+}
 
 fn parse_auth(raw: &str) -> Result<AuthMethod> {
     AuthMethod::parse(raw).ok_or_else(|| StoreError::Invalid(format!("authentication method {raw:?}")))
@@ -36,7 +49,7 @@ fn user_from_row(row: &<Db as sqlx::Database>::Row) -> Result<User> {
         full_name: row.try_get("full_name")?,
         emails: Vec::new(),
         auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
-        privileges: BTreeSet::new(),
+        privileges: decode_privileges(&row.try_get::<String, _>("privileges")?)?,
         folders: Vec::new(),
         directory_id: link.as_ref().map(|l| l.id.clone()),
         directory: link,
@@ -80,18 +93,6 @@ async fn load_users(conn: &mut Conn, ids: &[i64]) -> Result<Vec<User>> {
             let uid: i64 = row.try_get("user_id")?;
             if let Some(u) = by_id.get_mut(&uid) {
                 u.emails.push(parse_email(&row.try_get::<String, _>("address")?)?);
-            }
-        }
-        let mut q = QueryBuilder::<Db>::new(
-            "SELECT user_id, privilege FROM user_privileges WHERE user_id IN (",
-        );
-        push_in_list(&mut q, chunk.iter().copied());
-        for row in q.build().fetch_all(&mut *conn).await? {
-            let uid: i64 = row.try_get("user_id")?;
-            let p = Privilege::parse(&row.try_get::<String, _>("privilege")?)
-                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            if let Some(u) = by_id.get_mut(&uid) {
-                u.privileges.insert(p);
             }
         }
         let mut q = QueryBuilder::<Db>::new(
@@ -186,18 +187,12 @@ fn duplicate_email(e: sqlx::Error) -> StoreError {
     }
 }
 
-async fn insert_privileges(conn: &mut Conn, rows: &[(i64, &BTreeSet<Privilege>)]) -> Result<()> {
-    let flat: Vec<(i64, Privilege)> = rows
-        .iter()
-        .flat_map(|(uid, ps)| ps.iter().map(move |p| (*uid, *p)))
-        .collect();
-    for chunk in flat.chunks(CHUNK) {
-        let mut q = QueryBuilder::<Db>::new("INSERT INTO user_privileges (user_id, privilege) ");
-        q.push_values(chunk, |mut b, (uid, p)| {
-            b.push_bind(*uid).push_bind(p.as_str());
-        });
-        q.build().execute(&mut *conn).await?;
-    }
+async fn set_privileges_row(conn: &mut Conn, id: i64, privileges: &BTreeSet<Privilege>) -> Result<()> {
+    sqlx::query::<Db>("UPDATE users SET privileges = $1 WHERE id = $2")
+        .bind(encode_privileges(privileges))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -285,7 +280,7 @@ async fn ensure_admin(store: &ThisStore, password_hash: &str, now: Timestamp) ->
     .execute(&mut *tx)
     .await?;
     let all: BTreeSet<Privilege> = Privilege::ALL.into_iter().collect();
-    insert_privileges(&mut tx, &[(id, &all)]).await?;
+    set_privileges_row(&mut tx, id, &all).await?;
     let rights: BTreeSet<FolderRight> = FolderRight::ALL.into_iter().collect();
     insert_own_folders(&mut tx, &[(id, admin.to_string())], &rights, now).await?;
     write_audit(&mut tx, &Actor("roster".into()), "user.create", admin.as_str(), "built-in administrator created", now).await?;
@@ -360,8 +355,7 @@ async fn credentials(store: &ThisStore, name: &UserName) -> Result<Option<Creden
     let mut conn = store.pool.acquire().await?;
     let row = sqlx::query::<Db>(
         "SELECT u.id, u.name, u.auth, u.password_hash, u.dir_source, u.dir_id, u.dir_dn, u.departed_at, \
-         EXISTS (SELECT 1 FROM user_privileges p WHERE p.user_id = u.id AND p.privilege = 'log_on') AS can_log_on \
-         FROM users u WHERE u.name_key = $1",
+         u.privileges FROM users u WHERE u.name_key = $1",
     )
     .bind(name.key())
     .fetch_optional(&mut *conn)
@@ -372,7 +366,7 @@ async fn credentials(store: &ThisStore, name: &UserName) -> Result<Option<Creden
         name: parse_name(&row.try_get::<String, _>("name")?)?,
         auth: parse_auth(&row.try_get::<String, _>("auth")?)?,
         password_hash: row.try_get("password_hash")?,
-        can_log_on: row.try_get("can_log_on")?,
+        can_log_on: decode_privileges(&row.try_get::<String, _>("privileges")?)?.contains(&Privilege::LogOn),
         link: link_from(row.try_get("dir_source")?, row.try_get("dir_id")?, row.try_get("dir_dn")?),
         departed: row.try_get::<Option<i64>, _>("departed_at")?.is_some(),
     }))
@@ -401,7 +395,7 @@ async fn create_user(store: &ThisStore, user: &NewUserRecord, actor: &Actor, now
     .execute(&mut *tx)
     .await?;
     insert_emails(&mut tx, &[(id, &user.emails)]).await?;
-    insert_privileges(&mut tx, &[(id, &user.privileges)]).await?;
+    set_privileges_row(&mut tx, id, &user.privileges).await?;
     insert_own_folders(&mut tx, &[(id, user.name.to_string())], &user.own_folder_rights, now).await?;
     let details = format!(
         "created by hand; authentication {}; privileges [{}]",
@@ -484,11 +478,7 @@ async fn set_privileges(
     if user.builtin_admin {
         return Err(StoreError::BuiltinAdmin("demoted: it always has every right"));
     }
-    sqlx::query::<Db>("DELETE FROM user_privileges WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    insert_privileges(&mut tx, &[(id, privileges)]).await?;
+    set_privileges_row(&mut tx, id, privileges).await?;
     let mut details = format!(
         "privileges [{}]",
         privileges.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")

@@ -44,7 +44,7 @@ async fn delete_users_rows(conn: &mut Conn, ids: &[i64], now: Timestamp) -> Resu
             q.build().execute(&mut *conn).await?;
             kept.extend(owners);
         }
-        for table in ["user_emails", "user_privileges", "folder_access", "sessions"] {
+        for table in ["user_emails", "folder_access", "sessions"] {
             let mut q = QueryBuilder::<Db>::new(format!("DELETE FROM {table} WHERE user_id IN ("));
             push_in_list(&mut q, chunk.iter().copied());
             q.build().execute(&mut *conn).await?;
@@ -97,11 +97,17 @@ async fn update_users_rows(conn: &mut Conn, updates: &[roster_core::plan::UserUp
     Ok(())
 }
 
-/// Inserts the plan's new users with the ids given (the apply derives their other rows from the ids).
-async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan::NewUser)], now: Timestamp) -> Result<()> {
+/// Inserts the plan's new users with the ids given, and these privileges (`encode_privileges`'s form);
+/// the apply derives their other rows from the ids.
+async fn insert_users_rows(
+    conn: &mut Conn,
+    with_ids: &[(i64, &roster_core::plan::NewUser)],
+    privileges: &str,
+    now: Timestamp,
+) -> Result<()> {
     for chunk in with_ids.chunks(CHUNK) {
         let mut q = QueryBuilder::<Db>::new(
-            "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at) ",
+            "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, builtin_admin, dir_source, dir_id, dir_dn, created_at, updated_at, privileges) ",
         );
         q.push_values(chunk, |mut b, (id, n)| {
             let key = n.name.key();
@@ -118,7 +124,8 @@ async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan
                 .push_bind(n.link.id.clone())
                 .push_bind(n.link.dn.clone())
                 .push_bind(now.0)
-                .push_bind(now.0);
+                .push_bind(now.0)
+                .push_bind(privileges.to_owned());
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -126,7 +133,7 @@ async fn insert_users_rows(conn: &mut Conn, with_ids: &[(i64, &roster_core::plan
 }
 
 /// The rows derived from the new users `with_ids` (ids first.. in order, as `insert_users_rows` wrote
-/// them): their default privileges, own folders (ids `folder_first..`) and access to them. The database
+/// them): their own folders (ids `folder_first..`) and access to them. The database
 /// derives them from the users' rows, without a bound value per row.
 async fn insert_derived_rows(
     conn: &mut Conn,
@@ -139,16 +146,6 @@ async fn insert_derived_rows(
         return Ok(());
     };
     let after = last + 1;
-    for p in &defaults.privileges {
-        sqlx::query::<Db>(
-            "INSERT INTO user_privileges (user_id, privilege) SELECT id, $1 FROM users WHERE id >= $2 AND id < $3",
-        )
-        .bind(p.as_str())
-        .bind(first)
-        .bind(after)
-        .execute(&mut *conn)
-        .await?;
-    }
     sqlx::query::<Db>(
         "INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
          SELECT id + $1, name, id, 0, $2 FROM users WHERE id >= $3 AND id < $4",

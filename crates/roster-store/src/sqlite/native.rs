@@ -644,12 +644,7 @@ fn delete_users(
             params![now.0],
         )?;
     }
-    for table in [
-        "user_emails",
-        "user_privileges",
-        "folder_access",
-        "sessions",
-    ] {
+    for table in ["user_emails", "folder_access", "sessions"] {
         timed_execute(
             tx,
             &format!("DELETE FROM {table} WHERE user_id IN (SELECT id FROM temp.departing)"),
@@ -714,8 +709,8 @@ fn update_users(tx: &Transaction<'_>, changes: &PlannedChanges, now: Timestamp) 
 }
 
 const INSERT_USER: &str = "INSERT INTO users (id, name, name_key, name_skeleton, full_name, auth, builtin_admin, \
-     dir_source, dir_id, dir_dn, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, 'directory', FALSE, ?6, ?7, ?8, ?9, ?9)";
+     dir_source, dir_id, dir_dn, created_at, updated_at, privileges) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'directory', FALSE, ?6, ?7, ?8, ?9, ?9, ?10)";
 
 /// New users, with their default privileges, own folders, access to them and addresses.
 fn create_users(
@@ -763,6 +758,7 @@ fn insert_new_users(
     now: Timestamp,
 ) -> Result<()> {
     let started = Instant::now();
+    let privileges = super::encode_privileges(&defaults.privileges);
     {
         let mut stmt = tx.prepare_cached(INSERT_USER)?;
         for (id, (key, u)) in (first..).zip(keyed) {
@@ -777,19 +773,13 @@ fn insert_new_users(
                 u.link.id,
                 u.link.dn,
                 now.0,
+                privileges,
             ])?;
         }
     }
     logged(INSERT_USER, keyed.len(), started);
     // The new users hold the ids first..after (the counter was moved past them in this transaction):
-    // their privileges, own folders and access to them are derived from those rows by the database.
-    for p in &defaults.privileges {
-        timed_execute(
-            tx,
-            "INSERT INTO user_privileges (user_id, privilege) SELECT id, ?1 FROM users WHERE id >= ?2 AND id < ?3",
-            params![p.as_str(), first, after],
-        )?;
-    }
+    // their own folders and access to them are derived from those rows by the database.
     let folder_first = alloc_ids(tx, "next_folder_id", after - first)?;
     timed_execute(
         tx,

@@ -522,7 +522,7 @@ fn db_check_names_what_is_wrong_with_a_broken_database() {
     sql(
         &data.join("roster.db"),
         &[
-            "INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on')",
+            "INSERT INTO user_emails (address_key, user_id, address, position) VALUES ('x@example.com', 4242, 'x@example.com', 0)",
             "DELETE FROM folders WHERE name = 'tom'",
         ],
     );
@@ -530,7 +530,7 @@ fn db_check_names_what_is_wrong_with_a_broken_database() {
     fails(&o, 1, "AP021-database-inconsistent");
     let out = stdout(&o);
     assert!(
-        out.contains("problem: user_privileges rows whose user_id refers to no users row: 4242"),
+        out.contains("problem: user_emails rows whose user_id refers to no users row: 4242"),
         "{out}"
     );
     // The folder's access rows are left referring to it.

@@ -834,6 +834,87 @@ async fn report_lines_are_stored_compressed(backend: Backend, url: &str) {
 
 on_both_databases!(report_lines_are_stored_compressed);
 
+/// Privileges stored a row each (before migration 0013 on SQLite, 0014 on PostgreSQL) move into their
+/// user's row, and read back the same; a user without any keeps none. Users created afterwards are
+/// written the new way, and a logon reads the new column.
+async fn privileges_move_into_the_users_row(backend: Backend, url: &str) {
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../roster-store/migrations")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let migrator = sqlx::migrate::Migrator::new(migrations.as_path())
+        .await
+        .unwrap();
+    let before = match backend {
+        Backend::Sqlite => 12,
+        Backend::Postgres => 13,
+    };
+    let old = "INSERT INTO users (id, name, name_key, full_name, auth, builtin_admin, created_at, updated_at) \
+               VALUES (100, 'Old', 'old', 'Old Timer', 'local', FALSE, 0, 0), \
+                      (101, 'Bare', 'bare', 'No Rights', 'local', FALSE, 0, 0); \
+               INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
+               VALUES (100, 'Old', 100, 0, 0), (101, 'Bare', 101, 0, 0); \
+               INSERT INTO user_privileges (user_id, privilege) VALUES (100, 'log_on'), (100, 'archive_email'); \
+               UPDATE meta SET value = 102 WHERE key = 'next_user_id'; \
+               UPDATE meta SET value = 102 WHERE key = 'next_folder_id'";
+    let dir = tempfile::tempdir().unwrap();
+    match backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("roster.db"))
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+            migrator.run_to(before, &pool).await.unwrap();
+            sqlx::raw_sql(old).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            migrator.run_to(before, &pool).await.unwrap();
+            sqlx::raw_sql(old).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    let store = open_store(backend, dir.path(), url).await;
+    let env = Env::with_store(store, dir).await;
+    let old = env.store.get_user_by_id(100).await.unwrap().unwrap();
+    assert_eq!(
+        old.privileges,
+        [Privilege::LogOn, Privilege::ArchiveEmail]
+            .into_iter()
+            .collect()
+    );
+    let bare = env.store.get_user_by_id(101).await.unwrap().unwrap();
+    assert!(bare.privileges.is_empty(), "{:?}", bare.privileges);
+    let name = |n: &str| roster_core::UserName::parse(n).unwrap();
+    assert!(
+        env.store
+            .credentials(&name("old"))
+            .await
+            .unwrap()
+            .unwrap()
+            .can_log_on
+    );
+    assert!(
+        !env.store
+            .credentials(&name("bare"))
+            .await
+            .unwrap()
+            .unwrap()
+            .can_log_on
+    );
+    let admin = env.store.get_user(&name("admin")).await.unwrap().unwrap();
+    assert_eq!(admin.privileges.len(), Privilege::ALL.len());
+    env.check().await;
+}
+
+on_both_databases!(privileges_move_into_the_users_row);
+
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused_with_advice() {
     let env = Env::sqlite().await;
@@ -1224,7 +1305,7 @@ async fn the_consistency_check_finds_rows_that_refer_to_nothing() {
     )
     .await
     .unwrap();
-    sqlx::query("INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on')")
+    sqlx::query("INSERT INTO user_emails (address_key, user_id, address, position) VALUES ('x@example.com', 4242, 'x@example.com', 0)")
         .execute(&mut conn)
         .await
         .unwrap();
@@ -1232,7 +1313,7 @@ async fn the_consistency_check_finds_rows_that_refer_to_nothing() {
     let problems = env.store.check_consistency().await.unwrap();
     assert_eq!(
         problems,
-        ["user_privileges rows whose user_id refers to no users row: 4242"]
+        ["user_emails rows whose user_id refers to no users row: 4242"]
     );
 }
 
@@ -2083,14 +2164,12 @@ async fn postgres_checks_references_outside_the_apply() {
             assert_eq!(code.as_deref(), Some("23503"), "{sql}: {e}");
         }
     };
-    refused("INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on')".into())
-        .await;
     refused("INSERT INTO user_emails (address_key, user_id, address, position) VALUES ('x@x.com', 4242, 'x@x.com', 0)".into()).await;
     refused("INSERT INTO folders (id, name, owner_user_id, message_count, created_at) VALUES (4242, 'x', 4242, 0, 0)".into()).await;
     refused(format!("INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) VALUES ({ben}, 4242, TRUE, FALSE, FALSE)")).await;
     refused(format!("INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) VALUES (4242, {ann_folder}, TRUE, FALSE, FALSE)")).await;
     refused(format!(
-        "UPDATE user_privileges SET user_id = 4242 WHERE user_id = {ann}"
+        "UPDATE user_emails SET user_id = 4242 WHERE user_id = {ann}"
     ))
     .await;
     refused(format!(
@@ -2117,7 +2196,7 @@ async fn postgres_checks_references_outside_the_apply() {
                 .unwrap()
         }
     };
-    for table in ["user_emails", "user_privileges", "folder_access"] {
+    for table in ["user_emails", "folder_access"] {
         assert_eq!(
             count(format!(
                 "SELECT COUNT(*) FROM {table} WHERE user_id = {ann}"
@@ -2152,13 +2231,13 @@ async fn postgres_checks_references_outside_the_apply() {
 
     // The apply's transaction is left alone; a row that refers to nothing is then the consistency check's
     // to find.
-    sqlx::raw_sql("BEGIN; SET LOCAL roster.apply_plan = 'on'; INSERT INTO user_privileges (user_id, privilege) VALUES (4242, 'log_on'); COMMIT")
+    sqlx::raw_sql("BEGIN; SET LOCAL roster.apply_plan = 'on'; INSERT INTO user_emails (address_key, user_id, address, position) VALUES ('x@example.com', 4242, 'x@example.com', 0); COMMIT")
         .execute(&pool)
         .await
         .unwrap();
     assert_eq!(
         env.store.check_consistency().await.unwrap(),
-        ["user_privileges rows whose user_id refers to no users row: 4242"]
+        ["user_emails rows whose user_id refers to no users row: 4242"]
     );
     pool.close().await;
 }
