@@ -57,7 +57,22 @@ pub struct JemallocConf(*const std::ffi::c_char);
 #[allow(unsafe_code)]
 unsafe impl Sync for JemallocConf {}
 
+/// SQLite without its memory statistics (`SQLITE_CONFIG_MEMSTATUS`, on by default): with them, every
+/// allocation SQLite makes takes a process-wide mutex to count itself, and a sync's apply makes several per
+/// row (each bound text is copied). Nothing in Roster reads the statistics. `sqlite3_config` works only
+/// before SQLite initializes, so this runs first in `main`; if it didn't take (SQLite already in use), the
+/// statistics just stay on.
+#[allow(unsafe_code)]
+fn sqlite_without_memory_statistics() {
+    // SAFETY: called once, at the start of `main`, before any thread or SQLite connection exists: nothing
+    // else calls into SQLite at the same time. The option takes one `int`, passed as one.
+    let off: std::ffi::c_int = 0;
+    let rc = unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, off) };
+    debug_assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+}
+
 fn main() -> ExitCode {
+    sqlite_without_memory_statistics();
     // One rustls crypto provider for the whole process: two in one build make rustls panic at the first
     // handshake, and ldap3 asks for the process default.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
