@@ -190,55 +190,6 @@ async fn insert_users_rows(
     Ok(())
 }
 
-/// The rows derived from the new users `with_ids` (ids in order, as `insert_users_rows` wrote them): their
-/// own folders (ids `folder_first..`, named after their users) and access to them, each table by `COPY`.
-/// Not `INSERT … SELECT` from the users' rows, as SQLite does: PostgreSQL inserts such rows one at a
-/// time, with a WAL record each, where `COPY` fills a page at a time (issue 26, item 6: with the
-/// privileges' rows, then a table of their own, the three statements were 0.78 s of a 1.9 s apply at
-/// 100,000 users).
-async fn insert_derived_rows(
-    conn: &mut Conn,
-    with_ids: &[(i64, &roster_core::plan::NewUser)],
-    folder_first: i64,
-    defaults: &DefaultPrivileges,
-    now: Timestamp,
-) -> Result<()> {
-    if with_ids.is_empty() {
-        return Ok(());
-    }
-    let mut copy =
-        CopyIn::begin(conn, "COPY folders (id, name, owner_user_id, message_count, created_at) FROM STDIN").await?;
-    for (folder, (id, user)) in (folder_first..).zip(with_ids) {
-        let row = copy.row();
-        row.int(folder);
-        row.text(user.name.as_str());
-        row.int(*id);
-        row.int(0);
-        row.int(now.0);
-        copy.end_row().await?;
-    }
-    copy.finish().await?;
-    let rights = &defaults.own_folder;
-    if !rights.is_empty() {
-        let mut copy = CopyIn::begin(
-            conn,
-            "COPY folder_access (user_id, folder_id, can_read, can_write, can_delete) FROM STDIN",
-        )
-        .await?;
-        for (folder, (id, _)) in (folder_first..).zip(with_ids) {
-            let row = copy.row();
-            row.int(*id);
-            row.int(folder);
-            row.boolean(rights.contains(&FolderRight::Read));
-            row.boolean(rights.contains(&FolderRight::Write));
-            row.boolean(rights.contains(&FolderRight::Delete));
-            copy.end_row().await?;
-        }
-        copy.finish().await?;
-    }
-    Ok(())
-}
-
 /// Inserts these address rows (new and updated users' addresses).
 async fn insert_sync_emails(conn: &mut Conn, rows: &[crate::sync::AddressRow<'_>]) -> Result<()> {
     if rows.is_empty() {

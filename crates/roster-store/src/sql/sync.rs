@@ -2,7 +2,7 @@
 // version that tells whether it is stale, and `apply_plan`, which applies a plan in one transaction.
 // `delete_user_rows` is here because deleting departed users is the apply's main work; deleting a user by
 // hand (`users.rs`) uses it too. How the apply writes rows is the backend's (`delete_users_rows`,
-// `update_users_rows`, `insert_users_rows`, `insert_derived_rows`, `insert_sync_emails`, `mark_apply`): sqlite/apply_rows.rs and
+// `update_users_rows`, `insert_users_rows`, `insert_sync_emails`, `mark_apply`): sqlite/apply_rows.rs and
 // postgres/apply_rows.rs. Included by `store.rs`.
 
 /// Deletes a user: an own folder with messages stays without an owner, an empty one goes.
@@ -239,7 +239,7 @@ async fn apply_plan(
         q.build().execute(&mut *tx).await?;
     }
     // Renames go through a temporary key so that swaps (a -> b, b -> a) never collide. How the rows are
-    // written is the backend's (`update_users_rows`, `insert_users_rows`, `insert_derived_rows`, `insert_sync_emails`): SQLite's
+    // written is the backend's (`update_users_rows`, `insert_users_rows`, `insert_sync_emails`): SQLite's
     // statements run in process, PostgreSQL's are sent in bulk (postgres/apply_rows.rs).
     update_users_rows(&mut tx, &changes.update, now).await?;
     if !changes.create.is_empty() {
@@ -249,8 +249,37 @@ async fn apply_plan(
         let with_ids: Vec<(i64, &roster_core::plan::NewUser)> = (first..).zip(keyed.iter().map(|(_, u)| *u)).collect();
         drop(keyed);
         insert_users_rows(&mut tx, &with_ids, &encode_privileges(&defaults.privileges), now).await?;
+        // The new users hold the ids first.. (the counter was moved past them in this transaction):
+        // their own folders and access to them are derived from those rows by the database, without a
+        // bound value per row. (`COPY` of the same rows from here was measured too: no faster on
+        // PostgreSQL, BENCHMARKS.md, issue 26.)
+        let after = first + i64::try_from(with_ids.len()).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let folder_first = alloc_ids(&mut tx, "next_folder_id", with_ids.len()).await?;
-        insert_derived_rows(&mut tx, &with_ids, folder_first, defaults, now).await?;
+        sqlx::query::<Db>(
+            "INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
+             SELECT id + $1, name, id, 0, $2 FROM users WHERE id >= $3 AND id < $4",
+        )
+        .bind(folder_first - first)
+        .bind(now.0)
+        .bind(first)
+        .bind(after)
+        .execute(&mut *tx)
+        .await?;
+        let rights = &defaults.own_folder;
+        if !rights.is_empty() {
+            sqlx::query::<Db>(
+                "INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) \
+                 SELECT id, id + $1, $2, $3, $4 FROM users WHERE id >= $5 AND id < $6",
+            )
+            .bind(folder_first - first)
+            .bind(rights.contains(&FolderRight::Read))
+            .bind(rights.contains(&FolderRight::Write))
+            .bind(rights.contains(&FolderRight::Delete))
+            .bind(first)
+            .bind(after)
+            .execute(&mut *tx)
+            .await?;
+        }
         let emails = crate::sync::addresses_in_key_order(with_ids.iter().map(|(id, n)| (*id, n.emails.as_slice())));
         insert_sync_emails(&mut tx, &emails).await?;
     }

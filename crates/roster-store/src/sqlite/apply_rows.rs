@@ -132,48 +132,6 @@ async fn insert_users_rows(
     Ok(())
 }
 
-/// The rows derived from the new users `with_ids` (ids first.. in order, as `insert_users_rows` wrote
-/// them): their own folders (ids `folder_first..`) and access to them. The database
-/// derives them from the users' rows, without a bound value per row.
-async fn insert_derived_rows(
-    conn: &mut Conn,
-    with_ids: &[(i64, &roster_core::plan::NewUser)],
-    folder_first: i64,
-    defaults: &DefaultPrivileges,
-    now: Timestamp,
-) -> Result<()> {
-    let (Some(&(first, _)), Some(&(last, _))) = (with_ids.first(), with_ids.last()) else {
-        return Ok(());
-    };
-    let after = last + 1;
-    sqlx::query::<Db>(
-        "INSERT INTO folders (id, name, owner_user_id, message_count, created_at) \
-         SELECT id + $1, name, id, 0, $2 FROM users WHERE id >= $3 AND id < $4",
-    )
-    .bind(folder_first - first)
-    .bind(now.0)
-    .bind(first)
-    .bind(after)
-    .execute(&mut *conn)
-    .await?;
-    let rights = &defaults.own_folder;
-    if !rights.is_empty() {
-        sqlx::query::<Db>(
-            "INSERT INTO folder_access (user_id, folder_id, can_read, can_write, can_delete) \
-             SELECT id, id + $1, $2, $3, $4 FROM users WHERE id >= $5 AND id < $6",
-        )
-        .bind(folder_first - first)
-        .bind(rights.contains(&FolderRight::Read))
-        .bind(rights.contains(&FolderRight::Write))
-        .bind(rights.contains(&FolderRight::Delete))
-        .bind(first)
-        .bind(after)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Inserts these address rows (new and updated users' addresses).
 async fn insert_sync_emails(conn: &mut Conn, rows: &[crate::sync::AddressRow<'_>]) -> Result<()> {
     for chunk in rows.chunks(CHUNK) {
