@@ -142,11 +142,13 @@ fn checkpoint_in_background(store: &SqliteStore) {
             ),
         }
     });
-    store
+    let mut pending = store
         .pending_checkpoints
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(handle);
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // A server applies a run after run: only the checkpoints still going are kept for `close`.
+    pending.retain(|h| !h.is_finished());
+    pending.push(handle);
 }
 
 const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
