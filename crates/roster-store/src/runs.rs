@@ -198,6 +198,24 @@ pub struct RunRecord {
     pub read_state: Option<String>,
 }
 
+impl RunRecord {
+    /// The outcome an apply records with its commit: the run succeeded, with this record's report.
+    pub fn succeeded(&self) -> RunOutcome<'_> {
+        RunOutcome {
+            status: RunStatus::Succeeded,
+            entries_read: self.entries_read,
+            counts: Some(self.counts),
+            error: None,
+            error_code: None,
+            phase: RunPhase::Recording,
+            lines: &self.lines,
+            planned_deletions: None,
+            read_mode: self.read_mode,
+            read_state: self.read_state.as_deref(),
+        }
+    }
+}
+
 /// The scheduled sync's state (issue 20).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleState {

@@ -326,18 +326,7 @@ async fn apply_plan(
     record_outcome(
         &mut tx,
         run_id,
-        &RunOutcome {
-            status: RunStatus::Succeeded,
-            entries_read: record.entries_read,
-            counts: Some(record.counts),
-            error: None,
-            error_code: None,
-            phase: RunPhase::Recording,
-            lines: &record.lines,
-            planned_deletions: None,
-            read_mode: record.read_mode,
-            read_state: record.read_state.as_deref(),
-        },
+        &record.succeeded(),
         now,
     )
     .await?;

@@ -23,9 +23,7 @@ use super::{
     APPLY_CACHE_SIZE, BUSY_TIMEOUT, CURRENT_USERS, LINES_PER_CHUNK, SqliteStore,
     TOUCHED_KEYS_LIMIT, encode_lines, link_from, parse_auth, parse_email, parse_name,
 };
-use crate::{
-    Actor, AppliedPlan, Result, RunOutcome, RunPhase, RunRecord, RunStatus, Snapshot, StoreError,
-};
+use crate::{Actor, AppliedPlan, Result, RunOutcome, RunRecord, Snapshot, StoreError};
 use roster_core::plan::{
     CurrentUser, PlannedChanges, Touched, correct_report_for_folders_decided_at_apply,
 };
@@ -449,24 +447,7 @@ fn apply_in(
     } else {
         encode_chunks(&record.lines)?
     };
-    record_outcome(
-        tx,
-        run_id,
-        &RunOutcome {
-            status: RunStatus::Succeeded,
-            entries_read: record.entries_read,
-            counts: Some(record.counts),
-            error: None,
-            error_code: None,
-            phase: RunPhase::Recording,
-            lines: &record.lines,
-            planned_deletions: None,
-            read_mode: record.read_mode,
-            read_state: record.read_state.as_deref(),
-        },
-        &chunks,
-        now,
-    )?;
+    record_outcome(tx, run_id, &record.succeeded(), &chunks, now)?;
     Ok(applied)
 }
 
